@@ -1,0 +1,23 @@
+//! Map names shared by both sides. The kernel side names its `#[map] static`s exactly so
+//! (aya's macro takes the identifier as the name); names stay within the kernel's 15 bytes.
+
+/// `Array<NetRule>`, one entry.
+pub const NET_CFG: &str = "CHAOS_NET_CFG";
+/// `PerCpuArray<u64>` of `STAT_LEN` counters for the TC classifier.
+pub const NET_STATS: &str = "CHAOS_NET_STATS";
+/// `Array<SockRule>`, one entry.
+pub const SOCK_CFG: &str = "CHAOS_SOCK_CFG";
+/// `PerCpuArray<u64>` of `STAT_LEN` counters for the sock_addr programs.
+pub const SOCK_STATS: &str = "CHAOS_SOCK_STAT";
+
+/// Program names (function names in chaos-ebpf).
+pub const PROG_TC: &str = "chaos_tc";
+pub const PROG_CONNECT4: &str = "chaos_connect4";
+pub const PROG_CONNECT6: &str = "chaos_connect6";
+
+const _: () = {
+    assert!(NET_CFG.len() <= 15);
+    assert!(NET_STATS.len() <= 15);
+    assert!(SOCK_CFG.len() <= 15);
+    assert!(SOCK_STATS.len() <= 15);
+};

@@ -1,0 +1,130 @@
+//! Packet faults at TC (TCX link or cls_bpf): parse, match the rule, roll the dice, act.
+
+use aya_ebpf::{
+    bindings::{__sk_buff, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, generated::bpf_skb_ancestor_cgroup_id},
+    macros::{classifier, map},
+    maps::{Array, PerCpuArray},
+    programs::TcContext,
+};
+use chaos_common::{
+    ACTION_DROP, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_INJECTED,
+    STAT_LEN, STAT_MATCHED,
+    filter::{FAMILY_V4, FAMILY_V6},
+    roll,
+};
+
+use crate::stats::bump;
+
+#[map]
+static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(1, 0);
+#[map]
+static CHAOS_NET_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_LEN, 0);
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+
+/// "No verdict": let the next program (TCX) or filter (cls_bpf) decide.
+const PASS: i32 = TC_ACT_UNSPEC;
+
+#[classifier]
+pub fn chaos_tc(ctx: TcContext) -> i32 {
+    try_chaos_tc(&ctx).unwrap_or(PASS)
+}
+
+/// The fields of a packet that rules match on.
+struct Flow {
+    family: u8,
+    protocol: u8,
+    src: [u32; 4],
+    dst: [u32; 4],
+    sport: u16,
+    dport: u16,
+}
+
+fn try_chaos_tc(ctx: &TcContext) -> Option<i32> {
+    let rule = CHAOS_NET_CFG.get(0)?;
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    if unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns {
+        return None;
+    }
+    let flow = parse(ctx)?;
+    if !matches(ctx, rule, &flow) {
+        return None;
+    }
+    bump(&CHAOS_NET_STATS, STAT_MATCHED);
+    // SAFETY: bpf_get_prandom_u32 has no preconditions.
+    if !roll(rule.threshold, unsafe { bpf_get_prandom_u32() }) {
+        return None;
+    }
+    bump(&CHAOS_NET_STATS, STAT_INJECTED);
+    match rule.action {
+        ACTION_DROP => Some(TC_ACT_SHOT),
+        _ => None,
+    }
+}
+
+fn parse(ctx: &TcContext) -> Option<Flow> {
+    let ethertype = u16::from_be(ctx.load::<u16>(12).ok()?);
+    let (family, protocol, src, dst, l4) = match ethertype {
+        ETH_P_IP => {
+            let vihl: u8 = ctx.load(ETH_HLEN).ok()?;
+            let protocol: u8 = ctx.load(ETH_HLEN + 9).ok()?;
+            let src: u32 = ctx.load(ETH_HLEN + 12).ok()?;
+            let dst: u32 = ctx.load(ETH_HLEN + 16).ok()?;
+            let l4 = ETH_HLEN + ((vihl & 0x0f) as usize) * 4;
+            (FAMILY_V4, protocol, [src, 0, 0, 0], [dst, 0, 0, 0], l4)
+        }
+        ETH_P_IPV6 => {
+            // Extension headers are not walked: such packets match on addresses only.
+            let protocol: u8 = ctx.load(ETH_HLEN + 6).ok()?;
+            let src: [u32; 4] = ctx.load(ETH_HLEN + 8).ok()?;
+            let dst: [u32; 4] = ctx.load(ETH_HLEN + 24).ok()?;
+            (FAMILY_V6, protocol, src, dst, ETH_HLEN + 40)
+        }
+        _ => return None,
+    };
+    let (sport, dport) = if protocol == PROTO_TCP || protocol == PROTO_UDP {
+        let ports: u32 = ctx.load(l4).ok()?;
+        let ports = u32::from_be(ports);
+        ((ports >> 16) as u16, ports as u16)
+    } else {
+        (0, 0)
+    };
+    Some(Flow {
+        family,
+        protocol,
+        src,
+        dst,
+        sport,
+        dport,
+    })
+}
+
+fn matches(ctx: &TcContext, rule: &NetRule, flow: &Flow) -> bool {
+    let proto_ok = match rule.protocol {
+        PROTO_ANY => true,
+        PROTO_ICMP => flow.protocol == PROTO_ICMP || flow.protocol == PROTO_ICMPV6,
+        p => flow.protocol == p,
+    };
+    let has_ports = flow.protocol == PROTO_TCP || flow.protocol == PROTO_UDP;
+    let ports_ok = (rule.sport.is_any() || (has_ports && rule.sport.contains(flow.sport)))
+        && (rule.dport.is_any() || (has_ports && rule.dport.contains(flow.dport)));
+    proto_ok
+        && ports_ok
+        && rule.src.matches(flow.family, &flow.src)
+        && rule.dst.matches(flow.family, &flow.dst)
+        && in_cgroup(ctx, rule)
+}
+
+fn in_cgroup(ctx: &TcContext, rule: &NetRule) -> bool {
+    if rule.cgroup_id == 0 {
+        return true;
+    }
+    let skb: *mut __sk_buff = ctx.skb.skb;
+    // SAFETY: skb is the program's context pointer; the helper handles packets without a socket
+    // (it returns 0, which never equals a real cgroup id).
+    let id = unsafe { bpf_skb_ancestor_cgroup_id(skb.cast(), rule.cgroup_level as i32) };
+    id == rule.cgroup_id
+}

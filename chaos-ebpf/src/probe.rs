@@ -1,0 +1,31 @@
+//! Minimal programs that `chaos doctor` loads (never attaches for long) to learn what the running
+//! kernel accepts: BPF LSM, BPF trampolines, kprobes and bpf_override_return.
+
+use aya_ebpf::{
+    helpers::generated::bpf_override_return,
+    macros::{fentry, kprobe, lsm},
+    programs::{FEntryContext, LsmContext, ProbeContext},
+};
+
+#[lsm(hook = "file_open")]
+pub fn probe_lsm(_ctx: LsmContext) -> i32 {
+    0
+}
+
+#[fentry(function = "security_file_open")]
+pub fn probe_fentry(_ctx: FEntryContext) -> u32 {
+    0
+}
+
+#[kprobe]
+pub fn probe_kprobe(_ctx: ProbeContext) -> u32 {
+    0
+}
+
+/// The verifier refuses bpf_override_return unless the kernel has CONFIG_BPF_KPROBE_OVERRIDE.
+#[kprobe]
+pub fn probe_override(ctx: ProbeContext) -> u32 {
+    // SAFETY: the helper only records the override; this program is loaded, never attached.
+    unsafe { bpf_override_return(ctx.regs, 0) };
+    0
+}

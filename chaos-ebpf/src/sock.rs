@@ -1,0 +1,93 @@
+//! Socket-address faults (cgroup_sock_addr): fail connect() with a chosen errno.
+
+use aya_ebpf::{
+    bindings::bpf_sock_addr,
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, generated::bpf_set_retval},
+    macros::{cgroup_sock_addr, map},
+    maps::{Array, PerCpuArray},
+    programs::SockAddrContext,
+};
+use chaos_common::{
+    PROTO_ANY, STAT_INJECTED, STAT_LEN, STAT_MATCHED, SockRule,
+    filter::{FAMILY_V4, FAMILY_V6},
+    roll,
+};
+
+use crate::stats::bump;
+use core::ptr::read_volatile;
+
+#[map]
+static CHAOS_SOCK_CFG: Array<SockRule> = Array::with_max_entries(1, 0);
+#[map]
+static CHAOS_SOCK_STAT: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_LEN, 0);
+
+/// cgroup_sock_addr verdicts.
+const ALLOW: i32 = 1;
+const REJECT: i32 = 0;
+
+#[cgroup_sock_addr(connect4)]
+pub fn chaos_connect4(ctx: SockAddrContext) -> i32 {
+    let sa = ctx.sock_addr;
+    // The verifier only allows context loads at constant offsets from the unmodified context
+    // pointer, so every field is read on its own, volatile, where the program starts.
+    // SAFETY: sa is the context pointer, valid for the whole run.
+    let ip = unsafe { read_volatile(&raw const (*sa).user_ip4) };
+    decide(sa, FAMILY_V4, [ip, 0, 0, 0])
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn chaos_connect6(ctx: SockAddrContext) -> i32 {
+    let sa = ctx.sock_addr;
+    // SAFETY: as above.
+    let ip = unsafe {
+        [
+            read_volatile(&raw const (*sa).user_ip6[0]),
+            read_volatile(&raw const (*sa).user_ip6[1]),
+            read_volatile(&raw const (*sa).user_ip6[2]),
+            read_volatile(&raw const (*sa).user_ip6[3]),
+        ]
+    };
+    decide(sa, FAMILY_V6, ip)
+}
+
+#[inline(always)]
+fn decide(sa: *mut bpf_sock_addr, family: u8, addr: [u32; 4]) -> i32 {
+    // SAFETY: as above.
+    let (port, protocol) = unsafe {
+        (
+            read_volatile(&raw const (*sa).user_port),
+            read_volatile(&raw const (*sa).protocol),
+        )
+    };
+    // user_port holds the port in network byte order in its low 16 bits.
+    let port = u16::from_be(port as u16);
+    let Some(errno) = try_decide(family, &addr, port, protocol) else {
+        return ALLOW;
+    };
+    // SAFETY: bpf_set_retval only sets the value the syscall returns once we reject.
+    if unsafe { bpf_set_retval(-(errno as i32)) } != 0 {
+        // Without a settable return value the caller would get EPERM, not the asked-for errno.
+        return ALLOW;
+    }
+    REJECT
+}
+
+#[inline(always)]
+fn try_decide(family: u8, addr: &[u32; 4], port: u16, protocol: u32) -> Option<u32> {
+    let rule = CHAOS_SOCK_CFG.get(0)?;
+    // SAFETY: no preconditions.
+    if unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns {
+        return None;
+    }
+    let proto_ok = rule.protocol == PROTO_ANY || rule.protocol as u32 == protocol;
+    if !(proto_ok && rule.dst.matches(family, addr) && rule.dport.contains(port)) {
+        return None;
+    }
+    bump(&CHAOS_SOCK_STAT, STAT_MATCHED);
+    // SAFETY: no preconditions.
+    if !roll(rule.threshold, unsafe { bpf_get_prandom_u32() }) {
+        return None;
+    }
+    bump(&CHAOS_SOCK_STAT, STAT_INJECTED);
+    Some(rule.errno)
+}

@@ -1,0 +1,81 @@
+//! `chaos`: kernel-level fault injection with eBPF. See `chaos --help`.
+
+mod common;
+mod demo;
+mod doctor;
+mod net;
+mod syscall;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Inject faults from inside the Linux kernel with eBPF: packet drops on an interface, failing
+/// syscalls in a cgroup. Every fault has a duration, is enforced in the kernel, and is detached
+/// when it ends or when chaos exits (TCX and cgroup links vanish with the process, even on
+/// SIGKILL).
+#[derive(Debug, Parser)]
+#[command(name = "chaos", version, propagate_version = true)]
+pub struct Cli {
+    /// Machine-readable output: one JSON object per line.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Packet faults on a network interface (TC classifier).
+    #[command(subcommand)]
+    Net(net::NetCommand),
+    /// Make syscalls of processes in a cgroup fail with a chosen errno.
+    #[command(subcommand)]
+    Syscall(syscall::SyscallCommand),
+    /// Show what this kernel supports and which faults are available here.
+    Doctor(doctor::DoctorArgs),
+    /// Build a sandbox, break it, show what the workload saw, and clean it all up.
+    Demo(demo::DemoArgs),
+    #[command(hide = true, name = "demo-client")]
+    DemoClient(demo::ClientArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return common::clap_exit(e),
+    };
+    common::init_logging();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return common::fail(&chaos::Error::io("starting the runtime", e)),
+    };
+    let json = cli.json;
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Net(cmd) => net::run(cmd, json).await,
+            Command::Syscall(cmd) => syscall::run(cmd, json).await,
+            Command::Doctor(args) => doctor::run(args, json),
+            Command::Demo(args) => demo::run(args).await,
+            Command::DemoClient(args) => demo::client(args),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => common::fail(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

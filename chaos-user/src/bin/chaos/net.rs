@@ -1,0 +1,122 @@
+//! `chaos net ...`
+
+use crate::common::{self, Attached};
+use chaos::{
+    net::{Action, AttachMode, Direction, NetFault, NetSpec, Protocol},
+    session::{self, Stop},
+    target::Target,
+    units::Percent,
+};
+use clap::{Args, Subcommand};
+use std::{process::ExitCode, time::Instant};
+
+#[derive(Debug, Subcommand)]
+pub enum NetCommand {
+    /// Drop matching packets (in the kernel, before any qdisc).
+    ///
+    /// Example: chaos net drop --iface eth0 --percent 30 --protocol udp --dport 53 --duration 1m
+    Drop(NetArgs),
+}
+
+/// Where the classifier goes and which packets it matches.
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// Interface to attach to (in --netns if given).
+    #[arg(long, value_name = "IFACE")]
+    iface: String,
+    /// Network namespace of the interface: a name under /run/netns or a path like /proc/PID/ns/net.
+    #[arg(long, value_name = "NAME|PATH")]
+    netns: Option<String>,
+    /// Traffic direction at the interface. Default: ingress (silent "wire" loss), or egress when
+    /// --cgroup/--pid is given (packets are matched to their sender's cgroup).
+    #[arg(long, value_enum)]
+    direction: Option<Direction>,
+    /// Probability of faulting a matching packet, 0-100 (decimals allowed).
+    #[arg(long, value_name = "P", default_value = "100", value_parser = common::percent)]
+    percent: Percent,
+    /// Only this protocol.
+    #[arg(long, value_enum)]
+    protocol: Option<Protocol>,
+    /// Only packets to this address or CIDR (IPv4 or IPv6).
+    #[arg(long, value_name = "CIDR", value_parser = common::cidr)]
+    dst: Option<ipnet::IpNet>,
+    /// Only packets from this address or CIDR.
+    #[arg(long, value_name = "CIDR", value_parser = common::cidr)]
+    src: Option<ipnet::IpNet>,
+    /// Only this destination port or range N-M (TCP/UDP).
+    #[arg(long, value_name = "N", value_parser = common::ports)]
+    dport: Option<chaos_common::PortRange>,
+    /// Only this source port or range N-M (TCP/UDP).
+    #[arg(long, value_name = "N", value_parser = common::ports)]
+    sport: Option<chaos_common::PortRange>,
+    /// Only packets sent by processes in this cgroup v2 (or below it): a path absolute or
+    /// relative to the cgroup2 mount.
+    #[arg(long, value_name = "PATH", conflicts_with = "pid")]
+    cgroup: Option<String>,
+    /// Only packets sent by processes in the cgroup of this process.
+    #[arg(long, value_name = "PID")]
+    pid: Option<u32>,
+    /// How long the fault lasts (e.g. 500ms, 30s, 5m; at most 24h). Enforced in the kernel.
+    #[arg(long, value_name = "D", value_parser = common::duration)]
+    duration: std::time::Duration,
+    /// How to attach: TCX links (fd-owned, Linux >= 6.6) or clsact + cls_bpf (older kernels).
+    #[arg(long, value_enum, default_value = "auto")]
+    tc_attach: AttachMode,
+}
+
+impl NetArgs {
+    fn spec(self, action: Action) -> NetSpec {
+        let target = Target::from_args(self.cgroup, self.pid);
+        let direction = self.direction.unwrap_or(if target.is_some() {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        });
+        NetSpec {
+            action,
+            iface: self.iface,
+            netns: self.netns,
+            direction,
+            percent: self.percent,
+            protocol: self.protocol,
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            target,
+            duration: self.duration,
+            attach: self.tc_attach,
+        }
+    }
+}
+
+pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
+    let NetCommand::Drop(args) = cmd;
+    let spec = args.spec(Action::Drop);
+    let plan = spec.validate()?;
+    let mut stop = Stop::install()?;
+    let started = Instant::now();
+    let fault = NetFault::attach(&plan)?;
+    let ns = spec
+        .netns
+        .as_deref()
+        .map(|n| format!(" in netns {n}"))
+        .unwrap_or_default();
+    Attached {
+        event: "attached",
+        fault: "net drop",
+        detail: format!(
+            "dropping {} of matching packets on {}{ns} ({:?}, {:?})",
+            spec.percent,
+            spec.iface,
+            spec.direction,
+            fault.mode()
+        ),
+        program_ids: fault.program_ids(),
+        duration_ms: spec.duration.as_millis() as u64,
+    }
+    .print(json);
+    let summary = session::run(fault, "net drop".into(), started, spec.duration, &mut stop).await?;
+    common::print_summary(&summary, json);
+    Ok(ExitCode::SUCCESS)
+}

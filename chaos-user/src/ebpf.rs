@@ -1,0 +1,93 @@
+//! The kernel object (built from chaos-ebpf by build.rs and embedded) and the map plumbing shared
+//! by every fault family: load, write the one-entry config, read the per-CPU counters.
+
+use crate::error::{Error, Result};
+use aya::{
+    Ebpf, Pod,
+    maps::{Array, PerCpuArray},
+};
+use chaos_common::{STAT_INJECTED, STAT_MATCHED};
+use serde::Serialize;
+use std::time::Duration;
+
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos.bpf.o"));
+
+/// Loads the object: creates its maps; programs are loaded one by one by their users.
+pub fn load() -> Result<Ebpf> {
+    raise_memlock();
+    Ok(Ebpf::load(OBJECT)?)
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it.
+fn raise_memlock() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        tracing::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Writes entry 0 of a one-entry config array.
+pub fn set_config<V: Pod>(ebpf: &mut Ebpf, map: &'static str, value: V) -> Result<()> {
+    let mut cfg: Array<_, V> = ebpf
+        .map_mut(map)
+        .ok_or(Error::MapNotFound(map))?
+        .try_into()
+        .map_err(|e| Error::map(format!("opening {map}"), e))?;
+    cfg.set(0, value, 0)
+        .map_err(|e| Error::map(format!("writing {map}"), e))
+}
+
+/// What a fault's programs counted, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Packets or calls that matched every filter (before the probability roll).
+    pub matched: u64,
+    /// Of those, how many were faulted.
+    pub injected: u64,
+}
+
+pub fn counters(ebpf: &Ebpf, map: &'static str) -> Result<Counters> {
+    let stats: PerCpuArray<_, u64> = ebpf
+        .map(map)
+        .ok_or(Error::MapNotFound(map))?
+        .try_into()
+        .map_err(|e| Error::map(format!("opening {map}"), e))?;
+    let sum = |i: u32| -> Result<u64> {
+        let v = stats
+            .get(&i, 0)
+            .map_err(|e| Error::map(format!("reading {map}"), e))?;
+        Ok(v.iter().sum())
+    };
+    Ok(Counters {
+        matched: sum(STAT_MATCHED)?,
+        injected: sum(STAT_INJECTED)?,
+    })
+}
+
+/// CLOCK_MONOTONIC now, the clock bpf_ktime_get_ns() reads.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime with a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The in-kernel deadline for a fault that starts now and lasts `d`.
+pub fn deadline_after(d: Duration) -> u64 {
+    monotonic_ns().saturating_add(d.as_nanos() as u64)
+}
+
+/// Kernel id of a loaded program (for reports and for tests that check nothing is left).
+pub fn program_id(prog: &aya::programs::Program) -> Option<u32> {
+    prog.info().ok().map(|i| i.id())
+}

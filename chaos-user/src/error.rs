@@ -1,0 +1,79 @@
+//! Typed errors. `Input` is the user's to fix (exit status 2); `Unsupported` names a kernel
+//! feature that is missing and what would work instead; the rest are failures.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input: names the flag and the fix. Nothing has been attached.
+    #[error("{flag}: {message}")]
+    Input { flag: &'static str, message: String },
+
+    /// The running kernel lacks a mechanism.
+    #[error("this kernel lacks {feature}: {hint}")]
+    Unsupported { feature: &'static str, hint: String },
+
+    #[error("program {0} not found in the embedded eBPF object (build mismatch)")]
+    ProgramNotFound(&'static str),
+
+    #[error("map {0} not found in the embedded eBPF object (build mismatch)")]
+    MapNotFound(&'static str),
+
+    #[error("loading the eBPF object: {0}")]
+    Ebpf(#[from] aya::EbpfError),
+
+    #[error("{context}: {source}")]
+    Program {
+        context: String,
+        source: aya::programs::ProgramError,
+    },
+
+    #[error("{context}: {source}")]
+    Map {
+        context: String,
+        source: aya::maps::MapError,
+    },
+
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+}
+
+impl Error {
+    pub fn input(flag: &'static str, message: impl Into<String>) -> Self {
+        Self::Input {
+            flag,
+            message: message.into(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn program(context: impl Into<String>, source: aya::programs::ProgramError) -> Self {
+        Self::Program {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn map(context: impl Into<String>, source: aya::maps::MapError) -> Self {
+        Self::Map {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Process exit status for this error: 2 for bad input, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Input { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

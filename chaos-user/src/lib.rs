@@ -1,0 +1,19 @@
+//! chaos: kernel-level fault injection with eBPF.
+//!
+//! Each fault family validates its input into a plan (pure, testable without root), then
+//! attaches programs whose links are owned by the returned fault object: dropping it detaches.
+
+pub mod cgroup;
+pub mod cidr;
+pub mod doctor;
+pub mod ebpf;
+pub mod errno;
+pub mod error;
+pub mod net;
+pub mod netns;
+pub mod session;
+pub mod syscall;
+pub mod target;
+pub mod units;
+
+pub use error::{Error, Result};

@@ -1,0 +1,160 @@
+//! Packet faults at TC. `NetSpec` is what the user asked for; `validate` turns it into a
+//! `NetPlan` (checked against the system, nothing attached); `NetFault::attach` applies a plan.
+
+mod fault;
+mod tc;
+
+pub use fault::NetFault;
+pub use tc::AttachMode;
+
+use crate::{
+    cgroup::Cgroup,
+    cidr,
+    error::{Error, Result},
+    netns::{self, Netns},
+    target::Target,
+    units::Percent,
+};
+use chaos_common::{
+    ACTION_DROP, Cidr, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
+};
+use ipnet::IpNet;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Ingress,
+    Egress,
+    Both,
+}
+
+impl Direction {
+    pub fn hooks(self) -> &'static [Direction] {
+        match self {
+            Direction::Ingress => &[Direction::Ingress],
+            Direction::Egress => &[Direction::Egress],
+            Direction::Both => &[Direction::Ingress, Direction::Egress],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    /// ICMP and ICMPv6.
+    Icmp,
+}
+
+impl Protocol {
+    fn code(p: Option<Protocol>) -> u8 {
+        match p {
+            None => PROTO_ANY,
+            Some(Protocol::Tcp) => PROTO_TCP,
+            Some(Protocol::Udp) => PROTO_UDP,
+            Some(Protocol::Icmp) => PROTO_ICMP,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Drop,
+}
+
+/// A packet fault as asked for.
+#[derive(Debug, Clone)]
+pub struct NetSpec {
+    pub action: Action,
+    pub iface: String,
+    pub netns: Option<String>,
+    pub direction: Direction,
+    pub percent: Percent,
+    pub protocol: Option<Protocol>,
+    pub src: Option<IpNet>,
+    pub dst: Option<IpNet>,
+    pub sport: Option<PortRange>,
+    pub dport: Option<PortRange>,
+    pub target: Option<Target>,
+    pub duration: Duration,
+    pub attach: AttachMode,
+}
+
+/// A validated packet fault, ready to attach.
+#[derive(Debug)]
+pub struct NetPlan {
+    pub iface: String,
+    pub netns: Option<Netns>,
+    pub hooks: &'static [Direction],
+    pub cgroup: Option<Cgroup>,
+    /// The rule without its deadline, which is set at attach time.
+    pub rule: NetRule,
+    pub duration: Duration,
+    pub attach: AttachMode,
+}
+
+impl NetSpec {
+    /// Checks everything that can be checked before attaching; errors name the flag.
+    pub fn validate(&self) -> Result<NetPlan> {
+        let netns = self.netns.as_deref().map(Netns::resolve).transpose()?;
+        let found = netns::within(netns.as_ref(), || netns::ifindex(&self.iface))?;
+        if found.is_none() {
+            let list = match &self.netns {
+                Some(ns) => format!("`ip -n {ns} link`"),
+                None => "`ip link`".to_string(),
+            };
+            return Err(Error::input(
+                "--iface",
+                format!(
+                    "no interface '{}' in that network namespace; list them with {list}",
+                    self.iface
+                ),
+            ));
+        }
+        let has_ports = self.sport.is_some() || self.dport.is_some();
+        if has_ports && self.protocol == Some(Protocol::Icmp) {
+            return Err(Error::input(
+                "--sport/--dport",
+                "ICMP has no ports; drop the port filter or use --protocol tcp|udp",
+            ));
+        }
+        let cgroup = self.target.as_ref().map(Target::resolve).transpose()?;
+        if cgroup.is_some() && self.direction != Direction::Egress {
+            return Err(Error::input(
+                "--cgroup/--pid",
+                "packets arriving at TC ingress have no socket yet, so they cannot be matched \
+                 to a cgroup; use --direction egress (scope by sender), or drop --cgroup/--pid \
+                 and filter by --dst/--dport instead",
+            ));
+        }
+        let (cgroup_id, cgroup_level) = cgroup.as_ref().map_or((0, 0), |c| (c.id, c.level));
+        let cidr = |n: &Option<IpNet>| n.as_ref().map_or(Cidr::ANY, cidr::to_kernel);
+        let rule = NetRule {
+            deadline_ns: 0,
+            cgroup_id,
+            threshold: self.percent.threshold(),
+            src: cidr(&self.src),
+            dst: cidr(&self.dst),
+            sport: self.sport.unwrap_or(PortRange::ANY),
+            dport: self.dport.unwrap_or(PortRange::ANY),
+            cgroup_level,
+            protocol: Protocol::code(self.protocol),
+            action: match self.action {
+                Action::Drop => ACTION_DROP,
+            },
+            _pad: [0; 2],
+        };
+        Ok(NetPlan {
+            iface: self.iface.clone(),
+            netns,
+            hooks: self.direction.hooks(),
+            cgroup,
+            rule,
+            duration: self.duration,
+            attach: self.attach,
+        })
+    }
+}

@@ -1,0 +1,126 @@
+//! connect(2) faults: cgroup_sock_addr connect4/connect6 programs on the target cgroup (covering
+//! its descendants) return the chosen errno via bpf_set_retval. Links are fd-owned.
+
+use crate::{
+    cgroup::Cgroup,
+    cidr,
+    ebpf::{self, Counters},
+    error::{Error, Result},
+    target::Target,
+    units::Percent,
+};
+use aya::{
+    Ebpf,
+    programs::{CgroupAttachMode, CgroupSockAddr},
+};
+use chaos_common::{
+    Cidr, PROTO_ANY, PROTO_TCP, PROTO_UDP, PortRange, SockRule,
+    maps::{PROG_CONNECT4, PROG_CONNECT6, SOCK_CFG, SOCK_STATS},
+};
+use ipnet::IpNet;
+use std::{fs::File, time::Duration};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SockProtocol {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectSpec {
+    pub errno: i32,
+    pub dst: Option<IpNet>,
+    pub dport: Option<PortRange>,
+    pub protocol: Option<SockProtocol>,
+    pub percent: Percent,
+    pub target: Target,
+    pub duration: Duration,
+}
+
+#[derive(Debug)]
+pub struct ConnectPlan {
+    pub cgroup: Cgroup,
+    pub rule: SockRule,
+    pub duration: Duration,
+}
+
+impl ConnectSpec {
+    pub fn validate(&self) -> Result<ConnectPlan> {
+        let cgroup = self.target.resolve()?;
+        let rule = SockRule {
+            deadline_ns: 0,
+            threshold: self.percent.threshold(),
+            dst: self.dst.as_ref().map_or(Cidr::ANY, cidr::to_kernel),
+            dport: self.dport.unwrap_or(PortRange::ANY),
+            errno: self.errno as u32,
+            protocol: match self.protocol {
+                None => PROTO_ANY,
+                Some(SockProtocol::Tcp) => PROTO_TCP,
+                Some(SockProtocol::Udp) => PROTO_UDP,
+            },
+            _pad: [0; 3],
+        };
+        Ok(ConnectPlan {
+            cgroup,
+            rule,
+            duration: self.duration,
+        })
+    }
+}
+
+pub struct ConnectFault {
+    ebpf: Ebpf,
+    program_ids: Vec<u32>,
+}
+
+impl ConnectFault {
+    pub fn attach(plan: &ConnectPlan) -> Result<Self> {
+        let mut ebpf = ebpf::load()?;
+        let mut rule = plan.rule;
+        rule.deadline_ns = ebpf::deadline_after(plan.duration);
+        ebpf::set_config(&mut ebpf, SOCK_CFG, rule)?;
+        let cg = File::open(&plan.cgroup.path)
+            .map_err(|e| Error::io(format!("opening {}", plan.cgroup.path.display()), e))?;
+        let mut program_ids = Vec::new();
+        for name in [PROG_CONNECT4, PROG_CONNECT6] {
+            let prog: &mut CgroupSockAddr = ebpf
+                .program_mut(name)
+                .ok_or(Error::ProgramNotFound(name))?
+                .try_into()
+                .map_err(|e| Error::program("sock_addr type", e))?;
+            prog.load().map_err(|e| load_error(name, e))?;
+            // A cgroup *link* always coexists with others (the kernel attaches links as
+            // BPF_F_ALLOW_MULTI) and refuses explicit flags, so the mode must be Single (0).
+            prog.attach(&cg, CgroupAttachMode::Single).map_err(|e| {
+                Error::program(
+                    format!("attaching {name} to {}", plan.cgroup.path.display()),
+                    e,
+                )
+            })?;
+            program_ids.extend(ebpf.program(name).and_then(ebpf::program_id));
+        }
+        Ok(Self { ebpf, program_ids })
+    }
+
+    pub fn counters(&self) -> Result<Counters> {
+        ebpf::counters(&self.ebpf, SOCK_STATS)
+    }
+
+    pub fn program_ids(&self) -> Vec<u32> {
+        self.program_ids.clone()
+    }
+}
+
+/// A verifier rejection of bpf_set_retval means a kernel before 5.18.
+fn load_error(name: &str, e: aya::programs::ProgramError) -> Error {
+    let text = format!("{e:?}");
+    if text.contains("bpf_set_retval") || text.contains("unknown func") {
+        return Error::Unsupported {
+            feature: "bpf_set_retval in cgroup_sock_addr programs (Linux >= 5.18)",
+            hint: "without it a refused connect can only return EPERM; run on Linux 5.18 or later"
+                .into(),
+        };
+    }
+    Error::program(format!("loading {name}"), e)
+}

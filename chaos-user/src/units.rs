@@ -1,0 +1,127 @@
+//! Human units on the command line: durations (`500ms`, `30s`, `5m`), percentages (`30`, `12.5%`).
+
+use std::time::Duration;
+
+/// Longest accepted fault; longer needs to be split (and will need `--force` with guards).
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 500ms, 30s, 5m, 1h"))?;
+    if d.is_zero() {
+        return Err("a fault needs a positive duration, e.g. 30s".into());
+    }
+    if d > MAX_DURATION {
+        return Err(format!("'{s}' is longer than 24h; use at most 24h"));
+    }
+    Ok(d)
+}
+
+/// A probability in percent, 0 to 100, decimals allowed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percent(f64);
+
+impl Percent {
+    pub const ALL: Percent = Percent(100.0);
+
+    pub fn value(self) -> f64 {
+        self.0
+    }
+
+    /// The kernel-side threshold: inject when a uniform u32 is below it.
+    pub fn threshold(self) -> u64 {
+        if self.0 >= 100.0 {
+            chaos_common::THRESHOLD_ALWAYS
+        } else {
+            (self.0 / 100.0 * chaos_common::THRESHOLD_ALWAYS as f64).round() as u64
+        }
+    }
+}
+
+impl std::str::FromStr for Percent {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().trim_end_matches('%');
+        let v: f64 = t
+            .parse()
+            .map_err(|_| format!("'{s}' is not a number; use a percentage such as 30 or 12.5"))?;
+        if !(0.0..=100.0).contains(&v) || v.is_nan() {
+            return Err(format!("{s} is out of range; use a value from 0 to 100"));
+        }
+        Ok(Percent(v))
+    }
+}
+
+impl std::fmt::Display for Percent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}%", self.0)
+    }
+}
+
+/// A port or an inclusive range `N-M`.
+pub fn parse_ports(s: &str) -> Result<chaos_common::PortRange, String> {
+    let bad = || format!("'{s}' is not a port; use a number 1-65535 or a range such as 8000-8080");
+    let one = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(bad)
+    };
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (one(a)?, one(b)?),
+        None => (one(s)?, one(s)?),
+    };
+    if lo > hi {
+        return Err(format!(
+            "'{s}' is an empty range; write the lower port first"
+        ));
+    }
+    Ok(chaos_common::PortRange { lo, hi })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("0s").unwrap_err().contains("positive"));
+        assert!(parse_duration("25h").unwrap_err().contains("24h"));
+        assert!(parse_duration("soon").unwrap_err().contains("e.g. 500ms"));
+    }
+
+    #[test]
+    fn percents() {
+        assert_eq!("12.5".parse::<Percent>().map(Percent::value), Ok(12.5));
+        assert_eq!("30%".parse::<Percent>().map(Percent::value), Ok(30.0));
+        assert!("150".parse::<Percent>().unwrap_err().contains("0 to 100"));
+        assert!("-1".parse::<Percent>().is_err());
+        assert!("NaN".parse::<Percent>().is_err());
+        assert_eq!(Percent::ALL.threshold(), 1 << 32);
+        assert_eq!("0".parse::<Percent>().map(Percent::threshold), Ok(0));
+        assert_eq!("50".parse::<Percent>().map(Percent::threshold), Ok(1 << 31));
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(
+            parse_ports("80"),
+            Ok(chaos_common::PortRange { lo: 80, hi: 80 })
+        );
+        assert_eq!(
+            parse_ports("8000-8080"),
+            Ok(chaos_common::PortRange { lo: 8000, hi: 8080 })
+        );
+        assert!(parse_ports("0").is_err());
+        assert!(
+            parse_ports("90-80")
+                .unwrap_err()
+                .contains("lower port first")
+        );
+        assert!(parse_ports("70000").is_err());
+    }
+}
