@@ -1,1 +1,350 @@
-//! Placeholder replaced below.
+//! What the running kernel supports, learnt by trying (loading and briefly attaching tiny
+//! programs in a throwaway network namespace and cgroup), never from version numbers.
+
+use crate::{
+    cgroup, ebpf,
+    error::{Result, chain},
+};
+use aya::{
+    Btf, Ebpf,
+    programs::{
+        CgroupAttachMode, CgroupSockAddr, FEntry, KProbe, LinkOrder, Lsm, SchedClassifier,
+        TcAttachType,
+        tc::{self, NlOptions, TcAttachOptions},
+    },
+};
+use chaos_common::maps::{PROG_CONNECT4, PROG_TC};
+use serde::Serialize;
+use std::{fs, process::Command};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Feature {
+    pub name: &'static str,
+    pub available: bool,
+    /// How it was probed and what the kernel said.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultSupport {
+    pub fault: &'static str,
+    pub available: bool,
+    /// The mechanism used here, or why the fault is not available.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub kernel: String,
+    pub features: Vec<Feature>,
+    pub faults: Vec<FaultSupport>,
+}
+
+pub const TCX: &str = "tcx";
+pub const CLS_BPF: &str = "cls_bpf";
+pub const CGROUP_SOCK_ADDR: &str = "cgroup_sock_addr";
+pub const SET_RETVAL: &str = "bpf_set_retval";
+pub const BPF_LSM: &str = "bpf_lsm";
+pub const TRAMPOLINE: &str = "trampoline";
+pub const KPROBE: &str = "kprobe";
+pub const OVERRIDE_RETURN: &str = "bpf_override_return";
+pub const FQ: &str = "fq";
+
+pub fn run() -> Result<Report> {
+    let mut features = Vec::new();
+    let mut obj = ebpf::load()?;
+    let (tcx, cls) = in_scratch_netns(|| probe_tc(&mut obj));
+    features.push(tcx);
+    features.push(cls);
+    features.extend(probe_cgroup_hooks(&mut obj));
+    let btf = Btf::from_sys_fs();
+    features.push(probe_lsm(&mut obj, btf.as_ref().ok()));
+    features.push(probe_fentry(&mut obj, btf.as_ref().ok()));
+    features.push(probe_kprobe(&mut obj, "probe_kprobe", KPROBE, true));
+    features.push(probe_kprobe(
+        &mut obj,
+        "probe_override",
+        OVERRIDE_RETURN,
+        false,
+    ));
+    features.push(in_scratch_netns(probe_fq));
+    let faults = faults(&features);
+    Ok(Report {
+        kernel: kernel_release(),
+        features,
+        faults,
+    })
+}
+
+fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "?".into(), |s| s.trim().into())
+}
+
+fn has(features: &[Feature], name: &str) -> bool {
+    features.iter().any(|f| f.name == name && f.available)
+}
+
+/// Which fault types this kernel can run, derived from the probed features.
+pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
+    let net_drop = if has(f, TCX) {
+        (true, "TC classifier on a TCX link (fd-owned)".to_string())
+    } else if has(f, CLS_BPF) {
+        (
+            true,
+            "TC classifier via clsact + cls_bpf (recorded and removed by chaos)".to_string(),
+        )
+    } else {
+        (
+            false,
+            "neither TCX links nor cls_bpf could be attached".to_string(),
+        )
+    };
+    let connect = match (has(f, CGROUP_SOCK_ADDR), has(f, SET_RETVAL)) {
+        (true, true) => (
+            true,
+            "cgroup_sock_addr connect4/6 + bpf_set_retval".to_string(),
+        ),
+        (true, false) => (
+            false,
+            "bpf_set_retval missing (Linux < 5.18): only EPERM could be returned".to_string(),
+        ),
+        _ => (
+            false,
+            "cgroup_sock_addr programs cannot be attached".to_string(),
+        ),
+    };
+    let file_backend = if has(f, BPF_LSM) {
+        Some("BPF LSM")
+    } else if has(f, TRAMPOLINE) {
+        Some("fmod_ret on security_* functions")
+    } else if has(f, OVERRIDE_RETURN) {
+        Some("kprobe + bpf_override_return")
+    } else {
+        None
+    };
+    let file = match file_backend {
+        Some(b) => (
+            false,
+            format!("kernel supports it ({b}) but chaos does not implement it yet"),
+        ),
+        None => (
+            false,
+            "needs BPF LSM, BPF trampolines (fmod_ret) or bpf_override_return; this kernel \
+             refuses all three. Debian's 6.1/6.12 kernels have BPF LSM and trampolines"
+                .to_string(),
+        ),
+    };
+    let delay = if has(f, FQ) {
+        (
+            false,
+            "kernel has fq (EDT) but chaos does not implement delay yet".to_string(),
+        )
+    } else {
+        (
+            false,
+            "needs the fq qdisc to honour departure times; sch_fq is not available".to_string(),
+        )
+    };
+    let row = |fault, (available, detail): (bool, String)| FaultSupport {
+        fault,
+        available,
+        detail,
+    };
+    vec![
+        row("net drop", net_drop),
+        row("syscall connect", connect),
+        row("syscall file (open/read/write/...)", file),
+        row("net delay/rate", delay),
+    ]
+}
+
+/// Runs `f` on a fresh thread in a new, empty network namespace that vanishes with the thread,
+/// so probes never touch the host's interfaces.
+fn in_scratch_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: unshare only affects this new thread.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                tracing::warn!("unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .expect("probe thread panicked")
+    })
+}
+
+fn feature(name: &'static str, r: std::result::Result<String, String>) -> Feature {
+    match r {
+        Ok(detail) => Feature {
+            name,
+            available: true,
+            detail,
+        },
+        Err(detail) => Feature {
+            name,
+            available: false,
+            detail,
+        },
+    }
+}
+
+fn probe_tc(obj: &mut Ebpf) -> (Feature, Feature) {
+    let prog: Result<&mut SchedClassifier, String> = obj
+        .program_mut(PROG_TC)
+        .ok_or_else(|| "classifier missing from object".to_string())
+        .and_then(|p| p.try_into().map_err(|e| chain(&e)));
+    let prog = match prog.and_then(|p| {
+        p.load()
+            .map(|()| p)
+            .map_err(|e| format!("load: {}", chain(&e)))
+    }) {
+        Ok(p) => p,
+        Err(e) => return (feature(TCX, Err(e.clone())), feature(CLS_BPF, Err(e))),
+    };
+    let tcx = prog
+        .attach_with_options(
+            "lo",
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .map(|id| drop(prog.detach(id)))
+        .map(|()| "attached a TCX link to lo in a scratch netns".to_string())
+        .map_err(|e| format!("TCX attach refused: {} (Linux < 6.6?)", chain(&e)));
+    let cls = tc::qdisc_add_clsact("lo")
+        .map_err(|e| format!("adding clsact: {}", chain(&e)))
+        .and_then(|()| {
+            prog.attach_with_options(
+                "lo",
+                TcAttachType::Ingress,
+                TcAttachOptions::Netlink(NlOptions::default()),
+            )
+            .map(|id| drop(prog.detach(id)))
+            .map_err(|e| format!("cls_bpf attach refused: {}", chain(&e)))
+        })
+        .map(|()| "attached a cls_bpf filter to lo in a scratch netns".to_string());
+    (feature(TCX, tcx), feature(CLS_BPF, cls))
+}
+
+fn probe_cgroup_hooks(obj: &mut Ebpf) -> Vec<Feature> {
+    let prog: std::result::Result<&mut CgroupSockAddr, String> = obj
+        .program_mut(PROG_CONNECT4)
+        .ok_or_else(|| "connect4 program missing".to_string())
+        .and_then(|p| p.try_into().map_err(|e| chain(&e)));
+    let loaded = prog.and_then(|p| p.load().map(|()| p).map_err(|e| chain(&e)));
+    let retval = match &loaded {
+        Ok(_) => Ok("the verifier accepted a connect4 program calling it".to_string()),
+        Err(e) if e.contains("bpf_set_retval") || e.contains("unknown func") => {
+            Err("the verifier refused it (Linux < 5.18)".to_string())
+        }
+        Err(e) => Err(format!("could not load a program using it: {e}")),
+    };
+    let attach = loaded.and_then(|prog| {
+        let mount = cgroup::v2_mount().map_err(|e| e.to_string())?;
+        let dir = mount.join(format!("chaos-doctor-{}", std::process::id()));
+        fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let r = fs::File::open(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|cg| {
+                prog.attach(&cg, CgroupAttachMode::Single)
+                    .map(|id| drop(prog.detach(id)))
+                    .map_err(|e| format!("attach refused: {}", chain(&e)))
+            })
+            .map(|()| "attached connect4 to a scratch cgroup".to_string());
+        if let Err(e) = fs::remove_dir(&dir) {
+            tracing::warn!("removing {}: {e}", dir.display());
+        }
+        r
+    });
+    vec![
+        feature(CGROUP_SOCK_ADDR, attach),
+        feature(SET_RETVAL, retval),
+    ]
+}
+
+fn lsm_active() -> bool {
+    fs::read_to_string("/sys/kernel/security/lsm").is_ok_and(|l| l.split(',').any(|m| m == "bpf"))
+}
+
+fn probe_lsm(obj: &mut Ebpf, btf: Option<&Btf>) -> Feature {
+    let r = (|| {
+        let btf = btf.ok_or("no kernel BTF at /sys/kernel/btf/vmlinux")?;
+        let p: &mut Lsm = obj
+            .program_mut("probe_lsm")
+            .ok_or("missing")?
+            .try_into()
+            .map_err(|e| chain(&e))?;
+        p.load("file_open", btf)
+            .map_err(|e| format!("load refused: {}", chain(&e)))?;
+        // The program allows everything; attached for an instant to prove the hook is live.
+        let id = p
+            .attach()
+            .map_err(|e| format!("attach refused: {}", chain(&e)))?;
+        drop(p.detach(id));
+        if !lsm_active() {
+            return Err(
+                "loaded, but 'bpf' is not in /sys/kernel/security/lsm (add lsm=...,bpf)".into(),
+            );
+        }
+        Ok::<_, String>("loaded and attached an lsm/file_open program".into())
+    })();
+    feature(BPF_LSM, r)
+}
+
+fn probe_fentry(obj: &mut Ebpf, btf: Option<&Btf>) -> Feature {
+    let r = (|| {
+        let btf = btf.ok_or("no kernel BTF at /sys/kernel/btf/vmlinux")?;
+        let p: &mut FEntry = obj
+            .program_mut("probe_fentry")
+            .ok_or("missing")?
+            .try_into()
+            .map_err(|e| chain(&e))?;
+        p.load("security_file_open", btf)
+            .map_err(|e| format!("fentry load refused: {}", chain(&e)))?;
+        let id = p
+            .attach()
+            .map_err(|e| format!("fentry attach refused: {}", chain(&e)))?;
+        drop(p.detach(id));
+        Ok::<_, String>(
+            "loaded and attached an fentry program (fmod_ret uses the same trampolines)".into(),
+        )
+    })();
+    feature(TRAMPOLINE, r)
+}
+
+fn probe_kprobe(obj: &mut Ebpf, prog: &str, name: &'static str, attach: bool) -> Feature {
+    let r = (|| {
+        let p: &mut KProbe = obj
+            .program_mut(prog)
+            .ok_or("missing")?
+            .try_into()
+            .map_err(|e| chain(&e))?;
+        p.load()
+            .map_err(|e| format!("load refused: {}", chain(&e)))?;
+        if attach {
+            let id = p
+                .attach("security_file_open", 0)
+                .map_err(|e| format!("attach refused: {} (CONFIG_KPROBES off?)", chain(&e)))?;
+            drop(p.detach(id));
+            return Ok("attached a kprobe to security_file_open".into());
+        }
+        Ok::<_, String>("the verifier accepted a program calling it".into())
+    })();
+    feature(name, r)
+}
+
+fn probe_fq() -> Feature {
+    let out = Command::new("tc")
+        .args(["qdisc", "add", "dev", "lo", "root", "fq"])
+        .output();
+    let r = match out {
+        Ok(o) if o.status.success() => Ok("added an fq qdisc to lo in a scratch netns".into()),
+        Ok(o) => Err(format!(
+            "tc refused fq: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("cannot run tc: {e}")),
+    };
+    feature(FQ, r)
+}

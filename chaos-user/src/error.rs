@@ -77,3 +77,32 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes on one line, each cause once (e.g. the errno behind "bpf_link_create
+/// failed"). A verifier log is cut down to its telling line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text = format!("{text}: {c_text}");
+        }
+        cause = c.source();
+    }
+    match text.split_once(". Verifier output:") {
+        Some((head, log)) => {
+            let telling = log.lines().map(str::trim).find(|l| {
+                l.contains("unknown func")
+                    || l.contains("cannot use helper")
+                    || l.contains("disallowed")
+                    || l.contains("invalid")
+            });
+            match telling {
+                Some(l) => format!("{head} (verifier: {l})"),
+                None => head.to_string(),
+            }
+        }
+        None => text,
+    }
+}

@@ -38,17 +38,7 @@ pub fn clap_exit(e: clap::Error) -> ExitCode {
 }
 
 pub fn fail(e: &Error) -> ExitCode {
-    // Show the causes too (e.g. the errno behind "bpf_link_create failed"), once each.
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        if !text.contains(&c_text) {
-            text = format!("{text}: {c_text}");
-        }
-        cause = c.source();
-    }
-    eprintln!("chaos: {text}");
+    eprintln!("chaos: {}", chaos::error::chain(e));
     ExitCode::from(e.exit_code() as u8)
 }
 
