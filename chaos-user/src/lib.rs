@@ -11,6 +11,7 @@ pub mod errno;
 pub mod error;
 pub mod net;
 pub mod netns;
+pub mod sandbox;
 pub mod session;
 pub mod syscall;
 pub mod target;

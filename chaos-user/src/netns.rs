@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use std::{
     fs::File,
-    os::fd::AsRawFd,
+    os::fd::{AsRawFd, RawFd},
     path::{Path, PathBuf},
 };
 
@@ -66,6 +66,12 @@ pub fn within<T>(netns: Option<&Netns>, f: impl FnOnce() -> T) -> Result<T> {
     match netns {
         Some(ns) => ns.enter(f),
         None => Ok(f()),
+    }
+}
+
+impl AsRawFd for Netns {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
     }
 }
 

@@ -1,11 +1,147 @@
-use std::process::ExitCode;
+//! `chaos demo`: build a sandbox, show a healthy workload, break it with a packet drop and a
+//! connection refusal, show what the workload saw, detach, show it healthy, remove the sandbox.
+
+use crate::{
+    common,
+    workload::{self, ClientArgs, Seen, Servers, TCP_PORT, UDP_PORT},
+};
+use chaos::{
+    Error, Result,
+    net::{Action, AttachMode, Direction, NetFault, NetSpec, Protocol},
+    sandbox::{self, Sandbox},
+    syscall::{ConnectFault, ConnectSpec, SockProtocol},
+    target::Target,
+    units::Percent,
+};
+use std::{net::SocketAddr, process::ExitCode, time::Duration, time::Instant};
+
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
-#[derive(Debug, clap::Args)]
-pub struct ClientArgs {}
-pub async fn run(_a: DemoArgs) -> chaos::Result<ExitCode> {
+pub struct DemoArgs {
+    /// Share of UDP packets to drop.
+    #[arg(long, default_value = "30", value_parser = common::percent)]
+    percent: Percent,
+}
+
+pub fn client(a: ClientArgs) -> Result<ExitCode> {
+    let seen = workload::client(a).map_err(|e| Error::io("demo client", e))?;
+    common::print_json(&seen);
     Ok(ExitCode::SUCCESS)
 }
-pub fn client(_a: ClientArgs) -> chaos::Result<ExitCode> {
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from((sandbox::SERVER_V4, port))
+}
+
+/// Runs the client in the sandbox namespace, inside the cgroup or (the control) outside it,
+/// and reads what it saw.
+fn measure(sb: &Sandbox, inside: bool) -> Result<Seen> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("finding chaos itself", e))?;
+    let exe = exe.to_string_lossy();
+    let mut cmd = if inside {
+        sb.in_cgroup(&exe)
+    } else {
+        sb.outside_cgroup(&exe)
+    };
+    let out = cmd
+        .args([
+            "demo-client",
+            "--udp",
+            &addr(UDP_PORT).to_string(),
+            "--tcp",
+            &addr(TCP_PORT).to_string(),
+        ])
+        .output()
+        .map_err(|e| Error::io("running the demo client", e))?;
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        Error::io(
+            "demo client output",
+            std::io::Error::other(format!("{e}: {}", String::from_utf8_lossy(&out.stderr))),
+        )
+    })
+}
+
+fn show(phase: &str, s: &Seen) {
+    let lost = 100.0 * f64::from(s.udp_sent - s.udp_echoed) / f64::from(s.udp_sent.max(1));
+    println!(
+        "{phase:<10} UDP {}/{} echoed ({lost:.1}% lost); TCP {}/{} connected, {} refused, {} other errors",
+        s.udp_echoed, s.udp_sent, s.tcp_connected, s.tcp_tries, s.tcp_refused, s.tcp_other
+    );
+}
+
+pub async fn run(args: DemoArgs) -> Result<ExitCode> {
+    // Signals are caught (not fatal) so that Ctrl-C cannot skip the cleanup below.
+    let _signals = chaos::session::Stop::install()?;
+    let sb = Sandbox::create("demo")?;
+    println!(
+        "sandbox:   netns {} (server {}) <-veth-> netns {} (client {}), cgroup {}",
+        sb.server_ns,
+        sandbox::SERVER_V4,
+        sb.client_ns,
+        sandbox::CLIENT_V4,
+        sb.cgroup.display()
+    );
+    let servers = sb
+        .server_netns()?
+        .enter(|| Servers::start(addr(UDP_PORT), addr(TCP_PORT)))?;
+    let _servers = servers.map_err(|e| Error::io("starting demo servers", e))?;
+
+    show("healthy:", &measure(&sb, true)?);
+
+    let net = NetSpec {
+        action: Action::Drop,
+        iface: sb.server_if.clone(),
+        netns: Some(sb.server_ns.clone()),
+        direction: Direction::Ingress,
+        percent: args.percent,
+        protocol: Some(Protocol::Udp),
+        src: None,
+        dst: None,
+        sport: None,
+        dport: Some(chaos_common::PortRange {
+            lo: UDP_PORT,
+            hi: UDP_PORT,
+        }),
+        target: None,
+        duration: Duration::from_secs(60),
+        attach: AttachMode::Auto,
+    };
+    let conn = ConnectSpec {
+        errno: libc::ECONNREFUSED,
+        dst: None,
+        dport: Some(chaos_common::PortRange {
+            lo: TCP_PORT,
+            hi: TCP_PORT,
+        }),
+        protocol: Some(SockProtocol::Tcp),
+        percent: Percent::ALL,
+        target: Target::Cgroup(sb.cgroup.to_string_lossy().into_owned()),
+        duration: Duration::from_secs(60),
+    };
+    let t = Instant::now();
+    let drop_fault = NetFault::attach(&net.validate()?)?;
+    let conn_fault = ConnectFault::attach(&conn.validate()?)?;
+    println!(
+        "injecting: drop {} of UDP to port {UDP_PORT} at the server's ingress ({:?}); connect() to port \
+         {TCP_PORT} -> ECONNREFUSED for the cgroup (attached in {:.1} ms)",
+        args.percent,
+        drop_fault.mode(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    show("faulted:", &measure(&sb, true)?);
+    // Same namespace, outside the cgroup: the connect fault must not reach it.
+    show("control:", &measure(&sb, false)?);
+    let (d, c) = (drop_fault.counters()?, conn_fault.counters()?);
+    println!(
+        "kernel:    net drop matched {} injected {}; connect matched {} injected {}",
+        d.matched, d.injected, c.matched, c.injected
+    );
+    let t = Instant::now();
+    drop((drop_fault, conn_fault));
+    println!("detached:  in {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+
+    show("recovered:", &measure(&sb, true)?);
+    drop(_servers);
+    drop(sb);
+    println!("sandbox removed");
     Ok(ExitCode::SUCCESS)
 }

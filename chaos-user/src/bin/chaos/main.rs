@@ -5,6 +5,7 @@ mod demo;
 mod doctor;
 mod net;
 mod syscall;
+mod workload;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,7 +38,7 @@ enum Command {
     /// Build a sandbox, break it, show what the workload saw, and clean it all up.
     Demo(demo::DemoArgs),
     #[command(hide = true, name = "demo-client")]
-    DemoClient(demo::ClientArgs),
+    DemoClient(workload::ClientArgs),
 }
 
 fn main() -> ExitCode {
