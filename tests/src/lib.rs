@@ -1,1 +1,186 @@
+//! Harness for the privileged tests: run the real `chaos` binary, drive real clients, and
+//! observe the kernel with independent tools (bpftool, tc, ip), never through chaos itself.
 
+pub mod clients;
+pub mod lab;
+pub mod stats;
+
+use serde_json::Value;
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, ChildStdout, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+/// The chaos binary under test: $CHAOS_BIN, else target/<profile>/chaos next to this test.
+pub fn chaos_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CHAOS_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let bin = profile_dir.join("chaos");
+    assert!(
+        bin.exists(),
+        "{} missing: build it first (cargo build -p chaos-user) or set CHAOS_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Privileged tests need root; say so instead of failing obscurely or passing vacuously.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "privileged tests must run as root (cargo xtask test)"
+    );
+}
+
+/// Runs chaos to completion and returns (exit code, stdout, stderr).
+pub fn chaos(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(chaos_bin())
+        .args(args)
+        .output()
+        .expect("run chaos");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A `chaos ... --json` fault running in the background.
+pub struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Program ids from the "attached" line.
+    pub program_ids: Vec<u64>,
+}
+
+impl Running {
+    /// Starts chaos and waits (up to 10 s) for its "attached" line.
+    pub fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(chaos_bin())
+            .args(args)
+            .arg("--json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn chaos");
+        let lines = reader(child.stdout.take().expect("stdout"));
+        let first = lines.recv_timeout(Duration::from_secs(10));
+        let Ok(first) = first else {
+            let _ = child.kill();
+            panic!("chaos {args:?} did not report attached: {:?}", child.wait());
+        };
+        let v: Value = serde_json::from_str(&first).expect("attached line is JSON");
+        assert_eq!(v["event"], "attached", "{first}");
+        let program_ids = ids(&v);
+        assert!(!program_ids.is_empty(), "no program ids in {first}");
+        Running {
+            child,
+            lines,
+            program_ids,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGINT, then the summary line.
+    pub fn interrupt(self) -> Value {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.finish()
+    }
+
+    /// Waits for the deadline to end the run, then returns the summary line.
+    pub fn finish(mut self) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(90))
+            .expect("summary line");
+        let status = self.child.wait().expect("wait chaos");
+        assert!(status.success(), "chaos exited with {status}");
+        serde_json::from_str(&line).expect("summary is JSON")
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill chaos");
+        self.child.wait().expect("reap chaos");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A failed assertion must not leave a fault running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn reader(out: ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+pub fn ids(v: &Value) -> Vec<u64> {
+    v["program_ids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+/// Whether the kernel still has a program with this id (asked of bpftool, not of chaos).
+pub fn program_exists(id: u64) -> bool {
+    Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run bpftool")
+        .success()
+}
+
+/// Asserts that none of these programs is loaded any more (and so no link or filter holds
+/// them). The kernel frees a detached program after an RCU grace period (cls_bpf through a
+/// workqueue too), so this allows up to 2 s, which under load is still far above the norm.
+pub fn assert_programs_gone(ids: &[u64]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    for &id in ids {
+        while program_exists(id) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "program {id} still loaded 2 s after chaos ended"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Runs a command and returns its stdout; panics with stderr on failure.
+pub fn sh(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

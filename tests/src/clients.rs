@@ -1,0 +1,103 @@
+//! Real clients as victims: ping, and Python sockets (a real TCP/UDP stack user, not our code).
+
+use std::process::Command;
+
+/// What a ping run saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Ping {
+    pub transmitted: u64,
+    pub received: u64,
+}
+
+impl Ping {
+    pub fn lost(&self) -> u64 {
+        self.transmitted - self.received
+    }
+}
+
+/// `ping -q -c COUNT -i INTERVAL -W 1 DST` through `cmd` (a command prepared to run inside a
+/// namespace/cgroup with program "ping").
+pub fn ping(mut cmd: Command, dst: &str, count: u32, interval: &str) -> Ping {
+    let out = cmd
+        .args([
+            "-q",
+            "-n",
+            "-c",
+            &count.to_string(),
+            "-i",
+            interval,
+            "-W",
+            "1",
+            dst,
+        ])
+        .output()
+        .expect("run ping (install iputils-ping)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no ping summary: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let num = |key: &str| -> u64 {
+        let before = line.split(key).next().expect("field");
+        before
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .last()
+            .expect("number")
+            .parse()
+            .expect("int")
+    };
+    Ping {
+        transmitted: num(" packets transmitted"),
+        received: num(" received"),
+    }
+}
+
+/// Python: connect to (host, port) over TCP, IPv4 or IPv6; prints the errno (0 = connected).
+const CONNECT: &str = r#"
+import socket, sys
+host, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+s.settimeout(2)
+try:
+    s.connect((host, port)); print(0)
+except OSError as e:
+    print(e.errno if e.errno is not None else -1)
+"#;
+
+/// Returns the errno connect() gave (0 on success). `cmd` runs "python3".
+pub fn connect(mut cmd: Command, host: &str, port: u16, proto: &str) -> i32 {
+    let out = cmd
+        .args(["-c", CONNECT, host, &port.to_string(), proto])
+        .output()
+        .expect("run python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "connect client said {text:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Python TCP listeners on the given ports; serve until killed.
+pub const LISTEN: &str = r#"
+import socket, sys, select
+socks = []
+for a in sys.argv[1:]:
+    host, port = a.rsplit(":", 1)
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host.strip("[]"), int(port))); s.listen(64); socks.append(s)
+print("ready", flush=True)
+while True:
+    r, _, _ = select.select(socks, [], [])
+    for s in r:
+        c, _ = s.accept(); c.close()
+"#;
