@@ -15,7 +15,9 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 /// Loads the object: creates its maps; programs are loaded one by one by their users.
 pub fn load() -> Result<Ebpf> {
     raise_memlock();
-    Ok(Ebpf::load(OBJECT)?)
+    // No kernel BTF: these programs use only UAPI contexts (no CO-RE relocations), and parsing
+    // /sys/kernel/btf/vmlinux would cost tens of milliseconds before every fault starts.
+    Ok(aya::EbpfLoader::new().btf(None).load(OBJECT)?)
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it.

@@ -1,1 +1,99 @@
-fn main() {}
+//! Project tasks: `cargo xtask setup|demo|test|bench`. Every task that builds runs the
+//! idempotent set-up first, so a fresh machine needs nothing else.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install prerequisites (apt packages, rust-src, bpf-linker); seconds when present.
+    Setup,
+    /// Set up, build (release) and run `chaos demo`.
+    Demo,
+    /// Set up, build, and run every test: unit tests and the privileged integration tests.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Benchmarks (not tests): `lifecycle` measures time to first drop and to detach.
+    Bench {
+        #[arg(default_value = "lifecycle")]
+        what: String,
+        /// Runs per configuration.
+        #[arg(long, default_value = "10")]
+        runs: u32,
+    },
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: {cmd:?}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("spawning {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn setup() -> Result<()> {
+    run(Command::new("bash").arg(root().join("scripts/setup.sh")))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup(),
+        Task::Demo => {
+            setup()?;
+            run(cargo().args(["build", "--release", "-p", "chaos-user", "--bin", "chaos"]))?;
+            run(&mut Command::new(root().join("target/release/chaos")).arg("demo"))
+        }
+        Task::Test { args } => {
+            setup()?;
+            run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;
+            run(cargo()
+                .args(["test", "--workspace", "--exclude", "chaos-ebpf"])
+                .args(&args)
+                .env("CHAOS_BIN", root().join("target/debug/chaos")))
+        }
+        Task::Bench { what, runs } => {
+            setup()?;
+            run(cargo().args(["build", "--release", "-p", "chaos-user", "--bin", "chaos"]))?;
+            run(cargo()
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "chaos-tests",
+                    "--bin",
+                    &format!("bench-{what}"),
+                    "--",
+                ])
+                .arg(runs.to_string())
+                .env("CHAOS_BIN", root().join("target/release/chaos")))
+        }
+    }
+}

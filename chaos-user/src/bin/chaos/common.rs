@@ -51,10 +51,20 @@ pub fn init_logging() {
         .init();
 }
 
+/// Prints a line on stdout. A closed stdout (`chaos ... | head`) must not panic: the
+/// fault is still to be detached, or was already, and the output has nowhere to go.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use out;
+
 /// One JSON line on stdout.
 pub fn print_json<T: serde::Serialize>(v: &T) {
     match serde_json::to_string(v) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => out!("{s}"),
         Err(e) => eprintln!("chaos: cannot serialize output: {e}"),
     }
 }
@@ -89,6 +99,6 @@ pub fn print_summary(s: &chaos::session::Summary, json: bool) {
     if json {
         print_json(s);
     } else {
-        println!("{s}");
+        out!("{s}");
     }
 }

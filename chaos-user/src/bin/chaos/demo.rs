@@ -2,7 +2,7 @@
 //! connection refusal, show what the workload saw, detach, show it healthy, remove the sandbox.
 
 use crate::{
-    common,
+    common::{self, out},
     workload::{self, ClientArgs, Seen, Servers, TCP_PORT, UDP_PORT},
 };
 use chaos::{
@@ -62,9 +62,14 @@ fn measure(sb: &Sandbox, inside: bool) -> Result<Seen> {
 
 fn show(phase: &str, s: &Seen) {
     let lost = 100.0 * f64::from(s.udp_sent - s.udp_echoed) / f64::from(s.udp_sent.max(1));
-    println!(
+    out!(
         "{phase:<10} UDP {}/{} echoed ({lost:.1}% lost); TCP {}/{} connected, {} refused, {} other errors",
-        s.udp_echoed, s.udp_sent, s.tcp_connected, s.tcp_tries, s.tcp_refused, s.tcp_other
+        s.udp_echoed,
+        s.udp_sent,
+        s.tcp_connected,
+        s.tcp_tries,
+        s.tcp_refused,
+        s.tcp_other
     );
 }
 
@@ -72,7 +77,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     // Signals are caught (not fatal) so that Ctrl-C cannot skip the cleanup below.
     let _signals = chaos::session::Stop::install()?;
     let sb = Sandbox::create("demo")?;
-    println!(
+    out!(
         "sandbox:   netns {} (server {}) <-veth-> netns {} (client {}), cgroup {}",
         sb.server_ns,
         sandbox::SERVER_V4,
@@ -120,7 +125,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let t = Instant::now();
     let drop_fault = NetFault::attach(&net.validate()?)?;
     let conn_fault = ConnectFault::attach(&conn.validate()?)?;
-    println!(
+    out!(
         "injecting: drop {} of UDP to port {UDP_PORT} at the server's ingress ({:?}); connect() to port \
          {TCP_PORT} -> ECONNREFUSED for the cgroup (attached in {:.1} ms)",
         args.percent,
@@ -131,17 +136,20 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     // Same namespace, outside the cgroup: the connect fault must not reach it.
     show("control:", &measure(&sb, false)?);
     let (d, c) = (drop_fault.counters()?, conn_fault.counters()?);
-    println!(
+    out!(
         "kernel:    net drop matched {} injected {}; connect matched {} injected {}",
-        d.matched, d.injected, c.matched, c.injected
+        d.matched,
+        d.injected,
+        c.matched,
+        c.injected
     );
     let t = Instant::now();
     drop((drop_fault, conn_fault));
-    println!("detached:  in {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    out!("detached:  in {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
 
     show("recovered:", &measure(&sb, true)?);
     drop(_servers);
     drop(sb);
-    println!("sandbox removed");
+    out!("sandbox removed");
     Ok(ExitCode::SUCCESS)
 }

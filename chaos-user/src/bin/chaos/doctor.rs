@@ -1,6 +1,6 @@
 //! `chaos doctor`
 
-use crate::common;
+use crate::common::{self, out};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -12,21 +12,21 @@ pub fn run(_args: DoctorArgs, json: bool) -> chaos::Result<ExitCode> {
         common::print_json(&report);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "kernel {}\n\nkernel features (probed by loading and attaching):",
         report.kernel
     );
     for f in &report.features {
-        println!(
+        out!(
             "  {:<20} {:<4} {}",
             f.name,
             if f.available { "yes" } else { "no" },
             f.detail
         );
     }
-    println!("\nfaults:");
+    out!("\nfaults:");
     for f in &report.faults {
-        println!(
+        out!(
             "  {:<36} {:<4} {}",
             f.fault,
             if f.available { "yes" } else { "no" },

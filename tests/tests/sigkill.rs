@@ -1,0 +1,72 @@
+//! SIGKILL of chaos mid-fault: fd-owned links (TCX, cgroup) vanish with the process, at once.
+
+use chaos_tests::{
+    Running, assert_programs_gone,
+    clients::{connect, ping},
+    lab::{Lab, SERVER_V4},
+};
+
+#[test]
+fn sigkill_removes_a_tcx_fault_at_once() {
+    let lab = Lab::new("ktcx");
+    let dst = SERVER_V4.to_string();
+    let fault = Running::start(&[
+        "net",
+        "drop",
+        "--iface",
+        &lab.sb.server_if,
+        "--netns",
+        &lab.sb.server_ns,
+        "--tc-attach",
+        "tcx",
+        "--protocol",
+        "icmp",
+        "--duration",
+        "10m",
+    ]);
+    assert_eq!(
+        ping(lab.outside("ping"), &dst, 10, "0.01").received,
+        0,
+        "fault active"
+    );
+    let ids = fault.program_ids.clone();
+    fault.kill();
+    assert_programs_gone(&ids);
+    assert_eq!(
+        ping(lab.outside("ping"), &dst, 20, "0.01").lost(),
+        0,
+        "traffic flows after SIGKILL"
+    );
+    lab.finish();
+}
+
+#[test]
+fn sigkill_removes_a_cgroup_fault_at_once() {
+    let lab = Lab::new("kcg");
+    let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
+    let dst = SERVER_V4.to_string();
+    let fault = Running::start(&[
+        "syscall",
+        "connect",
+        "--errno",
+        "ECONNREFUSED",
+        "--cgroup",
+        &lab.cgroup(),
+        "--duration",
+        "10m",
+    ]);
+    assert_eq!(
+        connect(lab.inside("python3"), &dst, 7001, "tcp"),
+        libc::ECONNREFUSED,
+        "fault active"
+    );
+    let ids = fault.program_ids.clone();
+    fault.kill();
+    assert_programs_gone(&ids);
+    assert_eq!(
+        connect(lab.inside("python3"), &dst, 7001, "tcp"),
+        0,
+        "connects after SIGKILL"
+    );
+    lab.finish();
+}
