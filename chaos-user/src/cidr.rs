@@ -55,6 +55,7 @@ pub fn packet_words(ip: IpAddr) -> (u8, [u32; 4]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing test should panic")]
 mod tests {
     use super::*;
 

@@ -82,6 +82,7 @@ pub fn parse(s: &str, allowed: &[i32]) -> Result<i32, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing test should panic")]
 mod tests {
     use super::*;
 

@@ -82,6 +82,7 @@ pub fn parse_ports(s: &str) -> Result<chaos_common::PortRange, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing test should panic")]
 mod tests {
     use super::*;
 

@@ -46,8 +46,7 @@ pub fn ping(mut cmd: Command, dst: &str, count: u32, interval: &str) -> Ping {
         let before = line.split(key).next().expect("field");
         before
             .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .last()
+            .rfind(|s| !s.is_empty())
             .expect("number")
             .parse()
             .expect("int")

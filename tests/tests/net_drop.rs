@@ -81,7 +81,8 @@ fn drop_everything_until_the_deadline() {
     lab.finish();
 }
 
-/// The legacy path: clsact + cls_bpf is visible while the fault runs and removed afterwards.
+/// The legacy path, on both hooks: clsact + cls_bpf filters are visible on ingress and egress
+/// while the fault runs, and all of it is removed afterwards.
 #[test]
 fn cls_bpf_fallback_is_removed_on_exit() {
     let lab = Lab::new("ndcls");
@@ -95,16 +96,18 @@ fn cls_bpf_fallback_is_removed_on_exit() {
         &lab.sb.server_ns,
         "--tc-attach",
         "cls-bpf",
+        "--direction",
+        "both",
         "--protocol",
         "icmp",
         "--duration",
         "60s",
     ]);
     let during = lab.attachments();
-    assert!(
-        during.contains("clsact") && during.contains("chaos_tc"),
-        "not attached via cls_bpf:\n{during}"
-    );
+    assert!(during.contains("clsact"), "no clsact:\n{during}");
+    // bpftool and tc each show one line per hook.
+    let lines = during.lines().filter(|l| l.contains("chaos_tc")).count();
+    assert_eq!(lines, 4, "filters on ingress and egress:\n{during}");
     assert_eq!(ping(lab.outside("ping"), &dst, 50, "0.005").received, 0);
     let ids = fault.program_ids.clone();
     fault.interrupt();

@@ -69,7 +69,7 @@ fn main() -> Result<()> {
         Task::Demo => {
             setup()?;
             run(cargo().args(["build", "--release", "-p", "chaos-user", "--bin", "chaos"]))?;
-            run(&mut Command::new(root().join("target/release/chaos")).arg("demo"))
+            run(Command::new(root().join("target/release/chaos")).arg("demo"))
         }
         Task::Test { args } => {
             setup()?;

@@ -66,3 +66,13 @@ impl NetFault {
             .map_or(AttachMode::Auto, |a| a.mode)
     }
 }
+
+impl Drop for NetFault {
+    fn drop(&mut self) {
+        // Reverse order: the first cls_bpf attachment may own the clsact qdisc that later ones
+        // share, and removing it first would take their filters along.
+        while let Some(a) = self.attachments.pop() {
+            drop(a);
+        }
+    }
+}

@@ -137,7 +137,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     show("control:", &measure(&sb, false)?);
     let (d, c) = (drop_fault.counters()?, conn_fault.counters()?);
     out!(
-        "kernel:    net drop matched {} injected {}; connect matched {} injected {}",
+        "kernel:    (both runs) net drop matched {} injected {}; connect matched {} injected {}",
         d.matched,
         d.injected,
         c.matched,
