@@ -1,7 +1,7 @@
 //! A test's own lab: chaos's sandbox (two netns + veth + cgroup, unique names), servers in it,
 //! and the final check that the test left nothing behind.
 
-use crate::sh;
+use crate::{Running, sh};
 use chaos::sandbox::Sandbox;
 use std::{
     io::{BufRead, BufReader},
@@ -98,6 +98,28 @@ impl Lab {
             );
         }
         assert!(!cg.exists(), "cgroup {} left behind", cg.display());
+    }
+
+    /// `chaos net drop` on the server's veth end (in its netns) with `extra` arguments.
+    pub fn drop_at_server(&self, extra: &[&str]) -> Running {
+        let mut args = vec![
+            "net",
+            "drop",
+            "--iface",
+            &self.sb.server_if,
+            "--netns",
+            &self.sb.server_ns,
+        ];
+        args.extend_from_slice(extra);
+        Running::start(&args)
+    }
+
+    /// `chaos syscall connect` scoped to the lab cgroup with `extra` arguments.
+    pub fn fail_connect(&self, extra: &[&str]) -> Running {
+        let cgroup = self.cgroup();
+        let mut args = vec!["syscall", "connect", "--cgroup", &cgroup];
+        args.extend_from_slice(extra);
+        Running::start(&args)
     }
 
     /// A command running in the client netns inside the lab cgroup.

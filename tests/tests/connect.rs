@@ -18,15 +18,11 @@ fn refused_inside_the_cgroup_only() {
         0,
         "baseline"
     );
-    let fault = Running::start(&[
-        "syscall",
-        "connect",
+    let fault = lab.fail_connect(&[
         "--errno",
         "ECONNREFUSED",
         "--dport",
         "7001",
-        "--cgroup",
-        &lab.cgroup(),
         "--duration",
         "60s",
     ]);
@@ -66,15 +62,11 @@ fn refused_inside_the_cgroup_only() {
 fn ipv6_and_udp_with_cidr_filter() {
     let lab = Lab::new("cv6");
     let _srv = lab.tcp_server(&["10.77.0.2:7001", "[fd77::2]:7001"]);
-    let fault = Running::start(&[
-        "syscall",
-        "connect",
+    let fault = lab.fail_connect(&[
         "--errno",
         "EHOSTUNREACH",
         "--dst",
         "fd77::/64",
-        "--cgroup",
-        &lab.cgroup(),
         "--duration",
         "60s",
     ]);

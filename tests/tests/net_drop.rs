@@ -1,7 +1,7 @@
 //! `chaos net drop` against real traffic between two namespaces.
 
 use chaos_tests::{
-    Running, assert_programs_gone,
+    assert_programs_gone,
     clients::ping,
     lab::{Lab, SERVER_V4},
     stats::binomial_999,
@@ -13,13 +13,7 @@ use chaos_tests::{
 fn drop_thirty_percent_then_nothing_after() {
     let lab = Lab::new("nd30");
     let dst = SERVER_V4.to_string();
-    let fault = Running::start(&[
-        "net",
-        "drop",
-        "--iface",
-        &lab.sb.server_if,
-        "--netns",
-        &lab.sb.server_ns,
+    let fault = lab.drop_at_server(&[
         "--direction",
         "ingress",
         "--protocol",
@@ -58,18 +52,7 @@ fn drop_thirty_percent_then_nothing_after() {
 fn drop_everything_until_the_deadline() {
     let lab = Lab::new("nd100");
     let dst = SERVER_V4.to_string();
-    let fault = Running::start(&[
-        "net",
-        "drop",
-        "--iface",
-        &lab.sb.server_if,
-        "--netns",
-        &lab.sb.server_ns,
-        "--protocol",
-        "icmp",
-        "--duration",
-        "3s",
-    ]);
+    let fault = lab.drop_at_server(&["--protocol", "icmp", "--duration", "3s"]);
     let p = ping(lab.outside("ping"), &dst, 100, "0.005");
     assert_eq!(p.received, 0, "{p:?}");
     let ids = fault.program_ids.clone();
@@ -87,13 +70,7 @@ fn drop_everything_until_the_deadline() {
 fn cls_bpf_fallback_is_removed_on_exit() {
     let lab = Lab::new("ndcls");
     let dst = SERVER_V4.to_string();
-    let fault = Running::start(&[
-        "net",
-        "drop",
-        "--iface",
-        &lab.sb.server_if,
-        "--netns",
-        &lab.sb.server_ns,
+    let fault = lab.drop_at_server(&[
         "--tc-attach",
         "cls-bpf",
         "--direction",

@@ -16,20 +16,7 @@ fn port_and_protocol_filters() {
     let lab = Lab::new("nfport");
     let _srv = lab.tcp_server(&["10.77.0.2:7001", "10.77.0.2:7002"]);
     let dst = SERVER_V4.to_string();
-    let fault = Running::start(&[
-        "net",
-        "drop",
-        "--iface",
-        &lab.sb.server_if,
-        "--netns",
-        &lab.sb.server_ns,
-        "--protocol",
-        "tcp",
-        "--dport",
-        "7001",
-        "--duration",
-        "60s",
-    ]);
+    let fault = lab.drop_at_server(&["--protocol", "tcp", "--dport", "7001", "--duration", "60s"]);
     let hit = connect(lab.outside("python3"), &dst, 7001, "tcp");
     assert!(
         hit == libc::ETIMEDOUT || hit == TIMED_OUT || hit == libc::EAGAIN,
@@ -62,13 +49,7 @@ fn port_and_protocol_filters() {
 fn cidr_filter_separates_families() {
     let lab = Lab::new("nfcidr");
     let v6 = SERVER_V6.to_string();
-    let fault = Running::start(&[
-        "net",
-        "drop",
-        "--iface",
-        &lab.sb.server_if,
-        "--netns",
-        &lab.sb.server_ns,
+    let fault = lab.drop_at_server(&[
         "--dst",
         "fd77::/64",
         "--protocol",

@@ -1,7 +1,7 @@
 //! SIGKILL of chaos mid-fault: fd-owned links (TCX, cgroup) vanish with the process, at once.
 
 use chaos_tests::{
-    Running, assert_programs_gone,
+    assert_programs_gone,
     clients::{connect, ping},
     lab::{Lab, SERVER_V4},
 };
@@ -10,13 +10,7 @@ use chaos_tests::{
 fn sigkill_removes_a_tcx_fault_at_once() {
     let lab = Lab::new("ktcx");
     let dst = SERVER_V4.to_string();
-    let fault = Running::start(&[
-        "net",
-        "drop",
-        "--iface",
-        &lab.sb.server_if,
-        "--netns",
-        &lab.sb.server_ns,
+    let fault = lab.drop_at_server(&[
         "--tc-attach",
         "tcx",
         "--protocol",
@@ -45,16 +39,7 @@ fn sigkill_removes_a_cgroup_fault_at_once() {
     let lab = Lab::new("kcg");
     let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
     let dst = SERVER_V4.to_string();
-    let fault = Running::start(&[
-        "syscall",
-        "connect",
-        "--errno",
-        "ECONNREFUSED",
-        "--cgroup",
-        &lab.cgroup(),
-        "--duration",
-        "10m",
-    ]);
+    let fault = lab.fail_connect(&["--errno", "ECONNREFUSED", "--duration", "10m"]);
     assert_eq!(
         connect(lab.inside("python3"), &dst, 7001, "tcp"),
         libc::ECONNREFUSED,

@@ -17,21 +17,18 @@ pub fn run(_args: DoctorArgs, json: bool) -> chaos::Result<ExitCode> {
         report.kernel
     );
     for f in &report.features {
-        out!(
-            "  {:<20} {:<4} {}",
-            f.name,
-            if f.available { "yes" } else { "no" },
-            f.detail
-        );
+        row(f.name, 20, f.available, &f.detail);
     }
     out!("\nfaults:");
     for f in &report.faults {
-        out!(
-            "  {:<36} {:<4} {}",
-            f.fault,
-            if f.available { "yes" } else { "no" },
-            f.detail
-        );
+        row(f.fault, 36, f.available, &f.detail);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn row(name: &str, width: usize, available: bool, detail: &str) {
+    out!(
+        "  {name:<width$} {:<4} {detail}",
+        if available { "yes" } else { "no" }
+    );
 }
