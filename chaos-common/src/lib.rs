@@ -26,8 +26,24 @@ pub const THRESHOLD_ALWAYS: u64 = 1 << 32;
 
 /// Indices into the per-CPU counter arrays.
 pub const STAT_MATCHED: u32 = 0;
+/// Faults injected (in dry-run mode: faults that would have been injected).
 pub const STAT_INJECTED: u32 = 1;
-pub const STAT_LEN: u32 = 2;
+/// Audit events that did not fit in the ring buffer.
+pub const STAT_EVENTS_LOST: u32 = 2;
+/// Matches that would have been faulted but the budget (`--max-faults`) was spent.
+pub const STAT_OVER_BUDGET: u32 = 3;
+pub const STAT_LEN: u32 = 4;
+
+/// Rule flags (`NetRule::flags`, `SockRule::flags`).
+/// Count what would be faulted but inject nothing (shadow mode). Cleared to go live.
+pub const FLAG_DRY_RUN: u8 = 1;
+/// Each injection takes a token from the budget queue; none left, no injection.
+pub const FLAG_BUDGET: u8 = 2;
+/// Emit an `Event` per injection (1 in `sample`) into the ring buffer.
+pub const FLAG_EVENTS: u8 = 4;
+
+/// Largest `--max-faults`: the budget is a queue map pre-filled with one token per fault.
+pub const MAX_BUDGET: u32 = 1_000_000;
 
 /// Whether a fault fires, given the rule's threshold and one `bpf_get_prandom_u32()` value.
 #[inline(always)]
@@ -55,9 +71,15 @@ pub struct NetRule {
     pub protocol: u8,
     /// `ACTION_*`.
     pub action: u8,
-    pub _pad: [u8; 2],
+    /// `FLAG_*`.
+    pub flags: u8,
+    pub _pad: u8,
+    /// Identifies the fault in audit events.
+    pub fault_id: u32,
+    /// With `FLAG_EVENTS`: emit one event per `sample` injections on average (0 and 1: all).
+    pub sample: u32,
 }
-const _: () = assert!(core::mem::size_of::<NetRule>() == 112);
+const _: () = assert!(core::mem::size_of::<NetRule>() == 120);
 
 /// One socket-address fault rule (connect), read from `CHAOS_SOCK_CFG[0]`.
 #[repr(C)]
@@ -71,9 +93,47 @@ pub struct SockRule {
     pub errno: u32,
     /// `PROTO_ANY`, `PROTO_TCP` or `PROTO_UDP`.
     pub protocol: u8,
+    /// `FLAG_*`.
+    pub flags: u8,
+    pub _pad: [u8; 2],
+    pub fault_id: u32,
+    pub sample: u32,
+}
+const _: () = assert!(core::mem::size_of::<SockRule>() == 72);
+
+/// Event kinds.
+pub const EVENT_PACKET: u8 = 1;
+pub const EVENT_CONNECT: u8 = 2;
+
+/// One injected (or, in dry-run mode, would-be) fault, sent through `CHAOS_EVENTS`.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `bpf_ktime_get_ns()`.
+    pub ts_ns: u64,
+    /// The sending socket's cgroup (packets at egress) or the caller's cgroup (syscalls); 0 if
+    /// unknown.
+    pub cgroup_id: u64,
+    pub fault_id: u32,
+    /// Thread-group id of the caller (syscalls); 0 for packets, which run in no process context.
+    pub pid: u32,
+    pub comm: [u8; 16],
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub sport: u16,
+    pub dport: u16,
+    /// Positive errno for syscall faults.
+    pub errno: u32,
+    pub family: u8,
+    pub protocol: u8,
+    pub action: u8,
+    /// `EVENT_*`.
+    pub kind: u8,
+    /// 1 when the fault was not injected because the rule is in dry-run mode.
+    pub dry_run: u8,
     pub _pad: [u8; 3],
 }
-const _: () = assert!(core::mem::size_of::<SockRule>() == 64);
+const _: () = assert!(core::mem::size_of::<Event>() == 88);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -81,4 +141,6 @@ mod pod {
     unsafe impl aya::Pod for super::NetRule {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::SockRule {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Event {}
 }

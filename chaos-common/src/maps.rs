@@ -10,6 +10,11 @@ pub const SOCK_CFG: &str = "CHAOS_SOCK_CFG";
 /// `PerCpuArray<u64>` of `STAT_LEN` counters for the sock_addr programs.
 pub const SOCK_STATS: &str = "CHAOS_SOCK_STAT";
 
+/// `Queue<u32>` of budget tokens, sized to `--max-faults` at load time.
+pub const BUDGET: &str = "CHAOS_BUDGET";
+/// `RingBuf` of `Event`s.
+pub const EVENTS: &str = "CHAOS_EVENTS";
+
 /// Program names (function names in chaos-ebpf).
 pub const PROG_TC: &str = "chaos_tc";
 pub const PROG_CONNECT4: &str = "chaos_connect4";
@@ -20,4 +25,6 @@ const _: () = {
     assert!(NET_STATS.len() <= 15);
     assert!(SOCK_CFG.len() <= 15);
     assert!(SOCK_STATS.len() <= 15);
+    assert!(BUDGET.len() <= 15);
+    assert!(EVENTS.len() <= 15);
 };

@@ -7,7 +7,7 @@
 mod net;
 mod probe;
 mod sock;
-mod stats;
+mod verdict;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -2,19 +2,21 @@
 
 use aya_ebpf::{
     bindings::{__sk_buff, TC_ACT_SHOT, TC_ACT_UNSPEC},
-    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, generated::bpf_skb_ancestor_cgroup_id},
+    helpers::{
+        bpf_ktime_get_ns,
+        generated::{bpf_skb_ancestor_cgroup_id, bpf_skb_cgroup_id},
+    },
     macros::{classifier, map},
     maps::{Array, PerCpuArray},
     programs::TcContext,
 };
 use chaos_common::{
-    ACTION_DROP, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_INJECTED,
-    STAT_LEN, STAT_MATCHED,
+    ACTION_DROP, EVENT_PACKET, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+    STAT_LEN,
     filter::{FAMILY_V4, FAMILY_V6},
-    roll,
 };
 
-use crate::stats::bump;
+use crate::verdict::{Verdict, decide, emit};
 
 #[map]
 static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(1, 0);
@@ -53,12 +55,25 @@ fn try_chaos_tc(ctx: &TcContext) -> Option<i32> {
     if !matches(ctx, rule, &flow) {
         return None;
     }
-    bump(&CHAOS_NET_STATS, STAT_MATCHED);
-    // SAFETY: bpf_get_prandom_u32 has no preconditions.
-    if !roll(rule.threshold, unsafe { bpf_get_prandom_u32() }) {
+    let Verdict::Fault { dry_run } = decide(&CHAOS_NET_STATS, rule.threshold, rule.flags) else {
+        return None;
+    };
+    emit(&CHAOS_NET_STATS, rule.flags, rule.sample, |e| {
+        // SAFETY: the context's skb; the helper returns 0 for packets without a socket.
+        e.cgroup_id = unsafe { bpf_skb_cgroup_id(ctx.skb.skb.cast()) };
+        e.fault_id = rule.fault_id;
+        e.kind = EVENT_PACKET;
+        e.action = rule.action;
+        e.family = flow.family;
+        e.protocol = flow.protocol;
+        e.src = flow.src;
+        e.dst = flow.dst;
+        e.sport = flow.sport;
+        e.dport = flow.dport;
+    });
+    if dry_run {
         return None;
     }
-    bump(&CHAOS_NET_STATS, STAT_INJECTED);
     match rule.action {
         ACTION_DROP => Some(TC_ACT_SHOT),
         _ => None,

@@ -2,18 +2,20 @@
 
 use aya_ebpf::{
     bindings::bpf_sock_addr,
-    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, generated::bpf_set_retval},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::{bpf_get_current_cgroup_id, bpf_set_retval},
+    },
     macros::{cgroup_sock_addr, map},
     maps::{Array, PerCpuArray},
     programs::SockAddrContext,
 };
 use chaos_common::{
-    PROTO_ANY, STAT_INJECTED, STAT_LEN, STAT_MATCHED, SockRule,
+    EVENT_CONNECT, PROTO_ANY, STAT_LEN, SockRule,
     filter::{FAMILY_V4, FAMILY_V6},
-    roll,
 };
 
-use crate::stats::bump;
+use crate::verdict::{Verdict, decide, emit};
 use core::ptr::read_volatile;
 
 #[map]
@@ -32,7 +34,7 @@ pub fn chaos_connect4(ctx: SockAddrContext) -> i32 {
     // pointer, so every field is read on its own, volatile, where the program starts.
     // SAFETY: sa is the context pointer, valid for the whole run.
     let ip = unsafe { read_volatile(&raw const (*sa).user_ip4) };
-    decide(sa, FAMILY_V4, [ip, 0, 0, 0])
+    respond(sa, FAMILY_V4, [ip, 0, 0, 0])
 }
 
 #[cgroup_sock_addr(connect6)]
@@ -47,11 +49,11 @@ pub fn chaos_connect6(ctx: SockAddrContext) -> i32 {
             read_volatile(&raw const (*sa).user_ip6[3]),
         ]
     };
-    decide(sa, FAMILY_V6, ip)
+    respond(sa, FAMILY_V6, ip)
 }
 
 #[inline(always)]
-fn decide(sa: *mut bpf_sock_addr, family: u8, addr: [u32; 4]) -> i32 {
+fn respond(sa: *mut bpf_sock_addr, family: u8, addr: [u32; 4]) -> i32 {
     // SAFETY: as above.
     let (port, protocol) = unsafe {
         (
@@ -83,11 +85,26 @@ fn try_decide(family: u8, addr: &[u32; 4], port: u16, protocol: u32) -> Option<u
     if !(proto_ok && rule.dst.matches(family, addr) && rule.dport.contains(port)) {
         return None;
     }
-    bump(&CHAOS_SOCK_STAT, STAT_MATCHED);
-    // SAFETY: no preconditions.
-    if !roll(rule.threshold, unsafe { bpf_get_prandom_u32() }) {
+    let Verdict::Fault { dry_run } = decide(&CHAOS_SOCK_STAT, rule.threshold, rule.flags) else {
+        return None;
+    };
+    emit(&CHAOS_SOCK_STAT, rule.flags, rule.sample, |e| {
+        // SAFETY: these helpers only read the current task.
+        unsafe {
+            e.cgroup_id = bpf_get_current_cgroup_id();
+            e.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        }
+        e.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        e.fault_id = rule.fault_id;
+        e.kind = EVENT_CONNECT;
+        e.family = family;
+        e.protocol = protocol as u8;
+        e.dst = *addr;
+        e.dport = port;
+        e.errno = rule.errno;
+    });
+    if dry_run {
         return None;
     }
-    bump(&CHAOS_SOCK_STAT, STAT_INJECTED);
     Some(rule.errno)
 }

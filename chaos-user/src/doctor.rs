@@ -52,7 +52,7 @@ pub const FQ: &str = "fq";
 
 pub fn run() -> Result<Report> {
     let mut features = Vec::new();
-    let mut obj = ebpf::load()?;
+    let mut obj = ebpf::load(None)?;
     let (tcx, cls) = in_scratch_netns(|| probe_tc(&mut obj));
     features.push(tcx);
     features.push(cls);

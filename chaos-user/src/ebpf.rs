@@ -4,20 +4,38 @@
 use crate::error::{Error, Result};
 use aya::{
     Ebpf, Pod,
-    maps::{Array, PerCpuArray},
+    maps::{Array, PerCpuArray, Queue},
 };
-use chaos_common::{STAT_INJECTED, STAT_MATCHED};
+use chaos_common::{STAT_EVENTS_LOST, STAT_INJECTED, STAT_MATCHED, STAT_OVER_BUDGET, maps::BUDGET};
 use serde::Serialize;
 use std::time::Duration;
 
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos.bpf.o"));
 
 /// Loads the object: creates its maps; programs are loaded one by one by their users.
-pub fn load() -> Result<Ebpf> {
+/// With a budget, the budget queue is sized and filled with one token per allowed fault.
+pub fn load(budget: Option<u32>) -> Result<Ebpf> {
     raise_memlock();
+    let mut loader = aya::EbpfLoader::new();
     // No kernel BTF: these programs use only UAPI contexts (no CO-RE relocations), and parsing
     // /sys/kernel/btf/vmlinux would cost tens of milliseconds before every fault starts.
-    Ok(aya::EbpfLoader::new().btf(None).load(OBJECT)?)
+    loader.btf(None);
+    if let Some(n) = budget {
+        loader.map_max_entries(BUDGET, n);
+    }
+    let mut ebpf = loader.load(OBJECT)?;
+    if let Some(n) = budget {
+        let mut q: Queue<_, u32> = ebpf
+            .map_mut(BUDGET)
+            .ok_or(Error::MapNotFound(BUDGET))?
+            .try_into()
+            .map_err(|e| Error::map(format!("opening {BUDGET}"), e))?;
+        for i in 0..n {
+            q.push(i, 0)
+                .map_err(|e| Error::map("filling the fault budget", e))?;
+        }
+    }
+    Ok(ebpf)
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it.
@@ -51,8 +69,12 @@ pub fn set_config<V: Pod>(ebpf: &mut Ebpf, map: &'static str, value: V) -> Resul
 pub struct Counters {
     /// Packets or calls that matched every filter (before the probability roll).
     pub matched: u64,
-    /// Of those, how many were faulted.
+    /// Of those, how many were faulted (in dry-run mode: would have been).
     pub injected: u64,
+    /// Faults not injected because the budget was spent.
+    pub over_budget: u64,
+    /// Audit events dropped because the ring buffer was full.
+    pub events_lost: u64,
 }
 
 pub fn counters(ebpf: &Ebpf, map: &'static str) -> Result<Counters> {
@@ -70,6 +92,8 @@ pub fn counters(ebpf: &Ebpf, map: &'static str) -> Result<Counters> {
     Ok(Counters {
         matched: sum(STAT_MATCHED)?,
         injected: sum(STAT_INJECTED)?,
+        over_budget: sum(STAT_OVER_BUDGET)?,
+        events_lost: sum(STAT_EVENTS_LOST)?,
     })
 }
 

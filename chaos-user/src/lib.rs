@@ -5,10 +5,14 @@
 
 pub mod cgroup;
 pub mod cidr;
+pub mod controls;
 pub mod doctor;
 pub mod ebpf;
 pub mod errno;
 pub mod error;
+pub mod events;
+pub mod fault;
+pub mod guards;
 pub mod net;
 pub mod netns;
 pub mod sandbox;

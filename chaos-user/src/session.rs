@@ -4,6 +4,7 @@
 use crate::{
     ebpf::Counters,
     error::{Error, Result},
+    events::EventSink,
     net::NetFault,
     syscall::ConnectFault,
 };
@@ -15,25 +16,39 @@ use tokio::signal::unix::{SignalKind, signal};
 pub trait Fault {
     fn counters(&self) -> Result<Counters>;
     fn program_ids(&self) -> Vec<u32>;
+    fn dry_run(&self) -> bool;
+    /// Leaves dry-run mode with one map update.
+    fn go_live(&mut self) -> Result<()>;
+    fn take_events(&mut self) -> Option<EventSink>;
+    fn fault_id(&self) -> u32;
 }
 
-impl Fault for NetFault {
-    fn counters(&self) -> Result<Counters> {
-        NetFault::counters(self)
-    }
-    fn program_ids(&self) -> Vec<u32> {
-        NetFault::program_ids(self)
-    }
+macro_rules! delegate_to_core {
+    ($t:ty) => {
+        impl Fault for $t {
+            fn counters(&self) -> Result<Counters> {
+                self.core.counters()
+            }
+            fn program_ids(&self) -> Vec<u32> {
+                <$t>::program_ids(self)
+            }
+            fn dry_run(&self) -> bool {
+                self.core.dry_run()
+            }
+            fn go_live(&mut self) -> Result<()> {
+                self.core.go_live()
+            }
+            fn take_events(&mut self) -> Option<EventSink> {
+                self.core.take_events()
+            }
+            fn fault_id(&self) -> u32 {
+                self.core.fault_id()
+            }
+        }
+    };
 }
-
-impl Fault for ConnectFault {
-    fn counters(&self) -> Result<Counters> {
-        ConnectFault::counters(self)
-    }
-    fn program_ids(&self) -> Vec<u32> {
-        ConnectFault::program_ids(self)
-    }
-}
+delegate_to_core!(NetFault);
+delegate_to_core!(ConnectFault);
 
 /// Signals that end a fault early. Created before attaching, so that a signal arriving while
 /// attaching is not fatal (the default action would skip our cleanup).
@@ -41,6 +56,14 @@ pub struct Stop {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+/// Why the wait ended.
+pub enum Wake {
+    End(Ended),
+    /// SIGUSR1: switch a dry run to live.
+    GoLive,
 }
 
 impl Stop {
@@ -50,16 +73,18 @@ impl Stop {
             int: sig(SignalKind::interrupt())?,
             term: sig(SignalKind::terminate())?,
             hup: sig(SignalKind::hangup())?,
+            usr1: sig(SignalKind::user_defined1())?,
         })
     }
 
     /// Waits until `until` passes or a signal arrives.
-    pub async fn wait(&mut self, until: Instant) -> Ended {
+    pub async fn wait(&mut self, until: Instant) -> Wake {
         tokio::select! {
-            _ = tokio::time::sleep_until(until.into()) => Ended::Deadline,
-            _ = self.int.recv() => Ended::Signal("SIGINT"),
-            _ = self.term.recv() => Ended::Signal("SIGTERM"),
-            _ = self.hup.recv() => Ended::Signal("SIGHUP"),
+            _ = tokio::time::sleep_until(until.into()) => Wake::End(Ended::Deadline),
+            _ = self.int.recv() => Wake::End(Ended::Signal("SIGINT")),
+            _ = self.term.recv() => Wake::End(Ended::Signal("SIGTERM")),
+            _ = self.hup.recv() => Wake::End(Ended::Signal("SIGHUP")),
+            _ = self.usr1.recv() => Wake::GoLive,
         }
     }
 }
@@ -76,35 +101,65 @@ pub enum Ended {
 pub struct Summary {
     pub event: &'static str,
     pub fault: String,
+    pub fault_id: String,
     pub matched: u64,
+    /// Faults injected; in dry-run mode, faults that would have been.
     pub injected: u64,
+    pub dry_run: bool,
+    pub over_budget: u64,
+    pub events_written: Option<u64>,
+    pub events_lost: u64,
     pub ended: Ended,
     pub elapsed_ms: u64,
     pub detach_ms: f64,
     pub program_ids: Vec<u32>,
 }
 
-/// Runs an attached fault until `duration` after `started` or a signal, then detaches it
-/// (by dropping it) and returns the summary.
+/// Runs an attached fault until `duration` after `started` or a signal, writing its audit
+/// events meanwhile, then detaches it (by dropping it) and returns the summary.
 pub async fn run<F: Fault>(
-    fault: F,
+    mut fault: F,
     name: String,
     started: Instant,
     duration: Duration,
     stop: &mut Stop,
 ) -> Result<Summary> {
-    let ended = stop.wait(started + duration).await;
+    let mut events = fault.take_events();
+    let until = started + duration;
+    let ended = loop {
+        let wake = match events.as_mut() {
+            Some(sink) => tokio::select! {
+                wake = stop.wait(until) => wake,
+                res = sink.pump() => { res?; continue; }
+            },
+            None => stop.wait(until).await,
+        };
+        match wake {
+            Wake::End(e) => break e,
+            Wake::GoLive if fault.dry_run() => {
+                fault.go_live()?;
+                tracing::warn!("{name}: dry run switched to live (SIGUSR1)");
+            }
+            Wake::GoLive => {}
+        }
+    };
     let counters = fault.counters()?;
-    let program_ids = fault.program_ids();
+    let (program_ids, dry_run, id) = (fault.program_ids(), fault.dry_run(), fault.fault_id());
     let elapsed = started.elapsed();
     let t = Instant::now();
     drop(fault);
     let detach_ms = t.elapsed().as_secs_f64() * 1e3;
+    let events_written = events.map(EventSink::finish).transpose()?;
     Ok(Summary {
         event: "summary",
         fault: name,
+        fault_id: format!("{id:08x}"),
         matched: counters.matched,
         injected: counters.injected,
+        dry_run,
+        over_budget: counters.over_budget,
+        events_written,
+        events_lost: counters.events_lost,
         ended,
         elapsed_ms: elapsed.as_millis() as u64,
         detach_ms,
@@ -123,14 +178,30 @@ impl std::fmt::Display for Summary {
             Ended::Deadline => "duration over".to_string(),
             Ended::Signal(s) => format!("stopped by {s}"),
         };
+        let injected = if self.dry_run {
+            "would have injected"
+        } else {
+            "injected"
+        };
         write!(
             f,
-            "{}: {why} after {:.1}s; matched {}, injected {} ({pct:.1}%); detached in {:.1} ms",
+            "{}: {why} after {:.1}s; matched {}, {injected} {} ({pct:.1}%); detached in {:.1} ms",
             self.fault,
             self.elapsed_ms as f64 / 1e3,
             self.matched,
             self.injected,
             self.detach_ms
-        )
+        )?;
+        if self.over_budget > 0 {
+            write!(
+                f,
+                "; {} more matches after the budget was spent",
+                self.over_budget
+            )?;
+        }
+        if let Some(n) = self.events_written {
+            write!(f, "; {n} events written, {} lost", self.events_lost)?;
+        }
+        Ok(())
     }
 }

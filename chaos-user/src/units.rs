@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-/// Longest accepted fault; longer needs to be split (and will need `--force` with guards).
-pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// Longest accepted fault even with --force (over 24 h needs --force; see guards).
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
@@ -12,7 +12,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("a fault needs a positive duration, e.g. 30s".into());
     }
     if d > MAX_DURATION {
-        return Err(format!("'{s}' is longer than 24h; use at most 24h"));
+        return Err(format!("'{s}' is longer than 30 days; use at most 30d"));
     }
     Ok(d)
 }
@@ -91,7 +91,7 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("0s").unwrap_err().contains("positive"));
-        assert!(parse_duration("25h").unwrap_err().contains("24h"));
+        assert!(parse_duration("31d").unwrap_err().contains("30d"));
         assert!(parse_duration("soon").unwrap_err().contains("e.g. 500ms"));
     }
 

@@ -5,16 +5,20 @@ use super::{
     tc::{self, AttachMode, TcAttachment},
 };
 use crate::{
-    ebpf::{self, Counters},
+    ebpf,
     error::{Error, Result},
+    fault::FaultCore,
 };
-use aya::{Ebpf, programs::SchedClassifier};
-use chaos_common::maps::{NET_CFG, NET_STATS, PROG_TC};
+use aya::programs::SchedClassifier;
+use chaos_common::{
+    NetRule,
+    maps::{NET_CFG, NET_STATS, PROG_TC},
+};
 
 pub struct NetFault {
     // Field order matters: attachments detach before the object (and its program) is dropped.
     attachments: Vec<TcAttachment>,
-    ebpf: Ebpf,
+    pub core: FaultCore<NetRule>,
     program_id: Option<u32>,
 }
 
@@ -22,11 +26,10 @@ impl NetFault {
     /// Loads, configures (with the in-kernel deadline) and attaches. On any error everything
     /// attached so far is detached again by Drop.
     pub fn attach(plan: &NetPlan) -> Result<Self> {
-        let mut ebpf = ebpf::load()?;
-        let mut rule = plan.rule;
-        rule.deadline_ns = ebpf::deadline_after(plan.duration);
-        ebpf::set_config(&mut ebpf, NET_CFG, rule)?;
-        let prog: &mut SchedClassifier = ebpf
+        let mut core =
+            FaultCore::load(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
+        let prog: &mut SchedClassifier = core
+            .ebpf
             .program_mut(PROG_TC)
             .ok_or(Error::ProgramNotFound(PROG_TC))?
             .try_into()
@@ -43,16 +46,12 @@ impl NetFault {
                 plan.attach,
             )?);
         }
-        let program_id = ebpf.program(PROG_TC).and_then(ebpf::program_id);
+        let program_id = core.ebpf.program(PROG_TC).and_then(ebpf::program_id);
         Ok(Self {
             attachments,
-            ebpf,
+            core,
             program_id,
         })
-    }
-
-    pub fn counters(&self) -> Result<Counters> {
-        ebpf::counters(&self.ebpf, NET_STATS)
     }
 
     pub fn program_ids(&self) -> Vec<u32> {

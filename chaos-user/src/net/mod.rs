@@ -10,7 +10,9 @@ pub use tc::AttachMode;
 use crate::{
     cgroup::Cgroup,
     cidr,
+    controls::{self, Controls},
     error::{Error, Result},
+    guards,
     netns::{self, Netns},
     target::Target,
     units::Percent,
@@ -81,6 +83,7 @@ pub struct NetSpec {
     pub target: Option<Target>,
     pub duration: Duration,
     pub attach: AttachMode,
+    pub controls: Controls,
 }
 
 /// A validated packet fault, ready to attach.
@@ -94,6 +97,7 @@ pub struct NetPlan {
     pub rule: NetRule,
     pub duration: Duration,
     pub attach: AttachMode,
+    pub controls: Controls,
 }
 
 impl NetSpec {
@@ -121,7 +125,12 @@ impl NetSpec {
                 "ICMP has no ports; drop the port filter or use --protocol tcp|udp",
             ));
         }
+        guards::check_duration(self.duration, self.controls.force)?;
+        guards::check_iface(&self.iface, netns.as_ref(), self.controls.force)?;
         let cgroup = self.target.as_ref().map(Target::resolve).transpose()?;
+        if let Some(cg) = &cgroup {
+            guards::check_cgroup(cg, "--cgroup/--pid", self.controls.force)?;
+        }
         if cgroup.is_some() && self.direction != Direction::Egress {
             return Err(Error::input(
                 "--cgroup/--pid",
@@ -145,7 +154,10 @@ impl NetSpec {
             action: match self.action {
                 Action::Drop => ACTION_DROP,
             },
-            _pad: [0; 2],
+            flags: self.controls.flags(),
+            _pad: 0,
+            fault_id: controls::new_fault_id(),
+            sample: self.controls.events_sample,
         };
         Ok(NetPlan {
             iface: self.iface.clone(),
@@ -155,6 +167,7 @@ impl NetSpec {
             rule,
             duration: self.duration,
             attach: self.attach,
+            controls: self.controls.clone(),
         })
     }
 }

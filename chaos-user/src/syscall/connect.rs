@@ -4,15 +4,15 @@
 use crate::{
     cgroup::Cgroup,
     cidr,
-    ebpf::{self, Counters},
+    controls::{self, Controls},
+    ebpf,
     error::{Error, Result},
+    fault::FaultCore,
+    guards,
     target::Target,
     units::Percent,
 };
-use aya::{
-    Ebpf,
-    programs::{CgroupAttachMode, CgroupSockAddr},
-};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr};
 use chaos_common::{
     Cidr, PROTO_ANY, PROTO_TCP, PROTO_UDP, PortRange, SockRule,
     maps::{PROG_CONNECT4, PROG_CONNECT6, SOCK_CFG, SOCK_STATS},
@@ -36,6 +36,7 @@ pub struct ConnectSpec {
     pub percent: Percent,
     pub target: Target,
     pub duration: Duration,
+    pub controls: Controls,
 }
 
 #[derive(Debug)]
@@ -43,11 +44,14 @@ pub struct ConnectPlan {
     pub cgroup: Cgroup,
     pub rule: SockRule,
     pub duration: Duration,
+    pub controls: Controls,
 }
 
 impl ConnectSpec {
     pub fn validate(&self) -> Result<ConnectPlan> {
+        guards::check_duration(self.duration, self.controls.force)?;
         let cgroup = self.target.resolve()?;
+        guards::check_cgroup(&cgroup, "--cgroup/--pid", self.controls.force)?;
         let rule = SockRule {
             deadline_ns: 0,
             threshold: self.percent.threshold(),
@@ -59,32 +63,40 @@ impl ConnectSpec {
                 Some(SockProtocol::Tcp) => PROTO_TCP,
                 Some(SockProtocol::Udp) => PROTO_UDP,
             },
-            _pad: [0; 3],
+            flags: self.controls.flags(),
+            _pad: [0; 2],
+            fault_id: controls::new_fault_id(),
+            sample: self.controls.events_sample,
         };
         Ok(ConnectPlan {
             cgroup,
             rule,
             duration: self.duration,
+            controls: self.controls.clone(),
         })
     }
 }
 
 pub struct ConnectFault {
-    ebpf: Ebpf,
+    pub core: FaultCore<SockRule>,
     program_ids: Vec<u32>,
 }
 
 impl ConnectFault {
     pub fn attach(plan: &ConnectPlan) -> Result<Self> {
-        let mut ebpf = ebpf::load()?;
-        let mut rule = plan.rule;
-        rule.deadline_ns = ebpf::deadline_after(plan.duration);
-        ebpf::set_config(&mut ebpf, SOCK_CFG, rule)?;
+        let mut core = FaultCore::load(
+            plan.rule,
+            &plan.controls,
+            plan.duration,
+            SOCK_CFG,
+            SOCK_STATS,
+        )?;
         let cg = File::open(&plan.cgroup.path)
             .map_err(|e| Error::io(format!("opening {}", plan.cgroup.path.display()), e))?;
         let mut program_ids = Vec::new();
         for name in [PROG_CONNECT4, PROG_CONNECT6] {
-            let prog: &mut CgroupSockAddr = ebpf
+            let prog: &mut CgroupSockAddr = core
+                .ebpf
                 .program_mut(name)
                 .ok_or(Error::ProgramNotFound(name))?
                 .try_into()
@@ -98,13 +110,9 @@ impl ConnectFault {
                     e,
                 )
             })?;
-            program_ids.extend(ebpf.program(name).and_then(ebpf::program_id));
+            program_ids.extend(core.ebpf.program(name).and_then(ebpf::program_id));
         }
-        Ok(Self { ebpf, program_ids })
-    }
-
-    pub fn counters(&self) -> Result<Counters> {
-        ebpf::counters(&self.ebpf, SOCK_STATS)
+        Ok(Self { core, program_ids })
     }
 
     pub fn program_ids(&self) -> Vec<u32> {

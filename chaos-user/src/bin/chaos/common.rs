@@ -102,3 +102,38 @@ pub fn print_summary(s: &chaos::session::Summary, json: bool) {
         out!("{s}");
     }
 }
+
+/// How a fault runs; flattened into every fault subcommand.
+#[derive(Debug, clap::Args)]
+pub struct ControlArgs {
+    /// Shadow mode: attach and count what would be faulted, inject nothing. Send SIGUSR1 to go
+    /// live without reattaching.
+    #[arg(long)]
+    dry_run: bool,
+    /// Stop injecting after N faults (counted exactly, in the kernel).
+    #[arg(long, value_name = "N", value_parser = chaos::controls::parse_budget)]
+    max_faults: Option<u32>,
+    /// Write one JSON line per injected fault (time, fault id, pid, comm, cgroup, 5-tuple or
+    /// errno) to FILE.
+    #[arg(long, value_name = "FILE")]
+    events: Option<std::path::PathBuf>,
+    /// With --events: log one fault in N on average, for high rates.
+    #[arg(long, value_name = "N", default_value = "1", requires = "events", value_parser = chaos::controls::parse_sample)]
+    events_sample: u32,
+    /// Override the blast-radius guards: the root cgroup, the cgroup of PID 1 or of chaos
+    /// itself, the interface of the default route or of your SSH connection, durations over 24h.
+    #[arg(long)]
+    force: bool,
+}
+
+impl From<ControlArgs> for chaos::controls::Controls {
+    fn from(a: ControlArgs) -> Self {
+        Self {
+            dry_run: a.dry_run,
+            max_faults: a.max_faults,
+            events: a.events,
+            events_sample: a.events_sample,
+            force: a.force,
+        }
+    }
+}

@@ -7,8 +7,10 @@ use crate::{
 };
 use chaos::{
     Error, Result,
+    controls::Controls,
     net::{Action, AttachMode, Direction, NetFault, NetSpec, Protocol},
     sandbox::{self, Sandbox},
+    session::Fault,
     syscall::{ConnectFault, ConnectSpec, SockProtocol},
     target::Target,
     units::Percent,
@@ -109,6 +111,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         target: None,
         duration: Duration::from_secs(60),
         attach: AttachMode::Auto,
+        controls: Controls::default(),
     };
     let conn = ConnectSpec {
         errno: libc::ECONNREFUSED,
@@ -121,6 +124,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         percent: Percent::ALL,
         target: Target::Cgroup(sb.cgroup.to_string_lossy().into_owned()),
         duration: Duration::from_secs(60),
+        controls: Controls::default(),
     };
     let t = Instant::now();
     let drop_fault = NetFault::attach(&net.validate()?)?;

@@ -62,6 +62,8 @@ pub struct NetArgs {
     /// How to attach: TCX links (fd-owned, Linux >= 6.6) or clsact + cls_bpf (older kernels).
     #[arg(long, value_enum, default_value = "auto")]
     tc_attach: AttachMode,
+    #[command(flatten)]
+    controls: common::ControlArgs,
 }
 
 impl NetArgs {
@@ -86,6 +88,7 @@ impl NetArgs {
             target,
             duration: self.duration,
             attach: self.tc_attach,
+            controls: self.controls.into(),
         }
     }
 }
@@ -106,7 +109,12 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
         event: "attached",
         fault: "net drop",
         detail: format!(
-            "dropping {} of matching packets on {}{ns} ({:?}, {:?})",
+            "{}dropping {} of matching packets on {}{ns} ({:?}, {:?})",
+            if spec.controls.dry_run {
+                "[dry run, SIGUSR1 for live] "
+            } else {
+                ""
+            },
             spec.percent,
             spec.iface,
             spec.direction,

@@ -47,6 +47,8 @@ pub struct ConnectArgs {
     /// How long the fault lasts (e.g. 500ms, 30s, 5m; at most 24h). Enforced in the kernel.
     #[arg(long, value_name = "D", value_parser = common::duration)]
     duration: std::time::Duration,
+    #[command(flatten)]
+    controls: common::ControlArgs,
 }
 
 fn connect_errno(s: &str) -> Result<i32, String> {
@@ -63,6 +65,7 @@ pub async fn run(cmd: SyscallCommand, json: bool) -> chaos::Result<ExitCode> {
         percent: a.percent,
         target: Target::from_args(a.cgroup, a.pid).expect("clap requires --cgroup or --pid"),
         duration: a.duration,
+        controls: a.controls.into(),
     };
     let plan = spec.validate()?;
     let mut stop = Stop::install()?;
@@ -72,7 +75,12 @@ pub async fn run(cmd: SyscallCommand, json: bool) -> chaos::Result<ExitCode> {
         event: "attached",
         fault: "syscall connect",
         detail: format!(
-            "failing {} of matching connect() calls in {} with {}",
+            "{}failing {} of matching connect() calls in {} with {}",
+            if spec.controls.dry_run {
+                "[dry run, SIGUSR1 for live] "
+            } else {
+                ""
+            },
             spec.percent,
             plan.cgroup.path.display(),
             errno::name(spec.errno)

@@ -1,0 +1,95 @@
+//! What happens after a match, the same for every program: count it, roll the probability,
+//! charge the budget, honour dry-run mode, and emit an audit event.
+
+use aya_ebpf::{
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+    macros::map,
+    maps::{PerCpuArray, Queue, RingBuf},
+};
+use chaos_common::{
+    Event, FLAG_BUDGET, FLAG_DRY_RUN, FLAG_EVENTS, STAT_EVENTS_LOST, STAT_INJECTED, STAT_MATCHED,
+    STAT_OVER_BUDGET, roll,
+};
+
+/// One token per allowed fault; userspace sizes and fills it when `--max-faults` is given.
+#[map]
+static CHAOS_BUDGET: Queue<u32> = Queue::with_max_entries(1, 0);
+
+/// Audit events; userspace drains it continuously. 256 KiB holds ~2,700 events.
+#[map]
+static CHAOS_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// The outcome of a match.
+pub enum Verdict {
+    Pass,
+    /// Fault it. `dry_run`: only count, do not act.
+    Fault {
+        dry_run: bool,
+    },
+}
+
+#[inline(always)]
+pub fn bump(map: &PerCpuArray<u64>, index: u32) {
+    if let Some(slot) = map.get_ptr_mut(index) {
+        // SAFETY: the slot belongs to this CPU and programs do not migrate while running.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Called once per packet or call that matched every filter.
+#[inline(always)]
+pub fn decide(stats: &PerCpuArray<u64>, threshold: u64, flags: u8) -> Verdict {
+    bump(stats, STAT_MATCHED);
+    // SAFETY: no preconditions.
+    if !roll(threshold, unsafe { bpf_get_prandom_u32() }) {
+        return Verdict::Pass;
+    }
+    // Popping from a queue map is serialised by the kernel, so the budget is exact across CPUs
+    // without atomic read-modify-write (which this target lacks).
+    if flags & FLAG_BUDGET != 0 && !matches!(CHAOS_BUDGET.pop(), Ok(Some(_))) {
+        bump(stats, STAT_OVER_BUDGET);
+        return Verdict::Pass;
+    }
+    bump(stats, STAT_INJECTED);
+    Verdict::Fault {
+        dry_run: flags & FLAG_DRY_RUN != 0,
+    }
+}
+
+/// Emits an event for a fault when the rule asks for them (1 in `sample`).
+#[inline(always)]
+pub fn emit(stats: &PerCpuArray<u64>, flags: u8, sample: u32, fill: impl FnOnce(&mut Event)) {
+    if flags & FLAG_EVENTS == 0 {
+        return;
+    }
+    // SAFETY: no preconditions.
+    if sample > 1 && unsafe { bpf_get_prandom_u32() } % sample != 0 {
+        return;
+    }
+    let Some(mut entry) = CHAOS_EVENTS.reserve::<Event>(0) else {
+        bump(stats, STAT_EVENTS_LOST);
+        return;
+    };
+    let mut ev = Event {
+        // SAFETY: no preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        cgroup_id: 0,
+        fault_id: 0,
+        pid: 0,
+        comm: [0; 16],
+        src: [0; 4],
+        dst: [0; 4],
+        sport: 0,
+        dport: 0,
+        errno: 0,
+        family: 0,
+        protocol: 0,
+        action: 0,
+        kind: 0,
+        dry_run: (flags & FLAG_DRY_RUN != 0) as u8,
+        _pad: [0; 3],
+    };
+    fill(&mut ev);
+    entry.write(ev);
+    entry.submit(0);
+}

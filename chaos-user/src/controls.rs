@@ -1,0 +1,85 @@
+//! How a fault runs, whatever it matches: dry-run, budget, audit events, and the guard override.
+
+use chaos_common::{FLAG_BUDGET, FLAG_DRY_RUN, FLAG_EVENTS, MAX_BUDGET};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default)]
+pub struct Controls {
+    /// Attach and count what would be faulted, inject nothing (switchable to live).
+    pub dry_run: bool,
+    /// Stop injecting after this many faults (counted in the kernel).
+    pub max_faults: Option<u32>,
+    /// Write one JSON line per injected fault to this file.
+    pub events: Option<PathBuf>,
+    /// Emit one event per this many faults on average (1: all).
+    pub events_sample: u32,
+    /// Override the blast-radius guards.
+    pub force: bool,
+}
+
+impl Controls {
+    pub fn flags(&self) -> u8 {
+        let mut f = 0;
+        if self.dry_run {
+            f |= FLAG_DRY_RUN;
+        }
+        if self.max_faults.is_some() {
+            f |= FLAG_BUDGET;
+        }
+        if self.events.is_some() {
+            f |= FLAG_EVENTS;
+        }
+        f
+    }
+}
+
+pub fn parse_budget(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number; use e.g. 100"))?;
+    if n == 0 || n > MAX_BUDGET {
+        return Err(format!("use a budget from 1 to {MAX_BUDGET}"));
+    }
+    Ok(n)
+}
+
+pub fn parse_sample(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a sampling rate; use N >= 1 to log one fault in N"
+        )),
+    }
+}
+
+/// A random id for a fault (audit events, background faults).
+pub fn new_fault_id() -> u32 {
+    let mut b = [0u8; 4];
+    // SAFETY: getrandom writes at most b.len() bytes into b.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != 4 {
+        // Unique enough for ids when the entropy pool is unavailable.
+        return std::process::id() ^ (crate::ebpf::monotonic_ns() as u32);
+    }
+    u32::from_ne_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_parsing() {
+        let c = Controls {
+            dry_run: true,
+            max_faults: Some(3),
+            ..Controls::default()
+        };
+        assert_eq!(c.flags(), FLAG_DRY_RUN | FLAG_BUDGET);
+        assert_eq!(parse_budget("7"), Ok(7));
+        assert!(parse_budget("0").is_err() && parse_budget("2000000").is_err());
+        assert_eq!(parse_sample("10"), Ok(10));
+        assert!(parse_sample("0").is_err());
+    }
+}

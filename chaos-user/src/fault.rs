@@ -1,0 +1,96 @@
+//! What every attached fault has, whatever its family: the loaded object with its rule (config
+//! map) and counters, the in-kernel deadline, dry-run switching, and the audit stream.
+
+use crate::{
+    controls::Controls,
+    ebpf::{self, Counters},
+    error::Result,
+    events::EventSink,
+};
+use aya::{Ebpf, Pod};
+use chaos_common::{FLAG_DRY_RUN, NetRule, SockRule};
+use std::time::Duration;
+
+/// A kernel rule type (one-entry config map value).
+pub trait Rule: Pod {
+    fn set_deadline(&mut self, ns: u64);
+    fn flags_mut(&mut self) -> &mut u8;
+    fn fault_id(&self) -> u32;
+}
+
+macro_rules! impl_rule {
+    ($t:ty) => {
+        impl Rule for $t {
+            fn set_deadline(&mut self, ns: u64) {
+                self.deadline_ns = ns;
+            }
+            fn flags_mut(&mut self) -> &mut u8 {
+                &mut self.flags
+            }
+            fn fault_id(&self) -> u32 {
+                self.fault_id
+            }
+        }
+    };
+}
+impl_rule!(NetRule);
+impl_rule!(SockRule);
+
+pub struct FaultCore<R: Rule> {
+    pub ebpf: Ebpf,
+    rule: R,
+    cfg_map: &'static str,
+    stats_map: &'static str,
+    events: Option<EventSink>,
+}
+
+impl<R: Rule> FaultCore<R> {
+    /// Loads the object (with the budget), sets the deadline `duration` from now and writes the
+    /// rule. Programs are loaded and attached by the caller.
+    pub fn load(
+        mut rule: R,
+        controls: &Controls,
+        duration: Duration,
+        cfg_map: &'static str,
+        stats_map: &'static str,
+    ) -> Result<Self> {
+        let mut ebpf = ebpf::load(controls.max_faults)?;
+        let events = controls
+            .events
+            .as_deref()
+            .map(|p| EventSink::new(&mut ebpf, p))
+            .transpose()?;
+        rule.set_deadline(ebpf::deadline_after(duration));
+        ebpf::set_config(&mut ebpf, cfg_map, rule)?;
+        Ok(Self {
+            ebpf,
+            rule,
+            cfg_map,
+            stats_map,
+            events,
+        })
+    }
+
+    pub fn counters(&self) -> Result<Counters> {
+        ebpf::counters(&self.ebpf, self.stats_map)
+    }
+
+    pub fn dry_run(&self) -> bool {
+        let mut r = self.rule;
+        *r.flags_mut() & FLAG_DRY_RUN != 0
+    }
+
+    /// Leaves dry-run mode: one map update, the programs stay attached.
+    pub fn go_live(&mut self) -> Result<()> {
+        *self.rule.flags_mut() &= !FLAG_DRY_RUN;
+        ebpf::set_config(&mut self.ebpf, self.cfg_map, self.rule)
+    }
+
+    pub fn take_events(&mut self) -> Option<EventSink> {
+        self.events.take()
+    }
+
+    pub fn fault_id(&self) -> u32 {
+        self.rule.fault_id()
+    }
+}
