@@ -67,7 +67,12 @@ pub struct Running {
 impl Running {
     /// Starts chaos and waits (up to 10 s) for its "attached" line.
     pub fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(chaos_bin())
+        Self::start_via(Command::new(chaos_bin()), args)
+    }
+
+    /// Like `start`, from a prepared command.
+    pub fn start_via(mut cmd: Command, args: &[&str]) -> Running {
+        let mut child = cmd
             .args(args)
             .arg("--json")
             .stdout(Stdio::piped())
@@ -93,6 +98,23 @@ impl Running {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill on our own child's pid.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as i32, sig) },
+            0,
+            "kill({sig})"
+        );
+    }
+
+    /// The process state letter from /proc/PID/stat (R, S, T for stopped, ...).
+    pub fn state(&self) -> char {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("stat");
+        let after = stat.rsplit_once(") ").expect("comm").1;
+        after.chars().next().expect("state")
     }
 
     /// SIGINT, then the summary line.
@@ -183,4 +205,30 @@ pub fn sh(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The JSON lines of an events file.
+pub fn read_events(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("event line is JSON"))
+        .collect()
+}
+
+/// A scratch file path unique to this process and tag; removed on drop.
+pub struct TempPath(pub std::path::PathBuf);
+
+impl TempPath {
+    pub fn new(tag: &str) -> TempPath {
+        TempPath(std::env::temp_dir().join(format!("chaos-test-{}-{tag}", std::process::id())))
+    }
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

@@ -23,7 +23,7 @@ enum Task {
     /// Set up, build, and run every test: unit tests and the privileged integration tests.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
-        #[arg(trailing_var_arg = true)]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// Benchmarks (not tests): `lifecycle` measures time to first drop and to detach.
