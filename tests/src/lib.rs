@@ -45,10 +45,12 @@ pub fn require_root() {
 
 /// Runs chaos to completion and returns (exit code, stdout, stderr).
 pub fn chaos(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(chaos_bin())
-        .args(args)
-        .output()
-        .expect("run chaos");
+    chaos_via(Command::new(chaos_bin()), args)
+}
+
+/// Like `chaos`, from a prepared command (e.g. inside a cgroup, or with an environment).
+pub fn chaos_via(mut cmd: Command, args: &[&str]) -> (i32, String, String) {
+    let out = cmd.args(args).output().expect("run chaos");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

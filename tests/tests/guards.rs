@@ -1,0 +1,140 @@
+//! Blast-radius guards: each refuses without --force (exit 2, says why, nothing attached) and
+//! lets the fault run with it.
+
+use chaos_tests::{Running, chaos, chaos_bin, chaos_via, lab::Lab, sh};
+use std::process::Command;
+
+/// A filter that matches nothing real (TEST-NET-1, port 1), for faults on shared targets.
+const HARMLESS: [&str; 4] = ["--dst", "192.0.2.1/32", "--dport", "1"];
+
+fn assert_refused((code, out, err): (i32, String, String), why: &str) {
+    assert_eq!(code, 2, "stdout {out} stderr {err}");
+    assert!(err.contains(why) && err.contains("--force"), "{err}");
+}
+
+#[test]
+fn root_cgroup_needs_force() {
+    let lab = Lab::new("groot");
+    let base = [
+        "syscall",
+        "connect",
+        "--errno",
+        "EPERM",
+        "--cgroup",
+        "/",
+        "--duration",
+        "2s",
+    ];
+    assert_refused(chaos(&[&base[..], &HARMLESS[..]].concat()), "root cgroup");
+    lab.assert_nothing_attached();
+    let forced = Running::start(&[&base[..], &HARMLESS[..], &["--force"]].concat());
+    let s = forced.interrupt();
+    assert_eq!(s["matched"], 0, "{s}");
+    lab.finish();
+}
+
+#[test]
+fn chaos_own_cgroup_needs_force() {
+    let lab = Lab::new("gown");
+    let cg = lab.cgroup();
+    let args = [
+        "syscall",
+        "connect",
+        "--errno",
+        "EPERM",
+        "--cgroup",
+        &cg,
+        "--duration",
+        "2s",
+    ];
+    let args = [&args[..], &HARMLESS[..]].concat();
+    // chaos itself runs inside the target cgroup.
+    assert_refused(
+        chaos_via(lab.inside(chaos_bin().to_str().expect("path")), &args),
+        "contains chaos itself",
+    );
+    lab.assert_nothing_attached();
+    let forced = Running::start_via(
+        lab.inside(chaos_bin().to_str().expect("path")),
+        &[&args[..], &["--force"]].concat(),
+    );
+    forced.interrupt();
+    lab.finish();
+}
+
+#[test]
+fn default_route_interface_needs_force() {
+    let lab = Lab::new("gdef");
+    sh(Command::new("ip").args([
+        "-n",
+        &lab.sb.client_ns,
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.77.0.2",
+    ]));
+    let args = [
+        "net",
+        "drop",
+        "--iface",
+        &lab.sb.client_if,
+        "--netns",
+        &lab.sb.client_ns,
+        "--duration",
+        "2s",
+    ];
+    assert_refused(chaos(&args), "default route");
+    lab.assert_nothing_attached();
+    Running::start(&[&args[..], &HARMLESS[..], &["--force"]].concat()).interrupt();
+    lab.finish();
+}
+
+#[test]
+fn ssh_interface_needs_force() {
+    let lab = Lab::new("gssh");
+    // As if the operator were logged in over SSH from the server side of the lab.
+    let with_ssh = || {
+        let mut c = Command::new(chaos_bin());
+        c.env("SSH_CONNECTION", "10.77.0.2 50022 10.77.0.1 22");
+        c
+    };
+    let args = [
+        "net",
+        "drop",
+        "--iface",
+        &lab.sb.client_if,
+        "--netns",
+        &lab.sb.client_ns,
+        "--duration",
+        "2s",
+    ];
+    assert_refused(chaos_via(with_ssh(), &args), "SSH connection");
+    lab.assert_nothing_attached();
+    Running::start_via(
+        with_ssh(),
+        &[&args[..], &HARMLESS[..], &["--force"]].concat(),
+    )
+    .interrupt();
+    lab.finish();
+}
+
+#[test]
+fn long_durations_need_force() {
+    let lab = Lab::new("glong");
+    let args = [
+        "net",
+        "drop",
+        "--iface",
+        &lab.sb.server_if,
+        "--netns",
+        &lab.sb.server_ns,
+        "--duration",
+        "25h",
+    ];
+    assert_refused(chaos(&args), "longer than 24h");
+    lab.assert_nothing_attached();
+    let s = Running::start(&[&args[..], &["--force"]].concat()).interrupt();
+    assert_eq!(s["ended"]["by"], "signal", "{s}");
+    lab.finish();
+}
