@@ -78,9 +78,12 @@ pub struct Counters {
 }
 
 pub fn counters(ebpf: &Ebpf, map: &'static str) -> Result<Counters> {
-    let stats: PerCpuArray<_, u64> = ebpf
-        .map(map)
-        .ok_or(Error::MapNotFound(map))?
+    counters_in(ebpf.map(map).ok_or(Error::MapNotFound(map))?, map)
+}
+
+/// Counters from a stats map (loaded here, or opened from a pin).
+pub fn counters_in(stats: &aya::maps::Map, map: &str) -> Result<Counters> {
+    let stats: PerCpuArray<_, u64> = stats
         .try_into()
         .map_err(|e| Error::map(format!("opening {map}"), e))?;
     let sum = |i: u32| -> Result<u64> {

@@ -39,6 +39,7 @@ impl_rule!(SockRule);
 pub struct FaultCore<R: Rule> {
     pub ebpf: Ebpf,
     rule: R,
+    deadline_ns: u64,
     cfg_map: &'static str,
     stats_map: &'static str,
     events: Option<EventSink>,
@@ -54,17 +55,21 @@ impl<R: Rule> FaultCore<R> {
         cfg_map: &'static str,
         stats_map: &'static str,
     ) -> Result<Self> {
+        // The next fault command removes what a crashed chaos left behind.
+        crate::state::reap_stale();
         let mut ebpf = ebpf::load(controls.max_faults)?;
         let events = controls
             .events
             .as_deref()
             .map(|p| EventSink::new(&mut ebpf, p))
             .transpose()?;
-        rule.set_deadline(ebpf::deadline_after(duration));
+        let deadline_ns = ebpf::deadline_after(duration);
+        rule.set_deadline(deadline_ns);
         ebpf::set_config(&mut ebpf, cfg_map, rule)?;
         Ok(Self {
             ebpf,
             rule,
+            deadline_ns,
             cfg_map,
             stats_map,
             events,
@@ -92,5 +97,10 @@ impl<R: Rule> FaultCore<R> {
 
     pub fn fault_id(&self) -> u32 {
         self.rule.fault_id()
+    }
+
+    /// CLOCK_MONOTONIC time at which the kernel stops injecting.
+    pub fn deadline_ns(&self) -> u64 {
+        self.deadline_ns
     }
 }

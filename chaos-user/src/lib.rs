@@ -3,6 +3,7 @@
 //! Each fault family validates its input into a plan (pure, testable without root), then
 //! attaches programs whose links are owned by the returned fault object: dropping it detaches.
 
+pub mod background;
 pub mod cgroup;
 pub mod cidr;
 pub mod controls;
@@ -17,6 +18,7 @@ pub mod net;
 pub mod netns;
 pub mod sandbox;
 pub mod session;
+pub mod state;
 pub mod syscall;
 pub mod target;
 pub mod units;

@@ -5,14 +5,21 @@ use crate::{Running, sh};
 use chaos::sandbox::Sandbox;
 use std::{
     io::{BufRead, BufReader},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
 
 pub use chaos::sandbox::{CLIENT_V4, CLIENT_V6, SERVER_V4, SERVER_V6};
 
 pub struct Lab {
+    /// Declared first so it drops first: cleans the lab's chaos state even after a failed
+    /// assertion, while the namespaces still exist.
+    _cleanup: StateGuard,
     pub sb: Sandbox,
+    /// This lab's own chaos state and pin directories (CHAOS_STATE_DIR, CHAOS_PIN_DIR), so
+    /// `chaos cleanup` in one test never touches another test's faults.
+    pub state_dir: PathBuf,
+    pub pin_dir: PathBuf,
 }
 
 /// A server process; killed on drop.
@@ -28,10 +35,34 @@ impl Drop for Server {
 impl Lab {
     pub fn new(tag: &str) -> Lab {
         crate::require_root();
+        let sb =
+            Sandbox::create(tag).unwrap_or_else(|e| panic!("sandbox: {}", chaos::error::chain(&e)));
+        let name = sb
+            .cgroup
+            .file_name()
+            .expect("cgroup name")
+            .to_string_lossy()
+            .into_owned();
+        let state_dir = PathBuf::from("/run/chaos-test").join(&name);
+        let pin_dir = PathBuf::from("/sys/fs/bpf").join(&name);
+        let _cleanup = StateGuard {
+            state_dir: state_dir.clone(),
+            pin_dir: pin_dir.clone(),
+        };
         Lab {
-            sb: Sandbox::create(tag)
-                .unwrap_or_else(|e| panic!("sandbox: {}", chaos::error::chain(&e))),
+            _cleanup,
+            sb,
+            state_dir,
+            pin_dir,
         }
+    }
+
+    /// A `chaos` command using this lab's state and pin directories.
+    pub fn chaos_cmd(&self) -> Command {
+        let mut c = Command::new(crate::chaos_bin());
+        c.env("CHAOS_STATE_DIR", &self.state_dir)
+            .env("CHAOS_PIN_DIR", &self.pin_dir);
+        c
     }
 
     pub fn cgroup(&self) -> String {
@@ -63,6 +94,7 @@ impl Lab {
             (&self.sb.server_ns, &self.sb.server_if),
             (&self.sb.client_ns, &self.sb.client_if),
         ] {
+            all += &tcx_programs(ns, dev);
             let net = format!("--net=/run/netns/{ns}");
             all += &sh(Command::new("nsenter").args([&net, "bpftool", "net", "show", "dev", dev]));
             all += &sh(Command::new("tc").args(["-n", ns, "qdisc", "show", "dev", dev]));
@@ -82,15 +114,28 @@ impl Lab {
         );
     }
 
-    /// Checks nothing is attached, removes the lab, and checks it is gone.
+    /// Checks nothing is attached and no chaos state is left, removes the lab, and checks it
+    /// is gone.
     pub fn finish(self) {
         self.assert_nothing_attached();
+        for dir in [&self.state_dir, &self.pin_dir] {
+            let left: Vec<_> = std::fs::read_dir(dir)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            assert!(
+                left.is_empty(),
+                "chaos state left in {}: {left:?}",
+                dir.display()
+            );
+        }
+        let Lab { _cleanup, sb, .. } = self;
+        drop(_cleanup);
         let (s, c, cg) = (
-            self.sb.server_ns.clone(),
-            self.sb.client_ns.clone(),
-            self.sb.cgroup.clone(),
+            sb.server_ns.clone(),
+            sb.client_ns.clone(),
+            sb.cgroup.clone(),
         );
-        drop(self.sb);
+        drop(sb);
         for ns in [s, c] {
             assert!(
                 !Path::new("/run/netns").join(&ns).exists(),
@@ -131,4 +176,47 @@ impl Lab {
     pub fn outside(&self, program: &str) -> Command {
         self.sb.outside_cgroup(program)
     }
+}
+
+/// Runs `chaos cleanup` on a lab's own state when the lab goes away, so that a failed test does
+/// not leave pinned faults behind; then removes the (empty) directories.
+struct StateGuard {
+    state_dir: PathBuf,
+    pin_dir: PathBuf,
+}
+
+impl Drop for StateGuard {
+    fn drop(&mut self) {
+        let has = |d: &Path| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some());
+        if has(&self.state_dir) || has(&self.pin_dir) {
+            let _ = Command::new(crate::chaos_bin())
+                .arg("cleanup")
+                .env("CHAOS_STATE_DIR", &self.state_dir)
+                .env("CHAOS_PIN_DIR", &self.pin_dir)
+                .status();
+        }
+        let _ = std::fs::remove_dir(&self.state_dir);
+        let _ = std::fs::remove_dir(&self.pin_dir);
+    }
+}
+
+/// Programs attached through TCX to `dev` in `ns`, asked of the kernel (BPF_PROG_QUERY).
+fn tcx_programs(ns: &str, dev: &str) -> String {
+    use aya::programs::{SchedClassifier, TcAttachType};
+    let netns = chaos::netns::Netns::resolve(ns).expect("lab netns");
+    let mut out = String::new();
+    for (ty, name) in [
+        (TcAttachType::Ingress, "ingress"),
+        (TcAttachType::Egress, "egress"),
+    ] {
+        let (_, progs) = netns
+            .enter(|| SchedClassifier::query_tcx(dev, ty))
+            .expect("enter")
+            .expect("query tcx");
+        for p in progs {
+            let prog = p.name_as_str().unwrap_or("?").to_string();
+            out += &format!("tcx {dev} {name}: {prog} id {}\n", p.id());
+        }
+    }
+    out
 }

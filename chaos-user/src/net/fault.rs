@@ -1,13 +1,15 @@
-//! A packet fault in force: the loaded object, its rule, and one classifier per hook.
+//! A packet fault in force: the loaded object, its rule, one classifier per hook, and the
+//! record of whatever the kernel would not remove by itself.
 
 use super::{
     NetPlan,
-    tc::{self, AttachMode, TcAttachment},
+    tc::{self, AttachMode, TcAttachment, Where},
 };
 use crate::{
-    ebpf,
+    background, ebpf,
     error::{Error, Result},
     fault::FaultCore,
+    state::Record,
 };
 use aya::programs::SchedClassifier;
 use chaos_common::{
@@ -20,6 +22,7 @@ pub struct NetFault {
     attachments: Vec<TcAttachment>,
     pub core: FaultCore<NetRule>,
     program_id: Option<u32>,
+    record: Record,
 }
 
 impl NetFault {
@@ -28,6 +31,12 @@ impl NetFault {
     pub fn attach(plan: &NetPlan) -> Result<Self> {
         let mut core =
             FaultCore::load(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
+        let record = Record::new(
+            core.fault_id(),
+            "net drop",
+            plan.detail.clone(),
+            core.deadline_ns(),
+        );
         let prog: &mut SchedClassifier = core
             .ebpf
             .program_mut(PROG_TC)
@@ -36,22 +45,34 @@ impl NetFault {
             .map_err(|e| Error::program("classifier type", e))?;
         prog.load()
             .map_err(|e| Error::program(format!("loading {PROG_TC}"), e))?;
-        let mut attachments = Vec::new();
-        for &hook in plan.hooks {
-            attachments.push(tc::attach(
-                prog,
-                &plan.iface,
-                plan.netns.as_ref(),
-                hook,
-                plan.attach,
-            )?);
-        }
-        let program_id = core.ebpf.program(PROG_TC).and_then(ebpf::program_id);
-        Ok(Self {
-            attachments,
+        // Built field by field so that Drop sees (and undoes) every attachment made so far.
+        let mut fault = Self {
+            attachments: Vec::new(),
             core,
-            program_id,
-        })
+            program_id: None,
+            record,
+        };
+        let handle = fault.core.fault_id().max(1);
+        for &hook in plan.hooks {
+            let prog: &mut SchedClassifier = fault
+                .core
+                .ebpf
+                .program_mut(PROG_TC)
+                .ok_or(Error::ProgramNotFound(PROG_TC))?
+                .try_into()
+                .map_err(|e| Error::program("classifier type", e))?;
+            let w = Where {
+                iface: &plan.iface,
+                netns: plan.netns.as_ref(),
+                hook,
+                mode: plan.attach,
+                record: &mut fault.record,
+                handle,
+            };
+            fault.attachments.push(tc::attach(prog, w)?);
+        }
+        fault.program_id = fault.core.ebpf.program(PROG_TC).and_then(ebpf::program_id);
+        Ok(fault)
     }
 
     pub fn program_ids(&self) -> Vec<u32> {
@@ -64,6 +85,22 @@ impl NetFault {
             .first()
             .map_or(AttachMode::Auto, |a| a.mode)
     }
+
+    /// Leaves the fault in the kernel after chaos exits: links and maps pinned, record saved.
+    pub fn persist(mut self) -> Result<Record> {
+        let dir = background::pin_dir(&self.record)?;
+        self.record.pins = Some(dir.clone());
+        self.record.background = true;
+        self.record.save()?;
+        for (i, a) in std::mem::take(&mut self.attachments)
+            .into_iter()
+            .enumerate()
+        {
+            a.persist(&dir.join(format!("link{i}")))?;
+        }
+        background::pin_maps(&self.core.ebpf, &dir, NET_CFG, NET_STATS)?;
+        Ok(self.record.clone())
+    }
 }
 
 impl Drop for NetFault {
@@ -72,6 +109,9 @@ impl Drop for NetFault {
         // share, and removing it first would take their filters along.
         while let Some(a) = self.attachments.pop() {
             drop(a);
+        }
+        if !self.record.background && !self.record.tc.is_empty() {
+            self.record.delete();
         }
     }
 }

@@ -98,9 +98,30 @@ pub struct NetPlan {
     pub duration: Duration,
     pub attach: AttachMode,
     pub controls: Controls,
+    /// One line for humans: what, where, how much.
+    pub detail: String,
 }
 
 impl NetSpec {
+    fn describe(&self) -> String {
+        let ns = self
+            .netns
+            .as_deref()
+            .map(|n| format!(" in netns {n}"))
+            .unwrap_or_default();
+        let dry = if self.controls.dry_run {
+            "[dry run] "
+        } else {
+            ""
+        };
+        format!(
+            "{dry}drop {} of matching packets on {}{ns} ({})",
+            self.percent,
+            self.iface,
+            format!("{:?}", self.direction).to_lowercase()
+        )
+    }
+
     /// Checks everything that can be checked before attaching; errors name the flag.
     pub fn validate(&self) -> Result<NetPlan> {
         let netns = self.netns.as_deref().map(Netns::resolve).transpose()?;
@@ -168,6 +189,7 @@ impl NetSpec {
             duration: self.duration,
             attach: self.attach,
             controls: self.controls.clone(),
+            detail: self.describe(),
         })
     }
 }

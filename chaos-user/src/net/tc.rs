@@ -4,12 +4,14 @@
 use crate::{
     error::{Error, Result},
     netns::{self, Netns},
+    state::{self, Record, TcEntry},
 };
 use aya::programs::{
     Link, LinkOrder, SchedClassifier, TcAttachType,
-    tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions},
+    links::FdLink,
+    tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle},
 };
-use std::process::Command;
+use std::{os::unix::fs::MetadataExt, path::Path};
 
 use super::Direction;
 
@@ -29,9 +31,21 @@ pub struct TcAttachment {
     link: Option<SchedClassifierLink>,
     netns: Option<Netns>,
     iface: String,
-    /// Set when chaos added the clsact qdisc and so must remove it.
+    /// Set when chaos added the clsact qdisc and so must remove it (once empty).
     clsact_added: bool,
     pub mode: AttachMode,
+}
+
+/// What attaching needs to know besides the program: where, and the fault's record.
+pub struct Where<'a> {
+    pub iface: &'a str,
+    pub netns: Option<&'a Netns>,
+    pub hook: Direction,
+    pub mode: AttachMode,
+    /// cls_bpf filters are written here before they are created.
+    pub record: &'a mut Record,
+    /// Unique per fault: the filter handle.
+    pub handle: u32,
 }
 
 fn attach_type(d: Direction) -> TcAttachType {
@@ -41,21 +55,16 @@ fn attach_type(d: Direction) -> TcAttachType {
     }
 }
 
-pub fn attach(
-    prog: &mut SchedClassifier,
-    iface: &str,
-    netns: Option<&Netns>,
-    hook: Direction,
-    mode: AttachMode,
-) -> Result<TcAttachment> {
+pub fn attach(prog: &mut SchedClassifier, w: Where<'_>) -> Result<TcAttachment> {
     // Our own handle on the namespace: detaching must happen there too.
-    let own_ns = netns.map(Netns::try_clone).transpose()?;
-    let (link, clsact_added, mode) =
-        netns::within(netns, || attach_here(prog, iface, hook, mode))??;
+    let own_ns = w.netns.map(Netns::try_clone).transpose()?;
+    let iface = w.iface.to_string();
+    let netns = w.netns;
+    let (link, clsact_added, mode) = netns::within(netns, || attach_here(prog, w))??;
     Ok(TcAttachment {
         link: Some(link),
         netns: own_ns,
-        iface: iface.to_string(),
+        iface,
         clsact_added,
         mode,
     })
@@ -63,12 +72,10 @@ pub fn attach(
 
 fn attach_here(
     prog: &mut SchedClassifier,
-    iface: &str,
-    hook: Direction,
-    mode: AttachMode,
+    w: Where<'_>,
 ) -> Result<(SchedClassifierLink, bool, AttachMode)> {
-    let ty = attach_type(hook);
-    if mode != AttachMode::ClsBpf {
+    let (iface, ty) = (w.iface, attach_type(w.hook));
+    if w.mode != AttachMode::ClsBpf {
         let tcx = TcAttachOptions::TcxOrder(LinkOrder::default());
         match prog.attach_with_options(iface, ty, tcx) {
             Ok(id) => {
@@ -77,7 +84,7 @@ fn attach_here(
                     .map_err(|e| Error::program("taking TCX link", e))?;
                 return Ok((link, false, AttachMode::Tcx));
             }
-            Err(e) if mode == AttachMode::Tcx => {
+            Err(e) if w.mode == AttachMode::Tcx => {
                 return Err(Error::Unsupported {
                     feature: "TCX links (Linux >= 6.6)",
                     hint: format!("attaching to {iface} failed ({e}); use --tc-attach cls-bpf"),
@@ -86,6 +93,22 @@ fn attach_here(
             Err(e) => tracing::info!("TCX attach failed ({e}); falling back to cls_bpf"),
         }
     }
+    // Recorded before anything is created: a crash from here on leaves a record to clean up.
+    let netns_path = w.netns.map(|n| n.path.clone());
+    let netns_ino = netns_path
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.ino());
+    w.record.tc.push(TcEntry {
+        netns: netns_path,
+        netns_ino,
+        iface: iface.to_string(),
+        ingress: w.hook != Direction::Egress,
+        priority: state::TC_PRIORITY,
+        handle: w.handle,
+        clsact_added: true,
+    });
+    w.record.save()?;
     let clsact_added = match tc::qdisc_add_clsact(iface) {
         Ok(()) => true,
         Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => false,
@@ -96,16 +119,20 @@ fn attach_here(
             });
         }
     };
-    let nl = TcAttachOptions::Netlink(NlOptions::default());
+    let opts = NlOptions {
+        priority: state::TC_PRIORITY,
+        handle: TcHandle::from(w.handle),
+        classid: None,
+    };
     let attached = prog
-        .attach_with_options(iface, ty, nl)
+        .attach_with_options(iface, ty, TcAttachOptions::Netlink(opts))
         .and_then(|id| prog.take_link(id))
         .map_err(|e| Error::program(format!("attaching cls_bpf filter to {iface}"), e));
     match attached {
         Ok(link) => Ok((link, clsact_added, AttachMode::ClsBpf)),
         Err(e) => {
             if clsact_added {
-                del_clsact(iface);
+                remove_clsact(iface);
             }
             Err(e)
         }
@@ -121,12 +148,37 @@ impl TcAttachment {
                 tracing::warn!("detaching classifier from {iface}: {e}");
             }
             if clsact {
-                del_clsact(&iface);
+                remove_clsact(&iface);
             }
         });
         if let Err(e) = done {
             tracing::warn!("detaching classifier from {}: {e}", self.iface);
         }
+    }
+}
+
+impl TcAttachment {
+    /// Leaves the classifier attached after chaos exits: a TCX link is pinned at `pin`; a
+    /// cls_bpf filter stays by itself (it is in the fault's record).
+    pub fn persist(mut self, pin: &Path) -> Result<()> {
+        let Some(link) = self.link.take() else {
+            return Ok(());
+        };
+        if self.mode == AttachMode::Tcx {
+            let fd: FdLink = link
+                .try_into()
+                .map_err(|e| Error::io("TCX link", std::io::Error::other(format!("{e}"))))?;
+            fd.pin(pin).map_err(|e| {
+                Error::io(
+                    format!("pinning {}", pin.display()),
+                    std::io::Error::other(format!("{e}")),
+                )
+            })?;
+        } else {
+            // Dropping an NlLink detaches it; forgetting it leaves the filter in place.
+            std::mem::forget(link);
+        }
+        Ok(())
     }
 }
 
@@ -136,19 +188,9 @@ impl Drop for TcAttachment {
     }
 }
 
-/// Removes the clsact qdisc chaos added (and with it any filter left on it).
-fn del_clsact(iface: &str) {
-    // aya has no qdisc-delete call; iproute2 is a prerequisite. The child inherits this thread's
-    // network namespace.
-    match Command::new("tc")
-        .args(["qdisc", "del", "dev", iface, "clsact"])
-        .output()
-    {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => tracing::warn!(
-            "removing clsact from {iface}: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        Err(e) => tracing::warn!("removing clsact from {iface}: cannot run tc: {e}"),
+/// Removes the clsact qdisc chaos added, once no filter (ours or anyone's) is left on it.
+fn remove_clsact(iface: &str) {
+    if let Err(e) = state::remove_clsact_if_empty(iface) {
+        tracing::warn!("removing clsact from {iface}: {e}");
     }
 }

@@ -2,6 +2,7 @@
 //! its descendants) return the chosen errno via bpf_set_retval. Links are fd-owned.
 
 use crate::{
+    background,
     cgroup::Cgroup,
     cidr,
     controls::{self, Controls},
@@ -9,10 +10,13 @@ use crate::{
     error::{Error, Result},
     fault::FaultCore,
     guards,
+    state::Record,
     target::Target,
     units::Percent,
 };
-use aya::programs::{CgroupAttachMode, CgroupSockAddr};
+use aya::programs::{
+    CgroupAttachMode, CgroupSockAddr, cgroup_sock_addr::CgroupSockAddrLinkId, links::FdLink,
+};
 use chaos_common::{
     Cidr, PROTO_ANY, PROTO_TCP, PROTO_UDP, PortRange, SockRule,
     maps::{PROG_CONNECT4, PROG_CONNECT6, SOCK_CFG, SOCK_STATS},
@@ -45,6 +49,7 @@ pub struct ConnectPlan {
     pub rule: SockRule,
     pub duration: Duration,
     pub controls: Controls,
+    pub detail: String,
 }
 
 impl ConnectSpec {
@@ -68,11 +73,23 @@ impl ConnectSpec {
             fault_id: controls::new_fault_id(),
             sample: self.controls.events_sample,
         };
+        let dry = if self.controls.dry_run {
+            "[dry run] "
+        } else {
+            ""
+        };
+        let detail = format!(
+            "{dry}fail {} of matching connect() calls in {} with {}",
+            self.percent,
+            cgroup.path.display(),
+            crate::errno::name(self.errno)
+        );
         Ok(ConnectPlan {
             cgroup,
             rule,
             duration: self.duration,
             controls: self.controls.clone(),
+            detail,
         })
     }
 }
@@ -80,6 +97,8 @@ impl ConnectSpec {
 pub struct ConnectFault {
     pub core: FaultCore<SockRule>,
     program_ids: Vec<u32>,
+    links: Vec<(&'static str, CgroupSockAddrLinkId)>,
+    record: Record,
 }
 
 impl ConnectFault {
@@ -91,6 +110,13 @@ impl ConnectFault {
             SOCK_CFG,
             SOCK_STATS,
         )?;
+        let record = Record::new(
+            core.fault_id(),
+            "syscall connect",
+            plan.detail.clone(),
+            core.deadline_ns(),
+        );
+        let mut links = Vec::new();
         let cg = File::open(&plan.cgroup.path)
             .map_err(|e| Error::io(format!("opening {}", plan.cgroup.path.display()), e))?;
         let mut program_ids = Vec::new();
@@ -104,15 +130,53 @@ impl ConnectFault {
             prog.load().map_err(|e| load_error(name, e))?;
             // A cgroup *link* always coexists with others (the kernel attaches links as
             // BPF_F_ALLOW_MULTI) and refuses explicit flags, so the mode must be Single (0).
-            prog.attach(&cg, CgroupAttachMode::Single).map_err(|e| {
+            let link = prog.attach(&cg, CgroupAttachMode::Single).map_err(|e| {
                 Error::program(
                     format!("attaching {name} to {}", plan.cgroup.path.display()),
                     e,
                 )
             })?;
+            links.push((name, link));
             program_ids.extend(core.ebpf.program(name).and_then(ebpf::program_id));
         }
-        Ok(Self { core, program_ids })
+        Ok(Self {
+            core,
+            program_ids,
+            links,
+            record,
+        })
+    }
+
+    /// Leaves the fault in the kernel after chaos exits: links and maps pinned, record saved.
+    pub fn persist(mut self) -> Result<Record> {
+        let dir = background::pin_dir(&self.record)?;
+        self.record.pins = Some(dir.clone());
+        self.record.background = true;
+        self.record.save()?;
+        for (i, (name, id)) in std::mem::take(&mut self.links).into_iter().enumerate() {
+            let prog: &mut CgroupSockAddr = self
+                .core
+                .ebpf
+                .program_mut(name)
+                .ok_or(Error::ProgramNotFound(name))?
+                .try_into()
+                .map_err(|e| Error::program("sock_addr type", e))?;
+            let link = prog
+                .take_link(id)
+                .map_err(|e| Error::program("taking a cgroup link", e))?;
+            let fd: FdLink = link
+                .try_into()
+                .map_err(|e| Error::io("cgroup link", std::io::Error::other(format!("{e}"))))?;
+            let path = dir.join(format!("link{i}"));
+            fd.pin(&path).map_err(|e| {
+                Error::io(
+                    format!("pinning {}", path.display()),
+                    std::io::Error::other(format!("{e}")),
+                )
+            })?;
+        }
+        background::pin_maps(&self.core.ebpf, &dir, SOCK_CFG, SOCK_STATS)?;
+        Ok(self.record.clone())
     }
 
     pub fn program_ids(&self) -> Vec<u32> {

@@ -69,6 +69,34 @@ pub fn print_json<T: serde::Serialize>(v: &T) {
     }
 }
 
+/// Printed by `--background` once the fault is pinned.
+#[derive(serde::Serialize)]
+pub struct Backgrounded<'a> {
+    pub event: &'static str,
+    pub id: &'a str,
+    pub fault: &'a str,
+    pub detail: &'a str,
+    pub duration_ms: u64,
+}
+
+impl Backgrounded<'_> {
+    pub fn print(&self, json: bool) {
+        if json {
+            print_json(self);
+        } else {
+            out!("{}", self.id);
+            eprintln!(
+                "chaos: {} {}: {}, in the background for {:.1}s; see `chaos status`, end it with `chaos stop {}`",
+                self.fault,
+                self.id,
+                self.detail,
+                self.duration_ms as f64 / 1e3,
+                self.id
+            );
+        }
+    }
+}
+
 /// The line printed once a fault is attached: on stdout as JSON, else on stderr for humans.
 #[derive(serde::Serialize)]
 pub struct Attached<'a> {
@@ -124,6 +152,10 @@ pub struct ControlArgs {
     /// itself, the interface of the default route or of your SSH connection, durations over 24h.
     #[arg(long)]
     force: bool,
+    /// Leave the fault in the kernel (pinned in bpffs) and return at once; it still ends at its
+    /// deadline. See `chaos status`, `chaos stop`, `chaos live`.
+    #[arg(long, conflicts_with = "events")]
+    pub background: bool,
 }
 
 impl From<ControlArgs> for chaos::controls::Controls {

@@ -3,6 +3,7 @@
 mod common;
 mod demo;
 mod doctor;
+mod lifecycle;
 mod net;
 mod syscall;
 mod workload;
@@ -33,6 +34,15 @@ enum Command {
     /// Make syscalls of processes in a cgroup fail with a chosen errno.
     #[command(subcommand)]
     Syscall(syscall::SyscallCommand),
+    /// List faults that outlive a command: background ones (active or expired, with counters)
+    /// and leftovers of a crashed chaos.
+    Status,
+    /// Stop a background fault (or ask a foreground one to stop), or all of them.
+    Stop(lifecycle::StopArgs),
+    /// Switch a background dry run to live (one map update, nothing reattached).
+    Live(lifecycle::LiveArgs),
+    /// Remove everything chaos attached that outlived its command, including a crash's leftovers.
+    Cleanup,
     /// Show what this kernel supports and which faults are available here.
     Doctor(doctor::DoctorArgs),
     /// Build a sandbox, break it, show what the workload saw, and clean it all up.
@@ -60,6 +70,10 @@ fn main() -> ExitCode {
             Command::Net(cmd) => net::run(cmd, json).await,
             Command::Syscall(cmd) => syscall::run(cmd, json).await,
             Command::Doctor(args) => doctor::run(args, json),
+            Command::Status => lifecycle::status(json),
+            Command::Stop(args) => lifecycle::stop(args),
+            Command::Live(args) => lifecycle::live(args),
+            Command::Cleanup => lifecycle::cleanup(),
             Command::Demo(args) => demo::run(args).await,
             Command::DemoClient(args) => demo::client(args),
         }

@@ -1,6 +1,6 @@
 //! `chaos net ...`
 
-use crate::common::{self, Attached};
+use crate::common::{self, Attached, Backgrounded};
 use chaos::{
     net::{Action, AttachMode, Direction, NetFault, NetSpec, Protocol},
     session::{self, Stop},
@@ -95,33 +95,31 @@ impl NetArgs {
 
 pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
     let NetCommand::Drop(args) = cmd;
+    let background = args.controls.background;
     let spec = args.spec(Action::Drop);
     let plan = spec.validate()?;
     let mut stop = Stop::install()?;
     let started = Instant::now();
     let fault = NetFault::attach(&plan)?;
-    let ns = spec
-        .netns
-        .as_deref()
-        .map(|n| format!(" in netns {n}"))
-        .unwrap_or_default();
+    let duration_ms = spec.duration.as_millis() as u64;
+    if background {
+        let record = fault.persist()?;
+        let b = Backgrounded {
+            event: "background",
+            id: &record.id,
+            fault: "net drop",
+            detail: &plan.detail,
+            duration_ms,
+        };
+        b.print(json);
+        return Ok(ExitCode::SUCCESS);
+    }
     Attached {
         event: "attached",
         fault: "net drop",
-        detail: format!(
-            "{}dropping {} of matching packets on {}{ns} ({:?}, {:?})",
-            if spec.controls.dry_run {
-                "[dry run, SIGUSR1 for live] "
-            } else {
-                ""
-            },
-            spec.percent,
-            spec.iface,
-            spec.direction,
-            fault.mode()
-        ),
+        detail: format!("{} via {:?}", plan.detail, fault.mode()),
         program_ids: fault.program_ids(),
-        duration_ms: spec.duration.as_millis() as u64,
+        duration_ms,
     }
     .print(json);
     let summary = session::run(fault, "net drop".into(), started, spec.duration, &mut stop).await?;

@@ -1,6 +1,6 @@
 //! `chaos syscall ...`
 
-use crate::common::{self, Attached};
+use crate::common::{self, Attached, Backgrounded};
 use chaos::{
     errno,
     session::{self, Stop},
@@ -57,6 +57,7 @@ fn connect_errno(s: &str) -> Result<i32, String> {
 
 pub async fn run(cmd: SyscallCommand, json: bool) -> chaos::Result<ExitCode> {
     let SyscallCommand::Connect(a) = cmd;
+    let background = a.controls.background;
     let spec = ConnectSpec {
         errno: a.errno,
         dst: a.dst,
@@ -71,32 +72,29 @@ pub async fn run(cmd: SyscallCommand, json: bool) -> chaos::Result<ExitCode> {
     let mut stop = Stop::install()?;
     let started = Instant::now();
     let fault = ConnectFault::attach(&plan)?;
+    let duration_ms = spec.duration.as_millis() as u64;
+    let name = "syscall connect";
+    if background {
+        let record = fault.persist()?;
+        Backgrounded {
+            event: "background",
+            id: &record.id,
+            fault: name,
+            detail: &plan.detail,
+            duration_ms,
+        }
+        .print(json);
+        return Ok(ExitCode::SUCCESS);
+    }
     Attached {
         event: "attached",
-        fault: "syscall connect",
-        detail: format!(
-            "{}failing {} of matching connect() calls in {} with {}",
-            if spec.controls.dry_run {
-                "[dry run, SIGUSR1 for live] "
-            } else {
-                ""
-            },
-            spec.percent,
-            plan.cgroup.path.display(),
-            errno::name(spec.errno)
-        ),
+        fault: name,
+        detail: plan.detail.clone(),
         program_ids: fault.program_ids(),
-        duration_ms: spec.duration.as_millis() as u64,
+        duration_ms,
     }
     .print(json);
-    let summary = session::run(
-        fault,
-        "syscall connect".into(),
-        started,
-        spec.duration,
-        &mut stop,
-    )
-    .await?;
+    let summary = session::run(fault, name.into(), started, spec.duration, &mut stop).await?;
     common::print_summary(&summary, json);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,212 @@
+//! Background faults: links and maps pinned in bpffs so the fault outlives the chaos process
+//! (still ending in the kernel at its deadline), listed by `chaos status`, removed by
+//! `chaos stop` and `chaos cleanup`.
+
+use crate::{
+    ebpf::{self, Counters},
+    error::{Error, Result},
+    fault::Rule,
+    state::{self, Record},
+};
+use aya::{
+    Ebpf,
+    maps::{Array, Map, MapData},
+};
+use chaos_common::{FLAG_DRY_RUN, NetRule, SockRule};
+use serde::Serialize;
+use std::{
+    ffi::CString,
+    path::{Path, PathBuf},
+};
+
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+const CFG: &str = "cfg";
+const STATS: &str = "stats";
+
+fn is_bpffs(p: &Path) -> bool {
+    let Ok(c) = CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs into a zeroed struct we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is NUL-terminated; st is a valid out pointer.
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC }
+}
+
+/// Makes sure the pin root sits on bpffs (mounting /sys/fs/bpf if needed) and creates the
+/// directory for this fault.
+pub fn pin_dir(record: &Record) -> Result<PathBuf> {
+    let root = state::pin_root();
+    let parent = root.parent().unwrap_or(Path::new("/")).to_path_buf();
+    if !is_bpffs(&parent) {
+        let target = CString::new("/sys/fs/bpf").expect("no NUL");
+        let bpf = CString::new("bpf").expect("no NUL");
+        // SAFETY: mount with valid C strings and no data.
+        let rc = unsafe {
+            libc::mount(
+                bpf.as_ptr(),
+                target.as_ptr(),
+                bpf.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 || !is_bpffs(&parent) {
+            return Err(Error::Unsupported {
+                feature: "a bpf filesystem to pin background faults in",
+                hint: format!(
+                    "mount it: mount -t bpf bpf /sys/fs/bpf ({} is not bpffs)",
+                    parent.display()
+                ),
+            });
+        }
+    }
+    let dir = root.join(&record.id);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    Ok(dir)
+}
+
+pub fn pin_maps(ebpf: &Ebpf, dir: &Path, cfg: &'static str, stats: &'static str) -> Result<()> {
+    for (name, file) in [(cfg, CFG), (stats, STATS)] {
+        let map = ebpf.map(name).ok_or(Error::MapNotFound(name))?;
+        let path = dir.join(file);
+        map.pin(&path).map_err(|e| {
+            Error::io(
+                format!("pinning {}", path.display()),
+                std::io::Error::other(format!("{e}")),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn pinned(dir: &Path, file: &str) -> Result<Map> {
+    let path = dir.join(file);
+    let data = MapData::from_pin(&path)
+        .map_err(|e| Error::map(format!("opening {}", path.display()), e))?;
+    Map::from_map_data(data).map_err(|e| Error::map(format!("opening {}", path.display()), e))
+}
+
+/// What `chaos status` shows for one fault.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub id: String,
+    pub fault: String,
+    pub detail: String,
+    /// "active", "expired" (inert, still pinned until stop/cleanup), or "orphaned" (a foreground
+    /// fault whose chaos died; removed by the next command or `chaos cleanup`).
+    pub state: &'static str,
+    pub background: bool,
+    pub owner_pid: u32,
+    pub remaining_ms: u64,
+    pub counters: Option<Counters>,
+}
+
+pub fn status() -> Vec<Status> {
+    let now = ebpf::monotonic_ns();
+    Record::load_all()
+        .into_iter()
+        .map(|r| {
+            let state = if !r.background && !r.owner_alive() {
+                "orphaned"
+            } else if r.expired() {
+                "expired"
+            } else {
+                "active"
+            };
+            let counters = r
+                .pins
+                .as_ref()
+                .and_then(|d| pinned(d, STATS).ok())
+                .and_then(|m| ebpf::counters_in(&m, STATS).ok());
+            Status {
+                remaining_ms: r.deadline_mono_ns.saturating_sub(now) / 1_000_000,
+                id: r.id,
+                fault: r.fault,
+                detail: r.detail,
+                state,
+                background: r.background,
+                owner_pid: r.owner_pid,
+                counters,
+            }
+        })
+        .collect()
+}
+
+/// Switches a background dry run to live: one update of the pinned config map.
+pub fn go_live(id: &str) -> Result<()> {
+    let r = Record::find(id)?;
+    let dir = r.pins.as_ref().ok_or_else(|| {
+        Error::input(
+            "ID",
+            format!("fault {id} runs in the foreground; send its chaos SIGUSR1"),
+        )
+    })?;
+    let mut map = pinned(dir, CFG)?;
+    if r.fault.starts_with("net") {
+        clear_dry_run::<NetRule>(&mut map)
+    } else {
+        clear_dry_run::<SockRule>(&mut map)
+    }
+}
+
+fn clear_dry_run<R: Rule>(map: &mut Map) -> Result<()> {
+    let mut cfg: Array<_, R> =
+        Array::try_from(map).map_err(|e| Error::map("opening the config", e))?;
+    let mut rule = cfg
+        .get(&0, 0)
+        .map_err(|e| Error::map("reading the config", e))?;
+    *rule.flags_mut() &= !FLAG_DRY_RUN;
+    cfg.set(0, rule, 0)
+        .map_err(|e| Error::map("writing the config", e))
+}
+
+/// Stops one fault: background ones are unpinned and their filters removed; a foreground one
+/// is asked to stop (SIGTERM) and cleans up after itself.
+pub fn stop(id: &str) -> Result<()> {
+    let r = Record::find(id)?;
+    if !r.background && r.owner_alive() {
+        // SAFETY: kill with a pid from our own record, checked alive with its start time.
+        unsafe { libc::kill(r.owner_pid as i32, libc::SIGTERM) };
+        return Ok(());
+    }
+    match r.remove_all() {
+        0 => Ok(()),
+        n => Err(Error::io(
+            format!("stopping {id}"),
+            std::io::Error::other(format!("{n} parts could not be removed (see warnings)")),
+        )),
+    }
+}
+
+/// Removes everything chaos attached that outlived its command: background faults (active or
+/// expired) and the leftovers of crashed foreground faults. Returns (removed, failures).
+pub fn cleanup() -> (usize, usize) {
+    let (mut removed, mut failed) = (0, 0);
+    for r in Record::load_all() {
+        if !r.background && r.owner_alive() {
+            continue; // a running foreground fault cleans up after itself
+        }
+        match r.remove_all() {
+            0 => removed += 1,
+            n => failed += n,
+        }
+    }
+    // Pin directories without a record (a crash between pinning and saving).
+    if let Ok(dirs) = std::fs::read_dir(state::pin_root()) {
+        let known: Vec<String> = Record::load_all().into_iter().map(|r| r.id).collect();
+        for d in dirs.filter_map(|d| d.ok()) {
+            let name = d.file_name().to_string_lossy().into_owned();
+            if !known.contains(&name) {
+                let orphan = Record {
+                    pins: Some(d.path()),
+                    ..Record::new(0, "orphan", String::new(), 0)
+                };
+                failed += orphan.remove_all();
+                removed += 1;
+            }
+        }
+    }
+    (removed, failed)
+}

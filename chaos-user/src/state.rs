@@ -1,0 +1,287 @@
+//! Records of what chaos attached that the kernel would not remove by itself: cls_bpf filters
+//! (and the clsact qdisc chaos added), and background faults pinned in bpffs. A record is
+//! written before the state it describes is created, so that `chaos cleanup` and the next
+//! fault command can remove what a crashed chaos left behind.
+
+use crate::{
+    error::{Error, Result},
+    netns::{self, Netns},
+};
+use serde::{Deserialize, Serialize};
+use std::{
+    fs,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// tc filter priority of chaos's cls_bpf filters: first, so that nothing redirects a packet
+/// before the fault sees it.
+pub const TC_PRIORITY: u16 = 1;
+
+/// Records live on tmpfs: they vanish at reboot together with the kernel state they describe.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("CHAOS_STATE_DIR").map_or_else(|| PathBuf::from("/run/chaos"), PathBuf::from)
+}
+
+/// Where background faults pin their links and maps.
+pub fn pin_root() -> PathBuf {
+    std::env::var_os("CHAOS_PIN_DIR")
+        .map_or_else(|| PathBuf::from("/sys/fs/bpf/chaos"), PathBuf::from)
+}
+
+/// One cls_bpf filter chaos creates (or created).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcEntry {
+    /// The namespace as given (/run/netns/NAME, /proc/PID/ns/net), and its inode to be sure a
+    /// later cleanup enters the same one.
+    pub netns: Option<PathBuf>,
+    pub netns_ino: Option<u64>,
+    pub iface: String,
+    pub ingress: bool,
+    pub priority: u16,
+    pub handle: u32,
+    /// chaos may have added the clsact qdisc; it is removed only if no filter is left on it.
+    pub clsact_added: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub fault: String,
+    pub detail: String,
+    pub owner_pid: u32,
+    /// /proc/PID/stat start time of the owner, so a recycled PID is not taken for it.
+    pub owner_start: u64,
+    pub background: bool,
+    /// CLOCK_MONOTONIC deadline (the kernel's clock, shared by all processes).
+    pub deadline_mono_ns: u64,
+    /// Directory of pinned links and maps (background faults).
+    pub pins: Option<PathBuf>,
+    pub tc: Vec<TcEntry>,
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22, counted after the parenthesised command name (which may contain spaces).
+    stat.rsplit_once(") ")?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+impl Record {
+    pub fn new(id: u32, fault: &str, detail: String, deadline_mono_ns: u64) -> Self {
+        let pid = std::process::id();
+        Self {
+            id: format!("{id:08x}"),
+            fault: fault.into(),
+            detail,
+            owner_pid: pid,
+            owner_start: start_time(pid).unwrap_or(0),
+            background: false,
+            deadline_mono_ns,
+            pins: None,
+            tc: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        state_dir().join(format!("{}.json", self.id))
+    }
+
+    /// Writes the record atomically (temporary file, then rename).
+    pub fn save(&self) -> Result<()> {
+        let dir = state_dir();
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let tmp = dir.join(format!(".{}.tmp", self.id));
+        let text = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::io("encoding a state record", e.into()))?;
+        fs::write(&tmp, text).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        fs::rename(&tmp, self.path())
+            .map_err(|e| Error::io(format!("writing {}", self.path().display()), e))
+    }
+
+    pub fn delete(&self) {
+        if let Err(e) = fs::remove_file(self.path())
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("removing {}: {e}", self.path().display());
+        }
+    }
+
+    /// Whether the process that made this record is still running.
+    pub fn owner_alive(&self) -> bool {
+        start_time(self.owner_pid).is_some_and(|t| t == self.owner_start)
+    }
+
+    pub fn expired(&self) -> bool {
+        crate::ebpf::monotonic_ns() >= self.deadline_mono_ns
+    }
+
+    pub fn load_all() -> Vec<Record> {
+        let Ok(dir) = fs::read_dir(state_dir()) else {
+            return Vec::new();
+        };
+        let mut records: Vec<Record> = dir
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter_map(
+                |p| match fs::read(&p).map(|b| serde_json::from_slice::<Record>(&b)) {
+                    Ok(Ok(r)) => Some(r),
+                    other => {
+                        tracing::warn!("unreadable state record {}: {other:?}", p.display());
+                        None
+                    }
+                },
+            )
+            .collect();
+        records.sort_by(|a, b| a.id.cmp(&b.id));
+        records
+    }
+
+    pub fn find(id: &str) -> Result<Record> {
+        Self::load_all()
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| Error::input("ID", format!("no fault {id}; `chaos status` lists them")))
+    }
+
+    /// Removes everything this record describes, then the record. Failures are logged and
+    /// counted; the record stays if anything could not be removed, for a later retry.
+    pub fn remove_all(&self) -> usize {
+        let mut failures = 0;
+        for entry in &self.tc {
+            if let Err(e) = remove_tc(entry) {
+                tracing::warn!("fault {}: {}", self.id, crate::error::chain(&e));
+                failures += 1;
+            }
+        }
+        if let Some(dir) = &self.pins
+            && let Err(e) = remove_pins(dir)
+        {
+            tracing::warn!("fault {}: unpinning {}: {e}", self.id, dir.display());
+            failures += 1;
+        }
+        if failures == 0 {
+            self.delete();
+        }
+        failures
+    }
+}
+
+/// Removes a pin directory: unlinking a pinned link detaches it once no fd holds it.
+fn remove_pins(dir: &Path) -> std::io::Result<()> {
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for e in entries {
+                fs::remove_file(e?.path())?;
+            }
+            fs::remove_dir(dir)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens the namespace of an entry, if it still exists and is the same one.
+fn entry_netns(entry: &TcEntry) -> Result<Option<Option<Netns>>> {
+    let Some(path) = &entry.netns else {
+        return Ok(Some(None));
+    };
+    match fs::metadata(path) {
+        Ok(m) if Some(m.ino()) == entry.netns_ino => {
+            Ok(Some(Some(Netns::resolve(&path.to_string_lossy())?)))
+        }
+        // Gone (or replaced): its interfaces and their filters went with it.
+        _ => Ok(None),
+    }
+}
+
+fn tc(args: &[&str]) -> std::result::Result<String, String> {
+    let out = Command::new("tc")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run tc: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Deletes one recorded filter, and the clsact qdisc when chaos added it and it is now empty.
+pub fn remove_tc(entry: &TcEntry) -> Result<()> {
+    let Some(ns) = entry_netns(entry)? else {
+        return Ok(());
+    };
+    let dir = if entry.ingress { "ingress" } else { "egress" };
+    let result = netns::within(ns.as_ref(), || {
+        if netns::ifindex(&entry.iface).is_none() {
+            return Ok(()); // the interface is gone, and its qdiscs with it
+        }
+        let (pref, handle) = (entry.priority.to_string(), format!("{:#x}", entry.handle));
+        let del = tc(&[
+            "filter",
+            "del",
+            "dev",
+            &entry.iface,
+            dir,
+            "pref",
+            &pref,
+            "handle",
+            &handle,
+            "bpf",
+        ]);
+        if let Err(e) = del
+            && !e.contains("No such file")
+            && !e.contains("Cannot find")
+        {
+            return Err(format!(
+                "deleting filter {handle} on {} {dir}: {e}",
+                entry.iface
+            ));
+        }
+        if entry.clsact_added {
+            remove_clsact_if_empty(&entry.iface)?;
+        }
+        Ok(())
+    })?;
+    result.map_err(|e| Error::io("removing a cls_bpf filter", std::io::Error::other(e)))
+}
+
+/// Removes clsact from `iface` (current namespace) when no filter is left on either hook.
+pub fn remove_clsact_if_empty(iface: &str) -> std::result::Result<(), String> {
+    let qdiscs = tc(&["qdisc", "show", "dev", iface])?;
+    if !qdiscs.contains("clsact") {
+        return Ok(());
+    }
+    for dir in ["ingress", "egress"] {
+        if !tc(&["filter", "show", "dev", iface, dir])?
+            .trim()
+            .is_empty()
+        {
+            return Ok(()); // someone else's filters live there
+        }
+    }
+    tc(&["qdisc", "del", "dev", iface, "clsact"]).map(|_| ())
+}
+
+/// Removes the leftovers of foreground faults whose chaos died (run by every fault command).
+pub fn reap_stale() {
+    for r in Record::load_all() {
+        if !r.background && !r.owner_alive() {
+            tracing::warn!(
+                "removing leftovers of fault {} (chaos pid {} died): {}",
+                r.id,
+                r.owner_pid,
+                r.detail
+            );
+            r.remove_all();
+        }
+    }
+}

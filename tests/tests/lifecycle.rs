@@ -1,0 +1,262 @@
+//! Faults that outlive a command: background faults with status/stop/live, and the leftovers
+//! of a SIGKILLed chaos (cls_bpf), which stay inert after the deadline until cleaned up.
+
+use chaos_tests::{
+    Running, chaos_via,
+    clients::{connect, ping},
+    lab::{Lab, SERVER_V4},
+};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Runs `chaos ARGS` with the lab's state dirs; returns stdout, asserting success.
+fn chaos_ok(lab: &Lab, args: &[&str]) -> String {
+    let (code, out, err) = chaos_via(lab.chaos_cmd(), args);
+    assert_eq!(code, 0, "chaos {args:?}: {err}");
+    out
+}
+
+fn status(lab: &Lab) -> Vec<Value> {
+    let out = chaos_ok(lab, &["status", "--json"]);
+    serde_json::from_str::<Value>(&out)
+        .expect("status JSON")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn background(lab: &Lab, args: &[&str]) -> String {
+    let out = chaos_ok(lab, &[args, &["--background", "--json"]].concat());
+    let v: Value = serde_json::from_str(out.trim()).expect("background line");
+    assert_eq!(v["event"], "background", "{v}");
+    v["id"].as_str().expect("id").to_string()
+}
+
+#[test]
+fn background_fault_outlives_chaos_and_stops_on_demand() {
+    let lab = Lab::new("bgn");
+    let dst = SERVER_V4.to_string();
+    let (ifc, ns) = (lab.sb.server_if.clone(), lab.sb.server_ns.clone());
+    let id = background(
+        &lab,
+        &[
+            "net",
+            "drop",
+            "--iface",
+            &ifc,
+            "--netns",
+            &ns,
+            "--protocol",
+            "icmp",
+            "--dst",
+            &dst,
+            "--duration",
+            "60s",
+        ],
+    );
+    // chaos has exited; the fault is still there.
+    assert_eq!(ping(lab.outside("ping"), &dst, 10, "0.01").received, 0);
+    let st = status(&lab);
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_eq!(
+        (st[0]["id"].as_str(), st[0]["state"].as_str()),
+        (Some(id.as_str()), Some("active"))
+    );
+    assert_eq!(st[0]["counters"]["injected"], 10, "{st:?}");
+    chaos_ok(&lab, &["stop", &id]);
+    assert_eq!(
+        ping(lab.outside("ping"), &dst, 10, "0.01").lost(),
+        0,
+        "after stop"
+    );
+    assert!(status(&lab).is_empty());
+    lab.finish();
+}
+
+#[test]
+fn expired_background_fault_is_inert_and_listed_until_stopped() {
+    let lab = Lab::new("bgx");
+    let dst = SERVER_V4.to_string();
+    let (ifc, ns) = (lab.sb.server_if.clone(), lab.sb.server_ns.clone());
+    background(
+        &lab,
+        &[
+            "net",
+            "drop",
+            "--iface",
+            &ifc,
+            "--netns",
+            &ns,
+            "--protocol",
+            "icmp",
+            "--duration",
+            "1s",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(
+        ping(lab.outside("ping"), &dst, 10, "0.01").lost(),
+        0,
+        "past its deadline"
+    );
+    let st = status(&lab);
+    assert_eq!(st[0]["state"], "expired", "{st:?}");
+    assert!(
+        lab.attachments().contains("chaos_tc"),
+        "still pinned until stopped"
+    );
+    chaos_ok(&lab, &["stop", "--all"]);
+    lab.finish();
+}
+
+/// A background dry run counts; `chaos live` makes it inject; cleanup removes it.
+#[test]
+fn background_connect_dry_run_goes_live_and_cleans_up() {
+    let lab = Lab::new("bgc");
+    let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
+    let dst = SERVER_V4.to_string();
+    let cg = lab.cgroup();
+    let id = background(
+        &lab,
+        &[
+            "syscall",
+            "connect",
+            "--errno",
+            "ECONNREFUSED",
+            "--cgroup",
+            &cg,
+            "--dry-run",
+            "--duration",
+            "60s",
+        ],
+    );
+    assert_eq!(
+        connect(lab.inside("python3"), &dst, 7001, "tcp"),
+        0,
+        "dry run"
+    );
+    assert_eq!(status(&lab)[0]["counters"]["injected"], 1);
+    chaos_ok(&lab, &["live", &id]);
+    assert_eq!(
+        connect(lab.inside("python3"), &dst, 7001, "tcp"),
+        libc::ECONNREFUSED,
+        "live"
+    );
+    chaos_ok(&lab, &["cleanup"]);
+    assert_eq!(
+        connect(lab.inside("python3"), &dst, 7001, "tcp"),
+        0,
+        "after cleanup"
+    );
+    lab.finish();
+}
+
+#[test]
+fn background_cls_bpf_fault_stops_cleanly() {
+    let lab = Lab::new("bgcls");
+    let dst = SERVER_V4.to_string();
+    let (ifc, ns) = (lab.sb.server_if.clone(), lab.sb.server_ns.clone());
+    let id = background(
+        &lab,
+        &[
+            "net",
+            "drop",
+            "--iface",
+            &ifc,
+            "--netns",
+            &ns,
+            "--tc-attach",
+            "cls-bpf",
+            "--direction",
+            "both",
+            "--protocol",
+            "icmp",
+            "--duration",
+            "60s",
+        ],
+    );
+    assert_eq!(ping(lab.outside("ping"), &dst, 10, "0.01").received, 0);
+    chaos_ok(&lab, &["stop", &id]);
+    assert_eq!(ping(lab.outside("ping"), &dst, 10, "0.01").lost(), 0);
+    lab.finish();
+}
+
+/// SIGKILL leaves a cls_bpf filter behind (the kernel does not tie it to a process); it stops
+/// injecting at its deadline, and `chaos cleanup` removes it and the clsact qdisc.
+#[test]
+fn sigkilled_cls_bpf_fault_is_inert_after_deadline_and_cleaned_up() {
+    let lab = Lab::new("kcls");
+    let dst = SERVER_V4.to_string();
+    let start = Instant::now();
+    let args = [
+        "net",
+        "drop",
+        "--iface",
+        &lab.sb.server_if,
+        "--netns",
+        &lab.sb.server_ns,
+        "--tc-attach",
+        "cls-bpf",
+        "--protocol",
+        "icmp",
+        "--duration",
+        "2s",
+    ];
+    Running::start_via(lab.chaos_cmd(), &args).kill();
+    assert!(
+        lab.attachments().contains("chaos_tc"),
+        "the filter outlives SIGKILL"
+    );
+    assert_eq!(
+        ping(lab.outside("ping"), &dst, 5, "0.01").received,
+        0,
+        "still injecting before the deadline"
+    );
+    if let Some(d) = (start + Duration::from_millis(2300)).checked_duration_since(Instant::now()) {
+        std::thread::sleep(d);
+    }
+    assert_eq!(
+        ping(lab.outside("ping"), &dst, 10, "0.01").lost(),
+        0,
+        "inert after the deadline"
+    );
+    assert_eq!(status(&lab)[0]["state"], "orphaned");
+    chaos_ok(&lab, &["cleanup"]);
+    lab.finish();
+}
+
+/// The next fault command removes a crashed chaos's leftovers by itself.
+#[test]
+fn next_fault_command_reaps_leftovers() {
+    let lab = Lab::new("reap");
+    let args = [
+        "net",
+        "drop",
+        "--iface",
+        &lab.sb.server_if,
+        "--netns",
+        &lab.sb.server_ns,
+        "--tc-attach",
+        "cls-bpf",
+        "--duration",
+        "60s",
+    ];
+    Running::start_via(lab.chaos_cmd(), &args).kill();
+    assert!(lab.attachments().contains("chaos_tc"));
+    let cg = lab.cgroup();
+    // Any fault command; this one matches nothing.
+    let other = [
+        "syscall",
+        "connect",
+        "--errno",
+        "EPERM",
+        "--cgroup",
+        &cg,
+        "--dst",
+        "192.0.2.1/32",
+        "--duration",
+        "100ms",
+    ];
+    chaos_ok(&lab, &other);
+    lab.finish();
+}
