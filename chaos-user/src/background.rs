@@ -67,6 +67,16 @@ pub fn pin_dir(record: &Record) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Turns a fault's record into a background one: creates its pin directory and saves the record
+/// (before anything is pinned, so a crash half-way leaves something `cleanup` knows about).
+pub fn adopt(record: &mut Record) -> Result<PathBuf> {
+    let dir = pin_dir(record)?;
+    record.pins = Some(dir.clone());
+    record.background = true;
+    record.save()?;
+    Ok(dir)
+}
+
 pub fn pin_maps(ebpf: &Ebpf, dir: &Path, cfg: &'static str, stats: &'static str) -> Result<()> {
     for (name, file) in [(cfg, CFG), (stats, STATS)] {
         let map = ebpf.map(name).ok_or(Error::MapNotFound(name))?;

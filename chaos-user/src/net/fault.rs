@@ -88,10 +88,7 @@ impl NetFault {
 
     /// Leaves the fault in the kernel after chaos exits: links and maps pinned, record saved.
     pub fn persist(mut self) -> Result<Record> {
-        let dir = background::pin_dir(&self.record)?;
-        self.record.pins = Some(dir.clone());
-        self.record.background = true;
-        self.record.save()?;
+        let dir = background::adopt(&mut self.record)?;
         for (i, a) in std::mem::take(&mut self.attachments)
             .into_iter()
             .enumerate()

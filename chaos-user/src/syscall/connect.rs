@@ -149,10 +149,7 @@ impl ConnectFault {
 
     /// Leaves the fault in the kernel after chaos exits: links and maps pinned, record saved.
     pub fn persist(mut self) -> Result<Record> {
-        let dir = background::pin_dir(&self.record)?;
-        self.record.pins = Some(dir.clone());
-        self.record.background = true;
-        self.record.save()?;
+        let dir = background::adopt(&mut self.record)?;
         for (i, (name, id)) in std::mem::take(&mut self.links).into_iter().enumerate() {
             let prog: &mut CgroupSockAddr = self
                 .core
