@@ -17,15 +17,16 @@ fn sleep_until(t: Instant) {
 fn net_fault_ends_at_its_deadline_while_chaos_is_stopped() {
     let lab = Lab::new("stopn");
     let dst = SERVER_V4.to_string();
-    let start = Instant::now();
-    let fault = lab.drop_at_server(&["--protocol", "icmp", "--duration", "2s"]);
+    let fault = lab.drop_at_server(&["--protocol", "icmp", "--duration", "3s"]);
+    // chaos sets the deadline before it reports "attached": from here it is at most 3 s away.
+    let attached = Instant::now();
     fault.signal(libc::SIGSTOP);
     assert_eq!(
         ping(lab.outside("ping"), &dst, 10, "0.01").received,
         0,
         "fault active"
     );
-    sleep_until(start + Duration::from_millis(2500));
+    sleep_until(attached + Duration::from_millis(3300));
     assert_eq!(fault.state(), 'T', "chaos is still stopped");
     assert_eq!(
         ping(lab.outside("ping"), &dst, 20, "0.01").lost(),
@@ -45,15 +46,15 @@ fn connect_fault_ends_at_its_deadline_while_chaos_is_stopped() {
     let lab = Lab::new("stopc");
     let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
     let dst = SERVER_V4.to_string();
-    let start = Instant::now();
-    let fault = lab.fail_connect(&["--errno", "ECONNREFUSED", "--duration", "2s"]);
+    let fault = lab.fail_connect(&["--errno", "ECONNREFUSED", "--duration", "3s"]);
+    let attached = Instant::now();
     fault.signal(libc::SIGSTOP);
     assert_eq!(
         connect(lab.inside("python3"), &dst, 7001, "tcp"),
         libc::ECONNREFUSED,
         "fault active"
     );
-    sleep_until(start + Duration::from_millis(2500));
+    sleep_until(attached + Duration::from_millis(3300));
     assert_eq!(fault.state(), 'T', "chaos is still stopped");
     assert_eq!(
         connect(lab.inside("python3"), &dst, 7001, "tcp"),

@@ -187,7 +187,6 @@ fn background_cls_bpf_fault_stops_cleanly() {
 fn sigkilled_cls_bpf_fault_is_inert_after_deadline_and_cleaned_up() {
     let lab = Lab::new("kcls");
     let dst = SERVER_V4.to_string();
-    let start = Instant::now();
     let args = [
         "net",
         "drop",
@@ -200,9 +199,12 @@ fn sigkilled_cls_bpf_fault_is_inert_after_deadline_and_cleaned_up() {
         "--protocol",
         "icmp",
         "--duration",
-        "2s",
+        "3s",
     ];
-    Running::start_via(lab.chaos_cmd(), &args).kill();
+    let fault = Running::start_via(lab.chaos_cmd(), &args);
+    // The deadline was set before "attached" was printed: at most 3 s from here.
+    let attached = Instant::now();
+    fault.kill();
     assert!(
         lab.attachments().contains("chaos_tc"),
         "the filter outlives SIGKILL"
@@ -212,7 +214,8 @@ fn sigkilled_cls_bpf_fault_is_inert_after_deadline_and_cleaned_up() {
         0,
         "still injecting before the deadline"
     );
-    if let Some(d) = (start + Duration::from_millis(2300)).checked_duration_since(Instant::now()) {
+    if let Some(d) = (attached + Duration::from_millis(3300)).checked_duration_since(Instant::now())
+    {
         std::thread::sleep(d);
     }
     assert_eq!(

@@ -1,6 +1,8 @@
 //! Project tasks: `cargo xtask setup|demo|test|bench`. Every task that builds runs the
 //! idempotent set-up first, so a fresh machine needs nothing else.
 
+mod vm;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::{
@@ -24,6 +26,15 @@ enum Task {
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run the privileged tests inside VMs booting Debian kernels (qemu; TCG unless
+    /// CHAOS_VM_ACCEL=kvm). Arguments after `--` go to every test executable (e.g. a filter).
+    Vm {
+        /// 6.1, 6.12, 7.3, a comma-separated list, or all.
+        #[arg(long, default_value = "6.12")]
+        kernel: String,
+        #[arg(last = true)]
         args: Vec<String>,
     },
     /// Benchmarks (not tests): `lifecycle` measures time to first drop and to detach.
@@ -78,6 +89,11 @@ fn main() -> Result<()> {
                 .args(["test", "--workspace", "--exclude", "chaos-ebpf"])
                 .args(&args)
                 .env("CHAOS_BIN", root().join("target/debug/chaos")))
+        }
+        Task::Vm { kernel, args } => {
+            setup()?;
+            run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;
+            vm::run(&root(), &vm::kernels(&kernel), &args)
         }
         Task::Bench { what, runs } => {
             setup()?;

@@ -1,0 +1,229 @@
+//! The guest's initramfs: busybox, the binaries under test with their libraries, the tools the
+//! tests drive (iproute2, bpftool, ping, nsenter, python3), kernel modules, and an init script
+//! that mounts what chaos needs, runs the tests and prints a status marker.
+
+use super::kernel::Kernel;
+use anyhow::{Context, Result, bail};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// Modules the tests need (and their dependencies): veth pairs, qdiscs, cls_bpf, ifb.
+const MODULES: &[&str] = &[
+    "veth",
+    "sch_fq",
+    "sch_netem",
+    "sch_ingress",
+    "cls_bpf",
+    "act_bpf",
+    "ifb",
+];
+/// Host tools the tests run inside the guest.
+const TOOLS: &[&str] = &[
+    "/usr/sbin/ip",
+    "/usr/sbin/tc",
+    "/usr/sbin/bpftool",
+    "/usr/bin/ping",
+    "/usr/bin/nsenter",
+    "/usr/bin/dash",
+];
+/// Parts of Python's standard library the test clients never import.
+const PY_SKIP: &[&str] = &[
+    "test",
+    "idlelib",
+    "tkinter",
+    "ensurepip",
+    "lib2to3",
+    "turtledemo",
+    "pydoc_data",
+    "config-3.11-x86_64-linux-gnu",
+];
+
+pub const STATUS_MARKER: &str = "CHAOS_VM_STATUS=";
+
+pub struct Payload<'a> {
+    pub chaos: &'a Path,
+    /// Test executables, run one after the other.
+    pub tests: &'a [PathBuf],
+    /// Arguments for every test executable (a name filter, --nocapture, ...).
+    pub test_args: &'a [String],
+}
+
+fn sh(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Copies `src` to `root` + `dst` (following symlinks), creating directories.
+fn put(root: &Path, src: &Path, dst: &Path) -> Result<()> {
+    let to = root.join(dst.strip_prefix("/").unwrap_or(dst));
+    fs::create_dir_all(to.parent().context("parent")?)?;
+    fs::copy(src, &to).with_context(|| format!("copying {}", src.display()))?;
+    Ok(())
+}
+
+/// An executable or shared object plus every library ldd lists, at the same paths.
+fn put_with_libs(root: &Path, bin: &Path, dst: &Path) -> Result<()> {
+    put(root, bin, dst)?;
+    let ldd = Command::new("ldd").arg(bin).output()?;
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let lib = Path::new(lib);
+        if !root.join(lib.strip_prefix("/")?).exists() {
+            put(root, lib, lib)?;
+        }
+    }
+    Ok(())
+}
+
+fn put_python(root: &Path) -> Result<()> {
+    put_with_libs(
+        root,
+        Path::new("/usr/bin/python3.11"),
+        Path::new("/usr/bin/python3"),
+    )?;
+    let lib = Path::new("/usr/lib/python3.11");
+    for entry in walk(lib)? {
+        let rel = entry.strip_prefix(lib)?;
+        if rel
+            .components()
+            .next()
+            .is_some_and(|c| PY_SKIP.contains(&c.as_os_str().to_string_lossy().as_ref()))
+        {
+            continue;
+        }
+        if entry.extension().is_some_and(|e| e == "so") {
+            put_with_libs(root, &entry, &entry)?;
+        } else {
+            put(root, &entry, &entry)?;
+        }
+    }
+    Ok(())
+}
+
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir)?.flatten() {
+        let (p, t) = (e.path(), e.file_type()?);
+        if t.is_dir() {
+            out.extend(walk(&p)?);
+        } else if t.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Decompressed modules in load order (dependencies first).
+fn put_modules(root: &Path, k: &Kernel) -> Result<Vec<String>> {
+    let mut order: Vec<String> = Vec::new();
+    for m in MODULES {
+        let deps = Command::new("modprobe")
+            .arg("-d")
+            .arg(&k.root)
+            .args(["-S", &k.release, "--show-depends", m])
+            .output()?;
+        if !deps.status.success() {
+            eprintln!("vm: module {m} not in {} (built in, or absent)", k.name);
+            continue;
+        }
+        for line in String::from_utf8_lossy(&deps.stdout).lines() {
+            let Some(ko) = line
+                .strip_prefix("insmod ")
+                .map(|l| l.split_whitespace().next().unwrap_or(l))
+            else {
+                continue;
+            };
+            let ko = Path::new(ko);
+            let base = ko
+                .file_name()
+                .context("module name")?
+                .to_string_lossy()
+                .into_owned();
+            let name = base
+                .trim_end_matches(".xz")
+                .trim_end_matches(".zst")
+                .trim_end_matches(".gz")
+                .to_string();
+            if order.contains(&name) {
+                continue;
+            }
+            let data = match ko.extension().and_then(|e| e.to_str()) {
+                Some("xz") => Command::new("xz").arg("-dc").arg(ko).output()?.stdout,
+                Some("zst") => Command::new("zstd").arg("-qdc").arg(ko).output()?.stdout,
+                Some("gz") => Command::new("gzip").arg("-dc").arg(ko).output()?.stdout,
+                _ => fs::read(ko)?,
+            };
+            fs::create_dir_all(root.join("lib/modules"))?;
+            fs::write(root.join("lib/modules").join(&name), data)?;
+            order.push(name);
+        }
+    }
+    Ok(order)
+}
+
+const INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CHAOS_BIN=/usr/bin/chaos RUST_BACKTRACE=1
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp; mount -t tmpfs run /run; mkdir -p /run/netns
+mount -t bpf bpf /sys/fs/bpf
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+while read -r m; do insmod "/lib/modules/$m" 2>/dev/null || echo "vm: insmod $m failed"; done < /etc/modules.order
+ip link set lo up
+echo "vm: kernel $(uname -r), lsm $(cat /sys/kernel/security/lsm 2>/dev/null), booted in $(cut -d' ' -f1 /proc/uptime)s"
+status=0
+for t in /tests/*; do
+  echo "vm: running $(basename "$t")"
+  "$t" $(cat /etc/test.args) </dev/null || status=1
+done
+echo "CHAOS_VM_STATUS=$status"
+sync; poweroff -f
+"#;
+
+/// Builds the initramfs for `k` at `out` (gzip'd newc cpio).
+pub fn build(k: &Kernel, p: &Payload<'_>, out: &Path) -> Result<()> {
+    let root = out.with_extension("root");
+    let _ = fs::remove_dir_all(&root);
+    for d in [
+        "bin", "dev", "proc", "sys", "tmp", "run", "root", "etc", "tests", "usr/bin", "usr/sbin",
+    ] {
+        fs::create_dir_all(root.join(d))?;
+    }
+    put(&root, Path::new("/bin/busybox"), Path::new("/bin/busybox"))?;
+    for t in TOOLS {
+        put_with_libs(&root, Path::new(t), Path::new(t))?;
+    }
+    // dash as /bin/sh: busybox's ash would run its own ip/tc applets instead of iproute2's.
+    std::os::unix::fs::symlink("/usr/bin/dash", root.join("bin/sh"))?;
+    put_python(&root)?;
+    put_with_libs(&root, p.chaos, Path::new("/usr/bin/chaos"))?;
+    for t in p.tests {
+        let name = t.file_name().context("test name")?.to_string_lossy();
+        // cargo names test binaries NAME-HASH; the hash says nothing in the guest.
+        let short = name.rsplit_once('-').map_or(name.as_ref(), |(n, _)| n);
+        put_with_libs(&root, t, &Path::new("/tests").join(short))?;
+    }
+    let order = put_modules(&root, k)?;
+    fs::write(root.join("etc/modules.order"), order.join("\n") + "\n")?;
+    fs::write(root.join("etc/test.args"), p.test_args.join(" "))?;
+    fs::write(root.join("init"), INIT)?;
+    sh(Command::new("chmod").arg("+x").arg(root.join("init")))?;
+    let cpio = format!(
+        "cd '{}' && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
+        root.display(),
+        out.display()
+    );
+    sh(Command::new("sh").args(["-c", &cpio]))?;
+    fs::remove_dir_all(&root)?;
+    Ok(())
+}

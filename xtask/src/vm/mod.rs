@@ -1,0 +1,108 @@
+//! `cargo xtask vm`: the privileged test suite inside VMs with Debian kernels, for what the
+//! host kernel refuses (BPF LSM, trampolines, kprobes, fq, netem).
+
+mod initramfs;
+pub mod kernel;
+mod qemu;
+
+use anyhow::{Context, Result, bail};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+/// Where downloaded kernels are kept between runs.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("CHAOS_VM_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home =
+                std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+            home.join(".cache/chaos-vm")
+        })
+}
+
+/// Builds the integration test executables and returns their paths.
+fn test_executables(root: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(root)
+        .args([
+            "test",
+            "-p",
+            "chaos-tests",
+            "--tests",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .output()
+        .context("cargo test --no-run")?;
+    if !out.status.success() {
+        bail!(
+            "building the tests failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut exes = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let is_test = v["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "test"));
+        if let (true, Some(exe)) = (is_test, v["executable"].as_str()) {
+            exes.push(PathBuf::from(exe));
+        }
+    }
+    if exes.is_empty() {
+        bail!("no integration test executables found");
+    }
+    exes.sort();
+    Ok(exes)
+}
+
+pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<()> {
+    let chaos = root.join("target/debug/chaos");
+    let tests = test_executables(root)?;
+    let cache = cache_dir();
+    let mut failed = Vec::new();
+    for k in kernels {
+        eprintln!("vm: === kernel {k}");
+        let kernel = kernel::fetch(k, &cache)?;
+        let initrd = root
+            .join("target/vm")
+            .join(format!("initramfs-{k}.cpio.gz"));
+        std::fs::create_dir_all(initrd.parent().context("parent")?)?;
+        let payload = initramfs::Payload {
+            chaos: &chaos,
+            tests: &tests,
+            test_args,
+        };
+        initramfs::build(&kernel, &payload, &initrd)?;
+        let status = qemu::boot(&kernel.vmlinuz, &initrd, Duration::from_secs(40 * 60))?;
+        eprintln!(
+            "vm: kernel {k} ({}): {}",
+            kernel.name,
+            if status == 0 { "passed" } else { "FAILED" }
+        );
+        if status != 0 {
+            failed.push(k.clone());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("tests failed in the VM on kernel(s) {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// `--kernel all` or a list of short names.
+pub fn kernels(arg: &str) -> Vec<String> {
+    if arg == "all" {
+        return kernel::MATRIX
+            .iter()
+            .map(|(s, _, _)| s.to_string())
+            .collect();
+    }
+    arg.split(',').map(str::to_string).collect()
+}

@@ -1,0 +1,65 @@
+//! Booting a kernel + initramfs in qemu and reading the guest's status marker off the console.
+
+use super::initramfs::STATUS_MARKER;
+use anyhow::{Context, Result, bail};
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// Boots, echoes the console, and returns the guest's status (0 when every test passed).
+/// KVM only when asked for (CHAOS_VM_ACCEL=kvm): on these machines /dev/kvm exists but nested
+/// virtualisation fails, so software emulation (TCG) is the default.
+pub fn boot(vmlinuz: &Path, initrd: &Path, timeout: Duration) -> Result<i32> {
+    let kvm = std::env::var("CHAOS_VM_ACCEL").is_ok_and(|a| a == "kvm");
+    let accel: &[&str] = if kvm {
+        &["-accel", "kvm", "-cpu", "host"]
+    } else {
+        &["-accel", "tcg", "-cpu", "max"]
+    };
+    let mut child = Command::new("timeout")
+        .arg(timeout.as_secs().to_string())
+        .args([
+            "qemu-system-x86_64",
+            "-nodefaults",
+            "-no-user-config",
+            "-no-reboot",
+        ])
+        .args(accel)
+        .args([
+            "-m", "2048", "-smp", "2", "-display", "none", "-serial", "stdio",
+        ])
+        .arg("-kernel")
+        .arg(vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args([
+            "-append",
+            "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+    let started = Instant::now();
+    let mut status = None;
+    for line in BufReader::new(child.stdout.take().context("console")?).lines() {
+        let line = line.unwrap_or_default().replace('\r', "");
+        println!("{line}");
+        if let Some(s) = line.strip_prefix(STATUS_MARKER) {
+            status = s.trim().parse().ok();
+        }
+    }
+    let exit = child.wait()?;
+    eprintln!(
+        "vm: qemu exited {exit} after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    match status {
+        Some(s) => Ok(s),
+        None if exit.code() == Some(124) => bail!("the VM timed out after {}s", timeout.as_secs()),
+        None => bail!("the guest printed no status (kernel panic or crash?)"),
+    }
+}
