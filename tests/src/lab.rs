@@ -209,10 +209,13 @@ fn tcx_programs(ns: &str, dev: &str) -> String {
         (TcAttachType::Ingress, "ingress"),
         (TcAttachType::Egress, "egress"),
     ] {
-        let (_, progs) = netns
+        // Kernels before 6.6 have no TCX: nothing can be attached that way there.
+        let Ok((_, progs)) = netns
             .enter(|| SchedClassifier::query_tcx(dev, ty))
             .expect("enter")
-            .expect("query tcx");
+        else {
+            continue;
+        };
         for p in progs {
             let prog = p.name_as_str().unwrap_or("?").to_string();
             out += &format!("tcx {dev} {name}: {prog} id {}\n", p.id());

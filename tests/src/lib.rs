@@ -234,3 +234,39 @@ impl Drop for TempPath {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// Whether the running kernel has `feature` (a `chaos doctor` feature name). When it does not,
+/// the skip is reported, never silent: on stderr and in $CHAOS_SKIP_LOG, which `cargo xtask test`
+/// and the VM runner print at the end.
+pub fn kernel_has(feature: &str, test: &str) -> bool {
+    static DOCTOR: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let report = DOCTOR.get_or_init(|| {
+        let (code, out, err) = chaos(&["doctor", "--json"]);
+        assert_eq!(code, 0, "chaos doctor failed: {err}");
+        serde_json::from_str(&out).expect("doctor JSON")
+    });
+    let f = report["features"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["name"] == feature))
+        .cloned();
+    let f = f.unwrap_or_else(|| panic!("chaos doctor has no feature {feature}"));
+    if f["available"] == true {
+        return true;
+    }
+    let line = format!(
+        "SKIPPED {test}: kernel {} lacks {feature}: {}",
+        report["kernel"], f["detail"]
+    );
+    eprintln!("{line}");
+    if let Some(log) = std::env::var_os("CHAOS_SKIP_LOG") {
+        use std::io::Write as _;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log);
+        if let Ok(mut file) = file {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+    false
+}

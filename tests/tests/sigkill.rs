@@ -8,6 +8,9 @@ use chaos_tests::{
 
 #[test]
 fn sigkill_removes_a_tcx_fault_at_once() {
+    if !chaos_tests::kernel_has("tcx", "sigkill_removes_a_tcx_fault_at_once") {
+        return;
+    }
     let lab = Lab::new("ktcx");
     let dst = SERVER_V4.to_string();
     let fault = lab.drop_at_server(&[

@@ -22,8 +22,12 @@ enum Task {
     Setup,
     /// Set up, build (release) and run `chaos demo`.
     Demo,
-    /// Set up, build, and run every test: unit tests and the privileged integration tests.
+    /// Set up, build, and run every test: unit tests, the privileged integration tests on this
+    /// kernel, then the same tests in a VM with Debian's 6.12 kernel.
     Test {
+        /// Skip the VM run (host tests only).
+        #[arg(long)]
+        no_vm: bool,
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -82,13 +86,29 @@ fn main() -> Result<()> {
             run(cargo().args(["build", "--release", "-p", "chaos-user", "--bin", "chaos"]))?;
             run(Command::new(root().join("target/release/chaos")).arg("demo"))
         }
-        Task::Test { args } => {
+        Task::Test { no_vm, args } => {
             setup()?;
             run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;
-            run(cargo()
+            let skips = root().join("target/test-skips.log");
+            let _ = std::fs::remove_file(&skips);
+            let host = run(cargo()
                 .args(["test", "--workspace", "--exclude", "chaos-ebpf"])
                 .args(&args)
-                .env("CHAOS_BIN", root().join("target/debug/chaos")))
+                .env("CHAOS_BIN", root().join("target/debug/chaos"))
+                .env("CHAOS_SKIP_LOG", &skips));
+            if let Ok(text) = std::fs::read_to_string(&skips) {
+                eprintln!("xtask: skipped on this kernel:\n{text}");
+            }
+            host?;
+            if no_vm {
+                eprintln!("xtask: --no-vm: the VM suite (Debian 6.12) was not run");
+                return Ok(());
+            }
+            if args.iter().any(|a| a.starts_with('-')) {
+                eprintln!("xtask: cargo test options given: VM suite not run (use cargo xtask vm)");
+                return Ok(());
+            }
+            vm::run(&root(), &vm::kernels("6.12"), &args)
         }
         Task::Vm { kernel, args } => {
             setup()?;

@@ -172,6 +172,7 @@ fn put_modules(root: &Path, k: &Kernel) -> Result<Vec<String>> {
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CHAOS_BIN=/usr/bin/chaos RUST_BACKTRACE=1
+export CHAOS_SKIP_LOG=/tmp/skipped.log
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp; mount -t tmpfs run /run; mkdir -p /run/netns
 mount -t bpf bpf /sys/fs/bpf
@@ -186,6 +187,7 @@ for t in /tests/*; do
   echo "vm: running $(basename "$t")"
   "$t" $(cat /etc/test.args) </dev/null || status=1
 done
+[ -s /tmp/skipped.log ] && { echo "vm: skipped tests:"; cat /tmp/skipped.log; }
 echo "CHAOS_VM_STATUS=$status"
 sync; poweroff -f
 "#;

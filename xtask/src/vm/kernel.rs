@@ -74,13 +74,11 @@ fn system_mirror() -> Result<String> {
                 return Ok(uri.split_whitespace().next().unwrap_or(uri).to_string());
             }
         }
-        if let Some(l) = t
+        let one_line = t
             .lines()
-            .find(|l| l.starts_with("deb ") && !l.contains("security"))
-        {
-            if let Some(uri) = l.split_whitespace().find(|w| w.contains("://")) {
-                return Ok(uri.to_string());
-            }
+            .find(|l| l.starts_with("deb ") && !l.contains("security"));
+        if let Some(uri) = one_line.and_then(|l| l.split_whitespace().find(|w| w.contains("://"))) {
+            return Ok(uri.to_string());
         }
     }
     bail!("no Debian archive found in /etc/apt sources")
