@@ -66,6 +66,11 @@ fn respond(sa: *mut bpf_sock_addr, family: u8, addr: [u32; 4]) -> i32 {
     let Some(errno) = try_decide(family, &addr, port, protocol) else {
         return ALLOW;
     };
+    // Newer verifiers require a provable errno range [-4095, -1] for bpf_set_retval; the value
+    // comes from a map, so bound it here (userspace only writes valid errnos anyway).
+    if errno == 0 || errno > 4095 {
+        return ALLOW;
+    }
     // SAFETY: bpf_set_retval only sets the value the syscall returns once we reject.
     if unsafe { bpf_set_retval(-(errno as i32)) } != 0 {
         // Without a settable return value the caller would get EPERM, not the asked-for errno.

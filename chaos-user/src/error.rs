@@ -100,9 +100,56 @@ pub fn chain(e: &dyn std::error::Error) -> String {
             });
             match telling {
                 Some(l) => format!("{head} (verifier: {l})"),
-                None => head.to_string(),
+                None => {
+                    // The verifier states its reason last; skip its statistics lines.
+                    let tail: Vec<&str> = log
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| {
+                            let stats =
+                                ["processed ", "verification time", "stack depth", "subprog "];
+                            !l.is_empty() && !stats.iter().any(|p| l.starts_with(p))
+                        })
+                        .collect();
+                    match tail.last() {
+                        None => head.to_string(),
+                        Some(reason) => format!("{head} (verifier: {reason})"),
+                    }
+                }
             }
         }
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Load(&'static str);
+    impl std::fmt::Display for Load {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Load {}
+
+    #[test]
+    fn verifier_logs_are_cut_to_their_reason() {
+        let e = Load(
+            "load failed. Verifier output: 0: R1=ctx()\n336: (85) call bpf_set_retval#187\n\
+             At bpf_set_retval the register R1 has smin=-4294967295 smax=0 should have been in [-4095, 0]\n\
+             verification time 39105 usec\nstack depth max 0\nsubprog 0 (x) main insns_self 2\n\
+             processed 549 insns (limit 1000000)\n",
+        );
+        let text = chain(&e);
+        assert!(text.ends_with("(verifier: At bpf_set_retval the register R1 has smin=-4294967295 smax=0 should have been in [-4095, 0])"), "{text}");
+        let e = Load(
+            "load failed. Verifier output: 5: (85) call bpf_override_return#58\nprogram of this type cannot use helper bpf_override_return#58\n",
+        );
+        assert!(chain(&e).ends_with(
+            "(verifier: program of this type cannot use helper bpf_override_return#58)"
+        ));
     }
 }

@@ -181,10 +181,15 @@ impl ConnectFault {
     }
 }
 
-/// A verifier rejection of bpf_set_retval means a kernel before 5.18.
+/// A verifier rejection of bpf_set_retval itself means a kernel before 5.18; anything else is
+/// reported as it is (every log of this program mentions the helper, so match the refusal).
 fn load_error(name: &str, e: aya::programs::ProgramError) -> Error {
     let text = format!("{e:?}");
-    if text.contains("bpf_set_retval") || text.contains("unknown func") {
+    let refused = [
+        "unknown func bpf_set_retval",
+        "cannot use helper bpf_set_retval",
+    ];
+    if refused.iter().any(|r| text.contains(r)) {
         return Error::Unsupported {
             feature: "bpf_set_retval in cgroup_sock_addr programs (Linux >= 5.18)",
             hint: "without it a refused connect can only return EPERM; run on Linux 5.18 or later"

@@ -182,8 +182,10 @@ mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 while read -r m; do insmod "/lib/modules/$m" 2>/dev/null || echo "vm: insmod $m failed"; done < /etc/modules.order
 ip link set lo up
 echo "vm: kernel $(uname -r), lsm $(cat /sys/kernel/security/lsm 2>/dev/null), booted in $(cut -d' ' -f1 /proc/uptime)s"
+echo "CHAOS_DOCTOR=$(chaos doctor --json 2>&1 | tr -d '\n')"
 status=0
-for t in /tests/*; do
+if [ -s /etc/vm.cmd ]; then sh /etc/vm.cmd </dev/null || status=1; fi
+[ -s /etc/vm.cmd ] || for t in /tests/*; do
   echo "vm: running $(basename "$t")"
   "$t" $(cat /etc/test.args) </dev/null || status=1
 done
@@ -218,6 +220,11 @@ pub fn build(k: &Kernel, p: &Payload<'_>, out: &Path) -> Result<()> {
     let order = put_modules(&root, k)?;
     fs::write(root.join("etc/modules.order"), order.join("\n") + "\n")?;
     fs::write(root.join("etc/test.args"), p.test_args.join(" "))?;
+    // CHAOS_VM_CMD: a shell command to run instead of the tests (debugging a kernel).
+    fs::write(
+        root.join("etc/vm.cmd"),
+        std::env::var("CHAOS_VM_CMD").unwrap_or_default(),
+    )?;
     fs::write(root.join("init"), INIT)?;
     sh(Command::new("chmod").arg("+x").arg(root.join("init")))?;
     let cpio = format!(

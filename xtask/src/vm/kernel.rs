@@ -193,22 +193,19 @@ fn release_in(modules: &Path) -> Result<String> {
 }
 
 fn find_vmlinuz(root: &Path) -> Option<PathBuf> {
-    let boot = fs::read_dir(root.join("boot")).ok()?;
-    let found = boot.flatten().map(|e| e.path());
-    found
-        .into_iter()
-        .find(|p| {
+    let in_boot = fs::read_dir(root.join("boot")).ok().and_then(|d| {
+        d.flatten().map(|e| e.path()).find(|p| {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
         })
-        .or_else(|| {
-            // Some packages keep it next to the modules.
-            let m = fs::read_dir(root.join("usr/lib/modules"))
-                .ok()?
-                .flatten()
-                .next()?
-                .path()
-                .join("vmlinuz");
-            m.exists().then_some(m)
-        })
+    });
+    // Split packaging (trixie-backports) keeps it next to the modules.
+    in_boot.or_else(|| {
+        let release = fs::read_dir(root.join("usr/lib/modules"))
+            .ok()?
+            .flatten()
+            .next()?
+            .path();
+        Some(release.join("vmlinuz")).filter(|p| p.exists())
+    })
 }

@@ -38,6 +38,8 @@ pub fn clap_exit(e: clap::Error) -> ExitCode {
 }
 
 pub fn fail(e: &Error) -> ExitCode {
+    // The whole error, verifier log included, for CHAOS_LOG=debug.
+    tracing::debug!("{e:#?}");
     eprintln!("chaos: {}", chaos::error::chain(e));
     ExitCode::from(e.exit_code() as u8)
 }
