@@ -41,6 +41,9 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Run `chaos doctor` here and in a VM for every kernel of the matrix; write the tables
+    /// into README.md.
+    DoctorMatrix,
     /// Benchmarks (not tests): `lifecycle` measures time to first drop and to detach.
     Bench {
         #[arg(default_value = "lifecycle")]
@@ -114,6 +117,11 @@ fn main() -> Result<()> {
             setup()?;
             run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;
             vm::run(&root(), &vm::kernels(&kernel), &args)
+        }
+        Task::DoctorMatrix => {
+            setup()?;
+            run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;
+            vm::matrix::run(&root())
         }
         Task::Bench { what, runs } => {
             setup()?;

@@ -49,6 +49,8 @@ pub struct Payload<'a> {
     pub tests: &'a [PathBuf],
     /// Arguments for every test executable (a name filter, --nocapture, ...).
     pub test_args: &'a [String],
+    /// A shell command to run instead of the tests (debugging a kernel, doctor reports).
+    pub cmd: Option<String>,
 }
 
 fn sh(cmd: &mut Command) -> Result<String> {
@@ -220,10 +222,9 @@ pub fn build(k: &Kernel, p: &Payload<'_>, out: &Path) -> Result<()> {
     let order = put_modules(&root, k)?;
     fs::write(root.join("etc/modules.order"), order.join("\n") + "\n")?;
     fs::write(root.join("etc/test.args"), p.test_args.join(" "))?;
-    // CHAOS_VM_CMD: a shell command to run instead of the tests (debugging a kernel).
     fs::write(
         root.join("etc/vm.cmd"),
-        std::env::var("CHAOS_VM_CMD").unwrap_or_default(),
+        p.cmd.as_deref().unwrap_or_default(),
     )?;
     fs::write(root.join("init"), INIT)?;
     sh(Command::new("chmod").arg("+x").arg(root.join("init")))?;

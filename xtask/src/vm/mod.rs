@@ -3,6 +3,7 @@
 
 mod initramfs;
 pub mod kernel;
+pub mod matrix;
 mod qemu;
 
 use anyhow::{Context, Result, bail};
@@ -27,14 +28,17 @@ fn cache_dir() -> PathBuf {
 fn test_executables(root: &Path) -> Result<Vec<PathBuf>> {
     let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(root)
+        // The same package set as the host run, so its build is reused (feature unification
+        // differs with -p alone and would rebuild every dependency).
         .args([
             "test",
-            "-p",
-            "chaos-tests",
+            "--workspace",
+            "--exclude",
+            "chaos-ebpf",
             "--tests",
             "--no-run",
-            "--message-format=json-render-diagnostics",
         ])
+        .arg("--message-format=json-render-diagnostics")
         .output()
         .context("cargo test --no-run")?;
     if !out.status.success() {
@@ -70,17 +74,15 @@ pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<()> 
     for k in kernels {
         eprintln!("vm: === kernel {k}");
         let kernel = kernel::fetch(k, &cache)?;
-        let initrd = root
-            .join("target/vm")
-            .join(format!("initramfs-{k}.cpio.gz"));
-        std::fs::create_dir_all(initrd.parent().context("parent")?)?;
+        // CHAOS_VM_CMD: run a shell command instead of the tests (debugging a kernel).
+        let cmd = std::env::var("CHAOS_VM_CMD").ok();
         let payload = initramfs::Payload {
             chaos: &chaos,
             tests: &tests,
             test_args,
+            cmd,
         };
-        initramfs::build(&kernel, &payload, &initrd)?;
-        let status = qemu::boot(&kernel.vmlinuz, &initrd, Duration::from_secs(40 * 60))?;
+        let status = boot(root, k, &kernel, &payload, false)?.status;
         eprintln!(
             "vm: kernel {k} ({}): {}",
             kernel.name,
@@ -94,6 +96,27 @@ pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<()> 
         bail!("tests failed in the VM on kernel(s) {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// Builds the initramfs for `kernel` and boots it.
+fn boot(
+    root: &Path,
+    short: &str,
+    kernel: &kernel::Kernel,
+    payload: &initramfs::Payload<'_>,
+    quiet: bool,
+) -> Result<qemu::Boot> {
+    let initrd = root
+        .join("target/vm")
+        .join(format!("initramfs-{short}.cpio.gz"));
+    std::fs::create_dir_all(initrd.parent().context("parent")?)?;
+    initramfs::build(kernel, payload, &initrd)?;
+    qemu::boot(
+        &kernel.vmlinuz,
+        &initrd,
+        Duration::from_secs(40 * 60),
+        quiet,
+    )
 }
 
 /// `--kernel all` or a list of short names.

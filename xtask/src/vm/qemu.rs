@@ -9,10 +9,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Boots, echoes the console, and returns the guest's status (0 when every test passed).
+/// What a boot produced.
+pub struct Boot {
+    /// The guest's status: 0 when every test passed.
+    pub status: i32,
+    pub console: Vec<String>,
+}
+
+/// Boots, echoes the console (unless `quiet`), and returns the guest's status and console.
 /// KVM only when asked for (CHAOS_VM_ACCEL=kvm): on these machines /dev/kvm exists but nested
 /// virtualisation fails, so software emulation (TCG) is the default.
-pub fn boot(vmlinuz: &Path, initrd: &Path, timeout: Duration) -> Result<i32> {
+pub fn boot(vmlinuz: &Path, initrd: &Path, timeout: Duration, quiet: bool) -> Result<Boot> {
     let kvm = std::env::var("CHAOS_VM_ACCEL").is_ok_and(|a| a == "kvm");
     let accel: &[&str] = if kvm {
         &["-accel", "kvm", "-cpu", "host"]
@@ -45,12 +52,16 @@ pub fn boot(vmlinuz: &Path, initrd: &Path, timeout: Duration) -> Result<i32> {
         .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
     let started = Instant::now();
     let mut status = None;
+    let mut console = Vec::new();
     for line in BufReader::new(child.stdout.take().context("console")?).lines() {
         let line = line.unwrap_or_default().replace('\r', "");
-        println!("{line}");
+        if !quiet {
+            println!("{line}");
+        }
         if let Some(s) = line.strip_prefix(STATUS_MARKER) {
             status = s.trim().parse().ok();
         }
+        console.push(line);
     }
     let exit = child.wait()?;
     eprintln!(
@@ -58,7 +69,7 @@ pub fn boot(vmlinuz: &Path, initrd: &Path, timeout: Duration) -> Result<i32> {
         started.elapsed().as_secs_f64()
     );
     match status {
-        Some(s) => Ok(s),
+        Some(status) => Ok(Boot { status, console }),
         None if exit.code() == Some(124) => bail!("the VM timed out after {}s", timeout.as_secs()),
         None => bail!("the guest printed no status (kernel panic or crash?)"),
     }
