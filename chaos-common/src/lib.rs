@@ -20,6 +20,8 @@ pub const PROTO_ICMPV6: u8 = 58;
 
 /// Network fault actions (`NetRule::action`).
 pub const ACTION_DROP: u8 = 1;
+/// Hold the packet back: set its Earliest Departure Time (honoured by the fq qdisc).
+pub const ACTION_DELAY: u8 = 2;
 
 /// Inject with certainty: a `threshold` that every `bpf_get_prandom_u32()` value is below.
 pub const THRESHOLD_ALWAYS: u64 = 1 << 32;
@@ -78,8 +80,11 @@ pub struct NetRule {
     pub fault_id: u32,
     /// With `FLAG_EVENTS`: emit one event per `sample` injections on average (0 and 1: all).
     pub sample: u32,
+    /// `ACTION_DELAY`: added latency, and the half-width of its uniform jitter (<= delay).
+    pub delay_ns: u64,
+    pub jitter_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<NetRule>() == 120);
+const _: () = assert!(core::mem::size_of::<NetRule>() == 136);
 
 /// One socket-address fault rule (connect), read from `CHAOS_SOCK_CFG[0]`.
 #[repr(C)]

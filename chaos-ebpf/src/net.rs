@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::{__sk_buff, TC_ACT_SHOT, TC_ACT_UNSPEC},
     helpers::{
-        bpf_ktime_get_ns,
+        bpf_get_prandom_u32, bpf_ktime_get_ns,
         generated::{bpf_skb_ancestor_cgroup_id, bpf_skb_cgroup_id},
     },
     macros::{classifier, map},
@@ -11,8 +11,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use chaos_common::{
-    ACTION_DROP, EVENT_PACKET, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
-    STAT_LEN,
+    ACTION_DELAY, ACTION_DROP, EVENT_PACKET, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6,
+    PROTO_TCP, PROTO_UDP, STAT_LEN,
     filter::{FAMILY_V4, FAMILY_V6},
 };
 
@@ -76,7 +76,36 @@ fn try_chaos_tc(ctx: &TcContext) -> Option<i32> {
     }
     match rule.action {
         ACTION_DROP => Some(TC_ACT_SHOT),
+        ACTION_DELAY => {
+            delay(ctx, rule);
+            None
+        }
         _ => None,
+    }
+}
+
+/// Earliest Departure Time: the packet may not leave before now + delay (+- jitter). Only the
+/// fq qdisc honours it; userspace makes sure fq is the egress qdisc.
+fn delay(ctx: &TcContext, rule: &NetRule) {
+    let skb: *mut __sk_buff = ctx.skb.skb;
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let mut d = rule.delay_ns;
+    if rule.jitter_ns > 0 && rule.jitter_ns <= d {
+        // Uniform in [delay - jitter, delay + jitter].
+        // SAFETY: no preconditions.
+        let r = unsafe { bpf_get_prandom_u32() } as u64;
+        d = d - rule.jitter_ns + (r * (2 * rule.jitter_ns + 1)) / (1u64 << 32);
+    }
+    // SAFETY: tstamp is a writable field of the TC context. A departure time already set (TCP
+    // pacing) is kept as the base so the delay adds to it.
+    unsafe {
+        let base = if (*skb).tstamp > now {
+            (*skb).tstamp
+        } else {
+            now
+        };
+        (*skb).tstamp = base + d;
     }
 }
 

@@ -135,17 +135,22 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
                 .to_string(),
         ),
     };
-    let delay = if has(f, FQ) {
-        (
-            false,
-            "kernel has fq (EDT) but chaos does not implement delay yet".to_string(),
-        )
-    } else {
-        (
+    let tc = has(f, TCX) || has(f, CLS_BPF);
+    let delay = match (has(f, FQ), tc) {
+        (true, true) => (
+            true,
+            "TC classifier sets departure times; fq installed for the duration".to_string(),
+        ),
+        (false, _) => (
             false,
             "needs the fq qdisc to honour departure times; sch_fq is not available".to_string(),
-        )
+        ),
+        (true, false) => (false, "no way to attach a TC classifier".to_string()),
     };
+    let rate = (
+        false,
+        "not implemented in chaos yet (EDT pacing, needs fq)".to_string(),
+    );
     let row = |fault, (available, detail): (bool, String)| FaultSupport {
         fault,
         available,
@@ -155,7 +160,8 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
         row("net drop", net_drop),
         row("syscall connect", connect),
         row("syscall file (open/read/write/...)", file),
-        row("net delay/rate", delay),
+        row("net delay", delay),
+        row("net rate", rate),
     ]
 }
 

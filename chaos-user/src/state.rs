@@ -45,6 +45,15 @@ pub struct TcEntry {
     pub clsact_added: bool,
 }
 
+/// A root qdisc chaos replaced with fq (for delay); restoring means deleting it, which puts the
+/// kernel's default back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QdiscEntry {
+    pub netns: Option<PathBuf>,
+    pub netns_ino: Option<u64>,
+    pub iface: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
@@ -59,6 +68,8 @@ pub struct Record {
     /// Directory of pinned links and maps (background faults).
     pub pins: Option<PathBuf>,
     pub tc: Vec<TcEntry>,
+    #[serde(default)]
+    pub qdiscs: Vec<QdiscEntry>,
 }
 
 fn start_time(pid: u32) -> Option<u64> {
@@ -85,6 +96,7 @@ impl Record {
             deadline_mono_ns,
             pins: None,
             tc: Vec::new(),
+            qdiscs: Vec::new(),
         }
     }
 
@@ -161,6 +173,12 @@ impl Record {
                 failures += 1;
             }
         }
+        for q in &self.qdiscs {
+            if let Err(e) = restore_qdisc(q) {
+                tracing::warn!("fault {}: {}", self.id, crate::error::chain(&e));
+                failures += 1;
+            }
+        }
         if let Some(dir) = &self.pins
             && let Err(e) = remove_pins(dir)
         {
@@ -188,16 +206,30 @@ fn remove_pins(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+fn restore_qdisc(q: &QdiscEntry) -> Result<()> {
+    let Some(ns) = open_netns(q.netns.as_deref(), q.netns_ino)? else {
+        return Ok(());
+    };
+    netns::within(ns.as_ref(), || crate::net::restore_default_qdisc(&q.iface))?.map_err(|e| {
+        Error::io(
+            format!("restoring the qdisc of {}", q.iface),
+            std::io::Error::other(e),
+        )
+    })
+}
+
 /// Opens the namespace of an entry, if it still exists and is the same one.
 fn entry_netns(entry: &TcEntry) -> Result<Option<Option<Netns>>> {
-    let Some(path) = &entry.netns else {
+    open_netns(entry.netns.as_deref(), entry.netns_ino)
+}
+
+fn open_netns(path: Option<&Path>, ino: Option<u64>) -> Result<Option<Option<Netns>>> {
+    let Some(path) = path else {
         return Ok(Some(None));
     };
     match fs::metadata(path) {
-        Ok(m) if Some(m.ino()) == entry.netns_ino => {
-            Ok(Some(Some(Netns::resolve(&path.to_string_lossy())?)))
-        }
-        // Gone (or replaced): its interfaces and their filters went with it.
+        Ok(m) if Some(m.ino()) == ino => Ok(Some(Some(Netns::resolve(&path.to_string_lossy())?))),
+        // Gone (or replaced): its interfaces, filters and qdiscs went with it.
         _ => Ok(None),
     }
 }

@@ -7,6 +7,8 @@ use std::process::Command;
 pub struct Ping {
     pub transmitted: u64,
     pub received: u64,
+    /// Round-trip times in ms (min, avg, max, mdev), when anything came back.
+    pub rtt: Option<[f64; 4]>,
 }
 
 impl Ping {
@@ -51,9 +53,25 @@ pub fn ping(mut cmd: Command, dst: &str, count: u32, interval: &str) -> Ping {
             .parse()
             .expect("int")
     };
+    // "rtt min/avg/max/mdev = 0.031/0.045/0.090/0.012 ms"
+    let rtt = text
+        .lines()
+        .find_map(|l| l.split_once(" = "))
+        .and_then(|(k, v)| {
+            let nums: Vec<f64> = v
+                // "... ms" or "... ms, pipe 2" when replies overlap.
+                .split(" ms")
+                .next()
+                .unwrap_or_default()
+                .split('/')
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (k.contains("min/avg") && nums.len() == 4).then(|| [nums[0], nums[1], nums[2], nums[3]])
+        });
     Ping {
         transmitted: num(" packets transmitted"),
         received: num(" received"),
+        rtt,
     }
 }
 

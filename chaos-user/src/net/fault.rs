@@ -3,6 +3,7 @@
 
 use super::{
     NetPlan,
+    qdisc::{self, FqGuard},
     tc::{self, AttachMode, TcAttachment, Where},
 };
 use crate::{
@@ -13,13 +14,15 @@ use crate::{
 };
 use aya::programs::SchedClassifier;
 use chaos_common::{
-    NetRule,
+    ACTION_DELAY, NetRule,
     maps::{NET_CFG, NET_STATS, PROG_TC},
 };
 
 pub struct NetFault {
     // Field order matters: attachments detach before the object (and its program) is dropped.
     attachments: Vec<TcAttachment>,
+    /// Restores the default qdisc after the classifier is gone (delay only).
+    fq: Option<FqGuard>,
     pub core: FaultCore<NetRule>,
     program_id: Option<u32>,
     record: Record,
@@ -48,10 +51,16 @@ impl NetFault {
         // Built field by field so that Drop sees (and undoes) every attachment made so far.
         let mut fault = Self {
             attachments: Vec::new(),
+            fq: None,
             core,
             program_id: None,
             record,
         };
+        // fq first (recorded before it is installed), so the classifier never sets departure
+        // times that nothing honours.
+        if plan.rule.action == ACTION_DELAY {
+            fault.fq = qdisc::ensure_fq(&plan.iface, plan.netns.as_ref(), &mut fault.record)?;
+        }
         let handle = fault.core.fault_id().max(1);
         for &hook in plan.hooks {
             let prog: &mut SchedClassifier = fault
@@ -95,6 +104,8 @@ impl NetFault {
         {
             a.persist(&dir.join(format!("link{i}")))?;
         }
+        // The record lists the qdisc: `chaos stop`/`cleanup` restore it.
+        std::mem::forget(self.fq.take());
         background::pin_maps(&self.core.ebpf, &dir, NET_CFG, NET_STATS)?;
         Ok(self.record.clone())
     }
@@ -107,7 +118,9 @@ impl Drop for NetFault {
         while let Some(a) = self.attachments.pop() {
             drop(a);
         }
-        if !self.record.background && !self.record.tc.is_empty() {
+        drop(self.fq.take());
+        if !self.record.background && !(self.record.tc.is_empty() && self.record.qdiscs.is_empty())
+        {
             self.record.delete();
         }
     }

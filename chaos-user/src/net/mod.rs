@@ -2,9 +2,11 @@
 //! `NetPlan` (checked against the system, nothing attached); `NetFault::attach` applies a plan.
 
 mod fault;
+mod qdisc;
 mod tc;
 
 pub use fault::NetFault;
+pub use qdisc::restore_default as restore_default_qdisc;
 pub use tc::AttachMode;
 
 use crate::{
@@ -18,7 +20,8 @@ use crate::{
     units::Percent,
 };
 use chaos_common::{
-    ACTION_DROP, Cidr, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
+    ACTION_DELAY, ACTION_DROP, Cidr, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    PortRange,
 };
 use ipnet::IpNet;
 use std::time::Duration;
@@ -61,10 +64,26 @@ impl Protocol {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Drop,
+    /// Added latency, with uniform jitter of +- `jitter` (at most `latency`).
+    Delay {
+        latency: Duration,
+        jitter: Duration,
+    },
+}
+
+impl Action {
+    fn describe(self) -> String {
+        match self {
+            Action::Drop => "drop".into(),
+            Action::Delay { latency, jitter } if jitter.is_zero() => {
+                format!("delay by {latency:?}")
+            }
+            Action::Delay { latency, jitter } => format!("delay by {latency:?} +- {jitter:?}"),
+        }
+    }
 }
 
 /// A packet fault as asked for.
@@ -100,6 +119,8 @@ pub struct NetPlan {
     pub controls: Controls,
     /// One line for humans: what, where, how much.
     pub detail: String,
+    /// "net drop", "net delay".
+    pub fault: &'static str,
 }
 
 impl NetSpec {
@@ -115,7 +136,8 @@ impl NetSpec {
             ""
         };
         format!(
-            "{dry}drop {} of matching packets on {}{ns} ({})",
+            "{dry}{} {} of matching packets on {}{ns} ({})",
+            self.action.describe(),
             self.percent,
             self.iface,
             format!("{:?}", self.direction).to_lowercase()
@@ -147,6 +169,32 @@ impl NetSpec {
             ));
         }
         guards::check_duration(self.duration, self.controls.force)?;
+        let (delay_ns, jitter_ns) = match self.action {
+            Action::Drop => (0, 0),
+            Action::Delay { latency, jitter } => {
+                if latency.is_zero() || latency > Duration::from_secs(10) {
+                    return Err(Error::input(
+                        "--latency",
+                        "use a delay from 1ms to 10s (fq drops packets due later than 10s)",
+                    ));
+                }
+                if jitter > latency {
+                    return Err(Error::input(
+                        "--jitter",
+                        "jitter is +- around the latency: use at most --latency",
+                    ));
+                }
+                if self.direction != Direction::Egress {
+                    return Err(Error::input(
+                        "--direction",
+                        "delay works at egress (the fq qdisc holds packets back on their way out); \
+                         to delay traffic arriving at IFACE, delay it at the sender's egress (e.g. the \
+                         veth peer)",
+                    ));
+                }
+                (latency.as_nanos() as u64, jitter.as_nanos() as u64)
+            }
+        };
         guards::check_iface(&self.iface, netns.as_ref(), self.controls.force)?;
         let cgroup = self.target.as_ref().map(Target::resolve).transpose()?;
         if let Some(cg) = &cgroup {
@@ -174,11 +222,14 @@ impl NetSpec {
             protocol: Protocol::code(self.protocol),
             action: match self.action {
                 Action::Drop => ACTION_DROP,
+                Action::Delay { .. } => ACTION_DELAY,
             },
             flags: self.controls.flags(),
             _pad: 0,
             fault_id: controls::new_fault_id(),
             sample: self.controls.events_sample,
+            delay_ns,
+            jitter_ns,
         };
         Ok(NetPlan {
             iface: self.iface.clone(),
@@ -190,6 +241,10 @@ impl NetSpec {
             attach: self.attach,
             controls: self.controls.clone(),
             detail: self.describe(),
+            fault: match self.action {
+                Action::Drop => "net drop",
+                Action::Delay { .. } => "net delay",
+            },
         })
     }
 }

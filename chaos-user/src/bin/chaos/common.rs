@@ -9,6 +9,11 @@ pub fn percent(s: &str) -> Result<units::Percent, String> {
 pub fn duration(s: &str) -> Result<std::time::Duration, String> {
     units::parse_duration(s)
 }
+/// A latency or jitter: any duration, zero allowed (ranges are checked with the fault).
+pub fn latency(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 100ms"))
+}
 pub fn ports(s: &str) -> Result<chaos_common::PortRange, String> {
     units::parse_ports(s)
 }

@@ -16,6 +16,23 @@ pub enum NetCommand {
     ///
     /// Example: chaos net drop --iface eth0 --percent 30 --protocol udp --dport 53 --duration 1m
     Drop(NetArgs),
+    /// Delay matching packets on their way out, with optional jitter (Earliest Departure Time,
+    /// honoured by the fq qdisc, which chaos installs for the duration and then removes).
+    ///
+    /// Example: chaos net delay --iface eth0 --latency 100ms --jitter 20ms --dport 5432 --duration 5m
+    Delay(DelayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DelayArgs {
+    /// Added latency (e.g. 100ms; at most 10s).
+    #[arg(long, value_name = "D", value_parser = common::latency)]
+    latency: std::time::Duration,
+    /// Uniform jitter: each packet gets latency +- up to this much (at most --latency).
+    #[arg(long, value_name = "D", default_value = "0ms", value_parser = common::latency)]
+    jitter: std::time::Duration,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 /// Where the classifier goes and which packets it matches.
@@ -69,7 +86,9 @@ pub struct NetArgs {
 impl NetArgs {
     fn spec(self, action: Action) -> NetSpec {
         let target = Target::from_args(self.cgroup, self.pid);
-        let direction = self.direction.unwrap_or(if target.is_some() {
+        // Drop defaults to silent ingress loss; delay and cgroup scoping work at egress.
+        let egress = target.is_some() || matches!(action, Action::Delay { .. });
+        let direction = self.direction.unwrap_or(if egress {
             Direction::Egress
         } else {
             Direction::Ingress
@@ -94,9 +113,18 @@ impl NetArgs {
 }
 
 pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
-    let NetCommand::Drop(args) = cmd;
+    let (args, action) = match cmd {
+        NetCommand::Drop(args) => (args, Action::Drop),
+        NetCommand::Delay(d) => (
+            d.net,
+            Action::Delay {
+                latency: d.latency,
+                jitter: d.jitter,
+            },
+        ),
+    };
     let background = args.controls.background;
-    let spec = args.spec(Action::Drop);
+    let spec = args.spec(action);
     let plan = spec.validate()?;
     let mut stop = Stop::install()?;
     let started = Instant::now();
@@ -107,7 +135,7 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
         let b = Backgrounded {
             event: "background",
             id: &record.id,
-            fault: "net drop",
+            fault: plan.fault,
             detail: &plan.detail,
             duration_ms,
         };
@@ -116,13 +144,13 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
     }
     Attached {
         event: "attached",
-        fault: "net drop",
+        fault: plan.fault,
         detail: format!("{} via {:?}", plan.detail, fault.mode()),
         program_ids: fault.program_ids(),
         duration_ms,
     }
     .print(json);
-    let summary = session::run(fault, "net drop".into(), started, spec.duration, &mut stop).await?;
+    let summary = session::run(fault, plan.fault.into(), started, spec.duration, &mut stop).await?;
     common::print_summary(&summary, json);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,143 @@
+//! The fq qdisc that delay needs: EDT departure times are only honoured by fq. chaos installs
+//! it when the egress root qdisc is the kernel's default (recorded first, so a crash leaves a
+//! record), and restores the default afterwards. A configured root qdisc is never replaced.
+
+use crate::{
+    error::{Error, Result},
+    netns::{self, Netns},
+    state::{QdiscEntry, Record},
+};
+use std::{os::unix::fs::MetadataExt, process::Command};
+
+fn tc(args: &[&str]) -> std::result::Result<String, String> {
+    let out = Command::new("tc")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run tc: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// The root qdisc's kind and handle, e.g. ("noqueue", "0:"), and the parents of mq's children.
+fn root_of(iface: &str) -> std::result::Result<(String, String, Vec<String>), String> {
+    let text = tc(&["qdisc", "show", "dev", iface])?;
+    let mut root = None;
+    let mut children = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // "qdisc KIND HANDLE root ..." or "qdisc KIND HANDLE parent P ..."
+        match (f.get(1), f.get(2), f.get(3), f.get(4)) {
+            (Some(kind), Some(handle), Some(&"root"), _) => {
+                root = Some((kind.to_string(), handle.to_string()))
+            }
+            (Some(_), Some(_), Some(&"parent"), Some(p)) => children.push(p.to_string()),
+            _ => {}
+        }
+    }
+    let (kind, handle) = root.unwrap_or_else(|| ("noqueue".into(), "0:".into()));
+    Ok((kind, handle, children))
+}
+
+/// Installs fq on `iface` unless it is there already. Returns what to restore, if anything.
+pub fn ensure_fq(
+    iface: &str,
+    netns: Option<&Netns>,
+    record: &mut Record,
+) -> Result<Option<FqGuard>> {
+    let unsupported = |why: String| Error::Unsupported {
+        feature: "the fq qdisc (sch_fq), which delay needs to honour departure times",
+        hint: format!(
+            "{why}; load sch_fq or run on a kernel that has it (Debian's do: see `chaos doctor`)"
+        ),
+    };
+    let (kind, handle, children) = netns::within(netns, || root_of(iface))?
+        .map_err(|e| Error::io("reading qdiscs", std::io::Error::other(e)))?;
+    if kind == "fq" || (kind == "mq" && !children.is_empty() && fq_children(iface, netns)?) {
+        return Ok(None);
+    }
+    if handle != "0:" {
+        return Err(Error::input(
+            "--iface",
+            format!(
+                "{iface} has a configured root qdisc ({kind} {handle}); delay needs fq there and chaos \
+                 does not replace qdiscs it cannot restore exactly: remove it or pick another interface"
+            ),
+        ));
+    }
+    let netns_path = netns.map(|n| n.path.clone());
+    let netns_ino = netns_path
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.ino());
+    let entry = QdiscEntry {
+        netns: netns_path,
+        netns_ino,
+        iface: iface.to_string(),
+    };
+    record.qdiscs.push(entry.clone());
+    record.save()?;
+    let guard = FqGuard {
+        entry,
+        netns: netns.map(Netns::try_clone).transpose()?,
+    };
+    let installed = netns::within(netns, || {
+        if kind == "mq" {
+            // Multi-queue devices keep mq; each transmit queue gets its own fq.
+            children.iter().try_for_each(|p| {
+                tc(&["qdisc", "replace", "dev", iface, "parent", p, "fq"]).map(|_| ())
+            })
+        } else {
+            tc(&["qdisc", "replace", "dev", iface, "root", "fq"]).map(|_| ())
+        }
+    })?;
+    match installed {
+        Ok(()) => Ok(Some(guard)),
+        Err(e) => {
+            drop(guard); // puts the default back if anything was changed
+            Err(unsupported(format!("tc refused fq on {iface}: {e}")))
+        }
+    }
+}
+
+fn fq_children(iface: &str, netns: Option<&Netns>) -> Result<bool> {
+    let text = netns::within(netns, || tc(&["qdisc", "show", "dev", iface]))?.unwrap_or_default();
+    Ok(text
+        .lines()
+        .filter(|l| l.contains(" parent "))
+        .all(|l| l.starts_with("qdisc fq ")))
+}
+
+/// Restores the kernel's default root qdisc on drop.
+pub struct FqGuard {
+    entry: QdiscEntry,
+    netns: Option<Netns>,
+}
+
+impl Drop for FqGuard {
+    fn drop(&mut self) {
+        let iface = self.entry.iface.clone();
+        match netns::within(self.netns.as_ref(), || restore_default(&iface)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("restoring the qdisc of {iface}: {e}"),
+            Err(e) => tracing::warn!("restoring the qdisc of {iface}: {e}"),
+        }
+    }
+}
+
+/// Deleting the root puts the kernel's default back (noqueue, pfifo_fast, or mq + defaults).
+pub fn restore_default(iface: &str) -> std::result::Result<(), String> {
+    match tc(&["qdisc", "del", "dev", iface, "root"]) {
+        Ok(_) => Ok(()),
+        // Already default (nothing to delete), or the interface is gone.
+        Err(e)
+            if e.contains("Cannot delete qdisc with handle of zero")
+                || e.contains("Cannot find device") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
