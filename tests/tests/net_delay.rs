@@ -68,6 +68,9 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
     let delayed = rtt(&ping(lab.outside("ping"), &dst, 20, "0.05"));
     let s = fault.interrupt();
     let added = delayed[1] - healthy[1];
+    println!(
+        "RTT ms min/avg/max/mdev: healthy {healthy:?}, delayed 100ms {delayed:?} (+{added:.1})"
+    );
     assert!(
         (90.0..=110.0).contains(&added),
         "added {added:.1} ms (healthy {healthy:?}, delayed {delayed:?}), {s}"
@@ -92,6 +95,7 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
     let jittered = rtt(&ping(lab.outside("ping"), &dst, 50, "0.05"));
     fault.interrupt();
     let spread = jittered[2] - jittered[0];
+    println!("RTT ms with 100ms +- 40ms: {jittered:?}");
     assert!(
         spread > 30.0 && jittered[3] > 8.0,
         "jitter visible: {jittered:?}"
@@ -111,5 +115,38 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
             .map(|r| r[1] < healthy[1] + 20.0),
         Some(true)
     );
+    lab.finish();
+}
+
+/// SIGKILL leaves fq installed (a qdisc is not tied to a process); the record written before
+/// installing it lets `chaos cleanup` put the default back.
+#[test]
+fn sigkilled_delay_leaves_a_record_that_cleanup_restores() {
+    let lab = Lab::new("dlyk");
+    if !kernel_has(
+        "fq",
+        "sigkilled_delay_leaves_a_record_that_cleanup_restores",
+    ) {
+        lab.finish();
+        return;
+    }
+    let before = qdiscs(&lab);
+    let args = [
+        "net",
+        "delay",
+        "--iface",
+        &lab.sb.server_if,
+        "--netns",
+        &lab.sb.server_ns,
+        "--latency",
+        "50ms",
+        "--duration",
+        "60s",
+    ];
+    Running::start_via(lab.chaos_cmd(), &args).kill();
+    assert!(qdiscs(&lab).contains("qdisc fq "), "fq outlives SIGKILL");
+    let (code, _, err) = chaos_tests::chaos_via(lab.chaos_cmd(), &["cleanup"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(qdiscs(&lab), before, "default qdisc restored");
     lab.finish();
 }
