@@ -22,6 +22,12 @@ pub const PROTO_ICMPV6: u8 = 58;
 pub const ACTION_DROP: u8 = 1;
 /// Hold the packet back: set its Earliest Departure Time (honoured by the fq qdisc).
 pub const ACTION_DELAY: u8 = 2;
+/// Send the packet twice (a clone through the same device and direction).
+pub const ACTION_DUPLICATE: u8 = 3;
+
+/// skb->mark bit carried by duplicates so that the classifier lets them pass when they come
+/// through the hook again (it clears the bit). Packets that already carry it are not faulted.
+pub const DUP_MARK: u32 = 0x4000_0000;
 
 /// Inject with certainty: a `threshold` that every `bpf_get_prandom_u32()` value is below.
 pub const THRESHOLD_ALWAYS: u64 = 1 << 32;

@@ -16,7 +16,9 @@ pub const BUDGET: &str = "CHAOS_BUDGET";
 pub const EVENTS: &str = "CHAOS_EVENTS";
 
 /// Program names (function names in chaos-ebpf).
-pub const PROG_TC: &str = "chaos_tc";
+/// The classifier, one entry point per hook (a duplicate must go back the way it came).
+pub const PROG_TC_INGRESS: &str = "chaos_tc_in";
+pub const PROG_TC_EGRESS: &str = "chaos_tc_eg";
 pub const PROG_CONNECT4: &str = "chaos_connect4";
 pub const PROG_CONNECT6: &str = "chaos_connect6";
 

@@ -1,7 +1,7 @@
 //! Packet faults at TC (TCX link or cls_bpf): parse, match the rule, roll the dice, act.
 
 use aya_ebpf::{
-    bindings::{__sk_buff, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    bindings::{__sk_buff, BPF_F_INGRESS, TC_ACT_SHOT, TC_ACT_UNSPEC},
     helpers::{
         bpf_get_prandom_u32, bpf_ktime_get_ns,
         generated::{bpf_skb_ancestor_cgroup_id, bpf_skb_cgroup_id},
@@ -11,8 +11,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use chaos_common::{
-    ACTION_DELAY, ACTION_DROP, EVENT_PACKET, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6,
-    PROTO_TCP, PROTO_UDP, STAT_LEN,
+    ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, DUP_MARK, EVENT_PACKET, NetRule, PROTO_ANY,
+    PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN,
     filter::{FAMILY_V4, FAMILY_V6},
 };
 
@@ -31,8 +31,13 @@ const ETH_P_IPV6: u16 = 0x86DD;
 const PASS: i32 = TC_ACT_UNSPEC;
 
 #[classifier]
-pub fn chaos_tc(ctx: TcContext) -> i32 {
-    try_chaos_tc(&ctx).unwrap_or(PASS)
+pub fn chaos_tc_in(ctx: TcContext) -> i32 {
+    try_chaos_tc(&ctx, true).unwrap_or(PASS)
+}
+
+#[classifier]
+pub fn chaos_tc_eg(ctx: TcContext) -> i32 {
+    try_chaos_tc(&ctx, false).unwrap_or(PASS)
 }
 
 /// The fields of a packet that rules match on.
@@ -45,7 +50,17 @@ struct Flow {
     dport: u16,
 }
 
-fn try_chaos_tc(ctx: &TcContext) -> Option<i32> {
+fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
+    let skb: *mut __sk_buff = ctx.skb.skb;
+    // A duplicate we sent is coming through again: clear our mark and let it go.
+    // SAFETY: mark is a readable and writable field of the TC context.
+    unsafe {
+        let mark = (*skb).mark;
+        if mark & DUP_MARK != 0 {
+            (*skb).mark = mark & !DUP_MARK;
+            return None;
+        }
+    }
     let rule = CHAOS_NET_CFG.get(0)?;
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     if unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns {
@@ -80,7 +95,26 @@ fn try_chaos_tc(ctx: &TcContext) -> Option<i32> {
             delay(ctx, rule);
             None
         }
+        ACTION_DUPLICATE => {
+            duplicate(ctx, ingress);
+            None
+        }
         _ => None,
+    }
+}
+
+/// Sends a clone of the packet through the same device and direction; the clone carries
+/// DUP_MARK so that it is not faulted (nor cloned again) when it passes this hook.
+fn duplicate(ctx: &TcContext, ingress: bool) {
+    let skb: *mut __sk_buff = ctx.skb.skb;
+    let flags = if ingress { BPF_F_INGRESS as u64 } else { 0 };
+    // SAFETY: mark and ifindex are fields of the TC context; the mark is restored on the
+    // original after cloning.
+    unsafe {
+        let mark = (*skb).mark;
+        (*skb).mark = mark | DUP_MARK;
+        let _ = ctx.clone_redirect((*skb).ifindex, flags);
+        (*skb).mark = mark;
     }
 }
 

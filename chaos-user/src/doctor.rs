@@ -13,7 +13,7 @@ use aya::{
         tc::{self, NlOptions, TcAttachOptions},
     },
 };
-use chaos_common::maps::{PROG_CONNECT4, PROG_TC};
+use chaos_common::maps::{PROG_CONNECT4, PROG_TC_INGRESS};
 use serde::Serialize;
 use std::{fs, process::Command};
 
@@ -198,7 +198,7 @@ fn feature(name: &'static str, r: std::result::Result<String, String>) -> Featur
 
 fn probe_tc(obj: &mut Ebpf) -> (Feature, Feature) {
     let prog: Result<&mut SchedClassifier, String> = obj
-        .program_mut(PROG_TC)
+        .program_mut(PROG_TC_INGRESS)
         .ok_or_else(|| "classifier missing from object".to_string())
         .and_then(|p| p.try_into().map_err(|e| chain(&e)));
     let prog = match prog.and_then(|p| {

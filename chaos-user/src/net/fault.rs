@@ -2,7 +2,7 @@
 //! record of whatever the kernel would not remove by itself.
 
 use super::{
-    NetPlan,
+    Direction, NetPlan,
     qdisc::{self, FqGuard},
     tc::{self, AttachMode, TcAttachment, Where},
 };
@@ -15,7 +15,7 @@ use crate::{
 use aya::programs::SchedClassifier;
 use chaos_common::{
     ACTION_DELAY, NetRule,
-    maps::{NET_CFG, NET_STATS, PROG_TC},
+    maps::{NET_CFG, NET_STATS, PROG_TC_EGRESS, PROG_TC_INGRESS},
 };
 
 pub struct NetFault {
@@ -24,7 +24,7 @@ pub struct NetFault {
     /// Restores the default qdisc after the classifier is gone (delay only).
     fq: Option<FqGuard>,
     pub core: FaultCore<NetRule>,
-    program_id: Option<u32>,
+    program_ids: Vec<u32>,
     record: Record,
 }
 
@@ -32,28 +32,19 @@ impl NetFault {
     /// Loads, configures (with the in-kernel deadline) and attaches. On any error everything
     /// attached so far is detached again by Drop.
     pub fn attach(plan: &NetPlan) -> Result<Self> {
-        let mut core =
-            FaultCore::load(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
+        let core = FaultCore::load(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
         let record = Record::new(
             core.fault_id(),
-            "net drop",
+            plan.fault,
             plan.detail.clone(),
             core.deadline_ns(),
         );
-        let prog: &mut SchedClassifier = core
-            .ebpf
-            .program_mut(PROG_TC)
-            .ok_or(Error::ProgramNotFound(PROG_TC))?
-            .try_into()
-            .map_err(|e| Error::program("classifier type", e))?;
-        prog.load()
-            .map_err(|e| Error::program(format!("loading {PROG_TC}"), e))?;
         // Built field by field so that Drop sees (and undoes) every attachment made so far.
         let mut fault = Self {
             attachments: Vec::new(),
             fq: None,
             core,
-            program_id: None,
+            program_ids: Vec::new(),
             record,
         };
         // fq first (recorded before it is installed), so the classifier never sets departure
@@ -63,13 +54,18 @@ impl NetFault {
         }
         let handle = fault.core.fault_id().max(1);
         for &hook in plan.hooks {
-            let prog: &mut SchedClassifier = fault
-                .core
-                .ebpf
-                .program_mut(PROG_TC)
-                .ok_or(Error::ProgramNotFound(PROG_TC))?
-                .try_into()
-                .map_err(|e| Error::program("classifier type", e))?;
+            let name = if hook == Direction::Egress {
+                PROG_TC_EGRESS
+            } else {
+                PROG_TC_INGRESS
+            };
+            let prog = classifier(&mut fault.core.ebpf, name)?;
+            prog.load()
+                .map_err(|e| Error::program(format!("loading {name}"), e))?;
+            fault
+                .program_ids
+                .extend(fault.core.ebpf.program(name).and_then(ebpf::program_id));
+            let prog = classifier(&mut fault.core.ebpf, name)?;
             let w = Where {
                 iface: &plan.iface,
                 netns: plan.netns.as_ref(),
@@ -80,12 +76,11 @@ impl NetFault {
             };
             fault.attachments.push(tc::attach(prog, w)?);
         }
-        fault.program_id = fault.core.ebpf.program(PROG_TC).and_then(ebpf::program_id);
         Ok(fault)
     }
 
     pub fn program_ids(&self) -> Vec<u32> {
-        self.program_id.into_iter().collect()
+        self.program_ids.clone()
     }
 
     /// How the classifier is attached (TCX or cls_bpf).
@@ -124,4 +119,11 @@ impl Drop for NetFault {
             self.record.delete();
         }
     }
+}
+
+fn classifier<'a>(ebpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier> {
+    ebpf.program_mut(name)
+        .ok_or(Error::ProgramNotFound(name))?
+        .try_into()
+        .map_err(|e| Error::program("classifier type", e))
 }

@@ -20,8 +20,8 @@ use crate::{
     units::Percent,
 };
 use chaos_common::{
-    ACTION_DELAY, ACTION_DROP, Cidr, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-    PortRange,
+    ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, Cidr, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_TCP,
+    PROTO_UDP, PortRange,
 };
 use ipnet::IpNet;
 use std::time::Duration;
@@ -72,12 +72,14 @@ pub enum Action {
         latency: Duration,
         jitter: Duration,
     },
+    Duplicate,
 }
 
 impl Action {
     fn describe(self) -> String {
         match self {
             Action::Drop => "drop".into(),
+            Action::Duplicate => "duplicate".into(),
             Action::Delay { latency, jitter } if jitter.is_zero() => {
                 format!("delay by {latency:?}")
             }
@@ -170,7 +172,7 @@ impl NetSpec {
         }
         guards::check_duration(self.duration, self.controls.force)?;
         let (delay_ns, jitter_ns) = match self.action {
-            Action::Drop => (0, 0),
+            Action::Drop | Action::Duplicate => (0, 0),
             Action::Delay { latency, jitter } => {
                 if latency.is_zero() || latency > Duration::from_secs(10) {
                     return Err(Error::input(
@@ -223,6 +225,7 @@ impl NetSpec {
             action: match self.action {
                 Action::Drop => ACTION_DROP,
                 Action::Delay { .. } => ACTION_DELAY,
+                Action::Duplicate => ACTION_DUPLICATE,
             },
             flags: self.controls.flags(),
             _pad: 0,
@@ -244,6 +247,7 @@ impl NetSpec {
             fault: match self.action {
                 Action::Drop => "net drop",
                 Action::Delay { .. } => "net delay",
+                Action::Duplicate => "net duplicate",
             },
         })
     }

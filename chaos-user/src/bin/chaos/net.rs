@@ -21,6 +21,10 @@ pub enum NetCommand {
     ///
     /// Example: chaos net delay --iface eth0 --latency 100ms --jitter 20ms --dport 5432 --duration 5m
     Delay(DelayArgs),
+    /// Send matching packets twice (the copy goes through the same device and direction).
+    ///
+    /// Example: chaos net duplicate --iface eth0 --protocol udp --percent 5 --duration 1m
+    Duplicate(NetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +126,7 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
                 jitter: d.jitter,
             },
         ),
+        NetCommand::Duplicate(args) => (args, Action::Duplicate),
     };
     let background = args.controls.background;
     let spec = args.spec(action);
