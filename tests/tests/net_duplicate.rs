@@ -1,11 +1,7 @@
 //! `chaos net duplicate`: the receiver sees each matching datagram twice, and the copy is not
 //! duplicated again when it passes the hook (no clone loop).
 
-use chaos_tests::{
-    Running, assert_programs_gone,
-    lab::{Lab, SERVER_V4},
-    stats::binomial_999,
-};
+use chaos_tests::{Running, assert_programs_gone, lab::Lab, stats::binomial_999};
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},

@@ -114,8 +114,7 @@ impl Drop for NetFault {
             drop(a);
         }
         drop(self.fq.take());
-        if !self.record.background && !(self.record.tc.is_empty() && self.record.qdiscs.is_empty())
-        {
+        if !self.record.background && self.record.has_kernel_state() {
             self.record.delete();
         }
     }
