@@ -21,6 +21,7 @@ pub mod session;
 pub mod state;
 pub mod syscall;
 pub mod target;
+pub mod tc_cmd;
 pub mod units;
 
 pub use error::{Error, Result};

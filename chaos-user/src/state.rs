@@ -6,13 +6,13 @@
 use crate::{
     error::{Error, Result},
     netns::{self, Netns},
+    tc_cmd::tc,
 };
 use serde::{Deserialize, Serialize};
 use std::{
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 /// tc filter priority of chaos's cls_bpf filters: first, so that nothing redirects a packet
@@ -236,18 +236,6 @@ fn open_netns(path: Option<&Path>, ino: Option<u64>) -> Result<Option<Option<Net
         Ok(m) if Some(m.ino()) == ino => Ok(Some(Some(Netns::resolve(&path.to_string_lossy())?))),
         // Gone (or replaced): its interfaces, filters and qdiscs went with it.
         _ => Ok(None),
-    }
-}
-
-fn tc(args: &[&str]) -> std::result::Result<String, String> {
-    let out = Command::new("tc")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run tc: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
 }
 

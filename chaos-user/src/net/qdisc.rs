@@ -6,20 +6,9 @@ use crate::{
     error::{Error, Result},
     netns::{self, Netns},
     state::{QdiscEntry, Record},
+    tc_cmd::tc,
 };
-use std::{os::unix::fs::MetadataExt, process::Command};
-
-fn tc(args: &[&str]) -> std::result::Result<String, String> {
-    let out = Command::new("tc")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run tc: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
+use std::os::unix::fs::MetadataExt;
 
 /// The root qdisc's kind and handle, e.g. ("noqueue", "0:"), and the parents of mq's children.
 fn root_of(iface: &str) -> std::result::Result<(String, String, Vec<String>), String> {
