@@ -59,6 +59,18 @@ pub fn roll(threshold: u64, random: u32) -> bool {
     (random as u64) < threshold
 }
 
+/// Burst faults: with probability `correlation` (a threshold like `roll`'s) repeat the previous
+/// decision, else decide afresh. The long-run rate stays exactly the rule's probability p (unlike
+/// netem's correlated uniforms), and the mean burst length is 1 / ((1 - correlation) (1 - p)).
+#[inline(always)]
+pub fn roll_correlated(threshold: u64, correlation: u64, last: bool, r1: u32, r2: u32) -> bool {
+    if correlation > 0 && (r1 as u64) < correlation {
+        last
+    } else {
+        roll(threshold, r2)
+    }
+}
+
 /// One packet fault rule, read by the TC classifier from `CHAOS_NET_CFG[0]`.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -89,8 +101,10 @@ pub struct NetRule {
     /// `ACTION_DELAY`: added latency, and the half-width of its uniform jitter (<= delay).
     pub delay_ns: u64,
     pub jitter_ns: u64,
+    /// See [`roll_correlated`]; 0 for independent decisions.
+    pub correlation: u64,
 }
-const _: () = assert!(core::mem::size_of::<NetRule>() == 136);
+const _: () = assert!(core::mem::size_of::<NetRule>() == 144);
 
 /// One socket-address fault rule (connect), read from `CHAOS_SOCK_CFG[0]`.
 #[repr(C)]
@@ -154,4 +168,51 @@ mod pod {
     unsafe impl aya::Pod for super::SockRule {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Event {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// xorshift32: deterministic, good enough to check the statistics of the rolls.
+    struct Rng(u32);
+    impl Rng {
+        fn next(&mut self) -> u32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 17;
+            self.0 ^= self.0 << 5;
+            self.0
+        }
+    }
+
+    fn simulate(p: f64, rho: f64, n: u32) -> (f64, f64) {
+        let (t, c) = ((p * 4294967296.0) as u64, (rho * 4294967296.0) as u64);
+        let mut rng = Rng(0x1234_5678);
+        let (mut last, mut faults, mut bursts) = (false, 0u32, 0u32);
+        for _ in 0..n {
+            let f = roll_correlated(t, c, last, rng.next(), rng.next());
+            if f && !last {
+                bursts += 1;
+            }
+            faults += f as u32;
+            last = f;
+        }
+        (faults as f64 / n as f64, faults as f64 / bursts as f64)
+    }
+
+    #[test]
+    fn correlation_keeps_the_rate_and_lengthens_bursts() {
+        let (rate, burst) = simulate(0.3, 0.0, 1_000_000);
+        assert!(
+            (rate - 0.3).abs() < 0.005 && (burst - 1.0 / 0.7).abs() < 0.05,
+            "{rate} {burst}"
+        );
+        let (rate, burst) = simulate(0.3, 0.8, 1_000_000);
+        let expected = 1.0 / (0.2 * 0.7);
+        assert!((rate - 0.3).abs() < 0.01, "rate {rate}");
+        assert!(
+            (burst - expected).abs() / expected < 0.05,
+            "burst {burst} vs {expected}"
+        );
+    }
 }

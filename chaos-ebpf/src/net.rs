@@ -70,7 +70,12 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
     if !matches(ctx, rule, &flow) {
         return None;
     }
-    let Verdict::Fault { dry_run } = decide(&CHAOS_NET_STATS, rule.threshold, rule.flags) else {
+    let Verdict::Fault { dry_run } = decide(
+        &CHAOS_NET_STATS,
+        rule.threshold,
+        rule.correlation,
+        rule.flags,
+    ) else {
         return None;
     };
     emit(&CHAOS_NET_STATS, rule.flags, rule.sample, |e| {

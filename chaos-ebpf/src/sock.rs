@@ -90,7 +90,7 @@ fn try_decide(family: u8, addr: &[u32; 4], port: u16, protocol: u32) -> Option<u
     if !(proto_ok && rule.dst.matches(family, addr) && rule.dport.contains(port)) {
         return None;
     }
-    let Verdict::Fault { dry_run } = decide(&CHAOS_SOCK_STAT, rule.threshold, rule.flags) else {
+    let Verdict::Fault { dry_run } = decide(&CHAOS_SOCK_STAT, rule.threshold, 0, rule.flags) else {
         return None;
     };
     emit(&CHAOS_SOCK_STAT, rule.flags, rule.sample, |e| {

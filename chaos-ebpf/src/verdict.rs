@@ -8,12 +8,16 @@ use aya_ebpf::{
 };
 use chaos_common::{
     Event, FLAG_BUDGET, FLAG_DRY_RUN, FLAG_EVENTS, STAT_EVENTS_LOST, STAT_INJECTED, STAT_MATCHED,
-    STAT_OVER_BUDGET, roll,
+    STAT_OVER_BUDGET, roll, roll_correlated,
 };
 
 /// One token per allowed fault; userspace sizes and fills it when `--max-faults` is given.
 #[map]
 static CHAOS_BUDGET: Queue<u32> = Queue::with_max_entries(1, 0);
+
+/// The previous decision on this CPU, for correlated (burst) faults.
+#[map]
+static CHAOS_LAST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// Audit events; userspace drains it continuously. 256 KiB holds ~2,700 events.
 #[map]
@@ -38,10 +42,21 @@ pub fn bump(map: &PerCpuArray<u64>, index: u32) {
 
 /// Called once per packet or call that matched every filter.
 #[inline(always)]
-pub fn decide(stats: &PerCpuArray<u64>, threshold: u64, flags: u8) -> Verdict {
+pub fn decide(stats: &PerCpuArray<u64>, threshold: u64, correlation: u64, flags: u8) -> Verdict {
     bump(stats, STAT_MATCHED);
     // SAFETY: no preconditions.
-    if !roll(threshold, unsafe { bpf_get_prandom_u32() }) {
+    let (r1, r2) = unsafe { (bpf_get_prandom_u32(), bpf_get_prandom_u32()) };
+    let hit = match CHAOS_LAST.get_ptr_mut(0) {
+        Some(last) if correlation > 0 => {
+            // SAFETY: this CPU's slot; programs do not migrate while running.
+            let hit = roll_correlated(threshold, correlation, unsafe { *last } != 0, r1, r2);
+            // SAFETY: as above.
+            unsafe { *last = hit as u32 };
+            hit
+        }
+        _ => roll(threshold, r2),
+    };
+    if !hit {
         return Verdict::Pass;
     }
     // Popping from a queue map is serialised by the kernel, so the budget is exact across CPUs

@@ -118,3 +118,51 @@ while True:
     for s in r:
         c, _ = s.accept(); c.close()
 "#;
+
+/// Receives datagrams on 10.77.0.2:9000 until 1 s of silence; prints the sequence numbers.
+const UDP_RECEIVE: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.77.0.2", 9000)); s.settimeout(1.0)
+print("ready", flush=True)
+got = []
+try:
+    while True:
+        got.append(s.recv(64).decode())
+except socket.timeout:
+    pass
+print(" ".join(got))
+"#;
+
+const UDP_SEND: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[1])):
+    s.sendto(str(i).encode(), ("10.77.0.2", 9000)); time.sleep(0.001)
+"#;
+
+/// Sends datagrams 0..n (1 ms apart) from `sender` (a prepared "python3" command) to a receiver
+/// in the netns `server_ns`; returns the sequence numbers received, in arrival order.
+pub fn udp_exchange(server_ns: &str, mut sender: Command, n: u32) -> Vec<u32> {
+    use std::io::{BufRead, BufReader};
+    let mut rx = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{server_ns}"))
+        .args(["python3", "-c", UDP_RECEIVE])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("receiver");
+    let mut out = BufReader::new(rx.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready");
+    let sent = sender
+        .args(["-c", UDP_SEND, &n.to_string()])
+        .status()
+        .expect("sender");
+    assert!(sent.success());
+    line.clear();
+    out.read_line(&mut line).expect("received");
+    rx.wait().expect("receiver exit");
+    line.split_whitespace()
+        .map(|x| x.parse().expect("seq"))
+        .collect()
+}

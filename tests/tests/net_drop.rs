@@ -1,8 +1,8 @@
 //! `chaos net drop` against real traffic between two namespaces.
 
 use chaos_tests::{
-    assert_programs_gone,
-    clients::ping,
+    Running, assert_programs_gone,
+    clients::{ping, udp_exchange},
     lab::{Lab, SERVER_V4},
     stats::binomial_999,
 };
@@ -90,5 +90,63 @@ fn cls_bpf_fallback_is_removed_on_exit() {
     fault.interrupt();
     assert_programs_gone(&ids);
     assert_eq!(ping(lab.outside("ping"), &dst, 50, "0.005").lost(), 0);
+    lab.finish();
+}
+
+/// --correlation: the same overall rate, in bursts. Lost datagrams are read off the sequence
+/// numbers a real UDP receiver got.
+#[test]
+fn correlated_drops_come_in_bursts() {
+    let lab = Lab::new("ndcor");
+    const N: u32 = 2000;
+    let run = |extra: &[&str]| -> (f64, f64, serde_json::Value) {
+        let base = [
+            "net",
+            "drop",
+            "--iface",
+            &lab.sb.server_if,
+            "--netns",
+            &lab.sb.server_ns,
+            "--protocol",
+            "udp",
+            "--dport",
+            "9000",
+            "--percent",
+            "30",
+            "--duration",
+            "60s",
+        ];
+        let fault = Running::start(&[&base[..], extra].concat());
+        let got: std::collections::HashSet<u32> =
+            udp_exchange(&lab.sb.server_ns, lab.outside("python3"), N)
+                .into_iter()
+                .collect();
+        let s = fault.interrupt();
+        let lost: Vec<bool> = (0..N).map(|i| !got.contains(&i)).collect();
+        let losses = lost.iter().filter(|&&l| l).count();
+        let bursts = lost.windows(2).filter(|w| w[1] && !w[0]).count() + lost[0] as usize;
+        assert_eq!(
+            s["injected"], losses as u64,
+            "kernel count equals what the receiver lost: {s}"
+        );
+        let (rate, burst) = (
+            losses as f64 / N as f64,
+            losses as f64 / bursts.max(1) as f64,
+        );
+        println!("drop 30% {extra:?}: loss rate {rate:.3}, mean burst {burst:.2}");
+        (rate, burst, s)
+    };
+    let (rate, burst, _) = run(&[]);
+    assert!(
+        (0.25..=0.35).contains(&rate) && burst < 2.2,
+        "independent: rate {rate}, mean burst {burst}"
+    );
+    // rho 0.8, p 0.3: mean burst 1 / (0.2 * 0.7) = 7.1 datagrams.
+    let (rate, burst, s) = run(&["--correlation", "80"]);
+    assert!((0.2..=0.4).contains(&rate), "correlated rate {rate}: {s}");
+    assert!(
+        (4.5..=10.0).contains(&burst),
+        "correlated mean burst {burst}: {s}"
+    );
     lab.finish();
 }

@@ -1,61 +1,17 @@
 //! `chaos net duplicate`: the receiver sees each matching datagram twice, and the copy is not
 //! duplicated again when it passes the hook (no clone loop).
 
-use chaos_tests::{Running, assert_programs_gone, lab::Lab, stats::binomial_999};
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
+use chaos_tests::{
+    Running, assert_programs_gone, clients::udp_exchange, lab::Lab, stats::binomial_999,
 };
 
 const N: u32 = 300;
 
-/// Counts datagrams until 1 s of silence; prints "TOTAL DISTINCT".
-const RECEIVE: &str = r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("10.77.0.2", 9000)); s.settimeout(1.0)
-print("ready", flush=True)
-total, seen = 0, set()
-try:
-    while True:
-        seen.add(s.recv(64)); total += 1
-except socket.timeout:
-    pass
-print(total, len(seen))
-"#;
-
-const SEND: &str = r#"
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(int(sys.argv[1])):
-    s.sendto(str(i).encode(), ("10.77.0.2", 9000)); time.sleep(0.001)
-"#;
-
 /// Sends N datagrams from the client namespace; returns (received, distinct) at the server.
 fn exchange(lab: &Lab) -> (u64, u64) {
-    let mut rx = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", lab.sb.server_ns))
-        .args(["python3", "-c", RECEIVE])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("receiver");
-    let mut out = BufReader::new(rx.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("ready");
-    let sent = lab
-        .outside("python3")
-        .args(["-c", SEND, &N.to_string()])
-        .status()
-        .expect("sender");
-    assert!(sent.success());
-    line.clear();
-    out.read_line(&mut line).expect("counts");
-    rx.wait().expect("receiver exit");
-    let n: Vec<u64> = line
-        .split_whitespace()
-        .map(|x| x.parse().expect("count"))
-        .collect();
-    (n[0], n[1])
+    let got = udp_exchange(&lab.sb.server_ns, lab.outside("python3"), N);
+    let distinct: std::collections::HashSet<_> = got.iter().collect();
+    (got.len() as u64, distinct.len() as u64)
 }
 
 #[test]

@@ -96,6 +96,8 @@ pub struct NetSpec {
     pub netns: Option<String>,
     pub direction: Direction,
     pub percent: Percent,
+    /// Burst faults: probability of repeating the previous decision.
+    pub correlation: Option<Percent>,
     pub protocol: Option<Protocol>,
     pub src: Option<IpNet>,
     pub dst: Option<IpNet>,
@@ -233,6 +235,7 @@ impl NetSpec {
             sample: self.controls.events_sample,
             delay_ns,
             jitter_ns,
+            correlation: self.correlation.map_or(0, Percent::threshold),
         };
         Ok(NetPlan {
             iface: self.iface.clone(),

@@ -100,6 +100,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         netns: Some(sb.server_ns.clone()),
         direction: Direction::Ingress,
         percent: args.percent,
+        correlation: None,
         protocol: Some(Protocol::Udp),
         src: None,
         dst: None,

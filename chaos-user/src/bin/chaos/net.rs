@@ -55,6 +55,11 @@ pub struct NetArgs {
     /// Probability of faulting a matching packet, 0-100 (decimals allowed).
     #[arg(long, value_name = "P", default_value = "100", value_parser = common::percent)]
     percent: Percent,
+    /// Burst faults: the probability (0-100) that a packet gets the same decision as the one
+    /// before it; the overall rate stays --percent, the mean burst grows to
+    /// 1 / ((1 - correlation) (1 - percent)) packets.
+    #[arg(long, value_name = "P", value_parser = common::percent)]
+    correlation: Option<Percent>,
     /// Only this protocol.
     #[arg(long, value_enum)]
     protocol: Option<Protocol>,
@@ -103,6 +108,7 @@ impl NetArgs {
             netns: self.netns,
             direction,
             percent: self.percent,
+            correlation: self.correlation,
             protocol: self.protocol,
             src: self.src,
             dst: self.dst,
