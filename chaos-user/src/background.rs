@@ -190,6 +190,23 @@ pub fn stop(id: &str) -> Result<()> {
     }
 }
 
+/// Stops every fault: running foreground ones are asked to stop (SIGTERM), the rest removed.
+/// Returns (stopped, failures).
+pub fn stop_all() -> (usize, usize) {
+    let (mut stopped, mut failed) = (0, 0);
+    for r in Record::load_all() {
+        match stop(&r.id) {
+            Ok(()) => stopped += 1,
+            Err(e) => {
+                tracing::warn!("{}", crate::error::chain(&e));
+                failed += 1;
+            }
+        }
+    }
+    let (removed, more) = cleanup();
+    (stopped + removed, failed + more)
+}
+
 /// Removes everything chaos attached that outlived its command: background faults (active or
 /// expired) and the leftovers of crashed foreground faults. Returns (removed, failures).
 pub fn cleanup() -> (usize, usize) {

@@ -263,3 +263,53 @@ fn next_fault_command_reaps_leftovers() {
     chaos_ok(&lab, &other);
     lab.finish();
 }
+
+/// `stop --all` ends every fault: the background one is removed, and a running foreground one
+/// that holds recorded kernel state (cls_bpf) is asked to stop (SIGTERM) and detaches itself.
+#[test]
+fn stop_all_ends_foreground_and_background_faults() {
+    let lab = Lab::new("stopall");
+    let dst = SERVER_V4.to_string();
+    let (ifc, ns) = (lab.sb.server_if.clone(), lab.sb.server_ns.clone());
+    background(
+        &lab,
+        &[
+            "net",
+            "drop",
+            "--iface",
+            &ifc,
+            "--netns",
+            &ns,
+            "--protocol",
+            "icmp",
+            "--duration",
+            "60s",
+        ],
+    );
+    let (cifc, cns) = (lab.sb.client_if.clone(), lab.sb.client_ns.clone());
+    let args = [
+        "net",
+        "drop",
+        "--iface",
+        &cifc,
+        "--netns",
+        &cns,
+        "--tc-attach",
+        "cls-bpf",
+        "--protocol",
+        "udp",
+        "--duration",
+        "60s",
+    ];
+    let foreground = Running::start_via(lab.chaos_cmd(), &args);
+    assert_eq!(status(&lab).len(), 2);
+    chaos_ok(&lab, &["stop", "--all"]);
+    let s = foreground.finish();
+    assert_eq!(s["ended"]["signal"], "SIGTERM", "{s}");
+    assert_eq!(
+        ping(lab.outside("ping"), &dst, 10, "0.01").lost(),
+        0,
+        "background fault removed"
+    );
+    lab.finish();
+}

@@ -48,7 +48,15 @@ pub fn status(json: bool) -> chaos::Result<ExitCode> {
 
 pub fn stop(a: StopArgs) -> chaos::Result<ExitCode> {
     if a.all {
-        return cleanup();
+        let (stopped, failed) = background::stop_all();
+        out!("stopped {stopped} fault(s)");
+        return match failed {
+            0 => Ok(ExitCode::SUCCESS),
+            n => Err(Error::io(
+                "stop --all",
+                std::io::Error::other(format!("{n} failure(s); see the warnings above")),
+            )),
+        };
     }
     let id = a.id.expect("clap requires an id without --all");
     background::stop(&id)?;
