@@ -100,11 +100,6 @@ impl Record {
         }
     }
 
-    /// Whether the record describes kernel state that is not fd-owned (filters, qdiscs).
-    pub fn has_kernel_state(&self) -> bool {
-        !self.tc.is_empty() || !self.qdiscs.is_empty()
-    }
-
     pub fn path(&self) -> PathBuf {
         state_dir().join(format!("{}.json", self.id))
     }

@@ -156,7 +156,7 @@ impl Lab {
             &self.sb.server_ns,
         ];
         args.extend_from_slice(extra);
-        Running::start(&args)
+        Running::start_via(self.chaos_cmd(), &args)
     }
 
     /// `chaos syscall connect` scoped to the lab cgroup with `extra` arguments.
@@ -164,7 +164,7 @@ impl Lab {
         let cgroup = self.cgroup();
         let mut args = vec!["syscall", "connect", "--cgroup", &cgroup];
         args.extend_from_slice(extra);
-        Running::start(&args)
+        Running::start_via(self.chaos_cmd(), &args)
     }
 
     /// A command running in the client netns inside the lab cgroup.

@@ -264,8 +264,8 @@ fn next_fault_command_reaps_leftovers() {
     lab.finish();
 }
 
-/// `stop --all` ends every fault: the background one is removed, and a running foreground one
-/// that holds recorded kernel state (cls_bpf) is asked to stop (SIGTERM) and detaches itself.
+/// `stop --all` ends every fault: the background one is removed, and running foreground ones
+/// (cls_bpf, or fd-owned cgroup links) are asked to stop (SIGTERM) and detach themselves.
 #[test]
 fn stop_all_ends_foreground_and_background_faults() {
     let lab = Lab::new("stopall");
@@ -302,10 +302,25 @@ fn stop_all_ends_foreground_and_background_faults() {
         "60s",
     ];
     let foreground = Running::start_via(lab.chaos_cmd(), &args);
-    assert_eq!(status(&lab).len(), 2);
+    let cg = lab.cgroup();
+    let connect = [
+        "syscall",
+        "connect",
+        "--errno",
+        "EPERM",
+        "--cgroup",
+        &cg,
+        "--duration",
+        "60s",
+    ];
+    let fd_owned = Running::start_via(lab.chaos_cmd(), &connect);
+    let listed = status(&lab);
+    assert_eq!(listed.len(), 3, "every running fault is listed: {listed:?}");
     chaos_ok(&lab, &["stop", "--all"]);
-    let s = foreground.finish();
-    assert_eq!(s["ended"]["signal"], "SIGTERM", "{s}");
+    for f in [foreground, fd_owned] {
+        let s = f.finish();
+        assert_eq!(s["ended"]["signal"], "SIGTERM", "{s}");
+    }
     assert_eq!(
         ping(lab.outside("ping"), &dst, 10, "0.01").lost(),
         0,

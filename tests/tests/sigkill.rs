@@ -1,7 +1,9 @@
-//! SIGKILL of chaos mid-fault: fd-owned links (TCX, cgroup) vanish with the process, at once.
+//! SIGKILL of chaos mid-fault: fd-owned links (TCX, cgroup) vanish with the process, at once;
+//! only chaos's listing of the fault remains, shown as orphaned until the next command or
+//! `chaos cleanup` removes it.
 
 use chaos_tests::{
-    assert_programs_gone,
+    assert_programs_gone, chaos_via,
     clients::{connect, ping},
     lab::{Lab, SERVER_V4},
 };
@@ -34,6 +36,7 @@ fn sigkill_removes_a_tcx_fault_at_once() {
         0,
         "traffic flows after SIGKILL"
     );
+    orphan_listed_then_cleaned(&lab);
     lab.finish();
 }
 
@@ -56,5 +59,14 @@ fn sigkill_removes_a_cgroup_fault_at_once() {
         0,
         "connects after SIGKILL"
     );
+    orphan_listed_then_cleaned(&lab);
     lab.finish();
+}
+
+/// The dead fault is listed as orphaned, and `chaos cleanup` removes the listing.
+fn orphan_listed_then_cleaned(lab: &Lab) {
+    let (_, out, _) = chaos_via(lab.chaos_cmd(), &["status", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
+    assert_eq!(listed[0]["state"], "orphaned", "{listed}");
+    assert_eq!(chaos_via(lab.chaos_cmd(), &["cleanup"]).0, 0);
 }

@@ -76,6 +76,9 @@ impl NetFault {
             };
             fault.attachments.push(tc::attach(prog, w)?);
         }
+        // Every running fault is listed (chaos status, chaos stop); cls_bpf and fq were written
+        // down before they were created, the rest is recorded now.
+        fault.record.save()?;
         Ok(fault)
     }
 
@@ -114,7 +117,7 @@ impl Drop for NetFault {
             drop(a);
         }
         drop(self.fq.take());
-        if !self.record.background && self.record.has_kernel_state() {
+        if !self.record.background {
             self.record.delete();
         }
     }

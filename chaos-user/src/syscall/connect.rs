@@ -139,6 +139,8 @@ impl ConnectFault {
             links.push((name, link));
             program_ids.extend(core.ebpf.program(name).and_then(ebpf::program_id));
         }
+        // Listed while it runs (chaos status, chaos stop); removed by Drop.
+        record.save()?;
         Ok(Self {
             core,
             program_ids,
@@ -178,6 +180,15 @@ impl ConnectFault {
 
     pub fn program_ids(&self) -> Vec<u32> {
         self.program_ids.clone()
+    }
+}
+
+impl Drop for ConnectFault {
+    fn drop(&mut self) {
+        // The links are fd-owned and go with the object; only the listing is ours to remove.
+        if !self.record.background {
+            self.record.delete();
+        }
     }
 }
 
