@@ -147,6 +147,14 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
         ),
         (true, false) => (false, "no way to attach a TC classifier".to_string()),
     };
+    let duplicate = if tc {
+        (
+            true,
+            "TC classifier + bpf_clone_redirect through the same hook".to_string(),
+        )
+    } else {
+        (false, "no way to attach a TC classifier".to_string())
+    };
     let rate = (
         false,
         "not implemented in chaos yet (EDT pacing, needs fq)".to_string(),
@@ -160,6 +168,7 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
         row("net drop", net_drop),
         row("syscall connect", connect),
         row("syscall file (open/read/write/...)", file),
+        row("net duplicate", duplicate),
         row("net delay", delay),
         row("net rate", rate),
     ]
