@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask setup|demo|test|bench`. Every task that builds runs the
 //! idempotent set-up first, so a fresh machine needs nothing else.
 
+mod tally;
 mod vm;
 
 use anyhow::{Context, Result, bail};
@@ -94,29 +95,42 @@ fn main() -> Result<()> {
             run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;
             let skips = root().join("target/test-skips.log");
             let _ = std::fs::remove_file(&skips);
-            let host = run(cargo()
-                .args(["test", "--workspace", "--exclude", "chaos-ebpf"])
-                .args(&args)
-                .env("CHAOS_BIN", root().join("target/debug/chaos"))
-                .env("CHAOS_SKIP_LOG", &skips));
+            let (mut total, host_ok) = tally::run_counting(
+                cargo()
+                    .current_dir(root())
+                    .args(["test", "--workspace", "--exclude", "chaos-ebpf"])
+                    .args(&args)
+                    .env("CHAOS_BIN", root().join("target/debug/chaos"))
+                    .env("CHAOS_SKIP_LOG", &skips),
+            )?;
             if let Ok(text) = std::fs::read_to_string(&skips) {
                 eprintln!("xtask: skipped on this kernel:\n{text}");
             }
-            host?;
-            if no_vm {
+            let vm = if no_vm {
                 eprintln!("xtask: --no-vm: the VM suite (Debian 6.12) was not run");
-                return Ok(());
-            }
-            if args.iter().any(|a| a.starts_with('-')) {
+                Ok(tally::Tally::default())
+            } else if args.iter().any(|a| a.starts_with('-')) {
                 eprintln!("xtask: cargo test options given: VM suite not run (use cargo xtask vm)");
-                return Ok(());
+                Ok(tally::Tally::default())
+            } else {
+                vm::run(&root(), &vm::kernels("6.12"), &args)
+            };
+            if let Ok(t) = &vm {
+                total.add(*t);
             }
-            vm::run(&root(), &vm::kernels("6.12"), &args)
+            // One closing line for the host and VM runs together.
+            println!("total: {} passed, {} failed", total.passed, total.failed);
+            if !host_ok {
+                bail!("host tests failed");
+            }
+            vm.map(|_| ())
         }
         Task::Vm { kernel, args } => {
             setup()?;
             run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;
-            vm::run(&root(), &vm::kernels(&kernel), &args)
+            let t = vm::run(&root(), &vm::kernels(&kernel), &args)?;
+            println!("total: {} passed, {} failed", t.passed, t.failed);
+            Ok(())
         }
         Task::DoctorMatrix => {
             setup()?;

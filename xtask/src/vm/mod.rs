@@ -66,7 +66,9 @@ fn test_executables(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(exes)
 }
 
-pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<()> {
+/// Runs the suite on each kernel; returns the tests' pass/fail counts over all of them.
+pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<crate::tally::Tally> {
+    let mut tally = crate::tally::Tally::default();
     let chaos = root.join("target/debug/chaos");
     let tests = test_executables(root)?;
     let cache = cache_dir();
@@ -82,7 +84,9 @@ pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<()> 
             test_args,
             cmd,
         };
-        let status = boot(root, k, &kernel, &payload, false)?.status;
+        let b = boot(root, k, &kernel, &payload, false)?;
+        b.console.iter().for_each(|l| tally.add_line(l));
+        let status = b.status;
         eprintln!(
             "vm: kernel {k} ({}): {}",
             kernel.name,
@@ -95,7 +99,7 @@ pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<()> 
     if !failed.is_empty() {
         bail!("tests failed in the VM on kernel(s) {}", failed.join(", "));
     }
-    Ok(())
+    Ok(tally)
 }
 
 /// Builds the initramfs for `kernel` and boots it.
