@@ -145,18 +145,23 @@ impl Lab {
         assert!(!cg.exists(), "cgroup {} left behind", cg.display());
     }
 
-    /// `chaos net drop` on the server's veth end (in its netns) with `extra` arguments.
-    pub fn drop_at_server(&self, extra: &[&str]) -> Running {
+    /// `chaos net ACTION` on the server's veth end (in its netns), then `extra` arguments.
+    pub fn at_server<'a>(&'a self, action: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "net",
-            "drop",
+            action,
             "--iface",
             &self.sb.server_if,
             "--netns",
             &self.sb.server_ns,
         ];
         args.extend_from_slice(extra);
-        Running::start_via(self.chaos_cmd(), &args)
+        args
+    }
+
+    /// `chaos net drop` on the server's veth end, running with the lab's state dirs.
+    pub fn drop_at_server(&self, extra: &[&str]) -> Running {
+        Running::start_via(self.chaos_cmd(), &self.at_server("drop", extra))
     }
 
     /// `chaos syscall connect` scoped to the lab cgroup with `extra` arguments.

@@ -122,16 +122,7 @@ fn ssh_interface_needs_force() {
 #[test]
 fn long_durations_need_force() {
     let lab = Lab::new("glong");
-    let args = [
-        "net",
-        "drop",
-        "--iface",
-        &lab.sb.server_if,
-        "--netns",
-        &lab.sb.server_ns,
-        "--duration",
-        "25h",
-    ];
+    let args = lab.at_server("drop", &["--duration", "25h"]);
     assert_refused(chaos(&args), "longer than 24h");
     lab.assert_nothing_attached();
     let s = Running::start(&[&args[..], &["--force"]].concat()).interrupt();

@@ -36,23 +36,12 @@ fn background(lab: &Lab, args: &[&str]) -> String {
 fn background_fault_outlives_chaos_and_stops_on_demand() {
     let lab = Lab::new("bgn");
     let dst = SERVER_V4.to_string();
-    let (ifc, ns) = (lab.sb.server_if.clone(), lab.sb.server_ns.clone());
     let id = background(
         &lab,
-        &[
-            "net",
+        &lab.at_server(
             "drop",
-            "--iface",
-            &ifc,
-            "--netns",
-            &ns,
-            "--protocol",
-            "icmp",
-            "--dst",
-            &dst,
-            "--duration",
-            "60s",
-        ],
+            &["--protocol", "icmp", "--dst", &dst, "--duration", "60s"],
+        ),
     );
     // chaos has exited; the fault is still there.
     assert_eq!(ping(lab.outside("ping"), &dst, 10, "0.01").received, 0);
@@ -77,21 +66,9 @@ fn background_fault_outlives_chaos_and_stops_on_demand() {
 fn expired_background_fault_is_inert_and_listed_until_stopped() {
     let lab = Lab::new("bgx");
     let dst = SERVER_V4.to_string();
-    let (ifc, ns) = (lab.sb.server_if.clone(), lab.sb.server_ns.clone());
     background(
         &lab,
-        &[
-            "net",
-            "drop",
-            "--iface",
-            &ifc,
-            "--netns",
-            &ns,
-            "--protocol",
-            "icmp",
-            "--duration",
-            "1s",
-        ],
+        &lab.at_server("drop", &["--protocol", "icmp", "--duration", "1s"]),
     );
     std::thread::sleep(Duration::from_millis(1300));
     assert_eq!(
@@ -155,25 +132,21 @@ fn background_connect_dry_run_goes_live_and_cleans_up() {
 fn background_cls_bpf_fault_stops_cleanly() {
     let lab = Lab::new("bgcls");
     let dst = SERVER_V4.to_string();
-    let (ifc, ns) = (lab.sb.server_if.clone(), lab.sb.server_ns.clone());
     let id = background(
         &lab,
-        &[
-            "net",
+        &lab.at_server(
             "drop",
-            "--iface",
-            &ifc,
-            "--netns",
-            &ns,
-            "--tc-attach",
-            "cls-bpf",
-            "--direction",
-            "both",
-            "--protocol",
-            "icmp",
-            "--duration",
-            "60s",
-        ],
+            &[
+                "--tc-attach",
+                "cls-bpf",
+                "--direction",
+                "both",
+                "--protocol",
+                "icmp",
+                "--duration",
+                "60s",
+            ],
+        ),
     );
     assert_eq!(ping(lab.outside("ping"), &dst, 10, "0.01").received, 0);
     chaos_ok(&lab, &["stop", &id]);
@@ -187,20 +160,17 @@ fn background_cls_bpf_fault_stops_cleanly() {
 fn sigkilled_cls_bpf_fault_is_inert_after_deadline_and_cleaned_up() {
     let lab = Lab::new("kcls");
     let dst = SERVER_V4.to_string();
-    let args = [
-        "net",
+    let args = lab.at_server(
         "drop",
-        "--iface",
-        &lab.sb.server_if,
-        "--netns",
-        &lab.sb.server_ns,
-        "--tc-attach",
-        "cls-bpf",
-        "--protocol",
-        "icmp",
-        "--duration",
-        "3s",
-    ];
+        &[
+            "--tc-attach",
+            "cls-bpf",
+            "--protocol",
+            "icmp",
+            "--duration",
+            "3s",
+        ],
+    );
     let fault = Running::start_via(lab.chaos_cmd(), &args);
     // The deadline was set before "attached" was printed: at most 3 s from here.
     let attached = Instant::now();
@@ -232,18 +202,7 @@ fn sigkilled_cls_bpf_fault_is_inert_after_deadline_and_cleaned_up() {
 #[test]
 fn next_fault_command_reaps_leftovers() {
     let lab = Lab::new("reap");
-    let args = [
-        "net",
-        "drop",
-        "--iface",
-        &lab.sb.server_if,
-        "--netns",
-        &lab.sb.server_ns,
-        "--tc-attach",
-        "cls-bpf",
-        "--duration",
-        "60s",
-    ];
+    let args = lab.at_server("drop", &["--tc-attach", "cls-bpf", "--duration", "60s"]);
     Running::start_via(lab.chaos_cmd(), &args).kill();
     assert!(lab.attachments().contains("chaos_tc"));
     let cg = lab.cgroup();
@@ -270,21 +229,9 @@ fn next_fault_command_reaps_leftovers() {
 fn stop_all_ends_foreground_and_background_faults() {
     let lab = Lab::new("stopall");
     let dst = SERVER_V4.to_string();
-    let (ifc, ns) = (lab.sb.server_if.clone(), lab.sb.server_ns.clone());
     background(
         &lab,
-        &[
-            "net",
-            "drop",
-            "--iface",
-            &ifc,
-            "--netns",
-            &ns,
-            "--protocol",
-            "icmp",
-            "--duration",
-            "60s",
-        ],
+        &lab.at_server("drop", &["--protocol", "icmp", "--duration", "60s"]),
     );
     let (cifc, cns) = (lab.sb.client_if.clone(), lab.sb.client_ns.clone());
     let args = [

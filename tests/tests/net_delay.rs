@@ -31,16 +31,7 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
     let lab = Lab::new("dly");
     let before = qdiscs(&lab);
     let dst = SERVER_V4.to_string();
-    let base = [
-        "net",
-        "delay",
-        "--iface",
-        &lab.sb.server_if,
-        "--netns",
-        &lab.sb.server_ns,
-        "--protocol",
-        "icmp",
-    ];
+    let base = lab.at_server("delay", &["--protocol", "icmp"]);
     if !kernel_has(
         "fq",
         "delay_adds_latency_and_jitter_then_restores_the_qdisc",
@@ -131,18 +122,7 @@ fn sigkilled_delay_leaves_a_record_that_cleanup_restores() {
         return;
     }
     let before = qdiscs(&lab);
-    let args = [
-        "net",
-        "delay",
-        "--iface",
-        &lab.sb.server_if,
-        "--netns",
-        &lab.sb.server_ns,
-        "--latency",
-        "50ms",
-        "--duration",
-        "60s",
-    ];
+    let args = lab.at_server("delay", &["--latency", "50ms", "--duration", "60s"]);
     Running::start_via(lab.chaos_cmd(), &args).kill();
     assert!(qdiscs(&lab).contains("qdisc fq "), "fq outlives SIGKILL");
     let (code, _, err) = chaos_tests::chaos_via(lab.chaos_cmd(), &["cleanup"]);

@@ -100,22 +100,19 @@ fn correlated_drops_come_in_bursts() {
     let lab = Lab::new("ndcor");
     const N: u32 = 2000;
     let run = |extra: &[&str]| -> (f64, f64, serde_json::Value) {
-        let base = [
-            "net",
+        let base = lab.at_server(
             "drop",
-            "--iface",
-            &lab.sb.server_if,
-            "--netns",
-            &lab.sb.server_ns,
-            "--protocol",
-            "udp",
-            "--dport",
-            "9000",
-            "--percent",
-            "30",
-            "--duration",
-            "60s",
-        ];
+            &[
+                "--protocol",
+                "udp",
+                "--dport",
+                "9000",
+                "--percent",
+                "30",
+                "--duration",
+                "60s",
+            ],
+        );
         let fault = Running::start(&[&base[..], extra].concat());
         let got: std::collections::HashSet<u32> =
             udp_exchange(&lab.sb.server_ns, lab.outside("python3"), N)

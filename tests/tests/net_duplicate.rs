@@ -22,16 +22,7 @@ fn duplicates_reach_the_receiver_once_more_each() {
 
     // 100 % at the receiver's ingress: every datagram arrives twice.
     let args = [
-        &[
-            "net",
-            "duplicate",
-            "--iface",
-            &lab.sb.server_if,
-            "--netns",
-            &lab.sb.server_ns,
-            "--direction",
-            "ingress",
-        ][..],
+        &lab.at_server("duplicate", &["--direction", "ingress"])[..],
         &filter[..],
     ]
     .concat();
