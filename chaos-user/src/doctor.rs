@@ -250,10 +250,7 @@ fn probe_cgroup_hooks(obj: &mut Ebpf) -> Vec<Feature> {
     let loaded = prog.and_then(|p| p.load().map(|()| p).map_err(|e| chain(&e)));
     let retval = match &loaded {
         Ok(_) => Ok("the verifier accepted a connect4 program calling it".to_string()),
-        Err(e)
-            if e.contains("unknown func bpf_set_retval")
-                || e.contains("cannot use helper bpf_set_retval") =>
-        {
+        Err(e) if crate::syscall::set_retval_refused(e) => {
             Err("the verifier refused it (Linux < 5.18)".to_string())
         }
         Err(e) => Err(format!("could not load a program using it: {e}")),

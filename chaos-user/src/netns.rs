@@ -43,6 +43,18 @@ impl Netns {
         Ok(Self { path, file })
     }
 
+    /// The path and nsfs inode that state records keep, so a later cleanup can tell that a path
+    /// still names the same namespace.
+    pub fn identity(ns: Option<&Netns>) -> (Option<PathBuf>, Option<u64>) {
+        use std::os::unix::fs::MetadataExt;
+        let path = ns.map(|n| n.path.clone());
+        let ino = path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.ino());
+        (path, ino)
+    }
+
     pub fn try_clone(&self) -> Result<Self> {
         let file = self
             .file

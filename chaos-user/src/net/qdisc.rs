@@ -8,7 +8,6 @@ use crate::{
     state::{QdiscEntry, Record},
     tc_cmd::tc,
 };
-use std::os::unix::fs::MetadataExt;
 
 /// The root qdisc's kind and handle, e.g. ("noqueue", "0:"), and the parents of mq's children.
 fn root_of(iface: &str) -> std::result::Result<(String, String, Vec<String>), String> {
@@ -56,11 +55,7 @@ pub fn ensure_fq(
             ),
         ));
     }
-    let netns_path = netns.map(|n| n.path.clone());
-    let netns_ino = netns_path
-        .as_ref()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .map(|m| m.ino());
+    let (netns_path, netns_ino) = Netns::identity(netns);
     let entry = QdiscEntry {
         netns: netns_path,
         netns_ino,

@@ -11,7 +11,7 @@ use aya::programs::{
     links::FdLink,
     tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle},
 };
-use std::{os::unix::fs::MetadataExt, path::Path};
+use std::path::Path;
 
 use super::Direction;
 
@@ -94,11 +94,7 @@ fn attach_here(
         }
     }
     // Recorded before anything is created: a crash from here on leaves a record to clean up.
-    let netns_path = w.netns.map(|n| n.path.clone());
-    let netns_ino = netns_path
-        .as_ref()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .map(|m| m.ino());
+    let (netns_path, netns_ino) = Netns::identity(w.netns);
     w.record.tc.push(TcEntry {
         netns: netns_path,
         netns_ino,

@@ -192,15 +192,21 @@ impl Drop for ConnectFault {
     }
 }
 
+/// Whether a verifier log (or an error containing it) refuses bpf_set_retval itself. Every log of
+/// the connect programs mentions the helper, so only the refusal lines count.
+pub fn set_retval_refused(text: &str) -> bool {
+    [
+        "unknown func bpf_set_retval",
+        "cannot use helper bpf_set_retval",
+    ]
+    .iter()
+    .any(|r| text.contains(r))
+}
+
 /// A verifier rejection of bpf_set_retval itself means a kernel before 5.18; anything else is
 /// reported as it is (every log of this program mentions the helper, so match the refusal).
 fn load_error(name: &str, e: aya::programs::ProgramError) -> Error {
-    let text = format!("{e:?}");
-    let refused = [
-        "unknown func bpf_set_retval",
-        "cannot use helper bpf_set_retval",
-    ];
-    if refused.iter().any(|r| text.contains(r)) {
+    if set_retval_refused(&format!("{e:?}")) {
         return Error::Unsupported {
             feature: "bpf_set_retval in cgroup_sock_addr programs (Linux >= 5.18)",
             hint: "without it a refused connect can only return EPERM; run on Linux 5.18 or later"

@@ -2,4 +2,4 @@
 
 mod connect;
 
-pub use connect::{ConnectFault, ConnectPlan, ConnectSpec, SockProtocol};
+pub use connect::{ConnectFault, ConnectPlan, ConnectSpec, SockProtocol, set_retval_refused};
