@@ -7,6 +7,7 @@
 
 pub mod filter;
 pub mod maps;
+pub mod syscall;
 
 pub use filter::{Cidr, PortRange};
 
@@ -49,6 +50,8 @@ pub const FLAG_DRY_RUN: u8 = 1;
 pub const FLAG_BUDGET: u8 = 2;
 /// Emit an `Event` per injection (1 in `sample`) into the ring buffer.
 pub const FLAG_EVENTS: u8 = 4;
+/// Let matches pass while the skip queue (`--after N`) still has tokens.
+pub const FLAG_AFTER: u8 = 8;
 
 /// Largest `--max-faults`: the budget is a queue map pre-filled with one token per fault.
 pub const MAX_BUDGET: u32 = 1_000_000;
@@ -106,12 +109,15 @@ pub struct NetRule {
 }
 const _: () = assert!(core::mem::size_of::<NetRule>() == 144);
 
-/// One socket-address fault rule (connect), read from `CHAOS_SOCK_CFG[0]`.
+/// One socket-address fault rule (connect, sendmsg, bind), read from `CHAOS_SOCK_CFG[0]`.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct SockRule {
     pub deadline_ns: u64,
     pub threshold: u64,
+    /// The programs are attached to the cgroup; this narrows to a process or a comm.
+    pub scope: syscall::Scope,
+    /// connect/sendmsg: destination; bind: the address being bound.
     pub dst: Cidr,
     pub dport: PortRange,
     /// Positive errno returned to the caller through `bpf_set_retval(-errno)`.
@@ -120,15 +126,19 @@ pub struct SockRule {
     pub protocol: u8,
     /// `FLAG_*`.
     pub flags: u8,
-    pub _pad: [u8; 2],
+    /// `syscall::OP_*`, for events.
+    pub op: u8,
+    pub _pad: u8,
     pub fault_id: u32,
     pub sample: u32,
 }
-const _: () = assert!(core::mem::size_of::<SockRule>() == 72);
+const _: () = assert!(core::mem::size_of::<SockRule>() == 104);
 
 /// Event kinds.
 pub const EVENT_PACKET: u8 = 1;
 pub const EVENT_CONNECT: u8 = 2;
+/// Any other syscall; `Event::action` holds the `syscall::OP_*`.
+pub const EVENT_SYSCALL: u8 = 3;
 
 /// One injected (or, in dry-run mode, would-be) fault, sent through `CHAOS_EVENTS`.
 #[repr(C)]
@@ -168,6 +178,8 @@ mod pod {
     unsafe impl aya::Pod for super::SockRule {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Event {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::syscall::SysRule {}
 }
 
 #[cfg(test)]

@@ -10,6 +10,13 @@ pub const SOCK_CFG: &str = "CHAOS_SOCK_CFG";
 /// `PerCpuArray<u64>` of `STAT_LEN` counters for the sock_addr programs.
 pub const SOCK_STATS: &str = "CHAOS_SOCK_STAT";
 
+/// `Array<SysRule>`, one entry, for the LSM / fmod_ret programs.
+pub const SYS_CFG: &str = "CHAOS_SYS_CFG";
+/// `PerCpuArray<u64>` of `STAT_LEN` counters for them.
+pub const SYS_STATS: &str = "CHAOS_SYS_STAT";
+/// `Queue<u32>` of tokens for `--after N`: matches pass while one can be taken.
+pub const SKIP: &str = "CHAOS_SKIP";
+
 /// `Queue<u32>` of budget tokens, sized to `--max-faults` at load time.
 pub const BUDGET: &str = "CHAOS_BUDGET";
 /// `RingBuf` of `Event`s.
@@ -21,6 +28,10 @@ pub const PROG_TC_INGRESS: &str = "chaos_tc_in";
 pub const PROG_TC_EGRESS: &str = "chaos_tc_eg";
 pub const PROG_CONNECT4: &str = "chaos_connect4";
 pub const PROG_CONNECT6: &str = "chaos_connect6";
+pub const PROG_SENDMSG4: &str = "chaos_sendmsg4";
+pub const PROG_SENDMSG6: &str = "chaos_sendmsg6";
+pub const PROG_BIND4: &str = "chaos_bind4";
+pub const PROG_BIND6: &str = "chaos_bind6";
 
 const _: () = {
     assert!(NET_CFG.len() <= 15);
@@ -28,5 +39,8 @@ const _: () = {
     assert!(SOCK_CFG.len() <= 15);
     assert!(SOCK_STATS.len() <= 15);
     assert!(BUDGET.len() <= 15);
+    assert!(SYS_CFG.len() <= 15);
+    assert!(SYS_STATS.len() <= 15);
+    assert!(SKIP.len() <= 15);
     assert!(EVENTS.len() <= 15);
 };

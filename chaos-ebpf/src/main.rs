@@ -4,8 +4,10 @@
 #![no_std]
 #![no_main]
 
+mod lsm;
 mod net;
 mod probe;
+mod scope;
 mod sock;
 mod verdict;
 

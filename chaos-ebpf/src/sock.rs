@@ -1,4 +1,5 @@
-//! Socket-address faults (cgroup_sock_addr): fail connect() with a chosen errno.
+//! Socket-address faults (cgroup_sock_addr): fail connect(), sendmsg()/sendto() with an address,
+//! and bind() with a chosen errno.
 
 use aya_ebpf::{
     bindings::bpf_sock_addr,
@@ -11,11 +12,15 @@ use aya_ebpf::{
     programs::SockAddrContext,
 };
 use chaos_common::{
-    EVENT_CONNECT, PROTO_ANY, STAT_LEN, SockRule,
+    EVENT_CONNECT, EVENT_SYSCALL, PROTO_ANY, STAT_LEN, SockRule,
     filter::{FAMILY_V4, FAMILY_V6},
+    syscall::OP_CONNECT,
 };
 
-use crate::verdict::{Verdict, decide, emit};
+use crate::{
+    scope::in_scope,
+    verdict::{Verdict, decide, emit},
+};
 use core::ptr::read_volatile;
 
 #[map]
@@ -27,30 +32,43 @@ static CHAOS_SOCK_STAT: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_LE
 const ALLOW: i32 = 1;
 const REJECT: i32 = 0;
 
-#[cgroup_sock_addr(connect4)]
-pub fn chaos_connect4(ctx: SockAddrContext) -> i32 {
-    let sa = ctx.sock_addr;
-    // The verifier only allows context loads at constant offsets from the unmodified context
-    // pointer, so every field is read on its own, volatile, where the program starts.
+/// The address in the call: the destination (connect, sendmsg) or the local address (bind).
+/// The verifier only allows context loads at constant offsets from the unmodified context
+/// pointer, so every field is read on its own, volatile, where the program starts.
+#[inline(always)]
+fn addr4(sa: *mut bpf_sock_addr) -> [u32; 4] {
     // SAFETY: sa is the context pointer, valid for the whole run.
-    let ip = unsafe { read_volatile(&raw const (*sa).user_ip4) };
-    respond(sa, FAMILY_V4, [ip, 0, 0, 0])
+    [unsafe { read_volatile(&raw const (*sa).user_ip4) }, 0, 0, 0]
 }
 
-#[cgroup_sock_addr(connect6)]
-pub fn chaos_connect6(ctx: SockAddrContext) -> i32 {
-    let sa = ctx.sock_addr;
+#[inline(always)]
+fn addr6(sa: *mut bpf_sock_addr) -> [u32; 4] {
     // SAFETY: as above.
-    let ip = unsafe {
+    unsafe {
         [
             read_volatile(&raw const (*sa).user_ip6[0]),
             read_volatile(&raw const (*sa).user_ip6[1]),
             read_volatile(&raw const (*sa).user_ip6[2]),
             read_volatile(&raw const (*sa).user_ip6[3]),
         ]
-    };
-    respond(sa, FAMILY_V6, ip)
+    }
 }
+
+macro_rules! hook {
+    ($name:ident, $attach:ident, $addr:ident, $family:expr) => {
+        #[cgroup_sock_addr($attach)]
+        pub fn $name(ctx: SockAddrContext) -> i32 {
+            let sa = ctx.sock_addr;
+            respond(sa, $family, $addr(sa))
+        }
+    };
+}
+hook!(chaos_connect4, connect4, addr4, FAMILY_V4);
+hook!(chaos_connect6, connect6, addr6, FAMILY_V6);
+hook!(chaos_sendmsg4, sendmsg4, addr4, FAMILY_V4);
+hook!(chaos_sendmsg6, sendmsg6, addr6, FAMILY_V6);
+hook!(chaos_bind4, bind4, addr4, FAMILY_V4);
+hook!(chaos_bind6, bind6, addr6, FAMILY_V6);
 
 #[inline(always)]
 fn respond(sa: *mut bpf_sock_addr, family: u8, addr: [u32; 4]) -> i32 {
@@ -90,6 +108,9 @@ fn try_decide(family: u8, addr: &[u32; 4], port: u16, protocol: u32) -> Option<u
     if !(proto_ok && rule.dst.matches(family, addr) && rule.dport.contains(port)) {
         return None;
     }
+    if !in_scope(&rule.scope, false) {
+        return None;
+    }
     let Verdict::Fault { dry_run } = decide(&CHAOS_SOCK_STAT, rule.threshold, 0, rule.flags) else {
         return None;
     };
@@ -101,7 +122,12 @@ fn try_decide(family: u8, addr: &[u32; 4], port: u16, protocol: u32) -> Option<u
         }
         e.comm = bpf_get_current_comm().unwrap_or([0; 16]);
         e.fault_id = rule.fault_id;
-        e.kind = EVENT_CONNECT;
+        e.kind = if rule.op == OP_CONNECT {
+            EVENT_CONNECT
+        } else {
+            EVENT_SYSCALL
+        };
+        e.action = rule.op;
         e.family = family;
         e.protocol = protocol as u8;
         e.dst = *addr;

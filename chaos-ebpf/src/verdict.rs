@@ -7,13 +7,17 @@ use aya_ebpf::{
     maps::{PerCpuArray, Queue, RingBuf},
 };
 use chaos_common::{
-    Event, FLAG_BUDGET, FLAG_DRY_RUN, FLAG_EVENTS, STAT_EVENTS_LOST, STAT_INJECTED, STAT_MATCHED,
-    STAT_OVER_BUDGET, roll, roll_correlated,
+    Event, FLAG_AFTER, FLAG_BUDGET, FLAG_DRY_RUN, FLAG_EVENTS, STAT_EVENTS_LOST, STAT_INJECTED,
+    STAT_MATCHED, STAT_OVER_BUDGET, roll, roll_correlated,
 };
 
 /// One token per allowed fault; userspace sizes and fills it when `--max-faults` is given.
 #[map]
 static CHAOS_BUDGET: Queue<u32> = Queue::with_max_entries(1, 0);
+
+/// One token per match to let through first (`--after N`).
+#[map]
+static CHAOS_SKIP: Queue<u32> = Queue::with_max_entries(1, 0);
 
 /// The previous decision on this CPU, for correlated (burst) faults.
 #[map]
@@ -44,6 +48,10 @@ pub fn bump(map: &PerCpuArray<u64>, index: u32) {
 #[inline(always)]
 pub fn decide(stats: &PerCpuArray<u64>, threshold: u64, correlation: u64, flags: u8) -> Verdict {
     bump(stats, STAT_MATCHED);
+    // Exact across CPUs for the same reason as the budget below.
+    if flags & FLAG_AFTER != 0 && matches!(CHAOS_SKIP.pop(), Ok(Some(_))) {
+        return Verdict::Pass;
+    }
     // SAFETY: no preconditions.
     let (r1, r2) = unsafe { (bpf_get_prandom_u32(), bpf_get_prandom_u32()) };
     let hit = match CHAOS_LAST.get_ptr_mut(0) {

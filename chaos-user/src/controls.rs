@@ -1,6 +1,6 @@
 //! How a fault runs, whatever it matches: dry-run, budget, audit events, and the guard override.
 
-use chaos_common::{FLAG_BUDGET, FLAG_DRY_RUN, FLAG_EVENTS, MAX_BUDGET};
+use chaos_common::{FLAG_AFTER, FLAG_BUDGET, FLAG_DRY_RUN, FLAG_EVENTS, MAX_BUDGET};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Default)]
@@ -9,6 +9,8 @@ pub struct Controls {
     pub dry_run: bool,
     /// Stop injecting after this many faults (counted in the kernel).
     pub max_faults: Option<u32>,
+    /// Let this many matches through before faulting any (`--after`, counted in the kernel).
+    pub after: Option<u32>,
     /// Write one JSON line per injected fault to this file.
     pub events: Option<PathBuf>,
     /// Emit one event per this many faults on average (1: all).
@@ -29,6 +31,9 @@ impl Controls {
         if self.events.is_some() {
             f |= FLAG_EVENTS;
         }
+        if self.after.is_some() {
+            f |= FLAG_AFTER;
+        }
         f
     }
 }
@@ -40,6 +45,18 @@ pub fn parse_budget(s: &str) -> Result<u32, String> {
         .map_err(|_| format!("'{s}' is not a whole number; use e.g. 100"))?;
     if n == 0 || n > MAX_BUDGET {
         return Err(format!("use a budget from 1 to {MAX_BUDGET}"));
+    }
+    Ok(n)
+}
+
+/// `--after N`: 0 means "from the first call" and is the same as leaving it out.
+pub fn parse_after(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number; use e.g. 10"))?;
+    if n > MAX_BUDGET {
+        return Err(format!("use a count from 0 to {MAX_BUDGET}"));
     }
     Ok(n)
 }

@@ -52,7 +52,7 @@ pub const FQ: &str = "fq";
 
 pub fn run() -> Result<Report> {
     let mut features = Vec::new();
-    let mut obj = ebpf::load(None)?;
+    let mut obj = ebpf::load(None, None)?;
     let (tcx, cls) = in_scratch_netns(|| probe_tc(&mut obj));
     features.push(tcx);
     features.push(cls);
@@ -278,10 +278,6 @@ fn probe_cgroup_hooks(obj: &mut Ebpf) -> Vec<Feature> {
     ]
 }
 
-fn lsm_active() -> bool {
-    fs::read_to_string("/sys/kernel/security/lsm").is_ok_and(|l| l.split(',').any(|m| m == "bpf"))
-}
-
 fn probe_lsm(obj: &mut Ebpf, btf: Option<&Btf>) -> Feature {
     let r = (|| {
         let btf = btf.ok_or("no kernel BTF at /sys/kernel/btf/vmlinux")?;
@@ -297,11 +293,7 @@ fn probe_lsm(obj: &mut Ebpf, btf: Option<&Btf>) -> Feature {
             .attach()
             .map_err(|e| format!("attach refused: {}", chain(&e)))?;
         drop(p.detach(id));
-        if !lsm_active() {
-            return Err(
-                "loaded, but 'bpf' is not in /sys/kernel/security/lsm (add lsm=...,bpf)".into(),
-            );
-        }
+        crate::syscall::lsm_active().map_err(|e| format!("loaded and attached, but {e}"))?;
         Ok::<_, String>("loaded and attached an lsm/file_open program".into())
     })();
     feature(BPF_LSM, r)

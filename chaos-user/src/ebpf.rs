@@ -6,36 +6,50 @@ use aya::{
     Ebpf, Pod,
     maps::{Array, PerCpuArray, Queue},
 };
-use chaos_common::{STAT_EVENTS_LOST, STAT_INJECTED, STAT_MATCHED, STAT_OVER_BUDGET, maps::BUDGET};
+use chaos_common::{
+    STAT_EVENTS_LOST, STAT_INJECTED, STAT_MATCHED, STAT_OVER_BUDGET,
+    maps::{BUDGET, SKIP},
+};
 use serde::Serialize;
 use std::time::Duration;
 
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos.bpf.o"));
 
 /// Loads the object: creates its maps; programs are loaded one by one by their users.
-/// With a budget, the budget queue is sized and filled with one token per allowed fault.
-pub fn load(budget: Option<u32>) -> Result<Ebpf> {
+/// With a budget, the budget queue is sized and filled with one token per allowed fault; with
+/// `skip` (`--after N`), the skip queue with one token per match to let through first.
+pub fn load(budget: Option<u32>, skip: Option<u32>) -> Result<Ebpf> {
     raise_memlock();
     let mut loader = aya::EbpfLoader::new();
     // No kernel BTF: these programs use only UAPI contexts (no CO-RE relocations), and parsing
     // /sys/kernel/btf/vmlinux would cost tens of milliseconds before every fault starts.
     loader.btf(None);
-    if let Some(n) = budget {
-        loader.map_max_entries(BUDGET, n);
+    let queues = [(BUDGET, budget), (SKIP, skip)];
+    for (name, n) in queues {
+        if let Some(n) = n {
+            loader.map_max_entries(name, n);
+        }
     }
     let mut ebpf = loader.load(OBJECT)?;
-    if let Some(n) = budget {
-        let mut q: Queue<_, u32> = ebpf
-            .map_mut(BUDGET)
-            .ok_or(Error::MapNotFound(BUDGET))?
-            .try_into()
-            .map_err(|e| Error::map(format!("opening {BUDGET}"), e))?;
-        for i in 0..n {
-            q.push(i, 0)
-                .map_err(|e| Error::map("filling the fault budget", e))?;
+    for (name, n) in queues {
+        if let Some(n) = n {
+            fill_tokens(&mut ebpf, name, n)?;
         }
     }
     Ok(ebpf)
+}
+
+fn fill_tokens(ebpf: &mut Ebpf, name: &'static str, n: u32) -> Result<()> {
+    let mut q: Queue<_, u32> = ebpf
+        .map_mut(name)
+        .ok_or(Error::MapNotFound(name))?
+        .try_into()
+        .map_err(|e| Error::map(format!("opening {name}"), e))?;
+    for i in 0..n {
+        q.push(i, 0)
+            .map_err(|e| Error::map(format!("filling {name}"), e))?;
+    }
+    Ok(())
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it.

@@ -28,6 +28,22 @@ const NAMES: &[(&str, i32)] = &[
     ("ECONNREFUSED", libc::ECONNREFUSED),
     ("EHOSTUNREACH", libc::EHOSTUNREACH),
     ("EHOSTDOWN", libc::EHOSTDOWN),
+    ("ENXIO", libc::ENXIO),
+    ("ENODEV", libc::ENODEV),
+    ("ENOTDIR", libc::ENOTDIR),
+    ("EISDIR", libc::EISDIR),
+    ("EINVAL", libc::EINVAL),
+    ("ETXTBSY", libc::ETXTBSY),
+    ("EMLINK", libc::EMLINK),
+    ("EPIPE", libc::EPIPE),
+    ("EXDEV", libc::EXDEV),
+    ("ELOOP", libc::ELOOP),
+    ("ENAMETOOLONG", libc::ENAMETOOLONG),
+    ("ENOTEMPTY", libc::ENOTEMPTY),
+    ("EMSGSIZE", libc::EMSGSIZE),
+    ("EPROTO", libc::EPROTO),
+    ("EOPNOTSUPP", libc::EOPNOTSUPP),
+    ("ECANCELED", libc::ECANCELED),
 ];
 
 /// What connect(2) can return, per its man page, that a fault can meaningfully simulate.

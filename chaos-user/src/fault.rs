@@ -8,7 +8,7 @@ use crate::{
     events::EventSink,
 };
 use aya::{Ebpf, Pod};
-use chaos_common::{FLAG_DRY_RUN, NetRule, SockRule};
+use chaos_common::{FLAG_DRY_RUN, NetRule, SockRule, syscall::SysRule};
 use std::time::Duration;
 
 /// A kernel rule type (one-entry config map value).
@@ -35,6 +35,7 @@ macro_rules! impl_rule {
 }
 impl_rule!(NetRule);
 impl_rule!(SockRule);
+impl_rule!(SysRule);
 
 pub struct FaultCore<R: Rule> {
     pub ebpf: Ebpf,
@@ -57,7 +58,7 @@ impl<R: Rule> FaultCore<R> {
     ) -> Result<Self> {
         // The next fault command removes what a crashed chaos left behind.
         crate::state::reap_stale();
-        let mut ebpf = ebpf::load(controls.max_faults)?;
+        let mut ebpf = ebpf::load(controls.max_faults, controls.after)?;
         let events = controls
             .events
             .as_deref()

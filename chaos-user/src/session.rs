@@ -6,7 +6,7 @@ use crate::{
     error::{Error, Result},
     events::EventSink,
     net::NetFault,
-    syscall::ConnectFault,
+    syscall::{HookFault, SockFault},
 };
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -48,7 +48,8 @@ macro_rules! delegate_to_core {
     };
 }
 delegate_to_core!(NetFault);
-delegate_to_core!(ConnectFault);
+delegate_to_core!(SockFault);
+delegate_to_core!(HookFault);
 
 /// Signals that end a fault early. Created before attaching, so that a signal arriving while
 /// attaching is not fatal (the default action would skip our cleanup).

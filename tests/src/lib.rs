@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod lab;
+pub mod repl;
 pub mod stats;
 
 use serde_json::Value;

@@ -4,6 +4,7 @@ use chaos_tests::{
     Running, assert_programs_gone,
     clients::connect,
     lab::{Lab, SERVER_V4, SERVER_V6},
+    repl::Repl,
 };
 
 /// ECONNREFUSED inside the cgroup for the filtered port; a control outside connects; another
@@ -97,15 +98,14 @@ fn ipv6_and_udp_with_cidr_filter() {
     lab.finish();
 }
 
-/// --protocol udp and --pid: UDP connect fails with ETIMEDOUT for the process's cgroup while
-/// TCP still connects.
+/// --protocol udp and --pid: UDP connect fails with ETIMEDOUT for that process only (its thread
+/// group), while its TCP still connects and another process in the same cgroup is untouched.
 #[test]
 fn udp_only_by_pid() {
     let lab = Lab::new("cudp");
     let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
-    // A process in the lab cgroup to name with --pid.
-    let mut sleeper = lab.inside("sleep").arg("60").spawn().expect("sleep");
-    let pid = sleeper.id().to_string();
+    let mut victim = Repl::spawn(lab.inside("python3"));
+    let pid = victim.pid();
     let fault = Running::start(&[
         "syscall",
         "connect",
@@ -120,19 +120,23 @@ fn udp_only_by_pid() {
     ]);
     let dst = SERVER_V4.to_string();
     assert_eq!(
-        connect(lab.inside("python3"), &dst, 53, "udp"),
+        victim.call(&format!("connect {dst} 53 udp")),
         libc::ETIMEDOUT,
         "UDP"
     );
     assert_eq!(
-        connect(lab.inside("python3"), &dst, 7001, "tcp"),
+        victim.call(&format!("connect {dst} 7001 tcp")),
         0,
         "TCP untouched"
     );
+    assert_eq!(
+        connect(lab.inside("python3"), &dst, 53, "udp"),
+        0,
+        "another process in the same cgroup is untouched"
+    );
     let ids = fault.program_ids.clone();
     fault.interrupt();
-    sleeper.kill().expect("kill sleep");
-    sleeper.wait().expect("reap sleep");
+    drop(victim);
     assert_programs_gone(&ids);
     lab.finish();
 }

@@ -33,7 +33,7 @@ pub fn run(root: &Path) -> Result<()> {
             test_args: &[],
             cmd: Some("true".into()),
         };
-        let b = boot(root, short, &k, &payload, true)?;
+        let b = boot(root, short, &k, &payload, "", true)?;
         let line = b
             .console
             .iter()

@@ -75,7 +75,8 @@ pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<crat
     let mut failed = Vec::new();
     for k in kernels {
         eprintln!("vm: === kernel {k}");
-        let kernel = kernel::fetch(k, &cache)?;
+        let (base, append) = variant(k)?;
+        let kernel = kernel::fetch(base, &cache)?;
         // CHAOS_VM_CMD: run a shell command instead of the tests (debugging a kernel).
         let cmd = std::env::var("CHAOS_VM_CMD").ok();
         let payload = initramfs::Payload {
@@ -84,7 +85,7 @@ pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<crat
             test_args,
             cmd,
         };
-        let b = boot(root, k, &kernel, &payload, false)?;
+        let b = boot(root, base, &kernel, &payload, append, false)?;
         b.console.iter().for_each(|l| tally.add_line(l));
         let status = b.status;
         eprintln!(
@@ -108,6 +109,7 @@ fn boot(
     short: &str,
     kernel: &kernel::Kernel,
     payload: &initramfs::Payload<'_>,
+    append: &str,
     quiet: bool,
 ) -> Result<qemu::Boot> {
     let initrd = root
@@ -119,8 +121,22 @@ fn boot(
         &kernel.vmlinuz,
         &initrd,
         Duration::from_secs(40 * 60),
+        append,
         quiet,
     )
+}
+
+/// Without the BPF LSM: Debian's default LSM list minus `bpf`, so that syscall faults must fall
+/// back to fmod_ret.
+pub const NO_BPF_LSM: &str = "lsm=lockdown,capability,landlock,yama,apparmor";
+
+/// A kernel name with an optional boot variant: `6.12+nolsm` boots 6.12 with `NO_BPF_LSM`.
+fn variant(k: &str) -> Result<(&str, &'static str)> {
+    match k.split_once('+') {
+        None => Ok((k, "")),
+        Some((base, "nolsm")) => Ok((base, NO_BPF_LSM)),
+        Some((_, v)) => bail!("unknown kernel variant +{v}; the only one is +nolsm"),
+    }
 }
 
 /// `--kernel all` or a list of short names.

@@ -22,7 +22,13 @@ pub struct Boot {
 /// ran that code; multi-threaded TCG does not reliably handle such cross-modifying code.
 /// KVM only when asked for (CHAOS_VM_ACCEL=kvm): on these machines /dev/kvm exists but nested
 /// virtualisation fails, so software emulation (TCG) is the default.
-pub fn boot(vmlinuz: &Path, initrd: &Path, timeout: Duration, quiet: bool) -> Result<Boot> {
+pub fn boot(
+    vmlinuz: &Path,
+    initrd: &Path,
+    timeout: Duration,
+    append: &str,
+    quiet: bool,
+) -> Result<Boot> {
     let kvm = std::env::var("CHAOS_VM_ACCEL").is_ok_and(|a| a == "kvm");
     let accel: &[&str] = if kvm {
         &["-accel", "kvm", "-cpu", "host"]
@@ -45,10 +51,10 @@ pub fn boot(vmlinuz: &Path, initrd: &Path, timeout: Duration, quiet: bool) -> Re
         .arg(vmlinuz)
         .arg("-initrd")
         .arg(initrd)
-        .args([
-            "-append",
-            "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init",
-        ])
+        .arg("-append")
+        .arg(format!(
+            "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init {append}"
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()

@@ -147,7 +147,7 @@ pub struct ControlArgs {
     dry_run: bool,
     /// Stop injecting after N faults (counted exactly, in the kernel).
     #[arg(long, value_name = "N", value_parser = chaos::controls::parse_budget)]
-    max_faults: Option<u32>,
+    pub max_faults: Option<u32>,
     /// Write one JSON line per injected fault (time, fault id, pid, comm, cgroup, 5-tuple or
     /// errno) to FILE.
     #[arg(long, value_name = "FILE")]
@@ -170,6 +170,7 @@ impl From<ControlArgs> for chaos::controls::Controls {
         Self {
             dry_run: a.dry_run,
             max_faults: a.max_faults,
+            after: None,
             events: a.events,
             events_sample: a.events_sample,
             force: a.force,

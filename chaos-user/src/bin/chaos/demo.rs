@@ -11,7 +11,7 @@ use chaos::{
     net::{Action, AttachMode, Direction, NetFault, NetSpec, Protocol},
     sandbox::{self, Sandbox},
     session::Fault,
-    syscall::{ConnectFault, ConnectSpec, SockProtocol},
+    syscall::{SockProtocol, SyscallFault, SyscallSpec},
     target::Target,
     units::Percent,
 };
@@ -114,14 +114,19 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         attach: AttachMode::Auto,
         controls: Controls::default(),
     };
-    let conn = ConnectSpec {
-        errno: libc::ECONNREFUSED,
+    let conn = SyscallSpec {
+        name: "connect".into(),
+        errno: "ECONNREFUSED".into(),
         dst: None,
         dport: Some(chaos_common::PortRange {
             lo: TCP_PORT,
             hi: TCP_PORT,
         }),
         protocol: Some(SockProtocol::Tcp),
+        paths: Vec::new(),
+        all_files: false,
+        port: None,
+        comm: None,
         percent: Percent::ALL,
         target: Target::Cgroup(sb.cgroup.to_string_lossy().into_owned()),
         duration: Duration::from_secs(60),
@@ -129,7 +134,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     };
     let t = Instant::now();
     let drop_fault = NetFault::attach(&net.validate()?)?;
-    let conn_fault = ConnectFault::attach(&conn.validate()?)?;
+    let conn_fault = SyscallFault::attach(&conn.validate()?)?;
     out!(
         "injecting: drop {} of UDP to port {UDP_PORT} at the server's ingress ({:?}); connect() to port \
          {TCP_PORT} -> ECONNREFUSED for the cgroup (attached in {:.1} ms)",

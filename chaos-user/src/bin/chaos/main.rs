@@ -31,9 +31,8 @@ enum Command {
     /// Packet faults on a network interface (TC classifier).
     #[command(subcommand)]
     Net(net::NetCommand),
-    /// Make syscalls of processes in a cgroup fail with a chosen errno.
-    #[command(subcommand)]
-    Syscall(syscall::SyscallCommand),
+    /// Make syscalls of processes in a cgroup (or of one process) fail with a chosen errno.
+    Syscall(syscall::SyscallArgs),
     /// List faults that outlive a command: background ones (active or expired, with counters)
     /// and leftovers of a crashed chaos.
     Status,

@@ -1,86 +1,123 @@
-//! `chaos syscall ...`
+//! `chaos syscall NAME --errno ERRNO ...` and `chaos syscall --list`.
 
-use crate::common::{self, Attached, Backgrounded};
+use crate::common::{self, Attached, Backgrounded, out};
 use chaos::{
     errno,
     session::{self, Stop},
-    syscall::{ConnectFault, ConnectSpec, SockProtocol},
+    syscall::{CATALOGUE, Filters, Hook, SockProtocol, SyscallFault, SyscallSpec},
     target::Target,
     units::Percent,
 };
-use clap::{ArgGroup, Args, Subcommand};
-use std::{process::ExitCode, time::Instant};
+use clap::{ArgGroup, Args};
+use std::{path::PathBuf, process::ExitCode, time::Instant};
 
-#[derive(Debug, Subcommand)]
-pub enum SyscallCommand {
-    /// Fail connect(2) (TCP, and UDP connect) with a chosen errno, IPv4 and IPv6.
-    ///
-    /// Example: chaos syscall connect --errno ECONNREFUSED --dport 5432 --cgroup system.slice/app.service --duration 30s
-    Connect(ConnectArgs),
-}
-
+/// Examples:
+///   chaos syscall write --errno ENOSPC --path /var/lib/postgresql --cgroup system.slice/postgresql.service --duration 30s
+///   chaos syscall connect --errno ECONNREFUSED --dport 5432 --pid 4242 --duration 1m
+///   chaos syscall open --errno EACCES --path /etc/app --percent 10 --after 100 --times 5 --cgroup app --duration 5m
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("target").required(true).args(["cgroup", "pid"])))]
-pub struct ConnectArgs {
-    /// Errno to return, by name or number: ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EHOSTUNREACH,
-    /// EADDRNOTAVAIL, EADDRINUSE, EACCES, EPERM, EAGAIN, EINTR, ECONNRESET, ENOBUFS, ENETDOWN.
-    #[arg(long, value_name = "ERRNO", value_parser = connect_errno)]
-    errno: i32,
-    /// Only connections to this address or CIDR (IPv4 or IPv6).
+#[command(group(ArgGroup::new("target").args(["cgroup", "pid"])))]
+pub struct SyscallArgs {
+    /// The syscall to fail (see --list): connect, sendmsg, bind, listen, accept, open, read,
+    /// write, unlink, mkdir, rename, truncate, mmap, fork.
+    #[arg(value_name = "NAME", required_unless_present = "list")]
+    name: Option<String>,
+    /// Print the catalogue: syscalls, the errnos each accepts, the hook that carries it.
+    #[arg(long, exclusive = true)]
+    list: bool,
+    /// Errno to return, by name or number; it must be one the syscall can return (see --list).
+    #[arg(long, value_name = "ERRNO", required_unless_present = "list")]
+    errno: Option<String>,
+    /// connect/sendmsg: only calls to this address or CIDR; bind: binding this address.
     #[arg(long, value_name = "CIDR", value_parser = common::cidr)]
     dst: Option<ipnet::IpNet>,
-    /// Only connections to this port or range N-M.
+    /// connect/sendmsg: only calls to this port or range N-M; bind: binding it.
     #[arg(long, value_name = "N", value_parser = common::ports)]
     dport: Option<chaos_common::PortRange>,
-    /// Only TCP or only UDP sockets.
+    /// connect/sendmsg/bind: only TCP or only UDP sockets.
     #[arg(long, value_enum)]
     protocol: Option<SockProtocol>,
+    /// File syscalls: only files at or below this absolute path (repeatable, up to 8). Symlinks
+    /// are resolved when the fault starts; bind mounts of it match too.
+    #[arg(long, value_name = "PATH")]
+    path: Vec<PathBuf>,
+    /// read/write: also pipes, sockets, ttys and devices (default: regular files only, so a
+    /// shell in the target keeps working).
+    #[arg(long)]
+    all_files: bool,
+    /// listen/accept: only sockets bound to this local port or range N-M.
+    #[arg(long, value_name = "N", value_parser = common::ports)]
+    port: Option<chaos_common::PortRange>,
+    /// Only threads with this command name (as in /proc/PID/comm).
+    #[arg(long, value_name = "NAME")]
+    comm: Option<String>,
     /// Probability of failing a matching call, 0-100 (decimals allowed).
     #[arg(long, value_name = "P", default_value = "100", value_parser = common::percent)]
     percent: Percent,
+    /// Let the first N matching calls succeed (counted exactly in the kernel).
+    #[arg(long, value_name = "N", value_parser = chaos::controls::parse_after)]
+    after: Option<u32>,
+    /// Fail at most N calls (the same as --max-faults).
+    #[arg(long, value_name = "N", value_parser = chaos::controls::parse_budget, conflicts_with = "max_faults")]
+    times: Option<u32>,
     /// Processes in this cgroup v2 and below: a path absolute or relative to the cgroup2 mount.
     #[arg(long, value_name = "PATH")]
     cgroup: Option<String>,
-    /// Processes in the cgroup of this process.
+    /// Only this process (its thread group).
     #[arg(long, value_name = "PID")]
     pid: Option<u32>,
     /// How long the fault lasts (e.g. 500ms, 30s, 5m; at most 24h). Enforced in the kernel.
-    #[arg(long, value_name = "D", value_parser = common::duration)]
-    duration: std::time::Duration,
+    #[arg(long, value_name = "D", value_parser = common::duration, required_unless_present = "list")]
+    duration: Option<std::time::Duration>,
     #[command(flatten)]
     controls: common::ControlArgs,
 }
 
-fn connect_errno(s: &str) -> Result<i32, String> {
-    errno::parse(s, errno::CONNECT)
-}
-
-pub async fn run(cmd: SyscallCommand, json: bool) -> chaos::Result<ExitCode> {
-    let SyscallCommand::Connect(a) = cmd;
+pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
+    if a.list {
+        print_list(json);
+        return Ok(ExitCode::SUCCESS);
+    }
     let background = a.controls.background;
-    let spec = ConnectSpec {
-        errno: a.errno,
+    let duration = a.duration.expect("clap requires --duration");
+    let mut controls: chaos::controls::Controls = a.controls.into();
+    controls.max_faults = controls.max_faults.or(a.times);
+    controls.after = a.after.filter(|&n| n > 0);
+    let spec = SyscallSpec {
+        name: a.name.expect("clap requires NAME"),
+        errno: a.errno.expect("clap requires --errno"),
         dst: a.dst,
         dport: a.dport,
         protocol: a.protocol,
+        paths: a.path,
+        all_files: a.all_files,
+        port: a.port,
+        comm: a.comm,
         percent: a.percent,
-        target: Target::from_args(a.cgroup, a.pid).expect("clap requires --cgroup or --pid"),
-        duration: a.duration,
-        controls: a.controls.into(),
+        target: Target::from_args(a.cgroup, a.pid).ok_or_else(|| {
+            chaos::Error::input(
+                "--cgroup/--pid",
+                "say whom to fault: --cgroup PATH (a cgroup v2 and its descendants) or --pid PID \
+                 (one process)",
+            )
+        })?,
+        duration,
+        controls,
     };
     let plan = spec.validate()?;
     let mut stop = Stop::install()?;
     let started = Instant::now();
-    let fault = ConnectFault::attach(&plan)?;
-    let duration_ms = spec.duration.as_millis() as u64;
-    let name = "syscall connect";
+    let fault = SyscallFault::attach(&plan)?;
+    let duration_ms = duration.as_millis() as u64;
+    let name = plan.name();
+    let detail = format!("{} [{}]", plan.detail(), fault.mechanism());
     if background {
         let record = fault.persist()?;
         Backgrounded {
             event: "background",
             id: &record.id,
-            fault: name,
-            detail: &plan.detail,
+            fault: &name,
+            detail: &detail,
             duration_ms,
         }
         .print(json);
@@ -88,13 +125,66 @@ pub async fn run(cmd: SyscallCommand, json: bool) -> chaos::Result<ExitCode> {
     }
     Attached {
         event: "attached",
-        fault: name,
-        detail: plan.detail.clone(),
-        program_ids: fault.program_ids(),
+        fault: &name,
+        detail,
+        program_ids: chaos::session::Fault::program_ids(&fault),
         duration_ms,
     }
     .print(json);
-    let summary = session::run(fault, name.into(), started, spec.duration, &mut stop).await?;
+    let summary = session::run(fault, name, started, duration, &mut stop).await?;
     common::print_summary(&summary, json);
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Serialize)]
+struct ListEntry {
+    name: &'static str,
+    aliases: &'static [&'static str],
+    hook: String,
+    filters: &'static str,
+    errnos: Vec<&'static str>,
+    note: &'static str,
+}
+
+fn print_list(json: bool) {
+    for e in CATALOGUE {
+        let row = ListEntry {
+            name: e.name,
+            aliases: e.aliases,
+            hook: match e.hook {
+                Hook::SockAddr { .. } => "cgroup sock_addr + bpf_set_retval".into(),
+                Hook::Lsm { hook, .. } => format!("LSM {hook} (BPF LSM, else fmod_ret)"),
+            },
+            filters: match e.filters {
+                Filters::Address => "--dst --dport --protocol",
+                Filters::Path { rw: true } => "--path --all-files",
+                Filters::Path { rw: false } => "--path",
+                Filters::LocalPort => "--port",
+                Filters::None => "",
+            },
+            errnos: e.errnos.iter().map(|&n| errno::name(n)).collect(),
+            note: e.note,
+        };
+        if json {
+            common::print_json(&row);
+            continue;
+        }
+        let aka = if e.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (also {})", e.aliases.join(", "))
+        };
+        out!("{}{aka}", row.name);
+        out!("  hook:    {}", row.hook);
+        if !row.filters.is_empty() {
+            out!("  filters: {}", row.filters);
+        }
+        out!("  errnos:  {}", row.errnos.join(" "));
+        if !row.note.is_empty() {
+            out!("  note:    {}", row.note);
+        }
+    }
+    if !json {
+        out!("every syscall also takes --cgroup/--pid, --comm, --percent, --after, --times");
+    }
 }

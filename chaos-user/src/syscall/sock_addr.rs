@@ -1,27 +1,26 @@
-//! connect(2) faults: cgroup_sock_addr connect4/connect6 programs on the target cgroup (covering
-//! its descendants) return the chosen errno via bpf_set_retval. Links are fd-owned.
+//! connect(2), sendmsg(2) and bind(2) faults: cgroup_sock_addr programs (IPv4 and IPv6) on the
+//! target cgroup (covering its descendants) return the chosen errno via bpf_set_retval.
+//! Links are fd-owned.
 
+use super::{Entry, Hook, SyscallSpec};
 use crate::{
     background,
     cgroup::Cgroup,
     cidr,
-    controls::{self, Controls},
+    controls::Controls,
     ebpf,
     error::{Error, Result},
     fault::FaultCore,
-    guards,
     state::Record,
-    target::Target,
-    units::Percent,
 };
 use aya::programs::{
     CgroupAttachMode, CgroupSockAddr, cgroup_sock_addr::CgroupSockAddrLinkId, links::FdLink,
 };
 use chaos_common::{
     Cidr, PROTO_ANY, PROTO_TCP, PROTO_UDP, PortRange, SockRule,
-    maps::{PROG_CONNECT4, PROG_CONNECT6, SOCK_CFG, SOCK_STATS},
+    maps::{SOCK_CFG, SOCK_STATS},
+    syscall::Scope,
 };
-use ipnet::IpNet;
 use std::{fs::File, time::Duration};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -31,20 +30,9 @@ pub enum SockProtocol {
     Udp,
 }
 
-#[derive(Debug, Clone)]
-pub struct ConnectSpec {
-    pub errno: i32,
-    pub dst: Option<IpNet>,
-    pub dport: Option<PortRange>,
-    pub protocol: Option<SockProtocol>,
-    pub percent: Percent,
-    pub target: Target,
-    pub duration: Duration,
-    pub controls: Controls,
-}
-
 #[derive(Debug)]
-pub struct ConnectPlan {
+pub struct SockPlan {
+    pub entry: &'static Entry,
     pub cgroup: Cgroup,
     pub rule: SockRule,
     pub duration: Duration,
@@ -52,57 +40,62 @@ pub struct ConnectPlan {
     pub detail: String,
 }
 
-impl ConnectSpec {
-    pub fn validate(&self) -> Result<ConnectPlan> {
-        guards::check_duration(self.duration, self.controls.force)?;
-        let cgroup = self.target.resolve()?;
-        guards::check_cgroup(&cgroup, "--cgroup/--pid", self.controls.force)?;
+impl SockPlan {
+    #[allow(clippy::too_many_arguments, reason = "the parts of a validated spec")]
+    pub(super) fn new(
+        entry: &'static Entry,
+        spec: &SyscallSpec,
+        errno: i32,
+        scope: Scope,
+        cgroup: Cgroup,
+        threshold: u64,
+        fault_id: u32,
+        detail: String,
+    ) -> Self {
+        // The programs are attached to the cgroup itself, which covers its descendants.
+        let scope = Scope {
+            cgroup_id: 0,
+            cgroup_level: 0,
+            ..scope
+        };
         let rule = SockRule {
             deadline_ns: 0,
-            threshold: self.percent.threshold(),
-            dst: self.dst.as_ref().map_or(Cidr::ANY, cidr::to_kernel),
-            dport: self.dport.unwrap_or(PortRange::ANY),
-            errno: self.errno as u32,
-            protocol: match self.protocol {
+            threshold,
+            scope,
+            dst: spec.dst.as_ref().map_or(Cidr::ANY, cidr::to_kernel),
+            dport: spec.dport.unwrap_or(PortRange::ANY),
+            errno: errno as u32,
+            protocol: match spec.protocol {
                 None => PROTO_ANY,
                 Some(SockProtocol::Tcp) => PROTO_TCP,
                 Some(SockProtocol::Udp) => PROTO_UDP,
             },
-            flags: self.controls.flags(),
-            _pad: [0; 2],
-            fault_id: controls::new_fault_id(),
-            sample: self.controls.events_sample,
+            flags: spec.controls.flags(),
+            op: entry.op,
+            _pad: 0,
+            fault_id,
+            sample: spec.controls.events_sample,
         };
-        let dry = if self.controls.dry_run {
-            "[dry run] "
-        } else {
-            ""
-        };
-        let detail = format!(
-            "{dry}fail {} of matching connect() calls in {} with {}",
-            self.percent,
-            cgroup.path.display(),
-            crate::errno::name(self.errno)
-        );
-        Ok(ConnectPlan {
+        Self {
+            entry,
             cgroup,
             rule,
-            duration: self.duration,
-            controls: self.controls.clone(),
+            duration: spec.duration,
+            controls: spec.controls.clone(),
             detail,
-        })
+        }
     }
 }
 
-pub struct ConnectFault {
+pub struct SockFault {
     pub core: FaultCore<SockRule>,
     program_ids: Vec<u32>,
     links: Vec<(&'static str, CgroupSockAddrLinkId)>,
     record: Record,
 }
 
-impl ConnectFault {
-    pub fn attach(plan: &ConnectPlan) -> Result<Self> {
+impl SockFault {
+    pub fn attach(plan: &SockPlan) -> Result<Self> {
         let mut core = FaultCore::load(
             plan.rule,
             &plan.controls,
@@ -112,7 +105,7 @@ impl ConnectFault {
         )?;
         let record = Record::new(
             core.fault_id(),
-            "syscall connect",
+            &format!("syscall {}", plan.entry.name),
             plan.detail.clone(),
             core.deadline_ns(),
         );
@@ -120,7 +113,10 @@ impl ConnectFault {
         let cg = File::open(&plan.cgroup.path)
             .map_err(|e| Error::io(format!("opening {}", plan.cgroup.path.display()), e))?;
         let mut program_ids = Vec::new();
-        for name in [PROG_CONNECT4, PROG_CONNECT6] {
+        let Hook::SockAddr { v4, v6 } = plan.entry.hook else {
+            unreachable!("a SockPlan is only made for sock_addr entries")
+        };
+        for name in [v4, v6] {
             let prog: &mut CgroupSockAddr = core
                 .ebpf
                 .program_mut(name)
@@ -183,7 +179,7 @@ impl ConnectFault {
     }
 }
 
-impl Drop for ConnectFault {
+impl Drop for SockFault {
     fn drop(&mut self) {
         // The links are fd-owned and go with the object; only the listing is ours to remove.
         if !self.record.background {

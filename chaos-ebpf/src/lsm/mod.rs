@@ -1,0 +1,95 @@
+//! Syscall faults on LSM hooks. Each program is loaded either as BPF LSM (attached to the hook)
+//! or as fmod_ret on the kernel's security_<hook> function: both see the hook's arguments and
+//! fail the call by returning -errno. The trampoline stops at the first program that returns
+//! non-zero, so an earlier denial always stands and the previous value need not be read
+//! (its index differs between the hook and security_<hook> for mmap_file and inode_rename).
+//!
+//! Kernel structs are read with bpf_probe_read_kernel at offsets userspace looked up in the
+//! running kernel's BTF and put in the rule (no CO-RE from rustc).
+
+mod file;
+mod socket;
+mod task;
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        generated::bpf_get_current_cgroup_id,
+    },
+    macros::map,
+    maps::{Array, PerCpuArray},
+    programs::LsmContext,
+};
+use chaos_common::{EVENT_SYSCALL, STAT_LEN, syscall::SysRule};
+
+use crate::{
+    scope::in_scope,
+    verdict::{Verdict, decide, emit},
+};
+
+#[map]
+static CHAOS_SYS_CFG: Array<SysRule> = Array::with_max_entries(1, 0);
+#[map]
+static CHAOS_SYS_STAT: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_LEN, 0);
+
+/// Reads a `T` at a kernel address; None for NULL or an unreadable address.
+#[inline(always)]
+fn read<T>(addr: u64) -> Option<T> {
+    if addr == 0 {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
+    unsafe { bpf_probe_read_kernel(addr as *const T) }.ok()
+}
+
+/// Reads the pointer-sized field at `off` of the struct at `base`.
+#[inline(always)]
+fn field(base: u64, off: u32) -> Option<u64> {
+    read::<u64>(base.wrapping_add(off as u64))
+}
+
+/// Argument `n` of the hook (pointers come as addresses; they are only read through `read`).
+#[inline(always)]
+fn arg(ctx: &LsmContext, n: usize) -> u64 {
+    ctx.arg::<u64>(n)
+}
+
+/// The common part of every hook: deadline, operation, scope and the hook's own filter
+/// (`matches`), then the shared verdict. Returns what the hook returns.
+#[inline(always)]
+fn respond(op: u8, matches: impl FnOnce(&SysRule) -> bool) -> i32 {
+    let Some(rule) = CHAOS_SYS_CFG.get(0) else {
+        return 0;
+    };
+    // SAFETY: no preconditions.
+    if rule.op != op || unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns {
+        return 0;
+    }
+    if !in_scope(&rule.scope, true) || !matches(rule) {
+        return 0;
+    }
+    let Verdict::Fault { dry_run } = decide(&CHAOS_SYS_STAT, rule.threshold, 0, rule.flags) else {
+        return 0;
+    };
+    emit(&CHAOS_SYS_STAT, rule.flags, rule.sample, |e| {
+        // SAFETY: these helpers only read the current task.
+        unsafe {
+            e.cgroup_id = bpf_get_current_cgroup_id();
+            e.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        }
+        e.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        e.fault_id = rule.fault_id;
+        e.kind = EVENT_SYSCALL;
+        e.action = op;
+        e.errno = rule.errno;
+    });
+    if dry_run {
+        return 0;
+    }
+    // The verifier wants a provable return range of [-4095, 0] for LSM programs: clamp the
+    // value itself (a range check could be compiled into a test on a copy), read volatile so
+    // the compiler cannot fold the clamp into anything else.
+    // SAFETY: rule points into the map value, valid while the program runs.
+    let r = unsafe { core::ptr::read_volatile(&rule.retval) } as i64;
+    r.clamp(-4095, 0) as i32
+}

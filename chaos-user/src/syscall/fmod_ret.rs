@@ -1,0 +1,162 @@
+//! fmod_ret programs, which aya 0.14 does not load ("BPF_MODIFY_RETURN: not supported yet").
+//! The program's instructions are relocated against the maps of the already loaded object (so
+//! it shares their config and counters), loaded with BPF_PROG_LOAD as a tracing program with
+//! expected attach type BPF_MODIFY_RETURN on a kernel function, and attached with
+//! BPF_RAW_TRACEPOINT_OPEN, which returns an fd-owned link: it vanishes with the process.
+
+use crate::ebpf::OBJECT;
+use aya::{Ebpf, maps::Map};
+use aya_obj::generated::{
+    bpf_attach_type::BPF_MODIFY_RETURN, bpf_attr, bpf_cmd, bpf_prog_info,
+    bpf_prog_type::BPF_PROG_TYPE_TRACING,
+};
+use std::{
+    collections::HashSet,
+    ffi::CString,
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd},
+    path::Path,
+};
+
+pub struct FModRet {
+    /// Kept so the program outlives a failed attach for the error path; the link holds it too.
+    _prog: OwnedFd,
+    link: OwnedFd,
+    pub program_id: u32,
+}
+
+fn sys_bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> std::io::Result<i64> {
+    // SAFETY: attr is a valid, fully initialised bpf_attr of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            attr as *mut bpf_attr,
+            size_of::<bpf_attr>(),
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn zeroed_attr() -> bpf_attr {
+    // SAFETY: bpf_attr is plain data for which all-zero is the documented "unset".
+    unsafe { std::mem::zeroed() }
+}
+
+/// The fd of a map of the loaded object, for the map kinds chaos uses.
+fn map_fd(m: &Map) -> Option<RawFd> {
+    let data = match m {
+        Map::Array(d) | Map::PerCpuArray(d) | Map::Queue(d) | Map::RingBuf(d) => d,
+        Map::HashMap(d) | Map::PerCpuHashMap(d) | Map::LpmTrie(d) => d,
+        _ => return None,
+    };
+    Some(data.fd().as_fd().as_raw_fd())
+}
+
+/// Loads program `prog` of the embedded object as fmod_ret on the kernel function with BTF id
+/// `func_id`, sharing `ebpf`'s maps, and attaches it.
+pub fn attach(ebpf: &Ebpf, prog: &str, func_id: u32) -> Result<FModRet, String> {
+    let mut obj = aya_obj::Object::parse(OBJECT).map_err(|e| format!("parsing the object: {e}"))?;
+    let mut maps = Vec::new();
+    for (name, m) in &obj.maps {
+        let fd = ebpf
+            .map(name)
+            .and_then(map_fd)
+            .ok_or_else(|| format!("map {name} is not loaded"))?;
+        maps.push((name.clone(), fd, m.clone()));
+    }
+    let text: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
+    obj.relocate_maps(maps.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)), &text)
+        .map_err(|e| format!("relocating maps: {e}"))?;
+    obj.relocate_calls(&text)
+        .map_err(|e| format!("relocating calls: {e}"))?;
+    let p = obj
+        .programs
+        .get(prog)
+        .ok_or_else(|| format!("program {prog} not in the object"))?;
+    let insns = &obj.functions[&p.function_key()].instructions;
+    let license = CString::new("GPL").expect("no NUL");
+
+    let load = |log: &mut Vec<u8>| {
+        let mut attr = zeroed_attr();
+        // SAFETY: writing the prog-load member of a zeroed union.
+        let a = unsafe { &mut attr.__bindgen_anon_3 };
+        a.prog_type = BPF_PROG_TYPE_TRACING as u32;
+        a.expected_attach_type = BPF_MODIFY_RETURN as u32;
+        a.attach_btf_id = func_id;
+        a.insns = insns.as_ptr() as u64;
+        a.insn_cnt = insns.len() as u32;
+        a.license = license.as_ptr() as u64;
+        for (d, s) in a.prog_name.iter_mut().zip(prog.bytes().take(15)) {
+            *d = s as libc::c_char;
+        }
+        if !log.is_empty() {
+            a.log_level = 1;
+            a.log_buf = log.as_mut_ptr() as u64;
+            a.log_size = log.len() as u32;
+        }
+        sys_bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr)
+    };
+    let fd = match load(&mut Vec::new()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            // Again with a log, to say why.
+            let mut log = vec![0u8; 1 << 20];
+            let _ = load(&mut log);
+            let text = String::from_utf8_lossy(&log);
+            let tail: Vec<_> = text.trim_end_matches('\0').lines().rev().take(3).collect();
+            return Err(format!(
+                "BPF_PROG_LOAD (fmod_ret) refused: {e}{}",
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": {}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+                    )
+                }
+            ));
+        }
+    };
+    // SAFETY: the kernel just returned this fd to us.
+    let prog_fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+
+    let mut attr = zeroed_attr();
+    attr.raw_tracepoint.prog_fd = prog_fd.as_raw_fd() as u32;
+    let link = sys_bpf(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &mut attr)
+        .map_err(|e| format!("attaching fmod_ret: {e}"))?;
+    // SAFETY: as above.
+    let link = unsafe { OwnedFd::from_raw_fd(link as RawFd) };
+    let program_id = program_id(&prog_fd).unwrap_or(0);
+    Ok(FModRet {
+        _prog: prog_fd,
+        link,
+        program_id,
+    })
+}
+
+fn program_id(fd: &OwnedFd) -> std::io::Result<u32> {
+    // SAFETY: plain data, zero is valid.
+    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut attr = zeroed_attr();
+    attr.info.bpf_fd = fd.as_raw_fd() as u32;
+    attr.info.info_len = size_of::<bpf_prog_info>() as u32;
+    attr.info.info = &mut info as *mut _ as u64;
+    sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info.id)
+}
+
+impl FModRet {
+    /// Pins the link so the fault outlives chaos (--background).
+    pub fn pin(&self, path: &Path) -> std::io::Result<()> {
+        let c = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| std::io::Error::other("NUL in pin path"))?;
+        let mut attr = zeroed_attr();
+        attr.__bindgen_anon_4.pathname = c.as_ptr() as u64;
+        attr.__bindgen_anon_4.bpf_fd = self.link.as_raw_fd() as u32;
+        sys_bpf(bpf_cmd::BPF_OBJ_PIN, &mut attr).map(drop)
+    }
+}

@@ -1,0 +1,274 @@
+//! Syscall faults on LSM hooks (open, read, write, unlink, mkdir, rename, truncate, mmap, fork,
+//! listen, accept). The backend is chosen by trying, in order: BPF LSM on the hook, then fmod_ret
+//! on security_<hook>. Both links are fd-owned; the scope (cgroup with descendants, process,
+//! comm) is checked in the program because these hooks are global.
+
+use super::{Entry, Hook, SyscallSpec, fmod_ret, kernel_btf::KernelBtf};
+use crate::{
+    background,
+    controls::Controls,
+    ebpf,
+    error::{Error, Result, chain},
+    fault::FaultCore,
+    state::Record,
+};
+use aya::{
+    Btf,
+    programs::{Lsm, links::FdLink, lsm::LsmLinkId},
+};
+use chaos_common::{
+    PortRange,
+    maps::{SYS_CFG, SYS_STATS},
+    syscall::{FILES_ANY, FILES_REGULAR, FileKey, MAX_PATHS, Scope, SysRule},
+};
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct HookPlan {
+    pub entry: &'static Entry,
+    /// Offsets are filled from the kernel's BTF when attaching.
+    pub rule: SysRule,
+    pub duration: Duration,
+    pub controls: Controls,
+    pub detail: String,
+}
+
+impl HookPlan {
+    #[allow(clippy::too_many_arguments, reason = "the parts of a validated spec")]
+    pub(super) fn new(
+        entry: &'static Entry,
+        spec: &SyscallSpec,
+        errno: i32,
+        scope: Scope,
+        paths: Vec<FileKey>,
+        threshold: u64,
+        fault_id: u32,
+        detail: String,
+    ) -> Self {
+        let mut keys = [FileKey::default(); MAX_PATHS];
+        keys[..paths.len()].copy_from_slice(&paths);
+        let rw = matches!(entry.filters, super::Filters::Path { rw: true });
+        let rule = SysRule {
+            deadline_ns: 0,
+            threshold,
+            scope,
+            paths: keys,
+            offsets: Default::default(),
+            errno: errno as u32,
+            fault_id,
+            sample: spec.controls.events_sample,
+            port: spec.port.unwrap_or(PortRange::ANY),
+            op: entry.op,
+            flags: spec.controls.flags(),
+            n_paths: paths.len() as u8,
+            file_types: if rw && !spec.all_files {
+                FILES_REGULAR
+            } else {
+                FILES_ANY
+            },
+            retval: -errno,
+        };
+        let mut detail = detail;
+        if !spec.paths.is_empty() {
+            let p: Vec<_> = spec.paths.iter().map(|p| p.display().to_string()).collect();
+            detail.push_str(&format!(" under {}", p.join(", ")));
+        }
+        if rw && !spec.all_files {
+            detail.push_str(" (regular files)");
+        }
+        Self {
+            entry,
+            rule,
+            duration: spec.duration,
+            controls: spec.controls.clone(),
+            detail,
+        }
+    }
+
+    fn hook(&self) -> (&'static str, &'static str) {
+        match self.entry.hook {
+            Hook::Lsm { hook, prog } => (hook, prog),
+            Hook::SockAddr { .. } => unreachable!("a HookPlan is only made for LSM entries"),
+        }
+    }
+}
+
+/// How a hook fault reached the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Lsm,
+    FModRet,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Lsm => "BPF LSM",
+            Backend::FModRet => "fmod_ret on security_*",
+        })
+    }
+}
+
+enum Link {
+    Lsm(LsmLinkId),
+    FModRet(fmod_ret::FModRet),
+}
+
+pub struct HookFault {
+    pub core: FaultCore<SysRule>,
+    prog: &'static str,
+    link: Option<Link>,
+    program_ids: Vec<u32>,
+    record: Record,
+}
+
+const LSM_LIST: &str = "/sys/kernel/security/lsm";
+
+/// Whether the BPF LSM is among the kernel's active LSMs: compiled in is not enough, an LSM
+/// program attaches but never runs unless `bpf` is in the list. securityfs is mounted if needed.
+pub fn lsm_active() -> std::result::Result<(), String> {
+    if !std::path::Path::new(LSM_LIST).exists() {
+        let _ = std::process::Command::new("mount")
+            .args(["-t", "securityfs", "securityfs", "/sys/kernel/security"])
+            .status();
+    }
+    let list = std::fs::read_to_string(LSM_LIST)
+        .map_err(|e| format!("cannot read {LSM_LIST} ({e}) to learn whether BPF LSM is active"))?;
+    if list.trim().split(',').any(|m| m == "bpf") {
+        Ok(())
+    } else {
+        Err(format!(
+            "'bpf' is not among the active LSMs ({}); boot with lsm={},bpf",
+            list.trim(),
+            list.trim()
+        ))
+    }
+}
+
+impl HookFault {
+    pub fn attach(plan: &HookPlan) -> Result<Self> {
+        let (hook, prog) = plan.hook();
+        let kbtf = KernelBtf::load()?;
+        let mut rule = plan.rule;
+        rule.offsets = kbtf.offsets()?;
+        let mut core = FaultCore::load(rule, &plan.controls, plan.duration, SYS_CFG, SYS_STATS)?;
+        let record = Record::new(
+            core.fault_id(),
+            &format!("syscall {}", plan.entry.name),
+            plan.detail.clone(),
+            core.deadline_ns(),
+        );
+        let lsm = attach_lsm(&mut core, hook, prog);
+        let (link, program_ids) = match lsm {
+            Ok((id, pid)) => (Link::Lsm(id), pid.into_iter().collect()),
+            Err(lsm_why) => {
+                tracing::info!("BPF LSM not usable for {hook}: {lsm_why}; trying fmod_ret");
+                let security_fn = format!("security_{hook}");
+                let f = kbtf
+                    .func_id(&security_fn)
+                    .map_err(|e| chain(&e))
+                    .and_then(|id| fmod_ret::attach(&core.ebpf, prog, id));
+                match f {
+                    Ok(f) => {
+                        let id = f.program_id;
+                        (Link::FModRet(f), vec![id])
+                    }
+                    Err(fmod_why) => {
+                        return Err(Error::Unsupported {
+                            feature: "BPF LSM or fmod_ret (BPF trampolines) for file and process \
+                                      syscall faults",
+                            hint: format!(
+                                "BPF LSM: {lsm_why}; fmod_ret on {security_fn}: {fmod_why}. \
+                                 On this kernel connect, sendmsg and bind faults work (cgroup \
+                                 hooks); for {} use a kernel with BPF LSM active (lsm=...,bpf, \
+                                 the default on Debian's 6.1, 6.12 and 7.3 kernels) or with BPF \
+                                 trampolines allowed",
+                                plan.entry.name
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+        record.save()?;
+        Ok(Self {
+            core,
+            prog,
+            link: Some(link),
+            program_ids,
+            record,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.link {
+            Some(Link::FModRet(_)) => Backend::FModRet,
+            _ => Backend::Lsm,
+        }
+    }
+
+    pub fn program_ids(&self) -> Vec<u32> {
+        self.program_ids.clone()
+    }
+
+    /// Leaves the fault in the kernel after chaos exits: link and maps pinned, record saved.
+    pub fn persist(mut self) -> Result<Record> {
+        let dir = background::adopt(&mut self.record)?;
+        let path = dir.join("link0");
+        let pin_err = |e: String| {
+            Error::io(
+                format!("pinning {}", path.display()),
+                std::io::Error::other(e),
+            )
+        };
+        match self.link.take() {
+            Some(Link::Lsm(id)) => {
+                let p = lsm_prog(&mut self.core, self.prog)?;
+                let link = p
+                    .take_link(id)
+                    .map_err(|e| Error::program("taking the LSM link", e))?;
+                let fd: FdLink = link.into();
+                fd.pin(&path).map_err(|e| pin_err(e.to_string()))?;
+            }
+            Some(Link::FModRet(f)) => f.pin(&path).map_err(|e| pin_err(e.to_string()))?,
+            None => {}
+        }
+        background::pin_maps(&self.core.ebpf, &dir, SYS_CFG, SYS_STATS)?;
+        Ok(self.record.clone())
+    }
+}
+
+fn lsm_prog<'a>(core: &'a mut FaultCore<SysRule>, prog: &'static str) -> Result<&'a mut Lsm> {
+    core.ebpf
+        .program_mut(prog)
+        .ok_or(Error::ProgramNotFound(prog))?
+        .try_into()
+        .map_err(|e| Error::program("LSM program type", e))
+}
+
+/// Loads and attaches `prog` as BPF LSM on `hook`; on refusal, why (for the error or fallback).
+fn attach_lsm(
+    core: &mut FaultCore<SysRule>,
+    hook: &str,
+    prog: &'static str,
+) -> std::result::Result<(LsmLinkId, Option<u32>), String> {
+    lsm_active()?;
+    let btf = Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
+    let p = lsm_prog(core, prog).map_err(|e| chain(&e))?;
+    p.load(hook, &btf)
+        .map_err(|e| format!("load refused: {}", chain(&e)))?;
+    let id = p
+        .attach()
+        .map_err(|e| format!("attach refused: {}", chain(&e)))?;
+    let pid = core.ebpf.program(prog).and_then(ebpf::program_id);
+    Ok((id, pid))
+}
+
+impl Drop for HookFault {
+    fn drop(&mut self) {
+        // The links are fd-owned and go with the object; only the listing is ours to remove.
+        if !self.record.background {
+            self.record.delete();
+        }
+    }
+}
