@@ -1,6 +1,7 @@
 //! What the running kernel supports, learnt by trying (loading and briefly attaching tiny
 //! programs in a throwaway network namespace and cgroup), never from version numbers.
 
+use crate::syscall::{CATALOGUE, Hook};
 use crate::{
     cgroup, ebpf,
     error::{Result, chain},
@@ -103,7 +104,7 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
     let connect = match (has(f, CGROUP_SOCK_ADDR), has(f, SET_RETVAL)) {
         (true, true) => (
             true,
-            "cgroup_sock_addr connect4/6 + bpf_set_retval".to_string(),
+            "cgroup_sock_addr hooks (IPv4, IPv6) + bpf_set_retval".to_string(),
         ),
         (true, false) => (
             false,
@@ -112,27 +113,6 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
         _ => (
             false,
             "cgroup_sock_addr programs cannot be attached".to_string(),
-        ),
-    };
-    let file_backend = if has(f, BPF_LSM) {
-        Some("BPF LSM")
-    } else if has(f, TRAMPOLINE) {
-        Some("fmod_ret on security_* functions")
-    } else if has(f, OVERRIDE_RETURN) {
-        Some("kprobe + bpf_override_return")
-    } else {
-        None
-    };
-    let file = match file_backend {
-        Some(b) => (
-            false,
-            format!("kernel supports it ({b}) but chaos does not implement it yet"),
-        ),
-        None => (
-            false,
-            "needs BPF LSM, BPF trampolines (fmod_ret) or bpf_override_return; this kernel \
-             refuses all three. Debian's 6.1/6.12 kernels have BPF LSM and trampolines"
-                .to_string(),
         ),
     };
     let tc = has(f, TCX) || has(f, CLS_BPF);
@@ -164,14 +144,57 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
         available,
         detail,
     };
-    vec![
+    let mut rows = vec![
         row("net drop", net_drop),
-        row("syscall connect", connect),
-        row("syscall file (open/read/write/...)", file),
         row("net duplicate", duplicate),
         row("net delay", delay),
         row("net rate", rate),
-    ]
+    ];
+    for e in CATALOGUE {
+        let support = match e.hook {
+            Hook::SockAddr { .. } => connect.clone(),
+            Hook::Lsm { hook, .. } => lsm_backend(f, hook),
+        };
+        rows.push(FaultSupport {
+            fault: e.full_name,
+            available: support.0,
+            detail: support.1,
+        });
+    }
+    rows
+}
+
+fn reason<'a>(f: &'a [Feature], name: &str) -> &'a str {
+    f.iter()
+        .find(|x| x.name == name)
+        .map_or("not probed", |x| x.detail.as_str())
+}
+
+/// Which backend an LSM-hook syscall gets here, and why the ones before it are out.
+fn lsm_backend(f: &[Feature], hook: &str) -> (bool, String) {
+    let kprobe = "kprobe + bpf_override_return: not used (no distribution kernel enables \
+                  CONFIG_BPF_KPROBE_OVERRIDE)";
+    if has(f, BPF_LSM) {
+        (true, format!("BPF LSM on {hook}"))
+    } else if has(f, TRAMPOLINE) {
+        (
+            true,
+            format!(
+                "fmod_ret on security_{hook} (BPF LSM out: {})",
+                reason(f, BPF_LSM)
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "BPF LSM out: {}; fmod_ret out: {}; {kprobe}. Kernels with BPF LSM active \
+                 (Debian 6.1/6.12/7.3) run it",
+                reason(f, BPF_LSM),
+                reason(f, TRAMPOLINE)
+            ),
+        )
+    }
 }
 
 /// Runs `f` on a fresh thread in a new, empty network namespace that vanishes with the thread,

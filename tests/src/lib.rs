@@ -68,7 +68,7 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts chaos and waits (up to 10 s) for its "attached" line.
+    /// Starts chaos and waits (up to 60 s) for its "attached" line.
     pub fn start(args: &[&str]) -> Running {
         Self::start_via(Command::new(chaos_bin()), args)
     }
@@ -83,7 +83,8 @@ impl Running {
             .spawn()
             .expect("spawn chaos");
         let lines = reader(child.stdout.take().expect("stdout"));
-        let first = lines.recv_timeout(Duration::from_secs(10));
+        // Generous: file faults parse the kernel BTF, which takes seconds under TCG emulation.
+        let first = lines.recv_timeout(Duration::from_secs(60));
         let Ok(first) = first else {
             let _ = child.kill();
             panic!("chaos {args:?} did not report attached: {:?}", child.wait());
@@ -240,17 +241,26 @@ impl Drop for TempPath {
 /// the skip is reported, never silent: on stderr and in $CHAOS_SKIP_LOG, which `cargo xtask test`
 /// and the VM runner print at the end.
 pub fn kernel_has(feature: &str, test: &str) -> bool {
+    doctor_says("features", "name", feature, test)
+}
+
+/// Like `kernel_has`, for a fault as `chaos doctor` lists it ("syscall write").
+pub fn kernel_runs(fault: &str, test: &str) -> bool {
+    doctor_says("faults", "fault", fault, test)
+}
+
+fn doctor_says(section: &str, key: &str, feature: &str, test: &str) -> bool {
     static DOCTOR: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     let report = DOCTOR.get_or_init(|| {
         let (code, out, err) = chaos(&["doctor", "--json"]);
         assert_eq!(code, 0, "chaos doctor failed: {err}");
         serde_json::from_str(&out).expect("doctor JSON")
     });
-    let f = report["features"]
+    let f = report[section]
         .as_array()
-        .and_then(|fs| fs.iter().find(|f| f["name"] == feature))
+        .and_then(|fs| fs.iter().find(|f| f[key] == feature))
         .cloned();
-    let f = f.unwrap_or_else(|| panic!("chaos doctor has no feature {feature}"));
+    let f = f.unwrap_or_else(|| panic!("chaos doctor has no {section} entry {feature}"));
     if f["available"] == true {
         return true;
     }

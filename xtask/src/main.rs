@@ -113,7 +113,13 @@ fn main() -> Result<()> {
                 eprintln!("xtask: cargo test options given: VM suite not run (use cargo xtask vm)");
                 Ok(tally::Tally::default())
             } else {
-                vm::run(&root(), &vm::kernels("6.12"), &args)
+                // The whole suite on Debian 6.12, then its syscall-hook tests once more with the
+                // BPF LSM switched off, where chaos must fall back to fmod_ret.
+                vm::run(&root(), &vm::kernels("6.12"), &args).and_then(|mut t| {
+                    let lsm = vec!["lsm_".to_string()];
+                    t.add(vm::run(&root(), &vm::kernels("6.12+nolsm"), &lsm)?);
+                    Ok(t)
+                })
             };
             if let Ok(t) = &vm {
                 total.add(*t);

@@ -37,6 +37,8 @@ pub enum Filters {
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
     pub name: &'static str,
+    /// "syscall NAME", as faults are named in reports.
+    pub full_name: &'static str,
     /// Other names accepted on the command line (the variants the same hook covers).
     pub aliases: &'static [&'static str],
     pub op: u8,
@@ -70,6 +72,7 @@ pub const CONNECT_ERRNOS: &[i32] = &[
 pub const CATALOGUE: &[Entry] = &[
     Entry {
         name: "connect",
+        full_name: "syscall connect",
         aliases: &[],
         op: OP_CONNECT,
         hook: Hook::SockAddr {
@@ -82,6 +85,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "sendmsg",
+        full_name: "syscall sendmsg",
         aliases: &["sendto"],
         op: OP_SENDMSG,
         hook: Hook::SockAddr {
@@ -106,6 +110,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "bind",
+        full_name: "syscall bind",
         aliases: &[],
         op: OP_BIND,
         hook: Hook::SockAddr {
@@ -118,6 +123,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "listen",
+        full_name: "syscall listen",
         aliases: &[],
         op: OP_LISTEN,
         hook: lsm("socket_listen", "chaos_listen"),
@@ -127,6 +133,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "accept",
+        full_name: "syscall accept",
         aliases: &["accept4"],
         op: OP_ACCEPT,
         hook: lsm("socket_accept", "chaos_accept"),
@@ -146,6 +153,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "open",
+        full_name: "syscall open",
         aliases: &["openat", "openat2", "creat"],
         op: OP_OPEN,
         hook: lsm("file_open", "chaos_file_open"),
@@ -158,6 +166,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "read",
+        full_name: "syscall read",
         aliases: &["pread", "pread64", "readv", "preadv"],
         op: OP_READ,
         hook: lsm("file_permission", "chaos_file_perm"),
@@ -167,6 +176,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "write",
+        full_name: "syscall write",
         aliases: &["pwrite", "pwrite64", "writev", "pwritev"],
         op: OP_WRITE,
         hook: lsm("file_permission", "chaos_file_perm"),
@@ -178,6 +188,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "unlink",
+        full_name: "syscall unlink",
         aliases: &["unlinkat"],
         op: OP_UNLINK,
         hook: lsm("inode_unlink", "chaos_unlink"),
@@ -187,6 +198,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "mkdir",
+        full_name: "syscall mkdir",
         aliases: &["mkdirat"],
         op: OP_MKDIR,
         hook: lsm("inode_mkdir", "chaos_mkdir"),
@@ -198,6 +210,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "rename",
+        full_name: "syscall rename",
         aliases: &["renameat", "renameat2"],
         op: OP_RENAME,
         hook: lsm("inode_rename", "chaos_rename"),
@@ -209,6 +222,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "truncate",
+        full_name: "syscall truncate",
         aliases: &[],
         op: OP_TRUNCATE,
         hook: lsm("path_truncate", "chaos_truncate"),
@@ -218,6 +232,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "mmap",
+        full_name: "syscall mmap",
         aliases: &[],
         op: OP_MMAP,
         hook: lsm("mmap_file", "chaos_mmap_file"),
@@ -227,6 +242,7 @@ pub const CATALOGUE: &[Entry] = &[
     },
     Entry {
         name: "fork",
+        full_name: "syscall fork",
         aliases: &["clone", "clone3", "vfork"],
         op: OP_FORK,
         hook: lsm("task_alloc", "chaos_fork"),
@@ -276,6 +292,7 @@ mod tests {
                 );
             }
             assert_eq!(by_op(e.op).map(|x| x.name), Some(e.name), "ops are unique");
+            assert_eq!(e.full_name, format!("syscall {}", e.name));
         }
     }
 }
