@@ -21,6 +21,16 @@ def run(a):
             else: s.sendto(b"x", (host, port))
         finally:
             s.close()
+    elif op in ("listen", "accept"):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((a[1], int(a[2]))); s.listen(8)
+            if op == "accept":
+                c = socket.create_connection((a[1], int(a[2])), timeout=2)
+                s.settimeout(2); s.accept()[0].close(); c.close()
+        finally:
+            s.close()
     elif op == "open":
         os.close(os.open(a[1], os.O_RDONLY))
     elif op == "write":

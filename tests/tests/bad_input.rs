@@ -75,6 +75,41 @@ const CASES: &[(&str, &str, &str)] = &[
         "--cgroup",
         "not found",
     ),
+    (
+        "syscall ioctl --errno EIO --cgroup {cg} --duration 5s",
+        "NAME",
+        "chaos syscall --list",
+    ),
+    (
+        "syscall write --errno ECONNREFUSED --cgroup {cg} --duration 5s",
+        "--errno",
+        "ENOSPC",
+    ),
+    (
+        "syscall write --errno ENOSPC --path var/lib --cgroup {cg} --duration 5s",
+        "--path",
+        "not absolute",
+    ),
+    (
+        "syscall open --errno EACCES --path /no/such/dir --cgroup {cg} --duration 5s",
+        "--path",
+        "must exist",
+    ),
+    (
+        "syscall fork --errno EAGAIN --path /tmp --cgroup {cg} --duration 5s",
+        "--path",
+        "only the scope",
+    ),
+    (
+        "syscall connect --errno ECONNREFUSED --path /tmp --cgroup {cg} --duration 5s",
+        "--path",
+        "--dst",
+    ),
+    (
+        "syscall write --errno ENOSPC --comm a-name-far-too-long --cgroup {cg} --duration 5s",
+        "--comm",
+        "1-15 bytes",
+    ),
 ];
 
 #[test]

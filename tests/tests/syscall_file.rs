@@ -183,7 +183,8 @@ fn lsm_after_and_times_are_exact() {
     lab.finish();
 }
 
-/// One fault per remaining hook, each with a real call from Python: fork, mkdir, unlink, read.
+/// One fault per remaining hook, each with a real call from Python: fork, mkdir, unlink, read,
+/// listen and accept (filtered by local port).
 #[test]
 fn lsm_process_and_directory_syscalls() {
     if !kernel_runs("syscall fork", "lsm_process_and_directory_syscalls") {
@@ -212,15 +213,38 @@ fn lsm_process_and_directory_syscalls() {
             true,
         ),
         ("read", "EIO", libc::EIO, format!("read {file}"), true),
+        (
+            "listen",
+            "EADDRINUSE",
+            libc::EADDRINUSE,
+            "listen 10.77.0.1 7100".into(),
+            false,
+        ),
+        (
+            "accept",
+            "ECONNABORTED",
+            libc::ECONNABORTED,
+            "accept 10.77.0.1 7101".into(),
+            false,
+        ),
     ];
     for (name, errno, want, call, with_path) in cases {
         let mut args = vec![name, "--errno", errno];
         if with_path {
             args.extend_from_slice(&["--path", data.path()]);
         }
+        // listen/accept: the local port filter, which another port must not match.
+        let port = call.rsplit(' ').next().unwrap_or_default().to_string();
+        if matches!(name, "listen" | "accept") {
+            args.extend_from_slice(&["--port", &port]);
+        }
         let fault = start(&lab, &args);
         assert_eq!(victim.call(&call), want, "{name} inside");
         assert_eq!(control.call(&call), 0, "{name} outside the cgroup");
+        if matches!(name, "listen" | "accept") {
+            let other = call.replace(&port, "7199");
+            assert_eq!(victim.call(&other), 0, "{name} on another port");
+        }
         let ids = fault.program_ids.clone();
         let s = fault.interrupt();
         assert_eq!(s["injected"], 1, "{name}: {s}");
