@@ -8,7 +8,7 @@ use aya::{
     Ebpf,
     maps::{MapData, RingBuf},
 };
-use chaos_common::{EVENT_CONNECT, Event, filter::FAMILY_V4, maps::EVENTS};
+use chaos_common::{EVENT_CONNECT, EVENT_PACKET, Event, filter::FAMILY_V4, maps::EVENTS};
 use serde::Serialize;
 use std::{
     fs::File,
@@ -32,6 +32,9 @@ struct Record {
     time_unix_ns: i128,
     fault_id: String,
     kind: &'static str,
+    /// Syscall faults: which catalogue entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    syscall: Option<&'static str>,
     dry_run: bool,
     pid: u32,
     comm: String,
@@ -39,10 +42,12 @@ struct Record {
     protocol: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     src: Option<String>,
-    dst: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dst: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sport: Option<u16>,
-    dport: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dport: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errno: Option<&'static str>,
 }
@@ -61,22 +66,32 @@ fn addr(family: u8, w: &[u32; 4]) -> IpAddr {
 }
 
 fn record(e: &Event, offset: i128) -> Record {
+    // Syscall events (connect and the rest) carry an errno and, for socket calls, an address.
+    let packet = e.kind == EVENT_PACKET;
     let connect = e.kind == EVENT_CONNECT;
+    let has_addr = e.family != 0;
     let comm_len = e.comm.iter().position(|&c| c == 0).unwrap_or(e.comm.len());
     Record {
         time_unix_ns: e.ts_ns as i128 + offset,
         fault_id: format!("{:08x}", e.fault_id),
-        kind: if connect { "connect" } else { "packet" },
+        kind: match (packet, connect) {
+            (true, _) => "packet",
+            (_, true) => "connect",
+            _ => "syscall",
+        },
+        syscall: (!packet)
+            .then(|| crate::syscall::catalogue::by_op(e.action).map(|c| c.name))
+            .flatten(),
         dry_run: e.dry_run != 0,
         pid: e.pid,
         comm: String::from_utf8_lossy(&e.comm[..comm_len]).into_owned(),
         cgroup_id: e.cgroup_id,
         protocol: e.protocol,
-        src: (!connect).then(|| addr(e.family, &e.src).to_string()),
-        dst: addr(e.family, &e.dst).to_string(),
-        sport: (!connect).then_some(e.sport),
-        dport: e.dport,
-        errno: connect.then(|| errno::name(e.errno as i32)),
+        src: packet.then(|| addr(e.family, &e.src).to_string()),
+        dst: has_addr.then(|| addr(e.family, &e.dst).to_string()),
+        sport: packet.then_some(e.sport),
+        dport: has_addr.then_some(e.dport),
+        errno: (!packet).then(|| errno::name(e.errno as i32)),
     }
 }
 

@@ -275,3 +275,47 @@ fn stop_all_ends_foreground_and_background_faults() {
     );
     lab.finish();
 }
+
+/// A background write fault (pinned LSM or fmod_ret link): dry run counts, `live` makes dd fail
+/// with ENOSPC, `stop` removes it and its pins.
+#[test]
+fn lsm_background_write_goes_live_and_stops() {
+    if !chaos_tests::kernel_runs("syscall write", "lsm_background_write_goes_live_and_stops") {
+        return;
+    }
+    let lab = Lab::new("bgw");
+    let dir = std::env::temp_dir().join(format!("chaos-bgw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let (d, cg) = (dir.to_string_lossy().into_owned(), lab.cgroup());
+    let id = background(
+        &lab,
+        &[
+            "syscall",
+            "write",
+            "--errno",
+            "ENOSPC",
+            "--path",
+            &d,
+            "--cgroup",
+            &cg,
+            "--dry-run",
+            "--duration",
+            "120s",
+        ],
+    );
+    let dd = |lab: &Lab| {
+        lab.inside("dd")
+            .args(["if=/dev/zero", &format!("of={d}/f"), "bs=4k", "count=1"])
+            .status()
+            .expect("dd")
+            .success()
+    };
+    assert!(dd(&lab), "dry run");
+    assert_eq!(status(&lab)[0]["counters"]["injected"], 1);
+    chaos_ok(&lab, &["live", &id]);
+    assert!(!dd(&lab), "live");
+    chaos_ok(&lab, &["stop", &id]);
+    assert!(dd(&lab), "after stop");
+    let _ = std::fs::remove_dir_all(&dir);
+    lab.finish();
+}

@@ -1,7 +1,7 @@
 //! sendmsg, bind and connect faults beyond the basics (cgroup sock_addr hooks, this kernel):
 //! UDP and IPv6 victims, --after/--times counted exactly, --comm, and a control outside.
 
-use chaos_tests::{Running, assert_programs_gone, lab::Lab, repl::Repl};
+use chaos_tests::{Running, assert_programs_gone, lab::Lab, repl::Repl, stats::binomial_999};
 
 fn start(lab: &Lab, args: &[&str]) -> Running {
     let cg = lab.cgroup();
@@ -118,6 +118,43 @@ fn comm_selects_by_command_name() {
     assert_eq!(victim.call(call), libc::ECONNRESET, "own comm {comm}");
     let ids = own.program_ids.clone();
     own.interrupt();
+    assert_programs_gone(&ids);
+    drop(victim);
+    lab.finish();
+}
+
+/// --percent 30 over 2,000 bind() calls: the failures the process saw fall inside the binomial
+/// 99.9 % interval and equal the kernel's count.
+#[test]
+fn percent_is_accurate_for_bind() {
+    let lab = Lab::new("spct");
+    let mut victim = Repl::spawn(lab.inside("python3"));
+    let fault = start(
+        &lab,
+        &[
+            "bind",
+            "--errno",
+            "EACCES",
+            "--dport",
+            "7300",
+            "--percent",
+            "30",
+        ],
+    );
+    let n = 2000;
+    let failed = victim
+        .calls("bind 10.77.0.1 7300 udp", n)
+        .iter()
+        .filter(|&&e| e == libc::EACCES)
+        .count() as u64;
+    let (lo, hi) = binomial_999(n as u64, 0.3);
+    assert!(
+        (lo..=hi).contains(&failed),
+        "{failed} of {n} not in {lo}..={hi}"
+    );
+    let ids = fault.program_ids.clone();
+    let s = fault.interrupt();
+    assert_eq!(s["injected"].as_u64(), Some(failed), "{s}");
     assert_programs_gone(&ids);
     drop(victim);
     lab.finish();

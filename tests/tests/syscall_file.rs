@@ -3,7 +3,9 @@
 //! `cargo xtask test`, also booted without the BPF LSM to cover fmod_ret); here they print why
 //! they skip. Test names start with lsm_ so the runner can select them.
 
-use chaos_tests::{Running, assert_programs_gone, kernel_runs, lab::Lab, repl::Repl};
+use chaos_tests::{
+    Running, TempPath, assert_programs_gone, kernel_runs, lab::Lab, read_events, repl::Repl,
+};
 use std::path::PathBuf;
 
 /// A directory for one test, removed with its contents when dropped.
@@ -150,8 +152,8 @@ fn lsm_sqlite_reports_disk_full() {
     lab.finish();
 }
 
-/// --after 3 --times 2 for one process (--pid): calls 4 and 5 fail, every other succeeds, and
-/// another process in the same cgroup is not counted.
+/// --after 3 --times 2 for one process (--pid): calls 4 and 5 fail, every other succeeds,
+/// another process in the same cgroup is not counted, and the audit stream names both faults.
 #[test]
 fn lsm_after_and_times_are_exact() {
     if !kernel_runs("syscall write", "lsm_after_and_times_are_exact") {
@@ -162,8 +164,10 @@ fn lsm_after_and_times_are_exact() {
     let mut victim = Repl::spawn(lab.inside("python3"));
     let mut neighbour = Repl::spawn(lab.inside("python3"));
     let pid = victim.pid();
+    let events = TempPath::new("sf-events");
     let mut args = vec!["syscall", "write", "--errno", "EIO", "--path", data.path()];
     args.extend_from_slice(&["--after", "3", "--times", "2", "--pid", &pid]);
+    args.extend_from_slice(&["--events", events.as_str()]);
     args.extend_from_slice(&["--duration", "120s"]);
     let fault = Running::start_via(lab.chaos_cmd(), &args);
     let write = format!("write {}", data.join("f"));
@@ -178,6 +182,13 @@ fn lsm_after_and_times_are_exact() {
     let s = fault.interrupt();
     assert_eq!(s["injected"], 2, "{s}");
     assert_eq!(s["over_budget"], 3, "{s}");
+    let ev = read_events(&events.0);
+    assert_eq!(ev.len(), 2, "one event per injected fault: {ev:?}");
+    for e in &ev {
+        assert_eq!(e["syscall"], "write", "{e}");
+        assert_eq!(e["errno"], "EIO", "{e}");
+        assert_eq!(e["pid"].to_string(), pid, "{e}");
+    }
     assert_programs_gone(&ids);
     drop((victim, neighbour));
     lab.finish();

@@ -118,16 +118,20 @@ fn main() {
     let cases = vec![
         Case {
             name: "sendto (cgroup sock_addr hook)",
-            fault: ["sendmsg", "--errno", "EPERM", "--dport", "7", "--cgroup", "{cg}"]
-                .map(String::from)
-                .to_vec(),
+            fault: [
+                "sendmsg", "--errno", "EPERM", "--dport", "7", "--cgroup", "{cg}",
+            ]
+            .map(String::from)
+            .to_vec(),
             run: Box::new(time_sendto),
         },
         Case {
             name: "write (LSM hook: BPF LSM or fmod_ret)",
-            fault: ["write", "--errno", "EIO", "--path", &other, "--cgroup", "{cg}"]
-                .map(String::from)
-                .to_vec(),
+            fault: [
+                "write", "--errno", "EIO", "--path", &other, "--cgroup", "{cg}",
+            ]
+            .map(String::from)
+            .to_vec(),
             run: Box::new(move || time_write(&file2)),
         },
     ];
