@@ -6,7 +6,7 @@
 //! - outside:  a fault on another (empty) cgroup; the loop runs outside its target;
 //! - inside:   a fault on the loop's own cgroup whose filter does not match the calls.
 //!
-//! cgroup hooks: UDP sendto() to 127.0.0.1:9 (fault: sendmsg --dport 7); LSM / fmod_ret:
+//! cgroup hooks: UDP sendto() on loopback (fault: sendmsg --dport 7); LSM / fmod_ret:
 //! 16-byte write() to a tmpfs file (fault: write --path <another directory>).
 //! Usage: bench-syscall [ROUNDS]  (CHAOS_BIN should point at a release build)
 
@@ -63,10 +63,14 @@ fn stop(mut c: Child) {
 }
 
 fn time_sendto() -> f64 {
+    // A bound receiver that never reads: once its buffer is full the kernel drops datagrams
+    // quietly (a closed port would make every send generate an ICMP error).
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("udp sink");
+    let to = sink.local_addr().expect("sink address");
     let s = UdpSocket::bind("127.0.0.1:0").expect("udp");
     let t = Instant::now();
     for _ in 0..CALLS {
-        let _ = s.send_to(b"0123456789abcdef", "127.0.0.1:9");
+        let _ = s.send_to(b"0123456789abcdef", to);
     }
     t.elapsed().as_nanos() as f64 / CALLS as f64
 }
