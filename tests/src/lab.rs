@@ -172,6 +172,16 @@ impl Lab {
         Running::start_via(self.chaos_cmd(), &args)
     }
 
+    /// `chaos syscall ARGS --cgroup <lab cgroup> --duration 120s`, for tests that end it
+    /// themselves (interrupt) well before that.
+    pub fn syscall(&self, args: &[&str]) -> Running {
+        let cgroup = self.cgroup();
+        let mut all = vec!["syscall"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--cgroup", &cgroup, "--duration", "120s"]);
+        Running::start_via(self.chaos_cmd(), &all)
+    }
+
     /// A command running in the client netns inside the lab cgroup.
     pub fn inside(&self, program: &str) -> Command {
         self.sb.in_cgroup(program)

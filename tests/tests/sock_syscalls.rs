@@ -3,14 +3,6 @@
 
 use chaos_tests::{Running, assert_programs_gone, lab::Lab, repl::Repl, stats::binomial_999};
 
-fn start(lab: &Lab, args: &[&str]) -> Running {
-    let cg = lab.cgroup();
-    let mut all = vec!["syscall"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--cgroup", &cg, "--duration", "60s"]);
-    Running::start_via(lab.chaos_cmd(), &all)
-}
-
 /// sendto() of UDP datagrams to the filtered port fails with ENETUNREACH over IPv4 and IPv6,
 /// inside the cgroup only; another port is untouched.
 #[test]
@@ -18,10 +10,7 @@ fn sendmsg_fails_udp_datagrams_v4_and_v6() {
     let lab = Lab::new("ssnd");
     let mut victim = Repl::spawn(lab.inside("python3"));
     let mut control = Repl::spawn(lab.outside("python3"));
-    let fault = start(
-        &lab,
-        &["sendmsg", "--errno", "ENETUNREACH", "--dport", "9000"],
-    );
+    let fault = lab.syscall(&["sendmsg", "--errno", "ENETUNREACH", "--dport", "9000"]);
     let unreach = libc::ENETUNREACH;
     assert_eq!(victim.call("sendto 10.77.0.2 9000 udp"), unreach, "v4");
     assert_eq!(victim.call("sendto fd77::2 9000 udp"), unreach, "v6");
@@ -41,7 +30,7 @@ fn bind_fails_the_filtered_port() {
     let lab = Lab::new("sbnd");
     let mut victim = Repl::spawn(lab.inside("python3"));
     let mut control = Repl::spawn(lab.outside("python3"));
-    let fault = start(&lab, &["bind", "--errno", "EADDRINUSE", "--dport", "7200"]);
+    let fault = lab.syscall(&["bind", "--errno", "EADDRINUSE", "--dport", "7200"]);
     let inuse = libc::EADDRINUSE;
     assert_eq!(victim.call("bind 10.77.0.1 7200 tcp"), inuse, "tcp v4");
     assert_eq!(victim.call("bind 10.77.0.1 7200 udp"), inuse, "udp v4");
@@ -108,13 +97,10 @@ fn comm_selects_by_command_name() {
         .trim()
         .to_string();
     let call = "connect 10.77.0.2 7001 tcp";
-    let other = start(
-        &lab,
-        &["connect", "--errno", "ECONNRESET", "--comm", "not-python"],
-    );
+    let other = lab.syscall(&["connect", "--errno", "ECONNRESET", "--comm", "not-python"]);
     assert_eq!(victim.call(call), 0, "other comm");
     other.interrupt();
-    let own = start(&lab, &["connect", "--errno", "ECONNRESET", "--comm", &comm]);
+    let own = lab.syscall(&["connect", "--errno", "ECONNRESET", "--comm", &comm]);
     assert_eq!(victim.call(call), libc::ECONNRESET, "own comm {comm}");
     let ids = own.program_ids.clone();
     own.interrupt();
@@ -129,18 +115,15 @@ fn comm_selects_by_command_name() {
 fn percent_is_accurate_for_bind() {
     let lab = Lab::new("spct");
     let mut victim = Repl::spawn(lab.inside("python3"));
-    let fault = start(
-        &lab,
-        &[
-            "bind",
-            "--errno",
-            "EACCES",
-            "--dport",
-            "7300",
-            "--percent",
-            "30",
-        ],
-    );
+    let fault = lab.syscall(&[
+        "bind",
+        "--errno",
+        "EACCES",
+        "--dport",
+        "7300",
+        "--percent",
+        "30",
+    ]);
     let n = 2000;
     let failed = victim
         .calls("bind 10.77.0.1 7300 udp", n)

@@ -32,14 +32,6 @@ impl Drop for Dir {
     }
 }
 
-fn start(lab: &Lab, args: &[&str]) -> Running {
-    let cg = lab.cgroup();
-    let mut all = vec!["syscall"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--cgroup", &cg, "--duration", "120s"]);
-    Running::start_via(lab.chaos_cmd(), &all)
-}
-
 fn dd(mut cmd: std::process::Command, to: &str) -> (bool, String) {
     let out = cmd
         .args(["if=/dev/zero", &format!("of={to}"), "bs=4k", "count=4"])
@@ -60,7 +52,7 @@ fn lsm_dd_gets_enospc_under_the_path_only() {
     }
     let lab = Lab::new("sfdd");
     let (data, other) = (Dir::new("data"), Dir::new("other"));
-    let fault = start(&lab, &["write", "--errno", "ENOSPC", "--path", data.path()]);
+    let fault = lab.syscall(&["write", "--errno", "ENOSPC", "--path", data.path()]);
     let (ok, err) = dd(lab.inside("dd"), &data.join("f"));
     assert!(
         !ok && err.contains("No space left on device"),
@@ -100,7 +92,7 @@ fn lsm_python_open_gets_eacces() {
     std::fs::write(&elsewhere, "x").expect("write");
     let mut inside = Repl::spawn(lab.inside("python3"));
     let mut outside = Repl::spawn(lab.outside("python3"));
-    let fault = start(&lab, &["open", "--errno", "EACCES", "--path", data.path()]);
+    let fault = lab.syscall(&["open", "--errno", "EACCES", "--path", data.path()]);
     assert_eq!(inside.call(&format!("open {file}")), libc::EACCES);
     assert_eq!(outside.call(&format!("open {file}")), 0, "control");
     assert_eq!(
@@ -136,7 +128,7 @@ fn lsm_sqlite_reports_disk_full() {
     }
     let lab = Lab::new("sfsq");
     let data = Dir::new("sqlite");
-    let fault = start(&lab, &["write", "--errno", "ENOSPC", "--path", data.path()]);
+    let fault = lab.syscall(&["write", "--errno", "ENOSPC", "--path", data.path()]);
     let run = |mut cmd: std::process::Command, db: &str| {
         let out = cmd.args(["-c", SQLITE, db]).output().expect("python3");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -249,7 +241,7 @@ fn lsm_process_and_directory_syscalls() {
         if matches!(name, "listen" | "accept") {
             args.extend_from_slice(&["--port", &port]);
         }
-        let fault = start(&lab, &args);
+        let fault = lab.syscall(&args);
         assert_eq!(victim.call(&call), want, "{name} inside");
         assert_eq!(control.call(&call), 0, "{name} outside the cgroup");
         if matches!(name, "listen" | "accept") {

@@ -3,7 +3,7 @@
 //! on security_<hook>. Both links are fd-owned; the scope (cgroup with descendants, process,
 //! comm) is checked in the program because these hooks are global.
 
-use super::{Entry, Hook, SyscallSpec, fmod_ret, kernel_btf::KernelBtf};
+use super::{Entry, Hook, Validated, fmod_ret, kernel_btf::KernelBtf};
 use crate::{
     background,
     controls::Controls,
@@ -19,7 +19,7 @@ use aya::{
 use chaos_common::{
     PortRange,
     maps::{SYS_CFG, SYS_STATS},
-    syscall::{FILES_ANY, FILES_REGULAR, FileKey, MAX_PATHS, Scope, SysRule},
+    syscall::{FILES_ANY, FILES_REGULAR, FileKey, MAX_PATHS, SysRule},
 };
 use std::time::Duration;
 
@@ -34,17 +34,16 @@ pub struct HookPlan {
 }
 
 impl HookPlan {
-    #[allow(clippy::too_many_arguments, reason = "the parts of a validated spec")]
-    pub(super) fn new(
-        entry: &'static Entry,
-        spec: &SyscallSpec,
-        errno: i32,
-        scope: Scope,
-        paths: Vec<FileKey>,
-        threshold: u64,
-        fault_id: u32,
-        detail: String,
-    ) -> Self {
+    pub(super) fn new(v: Validated<'_>, paths: Vec<FileKey>) -> Self {
+        let Validated {
+            entry,
+            spec,
+            errno,
+            scope,
+            threshold,
+            fault_id,
+            detail,
+        } = v;
         let mut keys = [FileKey::default(); MAX_PATHS];
         keys[..paths.len()].copy_from_slice(&paths);
         let rw = matches!(entry.filters, super::Filters::Path { rw: true });

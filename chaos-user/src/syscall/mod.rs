@@ -47,6 +47,17 @@ pub struct SyscallSpec {
     pub controls: Controls,
 }
 
+/// What validation established, for the plan of either kind.
+struct Validated<'a> {
+    entry: &'static Entry,
+    spec: &'a SyscallSpec,
+    errno: i32,
+    scope: Scope,
+    threshold: u64,
+    fault_id: u32,
+    detail: String,
+}
+
 pub enum SyscallPlan {
     Sock(SockPlan),
     Hook(HookPlan),
@@ -106,18 +117,18 @@ impl SyscallSpec {
             entry.name,
             crate::errno::name(errno)
         );
-        let threshold = self.percent.threshold();
-        let fault_id = controls::new_fault_id();
+        let v = Validated {
+            entry,
+            spec: self,
+            errno,
+            scope,
+            threshold: self.percent.threshold(),
+            fault_id: controls::new_fault_id(),
+            detail,
+        };
         Ok(match entry.hook {
-            Hook::SockAddr { .. } => SyscallPlan::Sock(SockPlan::new(
-                entry, self, errno, scope, cgroup, threshold, fault_id, detail,
-            )),
-            Hook::Lsm { .. } => {
-                let paths = paths::resolve(&self.paths)?;
-                SyscallPlan::Hook(HookPlan::new(
-                    entry, self, errno, scope, paths, threshold, fault_id, detail,
-                ))
-            }
+            Hook::SockAddr { .. } => SyscallPlan::Sock(SockPlan::new(v, cgroup)),
+            Hook::Lsm { .. } => SyscallPlan::Hook(HookPlan::new(v, paths::resolve(&self.paths)?)),
         })
     }
 

@@ -2,7 +2,7 @@
 //! target cgroup (covering its descendants) return the chosen errno via bpf_set_retval.
 //! Links are fd-owned.
 
-use super::{Entry, Hook, SyscallSpec};
+use super::{Entry, Hook, Validated};
 use crate::{
     background,
     cgroup::Cgroup,
@@ -41,17 +41,16 @@ pub struct SockPlan {
 }
 
 impl SockPlan {
-    #[allow(clippy::too_many_arguments, reason = "the parts of a validated spec")]
-    pub(super) fn new(
-        entry: &'static Entry,
-        spec: &SyscallSpec,
-        errno: i32,
-        scope: Scope,
-        cgroup: Cgroup,
-        threshold: u64,
-        fault_id: u32,
-        detail: String,
-    ) -> Self {
+    pub(super) fn new(v: Validated<'_>, cgroup: Cgroup) -> Self {
+        let Validated {
+            entry,
+            spec,
+            errno,
+            scope,
+            threshold,
+            fault_id,
+            detail,
+        } = v;
         // The programs are attached to the cgroup itself, which covers its descendants.
         let scope = Scope {
             cgroup_id: 0,
