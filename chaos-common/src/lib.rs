@@ -25,6 +25,13 @@ pub const ACTION_DROP: u8 = 1;
 pub const ACTION_DELAY: u8 = 2;
 /// Send the packet twice (a clone through the same device and direction).
 pub const ACTION_DUPLICATE: u8 = 3;
+/// Flip one random bit in the packet's L4 payload.
+pub const ACTION_CORRUPT: u8 = 4;
+
+/// `NetRule::opts` for `ACTION_CORRUPT`: fix the L4 checksum so that the receiver accepts the
+/// packet and the application reads the wrong bytes. Without it the checksum no longer matches
+/// and a receiver that verifies it discards the packet.
+pub const OPT_KEEP_CSUM: u8 = 1;
 
 /// skb->mark bit carried by duplicates so that the classifier lets them pass when they come
 /// through the hook again (it clears the bit). Packets that already carry it are not faulted.
@@ -96,7 +103,8 @@ pub struct NetRule {
     pub action: u8,
     /// `FLAG_*`.
     pub flags: u8,
-    pub _pad: u8,
+    /// Action options (`OPT_*`).
+    pub opts: u8,
     /// Identifies the fault in audit events.
     pub fault_id: u32,
     /// With `FLAG_EVENTS`: emit one event per `sample` injections on average (0 and 1: all).

@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod corrupt;
 mod lsm;
 mod net;
 mod probe;

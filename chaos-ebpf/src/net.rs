@@ -11,12 +11,15 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use chaos_common::{
-    ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, DUP_MARK, EVENT_PACKET, NetRule, PROTO_ANY,
-    PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, DUP_MARK, EVENT_PACKET, NetRule,
+    PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN,
     filter::{FAMILY_V4, FAMILY_V6},
 };
 
-use crate::verdict::{Verdict, decide, emit};
+use crate::{
+    corrupt::corrupt,
+    verdict::{Verdict, decide, emit},
+};
 
 #[map]
 static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(1, 0);
@@ -48,6 +51,8 @@ struct Flow {
     dst: [u32; 4],
     sport: u16,
     dport: u16,
+    /// Offset of the L4 header.
+    l4: u32,
 }
 
 fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
@@ -102,6 +107,10 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
         }
         ACTION_DUPLICATE => {
             duplicate(ctx, ingress);
+            None
+        }
+        ACTION_CORRUPT => {
+            corrupt(ctx, rule.opts, flow.protocol, flow.l4 as usize);
             None
         }
         _ => None,
@@ -182,6 +191,7 @@ fn parse(ctx: &TcContext) -> Option<Flow> {
         dst,
         sport,
         dport,
+        l4: l4 as u32,
     })
 }
 

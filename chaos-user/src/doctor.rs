@@ -135,6 +135,14 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
     } else {
         (false, "no way to attach a TC classifier".to_string())
     };
+    let corrupt = if tc {
+        (
+            true,
+            "TC classifier + bpf_skb_store_bytes, checksum fixed or left broken".to_string(),
+        )
+    } else {
+        (false, "no way to attach a TC classifier".to_string())
+    };
     let rate = (
         false,
         "not implemented in chaos yet (EDT pacing, needs fq)".to_string(),
@@ -147,6 +155,7 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
     let mut rows = vec![
         row("net drop", net_drop),
         row("net duplicate", duplicate),
+        row("net corrupt", corrupt),
         row("net delay", delay),
         row("net rate", rate),
     ];

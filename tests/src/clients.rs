@@ -166,3 +166,74 @@ pub fn udp_exchange(server_ns: &str, mut sender: Command, n: u32) -> Vec<u32> {
         .map(|x| x.parse().expect("seq"))
         .collect()
 }
+
+/// Receives 64-byte datagrams of 0x55 on 10.77.0.2:9000 until 1 s of silence; prints, per
+/// datagram, how many bits differ from what was sent.
+const UDP_RECEIVE_BITS: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.77.0.2", 9000)); s.settimeout(1.0)
+print("ready", flush=True)
+got = []
+try:
+    while True:
+        d = s.recv(128)
+        got.append(str(sum(bin(b ^ 0x55).count("1") for b in d) + 8 * abs(len(d) - 64)))
+except socket.timeout:
+    pass
+print(" ".join(got))
+"#;
+
+const UDP_SEND_BITS: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[1])):
+    s.sendto(b"\x55" * 64, ("10.77.0.2", 9000)); time.sleep(0.001)
+"#;
+
+/// Like `udp_exchange`, with fixed 64-byte payloads: returns, for each datagram that arrived,
+/// the number of bits that differ from what was sent.
+pub fn udp_bit_errors(server_ns: &str, mut sender: Command, n: u32) -> Vec<u32> {
+    use std::io::{BufRead, BufReader};
+    let mut rx = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{server_ns}"))
+        .args(["python3", "-c", UDP_RECEIVE_BITS])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("receiver");
+    let mut out = BufReader::new(rx.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready");
+    let sent = sender
+        .args(["-c", UDP_SEND_BITS, &n.to_string()])
+        .status()
+        .expect("sender");
+    assert!(sent.success());
+    line.clear();
+    out.read_line(&mut line).expect("received");
+    rx.wait().expect("receiver exit");
+    line.split_whitespace()
+        .map(|x| x.parse().expect("bit count"))
+        .collect()
+}
+
+/// A counter from /proc/net/snmp in network namespace `ns`, e.g. ("Udp", "InCsumErrors").
+pub fn snmp(ns: &str, proto: &str, field: &str) -> u64 {
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{ns}"))
+        .args(["cat", "/proc/net/snmp"])
+        .output()
+        .expect("cat /proc/net/snmp");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{proto}:")))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let (names, values) = (&rows[0], &rows[1]);
+    let i = names
+        .iter()
+        .position(|n| *n == field)
+        .unwrap_or_else(|| panic!("no {proto} {field} in /proc/net/snmp"));
+    values[i].parse().expect("counter")
+}

@@ -20,8 +20,8 @@ use crate::{
     units::Percent,
 };
 use chaos_common::{
-    ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, Cidr, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_TCP,
-    PROTO_UDP, PortRange,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, Cidr, NetRule, OPT_KEEP_CSUM,
+    PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
 };
 use ipnet::IpNet;
 use std::time::Duration;
@@ -73,6 +73,10 @@ pub enum Action {
         jitter: Duration,
     },
     Duplicate,
+    /// Flip one bit in the payload; `keep_checksum`: fix the L4 checksum.
+    Corrupt {
+        keep_checksum: bool,
+    },
 }
 
 impl Action {
@@ -80,6 +84,12 @@ impl Action {
         match self {
             Action::Drop => "drop".into(),
             Action::Duplicate => "duplicate".into(),
+            Action::Corrupt {
+                keep_checksum: true,
+            } => "corrupt (checksum fixed)".into(),
+            Action::Corrupt {
+                keep_checksum: false,
+            } => "corrupt (checksum broken)".into(),
             Action::Delay { latency, jitter } if jitter.is_zero() => {
                 format!("delay by {latency:?}")
             }
@@ -174,7 +184,7 @@ impl NetSpec {
         }
         guards::check_duration(self.duration, self.controls.force)?;
         let (delay_ns, jitter_ns) = match self.action {
-            Action::Drop | Action::Duplicate => (0, 0),
+            Action::Drop | Action::Duplicate | Action::Corrupt { .. } => (0, 0),
             Action::Delay { latency, jitter } => {
                 if latency.is_zero() || latency > Duration::from_secs(10) {
                     return Err(Error::input(
@@ -228,9 +238,15 @@ impl NetSpec {
                 Action::Drop => ACTION_DROP,
                 Action::Delay { .. } => ACTION_DELAY,
                 Action::Duplicate => ACTION_DUPLICATE,
+                Action::Corrupt { .. } => ACTION_CORRUPT,
             },
             flags: self.controls.flags(),
-            _pad: 0,
+            opts: match self.action {
+                Action::Corrupt {
+                    keep_checksum: true,
+                } => OPT_KEEP_CSUM,
+                _ => 0,
+            },
             fault_id: controls::new_fault_id(),
             sample: self.controls.events_sample,
             delay_ns,
@@ -251,6 +267,7 @@ impl NetSpec {
                 Action::Drop => "net drop",
                 Action::Delay { .. } => "net delay",
                 Action::Duplicate => "net duplicate",
+                Action::Corrupt { .. } => "net corrupt",
             },
         })
     }

@@ -25,6 +25,27 @@ pub enum NetCommand {
     ///
     /// Example: chaos net duplicate --iface eth0 --protocol udp --percent 5 --duration 1m
     Duplicate(NetArgs),
+    /// Flip one random bit in the payload of matching packets (TCP, UDP, ICMP).
+    ///
+    /// By default the L4 checksum no longer matches: a receiver that verifies it discards the
+    /// packet (TCP retransmits, UDP counts InCsumErrors), as with netem corrupt. With
+    /// --keep-checksum the checksum is fixed and the application reads the wrong bytes.
+    /// Between namespaces on one host (veth), a packet whose checksum is left to offload is
+    /// delivered unverified, so broken-checksum corruption of such traffic reaches the
+    /// application; turn tx checksum offload off on the sender (ethtool -K IFACE tx off) to see
+    /// the discards there.
+    ///
+    /// Example: chaos net corrupt --iface eth0 --protocol udp --percent 1 --keep-checksum --duration 1m
+    Corrupt(CorruptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CorruptArgs {
+    /// Fix the L4 checksum after flipping the bit, so the corrupted data is delivered.
+    #[arg(long)]
+    keep_checksum: bool,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +154,12 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
             },
         ),
         NetCommand::Duplicate(args) => (args, Action::Duplicate),
+        NetCommand::Corrupt(a) => (
+            a.net,
+            Action::Corrupt {
+                keep_checksum: a.keep_checksum,
+            },
+        ),
     };
     let background = args.controls.background;
     let spec = args.spec(action);
