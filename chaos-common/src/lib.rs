@@ -27,6 +27,9 @@ pub const ACTION_DELAY: u8 = 2;
 pub const ACTION_DUPLICATE: u8 = 3;
 /// Flip one random bit in the packet's L4 payload.
 pub const ACTION_CORRUPT: u8 = 4;
+/// Delay every matching packet like `ACTION_DELAY` except those the roll picks, which leave at
+/// once and overtake the others.
+pub const ACTION_REORDER: u8 = 5;
 
 /// `NetRule::opts` for `ACTION_CORRUPT`: fix the L4 checksum so that the receiver accepts the
 /// packet and the application reads the wrong bytes. Without it the checksum no longer matches

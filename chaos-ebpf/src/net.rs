@@ -11,8 +11,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use chaos_common::{
-    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, DUP_MARK, EVENT_PACKET, NetRule,
-    PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_REORDER, DUP_MARK,
+    EVENT_PACKET, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN,
     filter::{FAMILY_V4, FAMILY_V6},
 };
 
@@ -75,12 +75,18 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
     if !matches(ctx, rule, &flow) {
         return None;
     }
-    let Verdict::Fault { dry_run } = decide(
+    let verdict = decide(
         &CHAOS_NET_STATS,
         rule.threshold,
         rule.correlation,
         rule.flags,
-    ) else {
+    );
+    // Reorder faults the packets it lets through undelayed: all the others are delayed.
+    let reorder = rule.action == ACTION_REORDER;
+    let Verdict::Fault { dry_run } = verdict else {
+        if reorder {
+            delay(ctx, rule);
+        }
         return None;
     };
     emit(&CHAOS_NET_STATS, rule.flags, rule.sample, |e| {
@@ -97,6 +103,9 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
         e.dport = flow.dport;
     });
     if dry_run {
+        if reorder {
+            delay(ctx, rule);
+        }
         return None;
     }
     match rule.action {

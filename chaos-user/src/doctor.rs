@@ -156,7 +156,8 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
         row("net drop", net_drop),
         row("net duplicate", duplicate),
         row("net corrupt", corrupt),
-        row("net delay", delay),
+        row("net delay", delay.clone()),
+        row("net reorder", delay),
         row("net rate", rate),
     ];
     for e in CATALOGUE {

@@ -20,8 +20,8 @@ use crate::{
     units::Percent,
 };
 use chaos_common::{
-    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, Cidr, NetRule, OPT_KEEP_CSUM,
-    PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_REORDER, Cidr, NetRule,
+    OPT_KEEP_CSUM, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
 };
 use ipnet::IpNet;
 use std::time::Duration;
@@ -68,9 +68,11 @@ impl Protocol {
 pub enum Action {
     Drop,
     /// Added latency, with uniform jitter of +- `jitter` (at most `latency`).
+    /// `reorder`: the packets the roll picks leave at once, the others are delayed.
     Delay {
         latency: Duration,
         jitter: Duration,
+        reorder: bool,
     },
     Duplicate,
     /// Flip one bit in the payload; `keep_checksum`: fix the L4 checksum.
@@ -90,10 +92,22 @@ impl Action {
             Action::Corrupt {
                 keep_checksum: false,
             } => "corrupt (checksum broken)".into(),
-            Action::Delay { latency, jitter } if jitter.is_zero() => {
-                format!("delay by {latency:?}")
+            Action::Delay {
+                latency,
+                jitter,
+                reorder,
+            } => {
+                let by = if jitter.is_zero() {
+                    format!("{latency:?}")
+                } else {
+                    format!("{latency:?} +- {jitter:?}")
+                };
+                if reorder {
+                    format!("reorder (send at once; the others are delayed by {by})")
+                } else {
+                    format!("delay by {by}")
+                }
             }
-            Action::Delay { latency, jitter } => format!("delay by {latency:?} +- {jitter:?}"),
         }
     }
 }
@@ -185,7 +199,9 @@ impl NetSpec {
         guards::check_duration(self.duration, self.controls.force)?;
         let (delay_ns, jitter_ns) = match self.action {
             Action::Drop | Action::Duplicate | Action::Corrupt { .. } => (0, 0),
-            Action::Delay { latency, jitter } => {
+            Action::Delay {
+                latency, jitter, ..
+            } => {
                 if latency.is_zero() || latency > Duration::from_secs(10) {
                     return Err(Error::input(
                         "--latency",
@@ -236,7 +252,8 @@ impl NetSpec {
             protocol: Protocol::code(self.protocol),
             action: match self.action {
                 Action::Drop => ACTION_DROP,
-                Action::Delay { .. } => ACTION_DELAY,
+                Action::Delay { reorder: false, .. } => ACTION_DELAY,
+                Action::Delay { reorder: true, .. } => ACTION_REORDER,
                 Action::Duplicate => ACTION_DUPLICATE,
                 Action::Corrupt { .. } => ACTION_CORRUPT,
             },
@@ -265,7 +282,8 @@ impl NetSpec {
             detail: self.describe(),
             fault: match self.action {
                 Action::Drop => "net drop",
-                Action::Delay { .. } => "net delay",
+                Action::Delay { reorder: false, .. } => "net delay",
+                Action::Delay { reorder: true, .. } => "net reorder",
                 Action::Duplicate => "net duplicate",
                 Action::Corrupt { .. } => "net corrupt",
             },

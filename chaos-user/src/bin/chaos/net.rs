@@ -37,6 +37,11 @@ pub enum NetCommand {
     ///
     /// Example: chaos net corrupt --iface eth0 --protocol udp --percent 1 --keep-checksum --duration 1m
     Corrupt(CorruptArgs),
+    /// Reorder: every matching packet is delayed by --latency except --percent of them, which
+    /// leave at once and overtake the delayed ones (netem's "reorder P"; needs fq, like delay).
+    ///
+    /// Example: chaos net reorder --iface eth0 --latency 10ms --percent 25 --protocol tcp --duration 1m
+    Reorder(DelayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +156,15 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
             Action::Delay {
                 latency: d.latency,
                 jitter: d.jitter,
+                reorder: false,
+            },
+        ),
+        NetCommand::Reorder(d) => (
+            d.net,
+            Action::Delay {
+                latency: d.latency,
+                jitter: d.jitter,
+                reorder: true,
             },
         ),
         NetCommand::Duplicate(args) => (args, Action::Duplicate),
