@@ -30,6 +30,13 @@ pub const ACTION_CORRUPT: u8 = 4;
 /// Delay every matching packet like `ACTION_DELAY` except those the roll picks, which leave at
 /// once and overtake the others.
 pub const ACTION_REORDER: u8 = 5;
+/// Bandwidth limit: pace matching packets with departure times (EDT), drop beyond a horizon.
+pub const ACTION_RATE: u8 = 6;
+
+/// Whether an action sets departure times, which only the fq qdisc honours.
+pub const fn needs_fq(action: u8) -> bool {
+    matches!(action, ACTION_DELAY | ACTION_REORDER | ACTION_RATE)
+}
 
 /// `NetRule::opts` for `ACTION_CORRUPT`: fix the L4 checksum so that the receiver accepts the
 /// packet and the application reads the wrong bytes. Without it the checksum no longer matches
@@ -117,8 +124,12 @@ pub struct NetRule {
     pub jitter_ns: u64,
     /// See [`roll_correlated`]; 0 for independent decisions.
     pub correlation: u64,
+    /// `ACTION_RATE`: nanoseconds of wire time per byte, in 1/65536 ns (so 10 Gbit/s is still
+    /// exact to 0.01 %), and how far ahead a departure may be before the packet is dropped.
+    pub ns_per_byte_q16: u64,
+    pub horizon_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<NetRule>() == 144);
+const _: () = assert!(core::mem::size_of::<NetRule>() == 160);
 
 /// One socket-address fault rule (connect, sendmsg, bind), read from `CHAOS_SOCK_CFG[0]`.
 #[repr(C)]

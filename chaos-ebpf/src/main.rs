@@ -8,6 +8,7 @@ mod corrupt;
 mod lsm;
 mod net;
 mod probe;
+mod rate;
 mod scope;
 mod sock;
 mod verdict;

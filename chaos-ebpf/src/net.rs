@@ -11,13 +11,15 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use chaos_common::{
-    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_REORDER, DUP_MARK,
-    EVENT_PACKET, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER,
+    DUP_MARK, EVENT_PACKET, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+    STAT_LEN,
     filter::{FAMILY_V4, FAMILY_V6},
 };
 
 use crate::{
     corrupt::corrupt,
+    rate::pace,
     verdict::{Verdict, decide, emit},
 };
 
@@ -118,6 +120,7 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
             duplicate(ctx, ingress);
             None
         }
+        ACTION_RATE => pace(ctx, rule),
         ACTION_CORRUPT => {
             corrupt(ctx, rule.opts, flow.protocol, flow.l4 as usize);
             None

@@ -12,7 +12,7 @@ use aya::{
     Ebpf,
     maps::{Array, Map, MapData},
 };
-use chaos_common::{FLAG_DRY_RUN, NetRule, SockRule};
+use chaos_common::{FLAG_DRY_RUN, NetRule, SockRule, syscall::SysRule};
 use serde::Serialize;
 use std::{
     ffi::CString,
@@ -154,10 +154,16 @@ pub fn go_live(id: &str) -> Result<()> {
         )
     })?;
     let mut map = pinned(dir, CFG)?;
-    if r.fault.starts_with("net") {
-        clear_dry_run::<NetRule>(&mut map)
-    } else {
-        clear_dry_run::<SockRule>(&mut map)
+    // The rule type follows from the fault's kind: "net ..." or "syscall NAME".
+    let sock_addr = r
+        .fault
+        .strip_prefix("syscall ")
+        .and_then(crate::syscall::catalogue::find)
+        .map(|e| matches!(e.hook, crate::syscall::Hook::SockAddr { .. }));
+    match sock_addr {
+        None => clear_dry_run::<NetRule>(&mut map),
+        Some(true) => clear_dry_run::<SockRule>(&mut map),
+        Some(false) => clear_dry_run::<SysRule>(&mut map),
     }
 }
 

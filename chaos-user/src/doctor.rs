@@ -143,10 +143,6 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
     } else {
         (false, "no way to attach a TC classifier".to_string())
     };
-    let rate = (
-        false,
-        "not implemented in chaos yet (EDT pacing, needs fq)".to_string(),
-    );
     let row = |fault, (available, detail): (bool, String)| FaultSupport {
         fault,
         available,
@@ -157,8 +153,8 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
         row("net duplicate", duplicate),
         row("net corrupt", corrupt),
         row("net delay", delay.clone()),
-        row("net reorder", delay),
-        row("net rate", rate),
+        row("net reorder", delay.clone()),
+        row("net rate", delay),
     ];
     for e in CATALOGUE {
         let support = match e.hook {

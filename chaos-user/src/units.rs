@@ -81,6 +81,50 @@ pub fn parse_ports(s: &str) -> Result<chaos_common::PortRange, String> {
     Ok(chaos_common::PortRange { lo, hi })
 }
 
+/// A bandwidth as tc writes it: `10mbit`, `500kbit`, `1gbit`, `100bit`, or bytes per second
+/// with `bps`/`kbps`/`mbps`/`gbps` (tc's spelling: `bps` means bytes). Returns bits per second.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a rate; use e.g. 10mbit, 500kbit or 1gbit"))?;
+    let mult = match unit {
+        "bit" => 1.0,
+        "kbit" => 1e3,
+        "mbit" => 1e6,
+        "gbit" => 1e9,
+        "bps" => 8.0,
+        "kbps" => 8e3,
+        "mbps" => 8e6,
+        "gbps" => 8e9,
+        _ => {
+            return Err(format!(
+                "'{s}': unknown unit '{unit}'; use bit, kbit, mbit, gbit (or bps, kbps, mbps, gbps \
+                 for bytes per second, as tc does)"
+            ));
+        }
+    };
+    let bits = n * mult;
+    if !(bits >= 1.0 && bits.is_finite()) {
+        return Err(format!("'{s}' is not a positive rate"));
+    }
+    Ok(bits.round() as u64)
+}
+
+/// `10mbit`-style text for a rate in bits per second.
+pub fn format_rate(bits: u64) -> String {
+    match bits {
+        b if b >= 1_000_000_000 && b % 1_000_000 == 0 => format!("{}gbit", b as f64 / 1e9),
+        b if b >= 1_000_000 && b % 1_000 == 0 => format!("{}mbit", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{}kbit", b as f64 / 1e3),
+        b => format!("{b}bit"),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failing test should panic")]
 mod tests {
@@ -124,5 +168,16 @@ mod tests {
                 .contains("lower port first")
         );
         assert!(parse_ports("70000").is_err());
+    }
+
+    #[test]
+    fn rates_as_tc_spells_them() {
+        assert_eq!(parse_rate("10mbit"), Ok(10_000_000));
+        assert_eq!(parse_rate("1.5Gbit"), Ok(1_500_000_000));
+        assert_eq!(parse_rate("100kbps"), Ok(800_000));
+        assert!(parse_rate("10").unwrap_err().contains("unknown unit"));
+        assert!(parse_rate("fast").unwrap_err().contains("e.g. 10mbit"));
+        assert_eq!(format_rate(10_000_000), "10mbit");
+        assert_eq!(format_rate(1_500_000_000), "1.5gbit");
     }
 }

@@ -14,8 +14,9 @@ use crate::{
 };
 use aya::programs::SchedClassifier;
 use chaos_common::{
-    ACTION_DELAY, NetRule,
+    NetRule,
     maps::{NET_CFG, NET_STATS, PROG_TC_EGRESS, PROG_TC_INGRESS},
+    needs_fq,
 };
 
 pub struct NetFault {
@@ -49,7 +50,7 @@ impl NetFault {
         };
         // fq first (recorded before it is installed), so the classifier never sets departure
         // times that nothing honours.
-        if plan.rule.action == ACTION_DELAY {
+        if needs_fq(plan.rule.action) {
             fault.fq = qdisc::ensure_fq(&plan.iface, plan.netns.as_ref(), &mut fault.record)?;
         }
         let handle = fault.core.fault_id().max(1);

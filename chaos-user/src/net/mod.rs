@@ -20,8 +20,8 @@ use crate::{
     units::Percent,
 };
 use chaos_common::{
-    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_REORDER, Cidr, NetRule,
-    OPT_KEEP_CSUM, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
+    NetRule, OPT_KEEP_CSUM, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
 };
 use ipnet::IpNet;
 use std::time::Duration;
@@ -79,6 +79,11 @@ pub enum Action {
     Corrupt {
         keep_checksum: bool,
     },
+    /// Bandwidth limit in bits per second; packets due later than `horizon` are dropped.
+    Rate {
+        bits_per_sec: u64,
+        horizon: Duration,
+    },
 }
 
 impl Action {
@@ -92,6 +97,13 @@ impl Action {
             Action::Corrupt {
                 keep_checksum: false,
             } => "corrupt (checksum broken)".into(),
+            Action::Rate {
+                bits_per_sec,
+                horizon,
+            } => format!(
+                "limit to {} (drop when due more than {horizon:?} ahead)",
+                crate::units::format_rate(bits_per_sec)
+            ),
             Action::Delay {
                 latency,
                 jitter,
@@ -172,6 +184,21 @@ impl NetSpec {
         )
     }
 
+    /// Departure times are honoured on the way out only (fq is an egress qdisc).
+    fn egress_only(&self, what: &str) -> Result<()> {
+        if self.direction == Direction::Egress {
+            return Ok(());
+        }
+        Err(Error::input(
+            "--direction",
+            format!(
+                "{what} works at egress (the fq qdisc holds packets back on their way out); to \
+                 {what} traffic arriving at IFACE, apply it at the sender's egress (e.g. the veth \
+                 peer)"
+            ),
+        ))
+    }
+
     /// Checks everything that can be checked before attaching; errors name the flag.
     pub fn validate(&self) -> Result<NetPlan> {
         let netns = self.netns.as_deref().map(Netns::resolve).transpose()?;
@@ -199,6 +226,29 @@ impl NetSpec {
         guards::check_duration(self.duration, self.controls.force)?;
         let (delay_ns, jitter_ns) = match self.action {
             Action::Drop | Action::Duplicate | Action::Corrupt { .. } => (0, 0),
+            Action::Rate {
+                bits_per_sec,
+                horizon,
+            } => {
+                if self.percent != Percent::ALL {
+                    return Err(Error::input(
+                        "--percent",
+                        "a rate limit applies to every matching packet; narrow it with the \
+                         filters (--protocol, --dst, --dport, --cgroup) instead",
+                    ));
+                }
+                if !(8_000..=100_000_000_000).contains(&bits_per_sec) {
+                    return Err(Error::input("--rate", "use a rate from 8kbit to 100gbit"));
+                }
+                if horizon < Duration::from_millis(1) || horizon > Duration::from_secs(10) {
+                    return Err(Error::input(
+                        "--horizon",
+                        "use a horizon from 1ms to 10s (fq drops packets due later than 10s)",
+                    ));
+                }
+                self.egress_only("rate")?;
+                (0, 0)
+            }
             Action::Delay {
                 latency, jitter, ..
             } => {
@@ -214,14 +264,7 @@ impl NetSpec {
                         "jitter is +- around the latency: use at most --latency",
                     ));
                 }
-                if self.direction != Direction::Egress {
-                    return Err(Error::input(
-                        "--direction",
-                        "delay works at egress (the fq qdisc holds packets back on their way out); \
-                         to delay traffic arriving at IFACE, delay it at the sender's egress (e.g. the \
-                         veth peer)",
-                    ));
-                }
+                self.egress_only("delay")?;
                 (latency.as_nanos() as u64, jitter.as_nanos() as u64)
             }
         };
@@ -256,6 +299,7 @@ impl NetSpec {
                 Action::Delay { reorder: true, .. } => ACTION_REORDER,
                 Action::Duplicate => ACTION_DUPLICATE,
                 Action::Corrupt { .. } => ACTION_CORRUPT,
+                Action::Rate { .. } => ACTION_RATE,
             },
             flags: self.controls.flags(),
             opts: match self.action {
@@ -269,6 +313,17 @@ impl NetSpec {
             delay_ns,
             jitter_ns,
             correlation: self.correlation.map_or(0, Percent::threshold),
+            ns_per_byte_q16: match self.action {
+                // 8e9 ns per byte at 1 bit/s, scaled by 2^16.
+                Action::Rate { bits_per_sec, .. } => {
+                    ((8_000_000_000u128 << 16) / bits_per_sec as u128) as u64
+                }
+                _ => 0,
+            },
+            horizon_ns: match self.action {
+                Action::Rate { horizon, .. } => horizon.as_nanos() as u64,
+                _ => 0,
+            },
         };
         Ok(NetPlan {
             iface: self.iface.clone(),
@@ -286,6 +341,7 @@ impl NetSpec {
                 Action::Delay { reorder: true, .. } => "net reorder",
                 Action::Duplicate => "net duplicate",
                 Action::Corrupt { .. } => "net corrupt",
+                Action::Rate { .. } => "net rate",
             },
         })
     }

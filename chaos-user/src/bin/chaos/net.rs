@@ -42,6 +42,24 @@ pub enum NetCommand {
     ///
     /// Example: chaos net reorder --iface eth0 --latency 10ms --percent 25 --protocol tcp --duration 1m
     Reorder(DelayArgs),
+    /// Limit the bandwidth of matching packets on their way out: Earliest Departure Time pacing
+    /// (fq installed for the duration, as for delay), no tbf/netem queue; packets due more than
+    /// --horizon ahead are dropped.
+    ///
+    /// Example: chaos net rate --iface eth0 --rate 10mbit --dst 10.0.0.0/8 --duration 5m
+    Rate(RateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RateArgs {
+    /// Bandwidth, as tc writes it: 10mbit, 500kbit, 1gbit (or bps/kbps/mbps/gbps for bytes/s).
+    #[arg(long, value_name = "RATE", value_parser = chaos::units::parse_rate)]
+    rate: u64,
+    /// Drop packets that would leave more than this far in the future (a queue bound in time).
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = common::latency)]
+    horizon: std::time::Duration,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -121,8 +139,9 @@ pub struct NetArgs {
 impl NetArgs {
     fn spec(self, action: Action) -> NetSpec {
         let target = Target::from_args(self.cgroup, self.pid);
-        // Drop defaults to silent ingress loss; delay and cgroup scoping work at egress.
-        let egress = target.is_some() || matches!(action, Action::Delay { .. });
+        // Drop defaults to silent ingress loss; delay, rate and cgroup scoping work at egress.
+        let egress =
+            target.is_some() || matches!(action, Action::Delay { .. } | Action::Rate { .. });
         let direction = self.direction.unwrap_or(if egress {
             Direction::Egress
         } else {
@@ -168,6 +187,13 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
             },
         ),
         NetCommand::Duplicate(args) => (args, Action::Duplicate),
+        NetCommand::Rate(r) => (
+            r.net,
+            Action::Rate {
+                bits_per_sec: r.rate,
+                horizon: r.horizon,
+            },
+        ),
         NetCommand::Corrupt(a) => (
             a.net,
             Action::Corrupt {

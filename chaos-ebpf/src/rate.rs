@@ -1,0 +1,47 @@
+//! Bandwidth limit by Earliest Departure Time (the model is Cilium's edt.h): each matching
+//! packet departs one wire time after the previous one; packets due further ahead than the
+//! horizon are dropped instead of queueing without end. fq releases them on time; no
+//! tbf/netem queue limit is involved.
+
+use aya_ebpf::{
+    bindings::{__sk_buff, TC_ACT_SHOT},
+    helpers::bpf_ktime_get_ns,
+    macros::map,
+    maps::Array,
+    programs::TcContext,
+};
+use chaos_common::NetRule;
+
+/// Departure time of the last paced packet (CLOCK_MONOTONIC ns). Shared by all CPUs: updated
+/// without atomics, as Cilium does; a lost race shifts one packet by one wire time.
+#[map]
+static CHAOS_RATE_LAST: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Some(TC_ACT_SHOT) to drop, None to let the packet go (with a departure time set).
+#[inline(always)]
+pub fn pace(ctx: &TcContext, rule: &NetRule) -> Option<i32> {
+    let last = CHAOS_RATE_LAST.get_ptr_mut(0)?;
+    let skb: *mut __sk_buff = ctx.skb.skb;
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let wire = (ctx.len() as u64 * rule.ns_per_byte_q16) >> 16;
+    // SAFETY: tstamp is a field of the TC context; `last` points into the map value.
+    unsafe {
+        let t = if (*skb).tstamp > now {
+            (*skb).tstamp
+        } else {
+            now
+        };
+        let next = *last + wire;
+        if next <= t {
+            *last = t;
+            return None;
+        }
+        if next - now >= rule.horizon_ns {
+            return Some(TC_ACT_SHOT);
+        }
+        *last = next;
+        (*skb).tstamp = next;
+    }
+    None
+}

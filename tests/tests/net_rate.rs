@@ -1,0 +1,108 @@
+//! `chaos net rate`: a real TCP transfer through an EDT rate limit. Needs fq, so it runs in the
+//! Debian VMs (cargo xtask vm); here it checks the clear refusal.
+
+use chaos_tests::{Running, chaos, kernel_has, lab::Lab};
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
+
+/// Accepts one connection on 10.77.0.2:7400, reads to EOF; prints bytes and the seconds from the
+/// first byte to the last.
+const RECEIVE: &str = r#"
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.77.0.2", 7400)); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+n, t0 = 0, None
+while True:
+    d = c.recv(65536)
+    if not d: break
+    if t0 is None: t0 = time.monotonic()
+    n += len(d)
+print(n, time.monotonic() - t0, flush=True)
+"#;
+
+const SEND: &str = r#"
+import socket, sys
+c = socket.create_connection(("10.77.0.2", 7400))
+c.sendall(b"x" * int(sys.argv[1])); c.close()
+"#;
+
+/// Goodput in bits per second of one transfer of `bytes` from the client namespace.
+fn transfer(lab: &Lab, bytes: u64) -> f64 {
+    let mut rx = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", lab.sb.server_ns))
+        .args(["python3", "-c", RECEIVE])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("receiver");
+    let mut out = BufReader::new(rx.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready");
+    let sent = lab
+        .inside("python3")
+        .args(["-c", SEND, &bytes.to_string()])
+        .status()
+        .expect("sender");
+    assert!(sent.success());
+    line.clear();
+    out.read_line(&mut line).expect("result");
+    rx.wait().expect("receiver");
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .map(|x| x.parse().expect("number"))
+        .collect();
+    assert_eq!(v[0] as u64, bytes, "everything arrived");
+    v[0] * 8.0 / v[1]
+}
+
+#[test]
+fn rate_limits_a_tcp_transfer() {
+    let lab = Lab::new("rate");
+    let (iface, ns) = (lab.sb.client_if.clone(), lab.sb.client_ns.clone());
+    let args = [
+        "net",
+        "rate",
+        "--iface",
+        &iface,
+        "--netns",
+        &ns,
+        "--rate",
+        "8mbit",
+        "--protocol",
+        "tcp",
+        "--dport",
+        "7400",
+    ];
+    if !kernel_has("fq", "rate_limits_a_tcp_transfer") {
+        let (code, _, err) = chaos(&[&args[..], &["--duration", "5s"]].concat());
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("fq qdisc (sch_fq)"), "{err}");
+        lab.finish();
+        return;
+    }
+    let fault = Running::start_via(
+        lab.chaos_cmd(),
+        &[&args[..], &["--duration", "120s"]].concat(),
+    );
+    let limited = transfer(&lab, 2_000_000);
+    let s = fault.interrupt();
+    assert!(s["injected"].as_u64() > Some(100), "{s}");
+    // Goodput: the limit applies to whole packets, headers included (a few % at MTU 1500).
+    let ratio = limited / 8e6;
+    assert!(
+        (0.88..=1.02).contains(&ratio),
+        "goodput {:.2} Mbit/s for an 8 Mbit/s limit",
+        limited / 1e6
+    );
+    eprintln!("rate: goodput {:.2} Mbit/s for 8mbit", limited / 1e6);
+    let free = transfer(&lab, 2_000_000);
+    assert!(
+        free > 3.0 * limited,
+        "after the fault: {:.1} Mbit/s",
+        free / 1e6
+    );
+    lab.finish();
+}
