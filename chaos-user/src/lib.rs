@@ -4,6 +4,7 @@
 //! attaches programs whose links are owned by the returned fault object: dropping it detaches.
 
 pub mod background;
+pub mod bpf_sys;
 pub mod cgroup;
 pub mod cidr;
 pub mod controls;

@@ -4,10 +4,13 @@
 //! expected attach type BPF_MODIFY_RETURN on a kernel function, and attached with
 //! BPF_RAW_TRACEPOINT_OPEN, which returns an fd-owned link: it vanishes with the process.
 
-use crate::ebpf::OBJECT;
+use crate::{
+    bpf_sys::{sys_bpf, zeroed_attr},
+    ebpf::OBJECT,
+};
 use aya::{Ebpf, maps::Map};
 use aya_obj::generated::{
-    bpf_attach_type::BPF_MODIFY_RETURN, bpf_attr, bpf_cmd, bpf_prog_info,
+    bpf_attach_type::BPF_MODIFY_RETURN, bpf_cmd, bpf_prog_info,
     bpf_prog_type::BPF_PROG_TYPE_TRACING,
 };
 use std::{
@@ -22,28 +25,6 @@ pub struct FModRet {
     _prog: OwnedFd,
     link: OwnedFd,
     pub program_id: u32,
-}
-
-fn sys_bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> std::io::Result<i64> {
-    // SAFETY: attr is a valid, fully initialised bpf_attr of the size passed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd as libc::c_long,
-            attr as *mut bpf_attr,
-            size_of::<bpf_attr>(),
-        )
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-fn zeroed_attr() -> bpf_attr {
-    // SAFETY: bpf_attr is plain data for which all-zero is the documented "unset".
-    unsafe { std::mem::zeroed() }
 }
 
 /// The fd of a map of the loaded object, for the map kinds chaos uses.

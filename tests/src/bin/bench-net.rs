@@ -1,0 +1,241 @@
+//! Benchmark (not a test): what the packet classifier costs.
+//!
+//! 1. Per packet, in the kernel (BPF_PROG_TEST_RUN, 10^6 repeats, a 64-byte TCP packet): the
+//!    classifier with no rule, with a rule that misses, with a rule that hits (drop).
+//! 2. TCP throughput through a veth pair between two namespaces (iperf3, one stream, TSO/GSO
+//!    off on the sender so that every packet is a real packet): no program; chaos attached with
+//!    a rule that matches nothing; chaos dropping 1 %; and the incumbents' mechanism for the
+//!    same 1 % (iptables-legacy `-m statistic --mode random`, what Chaos Mesh and ChaosBlade
+//!    use). Interleaved rounds, medians, ratios to no program.
+//!
+//! Usage: bench-net [ROUNDS]  (CHAOS_BIN should point at a release build)
+
+use aya::programs::SchedClassifier;
+use chaos::{bpf_sys::prog_test_run, ebpf, sandbox::Sandbox};
+use chaos_common::{
+    ACTION_DROP, Cidr, NetRule, PROTO_TCP, PortRange, THRESHOLD_ALWAYS, maps::NET_CFG,
+    maps::PROG_TC_INGRESS,
+};
+use chaos_tests::chaos_bin;
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Ethernet + IPv4 + TCP (10.0.0.1:40000 -> 10.0.0.2:80, SYN), 64 bytes.
+fn tcp_packet() -> Vec<u8> {
+    let mut p = vec![0u8; 64];
+    p[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    p[14] = 0x45;
+    p[16..18].copy_from_slice(&50u16.to_be_bytes());
+    p[22] = 64;
+    p[23] = PROTO_TCP;
+    p[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    p[30..34].copy_from_slice(&[10, 0, 0, 2]);
+    p[34..36].copy_from_slice(&40000u16.to_be_bytes());
+    p[36..38].copy_from_slice(&80u16.to_be_bytes());
+    p[46] = 0x50;
+    p[47] = 0x02;
+    p
+}
+
+fn rule(dport: u16) -> NetRule {
+    NetRule {
+        deadline_ns: u64::MAX,
+        cgroup_id: 0,
+        threshold: THRESHOLD_ALWAYS,
+        src: Cidr::ANY,
+        dst: Cidr::ANY,
+        sport: PortRange::ANY,
+        dport: PortRange {
+            lo: dport,
+            hi: dport,
+        },
+        cgroup_level: 0,
+        protocol: PROTO_TCP,
+        action: ACTION_DROP,
+        flags: 0,
+        opts: 0,
+        fault_id: 1,
+        sample: 0,
+        delay_ns: 0,
+        jitter_ns: 0,
+        correlation: 0,
+        ns_per_byte_q16: 0,
+        horizon_ns: 0,
+    }
+}
+
+fn classifier_cost(rounds: usize) {
+    let mut obj = ebpf::load(None, None).expect("load object");
+    let packet = tcp_packet();
+    // "No rule": a config whose deadline has passed, as the map holds before a fault starts.
+    let none = NetRule {
+        deadline_ns: 0,
+        ..rule(80)
+    };
+    let cases: [(&str, NetRule); 3] = [
+        ("no rule", none),
+        ("one rule, miss (dport 9999)", rule(9999)),
+        ("one rule, hit (drop)", rule(80)),
+    ];
+    {
+        let p: &mut SchedClassifier = obj
+            .program_mut(PROG_TC_INGRESS)
+            .expect("classifier")
+            .try_into()
+            .expect("type");
+        p.load().expect("load classifier");
+    }
+    let mut results: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for _ in 0..rounds {
+        for (i, (_, r)) in cases.iter().enumerate() {
+            ebpf::set_config(&mut obj, NET_CFG, *r).expect("config");
+            let p: &SchedClassifier = obj
+                .program(PROG_TC_INGRESS)
+                .expect("classifier")
+                .try_into()
+                .expect("type");
+            let (_, ns) = prog_test_run(p.fd().expect("fd"), &packet, 1_000_000).expect("test run");
+            results[i].push(ns as f64);
+        }
+    }
+    println!(
+        "classifier, BPF_PROG_TEST_RUN x 10^6, 64-byte TCP packet ({rounds} rounds, medians):"
+    );
+    for ((name, _), mut r) in cases.iter().zip(results) {
+        println!("  {name:<30} {:6.1} ns/packet", median(&mut r));
+    }
+}
+
+fn nsenter(ns: &str) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{ns}"));
+    c
+}
+
+fn ok(cmd: &mut Command) {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn iperf(sb: &Sandbox, secs: u32) -> f64 {
+    let out = nsenter(&sb.client_ns)
+        .args(["iperf3", "-c", "10.77.0.2", "-t", &secs.to_string(), "-J"])
+        .output()
+        .expect("iperf3");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no throughput in iperf3 output: {v}"))
+}
+
+fn chaos_drop(sb: &Sandbox, extra: &[&str]) -> Child {
+    let mut c = Command::new(chaos_bin())
+        .args([
+            "--json",
+            "net",
+            "drop",
+            "--iface",
+            &sb.server_if,
+            "--netns",
+            &sb.server_ns,
+        ])
+        .args(["--protocol", "tcp", "--duration", "10m"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("chaos");
+    let mut line = String::new();
+    BufReader::new(c.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("attached");
+    assert!(line.contains("attached"), "{line}");
+    c
+}
+
+fn stop(mut c: Child) {
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+    let _ = c.wait();
+}
+
+fn iptables(sb: &Sandbox, op: &str) {
+    ok(nsenter(&sb.server_ns).args([
+        "iptables-legacy",
+        op,
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "5201",
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        "0.01",
+        "-j",
+        "DROP",
+    ]));
+}
+
+fn throughput(rounds: usize) {
+    let sb = Sandbox::create("bnet").expect("sandbox");
+    ok(nsenter(&sb.client_ns).args(["ethtool", "-K", &sb.client_if, "tso", "off", "gso", "off"]));
+    let mut server = nsenter(&sb.server_ns)
+        .args(["iperf3", "-s"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("iperf3 -s");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let secs = 4;
+    let names = [
+        "no program",
+        "chaos, rule matching nothing",
+        "chaos, drop 1%",
+        "iptables-legacy statistic, drop 1%",
+    ];
+    let mut r = vec![Vec::new(); names.len()];
+    for _ in 0..rounds {
+        r[0].push(iperf(&sb, secs));
+        let c = chaos_drop(&sb, &["--dport", "9"]);
+        r[1].push(iperf(&sb, secs));
+        stop(c);
+        let c = chaos_drop(&sb, &["--dport", "5201", "--percent", "1"]);
+        r[2].push(iperf(&sb, secs));
+        stop(c);
+        iptables(&sb, "-A");
+        r[3].push(iperf(&sb, secs));
+        iptables(&sb, "-D");
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let base = median(&mut r[0].clone());
+    println!(
+        "TCP through veth, iperf3 one stream {secs}s, TSO/GSO off on the sender ({rounds} rounds, medians):"
+    );
+    for (name, mut v) in names.iter().zip(r) {
+        let m = median(&mut v);
+        println!("  {name:<36} {:7.2} Gbit/s  ratio {:.3}", m / 1e9, m / base);
+    }
+    drop(sb);
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5);
+    classifier_cost(rounds);
+    throughput(rounds.min(5));
+}
