@@ -69,12 +69,17 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
         }
     }
     let rule = CHAOS_NET_CFG.get(0)?;
-    // SAFETY: bpf_ktime_get_ns has no preconditions.
-    if unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns {
+    // No fault yet, or ended and zeroed: nothing to parse.
+    if rule.deadline_ns == 0 {
         return None;
     }
     let flow = parse(ctx)?;
     if !matches(ctx, rule, &flow) {
+        return None;
+    }
+    // The clock is read only for matching packets (it is the costliest step of a miss).
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    if unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns {
         return None;
     }
     let verdict = decide(
@@ -169,29 +174,47 @@ fn delay(ctx: &TcContext, rule: &NetRule) {
     }
 }
 
+/// A `T` at `off` in the packet's linear data, read directly (bounds checked for the
+/// verifier); None when the headers are not all in the linear part.
+#[inline(always)]
+fn at<T: Copy>(ctx: &TcContext, off: usize) -> Option<T> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + off + core::mem::size_of::<T>() > end {
+        return None;
+    }
+    // SAFETY: checked to lie within [data, data_end) just above.
+    Some(unsafe { core::ptr::read_unaligned((start + off) as *const T) })
+}
+
+/// Direct packet access (no helper call per field) for the usual case of linear headers,
+/// bpf_skb_load_bytes otherwise.
+#[inline(always)]
+fn field<T: Copy>(ctx: &TcContext, off: usize) -> Option<T> {
+    at(ctx, off).or_else(|| ctx.load::<T>(off).ok())
+}
+
 fn parse(ctx: &TcContext) -> Option<Flow> {
-    let ethertype = u16::from_be(ctx.load::<u16>(12).ok()?);
+    let ethertype = u16::from_be(field::<u16>(ctx, 12)?);
     let (family, protocol, src, dst, l4) = match ethertype {
         ETH_P_IP => {
-            let vihl: u8 = ctx.load(ETH_HLEN).ok()?;
-            let protocol: u8 = ctx.load(ETH_HLEN + 9).ok()?;
-            let src: u32 = ctx.load(ETH_HLEN + 12).ok()?;
-            let dst: u32 = ctx.load(ETH_HLEN + 16).ok()?;
+            let vihl: u8 = field(ctx, ETH_HLEN)?;
+            let protocol: u8 = field(ctx, ETH_HLEN + 9)?;
+            let src: u32 = field(ctx, ETH_HLEN + 12)?;
+            let dst: u32 = field(ctx, ETH_HLEN + 16)?;
             let l4 = ETH_HLEN + ((vihl & 0x0f) as usize) * 4;
             (FAMILY_V4, protocol, [src, 0, 0, 0], [dst, 0, 0, 0], l4)
         }
         ETH_P_IPV6 => {
             // Extension headers are not walked: such packets match on addresses only.
-            let protocol: u8 = ctx.load(ETH_HLEN + 6).ok()?;
-            let src: [u32; 4] = ctx.load(ETH_HLEN + 8).ok()?;
-            let dst: [u32; 4] = ctx.load(ETH_HLEN + 24).ok()?;
+            let protocol: u8 = field(ctx, ETH_HLEN + 6)?;
+            let src: [u32; 4] = field(ctx, ETH_HLEN + 8)?;
+            let dst: [u32; 4] = field(ctx, ETH_HLEN + 24)?;
             (FAMILY_V6, protocol, src, dst, ETH_HLEN + 40)
         }
         _ => return None,
     };
     let (sport, dport) = if protocol == PROTO_TCP || protocol == PROTO_UDP {
-        let ports: u32 = ctx.load(l4).ok()?;
-        let ports = u32::from_be(ports);
+        let ports = u32::from_be(field::<u32>(ctx, l4)?);
         ((ports >> 16) as u16, ports as u16)
     } else {
         (0, 0)
