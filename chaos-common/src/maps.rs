@@ -26,6 +26,8 @@ pub const EVENTS: &str = "CHAOS_EVENTS";
 /// The classifier, one entry point per hook (a duplicate must go back the way it came).
 pub const PROG_TC_INGRESS: &str = "chaos_tc_in";
 pub const PROG_TC_EGRESS: &str = "chaos_tc_eg";
+/// cgroup_skb ingress: drops scoped to a cgroup for arriving packets.
+pub const PROG_CGROUP_INGRESS: &str = "chaos_cg_in";
 pub const PROG_CONNECT4: &str = "chaos_connect4";
 pub const PROG_CONNECT6: &str = "chaos_connect6";
 pub const PROG_SENDMSG4: &str = "chaos_sendmsg4";

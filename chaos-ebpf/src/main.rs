@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod cgroup_in;
 mod corrupt;
 mod lsm;
 mod net;

@@ -8,7 +8,7 @@ use aya_ebpf::{
     },
     macros::{classifier, map},
     maps::{Array, PerCpuArray},
-    programs::TcContext,
+    programs::{TcContext, sk_buff::SkBuff},
 };
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER,
@@ -24,9 +24,9 @@ use crate::{
 };
 
 #[map]
-static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(1, 0);
+pub static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(1, 0);
 #[map]
-static CHAOS_NET_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_LEN, 0);
+pub static CHAOS_NET_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_LEN, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -46,15 +46,15 @@ pub fn chaos_tc_eg(ctx: TcContext) -> i32 {
 }
 
 /// The fields of a packet that rules match on.
-struct Flow {
-    family: u8,
-    protocol: u8,
-    src: [u32; 4],
-    dst: [u32; 4],
-    sport: u16,
-    dport: u16,
+pub struct Flow {
+    pub family: u8,
+    pub protocol: u8,
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub sport: u16,
+    pub dport: u16,
     /// Offset of the L4 header.
-    l4: u32,
+    pub l4: u32,
 }
 
 fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
@@ -177,8 +177,9 @@ fn delay(ctx: &TcContext, rule: &NetRule) {
 /// A `T` at `off` in the packet's linear data, read directly (bounds checked for the
 /// verifier); None when the headers are not all in the linear part.
 #[inline(always)]
-fn at<T: Copy>(ctx: &TcContext, off: usize) -> Option<T> {
-    let (start, end) = (ctx.data(), ctx.data_end());
+fn at<T: Copy>(ctx: &SkBuff, off: usize) -> Option<T> {
+    // SAFETY: data and data_end are readable fields of the context (what aya's data() reads).
+    let (start, end) = unsafe { ((*ctx.skb).data as usize, (*ctx.skb).data_end as usize) };
     if start + off + core::mem::size_of::<T>() > end {
         return None;
     }
@@ -188,33 +189,44 @@ fn at<T: Copy>(ctx: &TcContext, off: usize) -> Option<T> {
 
 /// Direct packet access (no helper call per field) for the usual case of linear headers,
 /// bpf_skb_load_bytes otherwise.
+/// (cgroup_skb programs use the helper only: the verifier did not accept the same direct
+/// reads there.)
 #[inline(always)]
-fn field<T: Copy>(ctx: &TcContext, off: usize) -> Option<T> {
-    at(ctx, off).or_else(|| ctx.load::<T>(off).ok())
+fn field<T: Copy>(ctx: &SkBuff, off: usize, direct: bool) -> Option<T> {
+    if direct && let Some(v) = at(ctx, off) {
+        return Some(v);
+    }
+    ctx.load::<T>(off).ok()
 }
 
+/// A TC packet: Ethernet, then IP.
 fn parse(ctx: &TcContext) -> Option<Flow> {
-    let ethertype = u16::from_be(field::<u16>(ctx, 12)?);
+    let ethertype = u16::from_be(field::<u16>(&ctx.skb, 12, true)?);
+    parse_l3(&ctx.skb, ethertype, ETH_HLEN, true)
+}
+
+/// The IP header at `l3` (of type `ethertype`) and the ports after it.
+pub fn parse_l3(ctx: &SkBuff, ethertype: u16, l3: usize, direct: bool) -> Option<Flow> {
     let (family, protocol, src, dst, l4) = match ethertype {
         ETH_P_IP => {
-            let vihl: u8 = field(ctx, ETH_HLEN)?;
-            let protocol: u8 = field(ctx, ETH_HLEN + 9)?;
-            let src: u32 = field(ctx, ETH_HLEN + 12)?;
-            let dst: u32 = field(ctx, ETH_HLEN + 16)?;
-            let l4 = ETH_HLEN + ((vihl & 0x0f) as usize) * 4;
+            let vihl: u8 = field(ctx, l3, direct)?;
+            let protocol: u8 = field(ctx, l3 + 9, direct)?;
+            let src: u32 = field(ctx, l3 + 12, direct)?;
+            let dst: u32 = field(ctx, l3 + 16, direct)?;
+            let l4 = l3 + ((vihl & 0x0f) as usize) * 4;
             (FAMILY_V4, protocol, [src, 0, 0, 0], [dst, 0, 0, 0], l4)
         }
         ETH_P_IPV6 => {
             // Extension headers are not walked: such packets match on addresses only.
-            let protocol: u8 = field(ctx, ETH_HLEN + 6)?;
-            let src: [u32; 4] = field(ctx, ETH_HLEN + 8)?;
-            let dst: [u32; 4] = field(ctx, ETH_HLEN + 24)?;
-            (FAMILY_V6, protocol, src, dst, ETH_HLEN + 40)
+            let protocol: u8 = field(ctx, l3 + 6, direct)?;
+            let src: [u32; 4] = field(ctx, l3 + 8, direct)?;
+            let dst: [u32; 4] = field(ctx, l3 + 24, direct)?;
+            (FAMILY_V6, protocol, src, dst, l3 + 40)
         }
         _ => return None,
     };
     let (sport, dport) = if protocol == PROTO_TCP || protocol == PROTO_UDP {
-        let ports = u32::from_be(field::<u32>(ctx, l4)?);
+        let ports = u32::from_be(field::<u32>(ctx, l4, direct)?);
         ((ports >> 16) as u16, ports as u16)
     } else {
         (0, 0)
@@ -231,6 +243,11 @@ fn parse(ctx: &TcContext) -> Option<Flow> {
 }
 
 fn matches(ctx: &TcContext, rule: &NetRule, flow: &Flow) -> bool {
+    matches_flow(rule, flow) && in_cgroup(ctx, rule)
+}
+
+/// Protocol, ports and addresses (the cgroup is checked by the caller or by the attachment).
+pub fn matches_flow(rule: &NetRule, flow: &Flow) -> bool {
     let proto_ok = match rule.protocol {
         PROTO_ANY => true,
         PROTO_ICMP => flow.protocol == PROTO_ICMP || flow.protocol == PROTO_ICMPV6,
@@ -243,7 +260,6 @@ fn matches(ctx: &TcContext, rule: &NetRule, flow: &Flow) -> bool {
         && ports_ok
         && rule.src.matches(flow.family, &flow.src)
         && rule.dst.matches(flow.family, &flow.dst)
-        && in_cgroup(ctx, rule)
 }
 
 fn in_cgroup(ctx: &TcContext, rule: &NetRule) -> bool {

@@ -76,6 +76,16 @@ const CASES: &[(&str, &str, &str)] = &[
         "not found",
     ),
     (
+        "net drop --protocol udp --duration 5s",
+        "--iface",
+        "--direction ingress",
+    ),
+    (
+        "net duplicate --cgroup {cg} --direction ingress --duration 5s",
+        "--direction",
+        "drop only",
+    ),
+    (
         "syscall ioctl --errno EIO --cgroup {cg} --duration 5s",
         "NAME",
         "chaos syscall --list",

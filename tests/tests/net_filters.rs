@@ -108,3 +108,89 @@ fn cgroup_scope_at_egress() {
     );
     lab.finish();
 }
+
+/// Counts datagrams arriving on 10.77.0.1:PORT until 1 s of silence.
+const COUNT_UDP: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.77.0.1", int(sys.argv[1]))); s.settimeout(1.0)
+print("ready", flush=True)
+n = 0
+try:
+    while True:
+        s.recv(64); n += 1
+except socket.timeout:
+    pass
+print(n, flush=True)
+"#;
+
+const SEND_UDP: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[1])):
+    for port in sys.argv[2:]:
+        s.sendto(b"x", ("10.77.0.1", int(port)))
+    time.sleep(0.001)
+"#;
+
+fn receiver(mut cmd: std::process::Command, port: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut c = cmd
+        .args(["-c", COUNT_UDP, port])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("receiver");
+    let mut line = String::new();
+    std::io::BufReader::new(c.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready");
+    c
+}
+
+fn received(c: std::process::Child) -> u64 {
+    let out = c.wait_with_output().expect("receiver");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("count")
+}
+
+/// --cgroup --direction ingress, no --iface: arriving datagrams are dropped for the cgroup's
+/// receiver only (cgroup_skb), a receiver outside the cgroup in the same namespace gets all.
+#[test]
+fn cgroup_scope_at_ingress_for_drop() {
+    let lab = Lab::new("nfcgin");
+    let inside = receiver(lab.inside("python3"), "9301");
+    let outside = receiver(lab.outside("python3"), "9302");
+    let cg = lab.cgroup();
+    let fault = Running::start_via(
+        lab.chaos_cmd(),
+        &[
+            "net",
+            "drop",
+            "--cgroup",
+            &cg,
+            "--direction",
+            "ingress",
+            "--protocol",
+            "udp",
+            "--duration",
+            "60s",
+        ],
+    );
+    let n = 200;
+    let sent = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", lab.sb.server_ns))
+        .args(["python3", "-c", SEND_UDP, &n.to_string(), "9301", "9302"])
+        .status()
+        .expect("sender");
+    assert!(sent.success());
+    let (got_in, got_out) = (received(inside), received(outside));
+    let ids = fault.program_ids.clone();
+    let s = fault.interrupt();
+    assert_eq!(got_in, 0, "inside the cgroup");
+    assert_eq!(got_out, n, "outside the cgroup");
+    assert_eq!(s["injected"].as_u64(), Some(n), "{s}");
+    assert_programs_gone(&ids);
+    lab.finish();
+}

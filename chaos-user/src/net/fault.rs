@@ -12,16 +12,22 @@ use crate::{
     fault::FaultCore,
     state::Record,
 };
-use aya::programs::SchedClassifier;
+use aya::programs::{
+    CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, SchedClassifier, cgroup_skb::CgroupSkbLinkId,
+    links::FdLink,
+};
 use chaos_common::{
     NetRule,
-    maps::{NET_CFG, NET_STATS, PROG_TC_EGRESS, PROG_TC_INGRESS},
+    maps::{NET_CFG, NET_STATS, PROG_CGROUP_INGRESS, PROG_TC_EGRESS, PROG_TC_INGRESS},
     needs_fq,
 };
+use std::fs::File;
 
 pub struct NetFault {
     // Field order matters: attachments detach before the object (and its program) is dropped.
     attachments: Vec<TcAttachment>,
+    /// The cgroup_skb ingress link (fd-owned), for drops scoped to a cgroup's arriving traffic.
+    cgroup_link: Option<CgroupSkbLinkId>,
     /// Restores the default qdisc after the classifier is gone (delay only).
     fq: Option<FqGuard>,
     pub core: FaultCore<NetRule>,
@@ -43,6 +49,7 @@ impl NetFault {
         // Built field by field so that Drop sees (and undoes) every attachment made so far.
         let mut fault = Self {
             attachments: Vec::new(),
+            cgroup_link: None,
             fq: None,
             core,
             program_ids: Vec::new(),
@@ -77,6 +84,27 @@ impl NetFault {
             };
             fault.attachments.push(tc::attach(prog, w)?);
         }
+        if let (true, Some(cg)) = (plan.cgroup_ingress, &plan.cgroup) {
+            let prog = cgroup_skb(&mut fault.core.ebpf)?;
+            prog.load()
+                .map_err(|e| Error::program(format!("loading {PROG_CGROUP_INGRESS}"), e))?;
+            let dir = File::open(&cg.path)
+                .map_err(|e| Error::io(format!("opening {}", cg.path.display()), e))?;
+            // A link coexists with other programs on the cgroup; explicit flags are refused.
+            let id = prog
+                .attach(&dir, CgroupSkbAttachType::Ingress, CgroupAttachMode::Single)
+                .map_err(|e| {
+                    Error::program(format!("attaching to {} ingress", cg.path.display()), e)
+                })?;
+            fault.cgroup_link = Some(id);
+            fault.program_ids.extend(
+                fault
+                    .core
+                    .ebpf
+                    .program(PROG_CGROUP_INGRESS)
+                    .and_then(ebpf::program_id),
+            );
+        }
         // Every running fault is listed (chaos status, chaos stop); cls_bpf and fq were written
         // down before they were created, the rest is recorded now.
         fault.record.save()?;
@@ -103,6 +131,21 @@ impl NetFault {
         {
             a.persist(&dir.join(format!("link{i}")))?;
         }
+        if let Some(id) = self.cgroup_link.take() {
+            let link = cgroup_skb(&mut self.core.ebpf)?
+                .take_link(id)
+                .map_err(|e| Error::program("taking the cgroup link", e))?;
+            let fd: FdLink = link
+                .try_into()
+                .map_err(|e| Error::io("cgroup link", std::io::Error::other(format!("{e}"))))?;
+            let path = dir.join("link-cgroup");
+            fd.pin(&path).map_err(|e| {
+                Error::io(
+                    format!("pinning {}", path.display()),
+                    std::io::Error::other(format!("{e}")),
+                )
+            })?;
+        }
         // The record lists the qdisc: `chaos stop`/`cleanup` restore it.
         std::mem::forget(self.fq.take());
         background::pin_maps(&self.core.ebpf, &dir, NET_CFG, NET_STATS)?;
@@ -122,6 +165,13 @@ impl Drop for NetFault {
             self.record.delete();
         }
     }
+}
+
+fn cgroup_skb(ebpf: &mut aya::Ebpf) -> Result<&mut CgroupSkb> {
+    ebpf.program_mut(PROG_CGROUP_INGRESS)
+        .ok_or(Error::ProgramNotFound(PROG_CGROUP_INGRESS))?
+        .try_into()
+        .map_err(|e| Error::program("cgroup_skb type", e))
 }
 
 fn classifier<'a>(ebpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier> {

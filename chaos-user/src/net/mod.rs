@@ -150,7 +150,10 @@ pub struct NetSpec {
 pub struct NetPlan {
     pub iface: String,
     pub netns: Option<Netns>,
+    /// TC hooks to attach to `iface`.
     pub hooks: &'static [Direction],
+    /// Also (or only) drop arriving packets with a cgroup_skb ingress program on `cgroup`.
+    pub cgroup_ingress: bool,
     pub cgroup: Option<Cgroup>,
     /// The rule without its deadline, which is set at attach time.
     pub rule: NetRule,
@@ -175,6 +178,13 @@ impl NetSpec {
         } else {
             ""
         };
+        if self.iface.is_empty() {
+            return format!(
+                "{dry}{} {} of matching packets arriving at sockets of the cgroup",
+                self.action.describe(),
+                self.percent
+            );
+        }
         format!(
             "{dry}{} {} of matching packets on {}{ns} ({})",
             self.action.describe(),
@@ -202,7 +212,22 @@ impl NetSpec {
     /// Checks everything that can be checked before attaching; errors name the flag.
     pub fn validate(&self) -> Result<NetPlan> {
         let netns = self.netns.as_deref().map(Netns::resolve).transpose()?;
-        let found = netns::within(netns.as_ref(), || netns::ifindex(&self.iface))?;
+        // Arriving traffic scoped to a cgroup is dropped by a cgroup_skb program on the cgroup
+        // (at TC ingress a packet has no socket yet); that needs no interface.
+        let cgroup_ingress = self.target.is_some() && self.direction != Direction::Egress;
+        let no_iface = self.iface.is_empty();
+        if no_iface && !(cgroup_ingress && self.direction == Direction::Ingress) {
+            return Err(Error::input(
+                "--iface",
+                "give the interface; only `net drop --cgroup/--pid --direction ingress` works \
+                 without one",
+            ));
+        }
+        let found = if no_iface {
+            Some(0)
+        } else {
+            netns::within(netns.as_ref(), || netns::ifindex(&self.iface))?
+        };
         if found.is_none() {
             let list = match &self.netns {
                 Some(ns) => format!("`ip -n {ns} link`"),
@@ -268,17 +293,20 @@ impl NetSpec {
                 (latency.as_nanos() as u64, jitter.as_nanos() as u64)
             }
         };
-        guards::check_iface(&self.iface, netns.as_ref(), self.controls.force)?;
+        if !no_iface {
+            guards::check_iface(&self.iface, netns.as_ref(), self.controls.force)?;
+        }
         let cgroup = self.target.as_ref().map(Target::resolve).transpose()?;
         if let Some(cg) = &cgroup {
             guards::check_cgroup(cg, "--cgroup/--pid", self.controls.force)?;
         }
-        if cgroup.is_some() && self.direction != Direction::Egress {
+        if cgroup_ingress && self.action != Action::Drop {
             return Err(Error::input(
-                "--cgroup/--pid",
-                "packets arriving at TC ingress have no socket yet, so they cannot be matched \
-                 to a cgroup; use --direction egress (scope by sender), or drop --cgroup/--pid \
-                 and filter by --dst/--dport instead",
+                "--direction",
+                "arriving packets can be scoped to a cgroup for drop only (cgroup_skb programs \
+                 can only pass or drop; at TC ingress a packet has no socket yet); scope this \
+                 fault by sender with --direction egress, or filter arriving traffic by \
+                 --dst/--dport without --cgroup/--pid",
             ));
         }
         let (cgroup_id, cgroup_level) = cgroup.as_ref().map_or((0, 0), |c| (c.id, c.level));
@@ -325,10 +353,17 @@ impl NetSpec {
                 _ => 0,
             },
         };
+        // With a cgroup, ingress is the cgroup_skb program, not a TC hook.
+        let hooks = match (cgroup_ingress, self.direction) {
+            (true, Direction::Both) => &[Direction::Egress][..],
+            (true, _) => &[][..],
+            (false, d) => d.hooks(),
+        };
         Ok(NetPlan {
             iface: self.iface.clone(),
             netns,
-            hooks: self.direction.hooks(),
+            hooks,
+            cgroup_ingress,
             cgroup,
             rule,
             duration: self.duration,

@@ -1,5 +1,5 @@
 //! The guest's initramfs: busybox, the binaries under test with their libraries, the tools the
-//! tests drive (iproute2, bpftool, ping, nsenter, python3), kernel modules, and an init script
+//! tests drive (iproute2, bpftool, ping, nsenter, ethtool, python3), kernel modules, and an init script
 //! that mounts what chaos needs, runs the tests and prints a status marker.
 
 use super::kernel::Kernel;
@@ -27,6 +27,7 @@ const TOOLS: &[&str] = &[
     "/usr/sbin/bpftool",
     "/usr/bin/ping",
     "/usr/bin/nsenter",
+    "/usr/sbin/ethtool",
     "/usr/bin/dash",
 ];
 /// Parts of Python's standard library the test clients never import.

@@ -86,9 +86,10 @@ pub struct DelayArgs {
 /// Where the classifier goes and which packets it matches.
 #[derive(Debug, Args)]
 pub struct NetArgs {
-    /// Interface to attach to (in --netns if given).
+    /// Interface to attach to (in --netns if given). Not needed for drops of arriving traffic
+    /// scoped to a cgroup (--cgroup/--pid --direction ingress), which attach to the cgroup.
     #[arg(long, value_name = "IFACE")]
-    iface: String,
+    iface: Option<String>,
     /// Network namespace of the interface: a name under /run/netns or a path like /proc/PID/ns/net.
     #[arg(long, value_name = "NAME|PATH")]
     netns: Option<String>,
@@ -149,7 +150,7 @@ impl NetArgs {
         });
         NetSpec {
             action,
-            iface: self.iface,
+            iface: self.iface.unwrap_or_default(),
             netns: self.netns,
             direction,
             percent: self.percent,
