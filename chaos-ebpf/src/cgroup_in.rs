@@ -4,10 +4,10 @@
 //! cgroup_skb programs can only pass or drop: other actions are refused by userspace.
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::cgroup_skb, programs::SkBuffContext};
-use chaos_common::{ACTION_DROP, EVENT_PACKET};
+use chaos_common::ACTION_DROP;
 
 use crate::{
-    net::{CHAOS_NET_CFG, CHAOS_NET_STATS, matches_flow, parse_l3},
+    net::{CHAOS_NET_CFG, CHAOS_NET_STATS, matches_flow, packet_event, parse_l3},
     verdict::{Verdict, decide, emit},
 };
 
@@ -44,15 +44,7 @@ fn cgroup_ingress(ctx: &SkBuffContext) -> Option<i32> {
         return None;
     };
     emit(&CHAOS_NET_STATS, rule.flags, rule.sample, |e| {
-        e.fault_id = rule.fault_id;
-        e.kind = EVENT_PACKET;
-        e.action = rule.action;
-        e.family = flow.family;
-        e.protocol = flow.protocol;
-        e.src = flow.src;
-        e.dst = flow.dst;
-        e.sport = flow.sport;
-        e.dport = flow.dport;
+        packet_event(e, rule, &flow)
     });
     if dry_run { None } else { Some(DROP) }
 }

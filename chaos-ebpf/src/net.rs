@@ -12,8 +12,8 @@ use aya_ebpf::{
 };
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER,
-    DUP_MARK, EVENT_PACKET, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
-    STAT_LEN,
+    DUP_MARK, EVENT_PACKET, Event, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP,
+    PROTO_UDP, STAT_LEN,
     filter::{FAMILY_V4, FAMILY_V6},
 };
 
@@ -97,17 +97,9 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
         return None;
     };
     emit(&CHAOS_NET_STATS, rule.flags, rule.sample, |e| {
+        packet_event(e, rule, &flow);
         // SAFETY: the context's skb; the helper returns 0 for packets without a socket.
         e.cgroup_id = unsafe { bpf_skb_cgroup_id(ctx.skb.skb.cast()) };
-        e.fault_id = rule.fault_id;
-        e.kind = EVENT_PACKET;
-        e.action = rule.action;
-        e.family = flow.family;
-        e.protocol = flow.protocol;
-        e.src = flow.src;
-        e.dst = flow.dst;
-        e.sport = flow.sport;
-        e.dport = flow.dport;
     });
     if dry_run {
         if reorder {
@@ -172,6 +164,20 @@ fn delay(ctx: &TcContext, rule: &NetRule) {
         };
         (*skb).tstamp = base + d;
     }
+}
+
+/// The audit event of a packet fault.
+#[inline(always)]
+pub fn packet_event(e: &mut Event, rule: &NetRule, flow: &Flow) {
+    e.fault_id = rule.fault_id;
+    e.kind = EVENT_PACKET;
+    e.action = rule.action;
+    e.family = flow.family;
+    e.protocol = flow.protocol;
+    e.src = flow.src;
+    e.dst = flow.dst;
+    e.sport = flow.sport;
+    e.dport = flow.dport;
 }
 
 /// A `T` at `off` in the packet's linear data, read directly (bounds checked for the

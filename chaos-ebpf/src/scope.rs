@@ -9,13 +9,12 @@ use chaos_common::syscall::Scope;
 /// `check_cgroup`: false for programs attached to the cgroup itself (the attachment scopes them).
 #[inline(always)]
 pub fn in_scope(s: &Scope, check_cgroup: bool) -> bool {
-    // SAFETY: these helpers only read the current task.
-    if s.tgid != 0 && (unsafe { bpf_get_current_pid_tgid() } >> 32) as u32 != s.tgid {
+    if s.tgid != 0 && (bpf_get_current_pid_tgid() >> 32) as u32 != s.tgid {
         return false;
     }
     if check_cgroup
         && s.cgroup_id != 0
-        // SAFETY: as above.
+        // SAFETY: the helper only reads the current task.
         && unsafe { bpf_get_current_ancestor_cgroup_id(s.cgroup_level as i32) } != s.cgroup_id
     {
         return false;

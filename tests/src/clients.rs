@@ -143,11 +143,17 @@ for i in range(int(sys.argv[1])):
 
 /// Sends datagrams 0..n (1 ms apart) from `sender` (a prepared "python3" command) to a receiver
 /// in the netns `server_ns`; returns the sequence numbers received, in arrival order.
-pub fn udp_exchange(server_ns: &str, mut sender: Command, n: u32) -> Vec<u32> {
+pub fn udp_exchange(server_ns: &str, sender: Command, n: u32) -> Vec<u32> {
+    exchange(server_ns, sender, n, UDP_RECEIVE, UDP_SEND)
+}
+
+/// Runs the receiver script `rx` in `server_ns` (it prints "ready", then one line of numbers),
+/// then `tx` from `sender` with `n`; returns the receiver's numbers.
+fn exchange(server_ns: &str, mut sender: Command, n: u32, rx: &str, tx: &str) -> Vec<u32> {
     use std::io::{BufRead, BufReader};
     let mut rx = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{server_ns}"))
-        .args(["python3", "-c", UDP_RECEIVE])
+        .args(["python3", "-c", rx])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("receiver");
@@ -155,7 +161,7 @@ pub fn udp_exchange(server_ns: &str, mut sender: Command, n: u32) -> Vec<u32> {
     let mut line = String::new();
     out.read_line(&mut line).expect("ready");
     let sent = sender
-        .args(["-c", UDP_SEND, &n.to_string()])
+        .args(["-c", tx, &n.to_string()])
         .status()
         .expect("sender");
     assert!(sent.success());
@@ -163,7 +169,7 @@ pub fn udp_exchange(server_ns: &str, mut sender: Command, n: u32) -> Vec<u32> {
     out.read_line(&mut line).expect("received");
     rx.wait().expect("receiver exit");
     line.split_whitespace()
-        .map(|x| x.parse().expect("seq"))
+        .map(|x| x.parse().expect("number"))
         .collect()
 }
 
@@ -193,28 +199,8 @@ for i in range(int(sys.argv[1])):
 
 /// Like `udp_exchange`, with fixed 64-byte payloads: returns, for each datagram that arrived,
 /// the number of bits that differ from what was sent.
-pub fn udp_bit_errors(server_ns: &str, mut sender: Command, n: u32) -> Vec<u32> {
-    use std::io::{BufRead, BufReader};
-    let mut rx = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{server_ns}"))
-        .args(["python3", "-c", UDP_RECEIVE_BITS])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("receiver");
-    let mut out = BufReader::new(rx.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("ready");
-    let sent = sender
-        .args(["-c", UDP_SEND_BITS, &n.to_string()])
-        .status()
-        .expect("sender");
-    assert!(sent.success());
-    line.clear();
-    out.read_line(&mut line).expect("received");
-    rx.wait().expect("receiver exit");
-    line.split_whitespace()
-        .map(|x| x.parse().expect("bit count"))
-        .collect()
+pub fn udp_bit_errors(server_ns: &str, sender: Command, n: u32) -> Vec<u32> {
+    exchange(server_ns, sender, n, UDP_RECEIVE_BITS, UDP_SEND_BITS)
 }
 
 /// A counter from /proc/net/snmp in network namespace `ns`, e.g. ("Udp", "InCsumErrors").

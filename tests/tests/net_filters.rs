@@ -109,11 +109,12 @@ fn cgroup_scope_at_egress() {
     lab.finish();
 }
 
-/// Counts datagrams arriving on 10.77.0.1:PORT until 1 s of silence.
+/// Counts datagrams arriving on 10.77.0.1:PORT until 3 s of silence (the receiver whose
+/// datagrams are all dropped must stay bound while the sender runs, however slowly).
 const COUNT_UDP: &str = r#"
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("10.77.0.1", int(sys.argv[1]))); s.settimeout(1.0)
+s.bind(("10.77.0.1", int(sys.argv[1]))); s.settimeout(3.0)
 print("ready", flush=True)
 n = 0
 try:
