@@ -130,6 +130,18 @@ pub fn deadline_after(d: Duration) -> u64 {
     monotonic_ns().saturating_add(d.as_nanos() as u64)
 }
 
+/// The fd of a map of the loaded object, for the map kinds chaos uses.
+pub fn map_fd(m: &aya::maps::Map) -> Option<std::os::fd::RawFd> {
+    use aya::maps::Map;
+    use std::os::fd::{AsFd, AsRawFd};
+    let data = match m {
+        Map::Array(d) | Map::PerCpuArray(d) | Map::Queue(d) | Map::RingBuf(d) => d,
+        Map::HashMap(d) | Map::PerCpuHashMap(d) | Map::LpmTrie(d) => d,
+        _ => return None,
+    };
+    Some(data.fd().as_fd().as_raw_fd())
+}
+
 /// Kernel id of a loaded program (for reports and for tests that check nothing is left).
 pub fn program_id(prog: &aya::programs::Program) -> Option<u32> {
     prog.info().ok().map(|i| i.id())

@@ -96,6 +96,12 @@ fn record(e: &Event, offset: i128) -> Record {
 }
 
 impl EventSink {
+    /// The ring buffer map's fd (programs loaded outside aya must be relocated against it).
+    pub fn map_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.ring.get_ref().as_raw_fd()
+    }
+
     /// Takes the ring buffer out of `ebpf` and opens `path` for writing.
     pub fn new(ebpf: &mut Ebpf, path: &Path) -> Result<Self> {
         let map = ebpf.take_map(EVENTS).ok_or(Error::MapNotFound(EVENTS))?;

@@ -92,6 +92,16 @@ impl<R: Rule> FaultCore<R> {
         ebpf::set_config(&mut self.ebpf, self.cfg_map, self.rule)
     }
 
+    /// fd of map `name`, also when the audit stream has taken it out of the object.
+    pub fn map_fd(&self, name: &str) -> Option<std::os::fd::RawFd> {
+        if name == chaos_common::maps::EVENTS
+            && let Some(e) = &self.events
+        {
+            return Some(e.map_fd());
+        }
+        self.ebpf.map(name).and_then(ebpf::map_fd)
+    }
+
     pub fn take_events(&mut self) -> Option<EventSink> {
         self.events.take()
     }

@@ -8,7 +8,6 @@ use crate::{
     bpf_sys::{sys_bpf, zeroed_attr},
     ebpf::OBJECT,
 };
-use aya::{Ebpf, maps::Map};
 use aya_obj::generated::{
     bpf_attach_type::BPF_MODIFY_RETURN, bpf_cmd, bpf_prog_info,
     bpf_prog_type::BPF_PROG_TYPE_TRACING,
@@ -16,7 +15,7 @@ use aya_obj::generated::{
 use std::{
     collections::HashSet,
     ffi::CString,
-    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
     path::Path,
 };
 
@@ -27,26 +26,17 @@ pub struct FModRet {
     pub program_id: u32,
 }
 
-/// The fd of a map of the loaded object, for the map kinds chaos uses.
-fn map_fd(m: &Map) -> Option<RawFd> {
-    let data = match m {
-        Map::Array(d) | Map::PerCpuArray(d) | Map::Queue(d) | Map::RingBuf(d) => d,
-        Map::HashMap(d) | Map::PerCpuHashMap(d) | Map::LpmTrie(d) => d,
-        _ => return None,
-    };
-    Some(data.fd().as_fd().as_raw_fd())
-}
-
 /// Loads program `prog` of the embedded object as fmod_ret on the kernel function with BTF id
-/// `func_id`, sharing `ebpf`'s maps, and attaches it.
-pub fn attach(ebpf: &Ebpf, prog: &str, func_id: u32) -> Result<FModRet, String> {
+/// `func_id`, sharing the maps of the loaded object (`map_fd` gives their fds), and attaches it.
+pub fn attach(
+    map_fd: impl Fn(&str) -> Option<RawFd>,
+    prog: &str,
+    func_id: u32,
+) -> Result<FModRet, String> {
     let mut obj = aya_obj::Object::parse(OBJECT).map_err(|e| format!("parsing the object: {e}"))?;
     let mut maps = Vec::new();
     for (name, m) in &obj.maps {
-        let fd = ebpf
-            .map(name)
-            .and_then(map_fd)
-            .ok_or_else(|| format!("map {name} is not loaded"))?;
+        let fd = map_fd(name).ok_or_else(|| format!("map {name} is not loaded"))?;
         maps.push((name.clone(), fd, m.clone()));
     }
     let text: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();

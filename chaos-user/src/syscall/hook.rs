@@ -166,7 +166,7 @@ impl HookFault {
                 let f = kbtf
                     .func_id(&security_fn)
                     .map_err(|e| chain(&e))
-                    .and_then(|id| fmod_ret::attach(&core.ebpf, prog, id));
+                    .and_then(|id| fmod_ret::attach(|m| core.map_fd(m), prog, id));
                 match f {
                     Ok(f) => {
                         let id = f.program_id;
