@@ -9,6 +9,14 @@ pub enum Error {
     #[error("{flag}: {message}")]
     Input { flag: &'static str, message: String },
 
+    /// A bad experiment file: where (a line, or the path of the field) and the fix.
+    #[error("{at}: {message}")]
+    Invalid { at: String, message: String },
+
+    /// The system under test is unhealthy before an experiment: nothing is injected.
+    #[error("{0}")]
+    Unhealthy(String),
+
     /// The running kernel lacks a mechanism.
     #[error("this kernel lacks {feature}: {hint}")]
     Unsupported { feature: &'static str, hint: String },
@@ -70,7 +78,7 @@ impl Error {
     /// Process exit status for this error: 2 for bad input, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Input { .. } => 2,
+            Self::Input { .. } | Self::Invalid { .. } | Self::Unhealthy(_) => 2,
             _ => 1,
         }
     }

@@ -13,6 +13,7 @@ pub mod ebpf;
 pub mod errno;
 pub mod error;
 pub mod events;
+pub mod experiment;
 pub mod fault;
 pub mod guards;
 pub mod net;

@@ -26,7 +26,9 @@ use chaos_common::{
 use ipnet::IpNet;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Ingress,
@@ -44,7 +46,9 @@ impl Direction {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -87,6 +91,17 @@ pub enum Action {
 }
 
 impl Action {
+    /// Where the fault applies when no direction is given: drop is silent "wire" loss at
+    /// ingress; delay, rate and anything scoped to a cgroup work at egress (packets are matched
+    /// to their sender's socket there).
+    pub fn default_direction(self, scoped: bool) -> Direction {
+        if scoped || matches!(self, Action::Delay { .. } | Action::Rate { .. }) {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        }
+    }
+
     fn describe(self) -> String {
         match self {
             Action::Drop => "drop".into(),

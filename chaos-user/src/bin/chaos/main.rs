@@ -5,6 +5,7 @@ mod demo;
 mod doctor;
 mod lifecycle;
 mod net;
+mod run;
 mod syscall;
 mod workload;
 
@@ -33,6 +34,8 @@ enum Command {
     Net(net::NetCommand),
     /// Make syscalls of processes in a cgroup (or of one process) fail with a chosen errno.
     Syscall(syscall::SyscallArgs),
+    /// Run an experiment: steady-state probes, faults in phases, abort conditions, report.
+    Run(run::RunArgs),
     /// List faults that outlive a command: background ones (active or expired, with counters)
     /// and leftovers of a crashed chaos.
     Status,
@@ -56,9 +59,17 @@ fn main() -> ExitCode {
         Err(e) => return common::clap_exit(e),
     };
     common::init_logging();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    // An experiment probes on worker threads while the main thread attaches faults.
+    let rt = match cli.command {
+        Command::Run(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let rt = match rt
     {
         Ok(rt) => rt,
         Err(e) => return common::fail(&chaos::Error::io("starting the runtime", e)),
@@ -68,6 +79,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Net(cmd) => net::run(cmd, json).await,
             Command::Syscall(cmd) => syscall::run(cmd, json).await,
+            Command::Run(args) => run::run(args, json).await,
             Command::Doctor(args) => doctor::run(args, json),
             Command::Status => lifecycle::status(json),
             Command::Stop(args) => lifecycle::stop(args),

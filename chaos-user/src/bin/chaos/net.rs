@@ -140,14 +140,9 @@ pub struct NetArgs {
 impl NetArgs {
     fn spec(self, action: Action) -> NetSpec {
         let target = Target::from_args(self.cgroup, self.pid);
-        // Drop defaults to silent ingress loss; delay, rate and cgroup scoping work at egress.
-        let egress =
-            target.is_some() || matches!(action, Action::Delay { .. } | Action::Rate { .. });
-        let direction = self.direction.unwrap_or(if egress {
-            Direction::Egress
-        } else {
-            Direction::Ingress
-        });
+        let direction = self
+            .direction
+            .unwrap_or(action.default_direction(target.is_some()));
         NetSpec {
             action,
             iface: self.iface.unwrap_or_default(),

@@ -1,0 +1,196 @@
+//! An experiment's faults: built into the same specs the `chaos net` and `chaos syscall`
+//! commands build, validated against the system before anything runs, attached per phase.
+
+use super::{
+    plan::{Experiment, PlannedFault},
+    spec::{NetAction, NetFaultSpec, SyscallFaultSpec},
+};
+use crate::{
+    controls::Controls,
+    error::{Error, Result},
+    net::{Action, AttachMode, NetFault, NetPlan, NetSpec},
+    session::Fault,
+    syscall::{SyscallFault, SyscallPlan, SyscallSpec},
+    target::Target,
+    units::Percent,
+};
+use std::time::Duration;
+
+/// A fault checked against this system, ready to attach at its start offset.
+pub struct Ready {
+    pub name: String,
+    pub start: Duration,
+    pub duration: Duration,
+    /// "net delay", "syscall connect".
+    pub kind: String,
+    pub detail: String,
+    plan: Plan,
+}
+
+enum Plan {
+    Net(Box<NetPlan>),
+    Syscall(Box<SyscallPlan>),
+}
+
+impl Ready {
+    /// Loads and attaches; the kernel ends it at its own deadline, `duration` from now.
+    pub fn attach(&self) -> Result<Box<dyn Fault>> {
+        Ok(match &self.plan {
+            Plan::Net(p) => Box::new(NetFault::attach(p)?),
+            Plan::Syscall(p) => Box::new(SyscallFault::attach(p)?),
+        })
+    }
+}
+
+/// Validates every fault (interfaces, cgroups, filters, guards) before any is attached.
+pub fn prepare(exp: &Experiment, dry_run: bool) -> Result<Vec<Ready>> {
+    let controls = Controls {
+        dry_run,
+        events_sample: 1,
+        ..Controls::default()
+    };
+    exp.faults
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let at = || format!("faults[{i}] ({})", f.name);
+            ready(f, &exp.target, &controls).map_err(|e| match e {
+                // Name the fault; the flag in the message is its field name with dashes.
+                Error::Input { flag, message } => Error::Invalid {
+                    at: at(),
+                    message: format!("{}: {message}", yaml_key(flag)),
+                },
+                Error::Invalid { at: field, message } => Error::Invalid {
+                    at: format!("{}.{field}", at()),
+                    message,
+                },
+                other => other,
+            })
+        })
+        .collect()
+}
+
+/// The experiment file's key for a CLI flag named in an error.
+fn yaml_key(flag: &str) -> String {
+    match flag {
+        "--cgroup/--pid" => "target".into(),
+        f => f.trim_start_matches("--").replace('-', "_"),
+    }
+}
+
+fn ready(f: &PlannedFault, target: &Target, controls: &Controls) -> Result<Ready> {
+    let (kind, detail, plan) = match (&f.spec.net, &f.spec.syscall) {
+        (Some(n), None) => {
+            let spec = net_spec(n, target, f.duration, controls)?;
+            let p = spec.validate()?;
+            (p.fault.to_string(), p.detail.clone(), Plan::Net(Box::new(p)))
+        }
+        (None, Some(s)) => {
+            let p = syscall_spec(s, target, f.duration, controls).validate()?;
+            (p.name(), p.detail().to_string(), Plan::Syscall(Box::new(p)))
+        }
+        _ => unreachable!("plan::check demands exactly one of net/syscall"),
+    };
+    Ok(Ready {
+        name: f.name.clone(),
+        start: f.start,
+        duration: f.duration,
+        kind,
+        detail,
+        plan,
+    })
+}
+
+fn field(at: &str, message: &str) -> Error {
+    Error::Invalid {
+        at: at.into(),
+        message: message.into(),
+    }
+}
+
+fn net_spec(
+    n: &NetFaultSpec,
+    target: &Target,
+    duration: Duration,
+    controls: &Controls,
+) -> Result<NetSpec> {
+    let delay_like = matches!(n.action, NetAction::Delay | NetAction::Reorder);
+    if !delay_like && (n.latency.is_some() || n.jitter.is_some()) {
+        return Err(field("net.latency", "only delay and reorder take latency/jitter"));
+    }
+    if n.action != NetAction::Rate && (n.rate.is_some() || n.horizon.is_some()) {
+        return Err(field("net.rate", "only the rate action takes rate/horizon"));
+    }
+    if n.action != NetAction::Corrupt && n.keep_checksum {
+        return Err(field("net.keep_checksum", "only corrupt takes keep_checksum"));
+    }
+    let action = match n.action {
+        NetAction::Drop => Action::Drop,
+        NetAction::Duplicate => Action::Duplicate,
+        NetAction::Corrupt => Action::Corrupt {
+            keep_checksum: n.keep_checksum,
+        },
+        NetAction::Delay | NetAction::Reorder => Action::Delay {
+            latency: n
+                .latency
+                .ok_or_else(|| field("net.latency", "delay and reorder need a latency, e.g. 100ms"))?
+                .0,
+            jitter: n.jitter.map_or(Duration::ZERO, |d| d.0),
+            reorder: n.action == NetAction::Reorder,
+        },
+        NetAction::Rate => Action::Rate {
+            bits_per_sec: n
+                .rate
+                .ok_or_else(|| field("net.rate", "rate needs a bandwidth, e.g. 10mbit"))?
+                .0,
+            horizon: n.horizon.map_or(Duration::from_secs(1), |d| d.0),
+        },
+    };
+    let target = (!n.whole_interface).then(|| target.clone());
+    Ok(NetSpec {
+        action,
+        iface: n.iface.clone().unwrap_or_default(),
+        netns: n.netns.clone(),
+        direction: n
+            .direction
+            .unwrap_or(action.default_direction(target.is_some())),
+        percent: n.percent.map_or(Percent::ALL, |p| p.0),
+        correlation: n.correlation.map(|p| p.0),
+        protocol: n.protocol,
+        src: n.src.map(|c| c.0),
+        dst: n.dst.map(|c| c.0),
+        sport: n.sport.map(|p| p.0),
+        dport: n.dport.map(|p| p.0),
+        target,
+        duration,
+        attach: AttachMode::Auto,
+        controls: controls.clone(),
+    })
+}
+
+fn syscall_spec(
+    s: &SyscallFaultSpec,
+    target: &Target,
+    duration: Duration,
+    controls: &Controls,
+) -> SyscallSpec {
+    SyscallSpec {
+        name: s.name.clone(),
+        errno: s.errno.0.clone(),
+        dst: s.dst.map(|c| c.0),
+        dport: s.dport.map(|p| p.0),
+        protocol: s.protocol,
+        paths: s.path.clone().into_vec(),
+        all_files: s.all_files,
+        port: s.port.map(|p| p.0),
+        comm: s.comm.clone(),
+        percent: s.percent.map_or(Percent::ALL, |p| p.0),
+        target: target.clone(),
+        duration,
+        controls: Controls {
+            max_faults: s.times,
+            after: s.after.filter(|&n| n > 0),
+            ..controls.clone()
+        },
+    }
+}

@@ -1,0 +1,61 @@
+//! Experiments (game days): `chaos run FILE`. A YAML file names a target, steady-state probes,
+//! faults in phases and abort conditions (`spec`, checked into a `plan::Experiment`); the
+//! runner checks steady state, injects, probes throughout, rolls back, measures the recovery,
+//! and writes a report (JSON, Markdown, SVG timeline).
+
+mod faults;
+mod plan;
+mod probe;
+mod progress;
+pub mod report;
+mod runner;
+mod scalar;
+mod spec;
+mod timeline;
+
+pub use faults::{Ready, prepare};
+pub use plan::{Experiment, parse};
+pub use report::{Outcome, Report};
+pub use runner::{Options, run};
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Reads and checks an experiment file (no kernel involved).
+pub fn load(path: &Path) -> Result<Experiment> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    parse(&text).map_err(|e| match e {
+        Error::Invalid { at, message } => Error::Invalid {
+            at: match at.as_str() {
+                plan::WHOLE_FILE => path.display().to_string(),
+                _ => format!("{}: {at}", path.display()),
+            },
+            message,
+        },
+        other => other,
+    })
+}
+
+/// Writes report.json, report.md and timeline.svg into `dir`; returns their paths.
+pub fn write_report(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let json = serde_json::to_string_pretty(report).map_err(|e| {
+        Error::io("serializing the report", std::io::Error::other(e))
+    })?;
+    let files = [
+        ("report.json", json),
+        ("report.md", report.to_markdown()),
+        ("timeline.svg", timeline::render(report)),
+    ];
+    files
+        .into_iter()
+        .map(|(name, body)| {
+            let p = dir.join(name);
+            std::fs::write(&p, body)
+                .map_err(|e| Error::io(format!("writing {}", p.display()), e))?;
+            Ok(p)
+        })
+        .collect()
+}

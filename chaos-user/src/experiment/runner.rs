@@ -1,0 +1,575 @@
+//! Runs an experiment: steady state first, then the fault phases with probes throughout, abort
+//! at once when a condition trips, always roll back, then measure the recovery.
+
+use super::{
+    faults::Ready,
+    plan::Experiment,
+    probe::{self, Sample},
+    progress::Progress,
+    report::{
+        AbortReport, FaultReport, InjectionPoint, Outcome, ProbeReport, RecoveryReport, Report,
+        SampleReport, percentile,
+    },
+};
+use crate::{
+    error::{Error, Result},
+    session::{Ended, Fault, Stop, Wake},
+};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc;
+
+pub struct Options {
+    pub dry_run: bool,
+    /// No live progress (e.g. --json on a terminal).
+    pub quiet: bool,
+}
+
+struct Slot {
+    ready: Ready,
+    fault: Option<Box<dyn Fault>>,
+    rep: FaultReport,
+}
+
+#[derive(Default, Clone)]
+struct ProbeState {
+    consecutive: u32,
+    during: u32,
+    failed_during: u32,
+    last_ok: Option<bool>,
+}
+
+enum Stopped {
+    Abort(AbortReport),
+    Interrupted(&'static str),
+    Error(String),
+}
+
+/// Everything the run observed, turned into the report at the end.
+struct Run<'a> {
+    exp: &'a Experiment,
+    t0: Instant,
+    slots: Vec<Slot>,
+    states: Vec<ProbeState>,
+    /// (sample, sent while a fault was attached)
+    samples: Vec<(Sample, bool)>,
+    injections: Vec<InjectionPoint>,
+    /// When the last fault was detached: the recovery is measured from there.
+    last_detach: Option<Instant>,
+    progress: Progress,
+}
+
+/// Seconds from `t0` to `i`, negative before it.
+fn secs(t0: Instant, i: Instant) -> f64 {
+    if i >= t0 {
+        (i - t0).as_secs_f64()
+    } else {
+        -(t0 - i).as_secs_f64()
+    }
+}
+
+pub async fn run(
+    exp: &Experiment,
+    ready: Vec<Ready>,
+    opts: &Options,
+    stop: &mut Stop,
+) -> Result<Report> {
+    let mut progress = Progress::new(exp.duration, opts.quiet);
+    // Refuse to inject into a system that is already unhealthy.
+    let mut before = Vec::new();
+    for (i, p) in exp.probes.iter().enumerate() {
+        let s = probe::sample(i, p).await;
+        if !s.ok {
+            return Err(Error::Unhealthy(format!(
+                "steady state not met before injection: probe '{}' ({}) failed: {}; nothing \
+                 was injected",
+                p.name,
+                p.kind.describe(),
+                s.message
+            )));
+        }
+        before.push(s);
+    }
+    progress.line(&format!(
+        "steady state met ({} probes); injecting{}",
+        before.len(),
+        if opts.dry_run { " in dry-run mode (nothing is faulted)" } else { "" }
+    ));
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    progress.start();
+    let t0 = Instant::now();
+    let slots = ready
+        .into_iter()
+        .map(|r| Slot {
+            rep: FaultReport {
+                name: r.name.clone(),
+                kind: r.kind.clone(),
+                detail: r.detail.clone(),
+                planned_start_s: r.start.as_secs_f64(),
+                planned_end_s: (r.start + r.duration).as_secs_f64(),
+                attached_s: None,
+                detached_s: None,
+                matched: 0,
+                injected: 0,
+                program_ids: Vec::new(),
+                error: None,
+            },
+            ready: r,
+            fault: None,
+        })
+        .collect();
+    let mut run = Run {
+        exp,
+        t0,
+        slots,
+        states: vec![ProbeState::default(); exp.probes.len()],
+        samples: Vec::new(),
+        injections: Vec::new(),
+        last_detach: None,
+        progress,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let probing = probe::spawn_all(&exp.probes, tx);
+    let stopped = run.inject(&mut rx, stop).await;
+    for i in 0..run.slots.len() {
+        run.detach(i);
+    }
+    let rolled_back = run.last_detach.unwrap_or_else(Instant::now);
+    let abort = match &stopped {
+        Some(Stopped::Abort(a)) => {
+            let mut a = a.clone();
+            a.rolled_back_s = secs(t0, rolled_back);
+            run.progress.line(&format!(
+                "ABORT: {}; every fault detached {:.0} ms after it tripped",
+                a.condition,
+                (a.rolled_back_s - a.tripped_s) * 1e3
+            ));
+            Some(a)
+        }
+        _ => None,
+    };
+    run.progress.line("rolled back; measuring the recovery");
+    let recovered_at = run.recover(&mut rx, stop, rolled_back).await;
+    drop(probing);
+    run.progress.finish();
+    let recovery = RecoveryReport {
+        recovered: recovered_at.is_some(),
+        time_to_recover_s: recovered_at.map(|t| t.saturating_duration_since(rolled_back).as_secs_f64()),
+        timeout_s: exp.recovery_timeout.as_secs_f64(),
+    };
+    let before = before
+        .iter()
+        .map(|s| run.sample_report(s))
+        .collect::<Vec<_>>();
+    Ok(run.report(stopped, abort, before, recovery, rolled_back, started_at, opts.dry_run))
+}
+
+impl Run<'_> {
+    fn now_s(&self) -> f64 {
+        secs(self.t0, Instant::now())
+    }
+
+    /// The injection part: attach and detach on schedule, probe, watch the abort conditions.
+    async fn inject(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Sample>,
+        stop: &mut Stop,
+    ) -> Option<Stopped> {
+        let end = self.t0 + self.exp.duration;
+        let far = end + Duration::from_secs(24 * 3600);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            if let Some(s) = self.due_events() {
+                return Some(s);
+            }
+            let now = Instant::now();
+            if now >= end && self.slots.iter().all(|s| s.fault.is_none()) {
+                return None;
+            }
+            let next = self.next_event().unwrap_or(end).min(end);
+            tokio::select! {
+                Some(s) = rx.recv() => {
+                    if let Some(stop) = self.observe(s, true) {
+                        return Some(stop);
+                    }
+                }
+                _ = tokio::time::sleep_until(next.into()) => {}
+                _ = tick.tick() => self.tick(),
+                wake = stop.wait(far) => {
+                    if let Wake::End(Ended::Signal(sig)) = wake {
+                        return Some(Stopped::Interrupted(sig));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Attaches the faults whose start has come and detaches those whose end has.
+    fn due_events(&mut self) -> Option<Stopped> {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            let (start, end) = {
+                let r = &self.slots[i].ready;
+                (self.t0 + r.start, self.t0 + r.start + r.duration)
+            };
+            let slot = &self.slots[i];
+            if slot.fault.is_some() && now >= end {
+                self.detach(i);
+            } else if slot.rep.attached_s.is_none()
+                && slot.rep.error.is_none()
+                && now >= start
+                && let Err(e) = self.attach(i)
+            {
+                return Some(Stopped::Error(e));
+            }
+        }
+        None
+    }
+
+    fn next_event(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter_map(|s| {
+                let r = &s.ready;
+                if s.fault.is_some() {
+                    Some(self.t0 + r.start + r.duration)
+                } else if s.rep.attached_s.is_none() && s.rep.error.is_none() {
+                    Some(self.t0 + r.start)
+                } else {
+                    None
+                }
+            })
+            .min()
+    }
+
+    fn attach(&mut self, i: usize) -> std::result::Result<(), String> {
+        match self.slots[i].ready.attach() {
+            Ok(f) => {
+                let at = self.now_s();
+                let slot = &mut self.slots[i];
+                slot.rep.program_ids = f.program_ids();
+                slot.rep.attached_s = Some(at);
+                slot.fault = Some(f);
+                let line = format!("fault '{}' attached: {}", slot.rep.name, slot.rep.detail);
+                self.progress.line(&line);
+                Ok(())
+            }
+            Err(e) => {
+                let why = crate::error::chain(&e);
+                let slot = &mut self.slots[i];
+                slot.rep.error = Some(why.clone());
+                let line = format!("fault '{}' could not be attached: {why}", slot.rep.name);
+                self.progress.line(&line);
+                Err(format!("fault '{}': {why}", slot.rep.name))
+            }
+        }
+    }
+
+    /// Reads the final counters and detaches (drops) fault `i`, if attached.
+    fn detach(&mut self, i: usize) {
+        let Some(fault) = self.slots[i].fault.take() else {
+            return;
+        };
+        let at = self.now_s();
+        self.record_counters(i, fault.as_ref(), at);
+        drop(fault);
+        let now = Instant::now();
+        self.last_detach = Some(now);
+        let at = secs(self.t0, now);
+        let slot = &mut self.slots[i];
+        slot.rep.detached_s = Some(at);
+        let line = format!(
+            "fault '{}' detached ({} injected)",
+            slot.rep.name, slot.rep.injected
+        );
+        self.progress.line(&line);
+    }
+
+    fn record_counters(&mut self, i: usize, fault: &dyn Fault, at: f64) {
+        if let Ok(c) = fault.counters() {
+            let rep = &mut self.slots[i].rep;
+            rep.matched = c.matched;
+            rep.injected = c.injected;
+            self.injections.push(InjectionPoint {
+                fault: rep.name.clone(),
+                t_s: at,
+                injected: c.injected,
+            });
+        }
+    }
+
+    /// Each second: the counters of the attached faults, and the status line.
+    fn tick(&mut self) {
+        let at = self.now_s();
+        for i in 0..self.slots.len() {
+            if let Some(f) = self.slots[i].fault.take() {
+                self.record_counters(i, f.as_ref(), at);
+                self.slots[i].fault = Some(f);
+            }
+        }
+        let active: Vec<&str> = self
+            .slots
+            .iter()
+            .filter(|s| s.fault.is_some())
+            .map(|s| s.rep.name.as_str())
+            .collect();
+        let injected: u64 = self.slots.iter().map(|s| s.rep.injected).sum();
+        let left = self.exp.duration.as_secs_f64() - at;
+        let probes: Vec<String> = self
+            .exp
+            .probes
+            .iter()
+            .zip(&self.states)
+            .map(|(p, st)| {
+                let s = match st.last_ok {
+                    Some(true) => "ok",
+                    Some(false) => "FAILING",
+                    None => "…",
+                };
+                format!("{} {s}", p.name)
+            })
+            .collect();
+        let phase = if active.is_empty() {
+            "no fault active".to_string()
+        } else {
+            format!("active: {}", active.join(", "))
+        };
+        let text = format!(
+            "{phase} | {:.0}s left | injected {injected} | {}",
+            left.max(0.0),
+            probes.join(", ")
+        );
+        self.progress.status(&text);
+    }
+
+    fn fault_active_at(&self, t: f64) -> bool {
+        self.slots.iter().any(|s| {
+            s.rep.attached_s.is_some_and(|a| a <= t) && s.rep.detached_s.is_none_or(|d| t < d)
+        })
+    }
+
+    /// Records a sample; during injection (`check_abort`) returns the abort it trips.
+    fn observe(&mut self, s: Sample, check_abort: bool) -> Option<Stopped> {
+        let t = secs(self.t0, s.at);
+        let during = self.fault_active_at(t);
+        let p = &self.exp.probes[s.probe];
+        let st = &mut self.states[s.probe];
+        // Log changes of state (not the first success).
+        let changed = st.last_ok.unwrap_or(true) != s.ok;
+        st.last_ok = Some(s.ok);
+        st.consecutive = if s.ok { 0 } else { st.consecutive + 1 };
+        if during {
+            st.during += 1;
+            st.failed_during += u32::from(!s.ok);
+        }
+        let st = st.clone();
+        if changed {
+            let what = if s.ok {
+                "passes again".to_string()
+            } else {
+                format!("FAILED at {t:.2}s: {}", s.message)
+            };
+            self.progress.line(&format!("probe '{}' {what}", p.name));
+        }
+        self.samples.push((s.clone(), during));
+        if !check_abort {
+            return None;
+        }
+        let abort = self.exp.abort;
+        let condition = if abort.consecutive_failures.is_some_and(|n| st.consecutive >= n) {
+            Some(format!(
+                "probe '{}' failed {} times in a row (abort.consecutive_failures)",
+                p.name, st.consecutive
+            ))
+        } else if let Some((ratio, min)) = abort.failure_ratio
+            && st.during >= min
+            && f64::from(st.failed_during) > ratio * f64::from(st.during)
+        {
+            Some(format!(
+                "probe '{}' failed {} of {} samples during faults, over {:.1}% \
+                 (abort.failure_ratio)",
+                p.name,
+                st.failed_during,
+                st.during,
+                ratio * 100.0
+            ))
+        } else {
+            None
+        };
+        condition.map(|condition| {
+            Stopped::Abort(AbortReport {
+                condition,
+                probe: p.name.clone(),
+                sample_t_s: t,
+                tripped_s: self.now_s(),
+                rolled_back_s: 0.0,
+            })
+        })
+    }
+
+    /// After the rollback: probes go on until each has passed once, or the timeout. Returns
+    /// when the last one passed.
+    async fn recover(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Sample>,
+        stop: &mut Stop,
+        rolled_back: Instant,
+    ) -> Option<Instant> {
+        let deadline = rolled_back + self.exp.recovery_timeout;
+        let mut passed: Vec<Option<Instant>> = vec![None; self.exp.probes.len()];
+        // Samples sent after the last fault ended, while the experiment went on, count.
+        for (s, _) in &self.samples {
+            if s.ok && s.at >= rolled_back && passed[s.probe].is_none() {
+                passed[s.probe] = Some(s.at + s.latency);
+            }
+        }
+        while passed.iter().any(Option::is_none) {
+            tokio::select! {
+                Some(s) = rx.recv() => {
+                    let (i, done) = (s.probe, s.at + s.latency);
+                    if s.ok && s.at >= rolled_back && passed[i].is_none() {
+                        passed[i] = Some(done);
+                    }
+                    self.observe(s, false);
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => return None,
+                wake = stop.wait(deadline) => {
+                    if matches!(wake, Wake::End(_)) {
+                        return None;
+                    }
+                }
+            }
+        }
+        passed.into_iter().flatten().max()
+    }
+
+    fn sample_report(&self, s: &Sample) -> SampleReport {
+        SampleReport {
+            probe: self.exp.probes[s.probe].name.clone(),
+            t_s: secs(self.t0, s.at),
+            ok: s.ok,
+            latency_ms: s.latency.as_secs_f64() * 1e3,
+            message: s.message.clone(),
+        }
+    }
+
+    fn probe_report(&self, i: usize, until: f64) -> ProbeReport {
+        let p = &self.exp.probes[i];
+        let mine: Vec<&(Sample, bool)> = self
+            .samples
+            .iter()
+            .filter(|(s, _)| s.probe == i && secs(self.t0, s.at) <= until)
+            .collect();
+        let mut lat: Vec<f64> = mine
+            .iter()
+            .map(|(s, _)| s.latency.as_secs_f64() * 1e3)
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        let during = mine.iter().filter(|(_, d)| *d).count() as u32;
+        let failed_during = mine.iter().filter(|(s, d)| *d && !s.ok).count() as u32;
+        let pct = if during == 0 {
+            0.0
+        } else {
+            f64::from(failed_during) * 100.0 / f64::from(during)
+        };
+        ProbeReport {
+            name: p.name.clone(),
+            check: p.kind.describe(),
+            interval_s: p.interval.as_secs_f64(),
+            tolerance_pct: p.tolerance * 100.0,
+            samples: mine.len() as u32,
+            failures: mine.iter().filter(|(s, _)| !s.ok).count() as u32,
+            samples_during_faults: during,
+            failures_during_faults: failed_during,
+            failure_pct_during_faults: pct,
+            latency_p50_ms: percentile(&lat, 50.0),
+            latency_p95_ms: percentile(&lat, 95.0),
+            latency_max_ms: lat.last().copied().unwrap_or(0.0),
+            first_failure: mine
+                .iter()
+                .find(|(s, _)| !s.ok)
+                .map(|(s, _)| self.sample_report(s)),
+            within_tolerance: f64::from(failed_during) <= p.tolerance * f64::from(during),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &self,
+        stopped: Option<Stopped>,
+        abort: Option<AbortReport>,
+        before: Vec<SampleReport>,
+        recovery: RecoveryReport,
+        rolled_back: Instant,
+        started_at: String,
+        dry_run: bool,
+    ) -> Report {
+        let rolled_back_s = secs(self.t0, rolled_back);
+        let probes: Vec<ProbeReport> = (0..self.exp.probes.len())
+            .map(|i| self.probe_report(i, rolled_back_s))
+            .collect();
+        let mut reasons = Vec::new();
+        for p in probes.iter().filter(|p| !p.within_tolerance) {
+            let first = p
+                .first_failure
+                .as_ref()
+                .map_or(String::new(), |s| format!("; first failure at {:.1}s: {}", s.t_s, s.message));
+            reasons.push(format!(
+                "probe '{}' failed {} of {} samples during faults ({:.1}%, tolerance {:.1}%){first}",
+                p.name,
+                p.failures_during_faults,
+                p.samples_during_faults,
+                p.failure_pct_during_faults,
+                p.tolerance_pct
+            ));
+        }
+        if !recovery.recovered {
+            reasons.push(format!(
+                "the system did not recover: not every probe passed within {:.0}s of the rollback",
+                recovery.timeout_s
+            ));
+        }
+        let outcome = match &stopped {
+            Some(Stopped::Abort(_)) => Outcome::Aborted,
+            Some(Stopped::Interrupted(_)) => Outcome::Interrupted,
+            Some(Stopped::Error(_)) => Outcome::Error,
+            None if reasons.is_empty() => Outcome::Held,
+            None => Outcome::NotHeld,
+        };
+        match stopped {
+            Some(Stopped::Abort(a)) => reasons.insert(0, format!("aborted: {}", a.condition)),
+            Some(Stopped::Interrupted(sig)) => {
+                reasons.insert(0, format!("interrupted by {sig}; everything was rolled back"));
+            }
+            Some(Stopped::Error(e)) => {
+                reasons.insert(0, format!("{e}; everything was rolled back"));
+            }
+            None => {}
+        }
+        let mut timeline = before.clone();
+        timeline.extend(self.samples.iter().map(|(s, _)| self.sample_report(s)));
+        Report {
+            experiment: self.exp.name.clone(),
+            hypothesis: self.exp.hypothesis.clone(),
+            description: self.exp.description.clone(),
+            target: match &self.exp.target {
+                crate::target::Target::Cgroup(c) => format!("cgroup {c}"),
+                crate::target::Target::Pid(p) => format!("pid {p}"),
+            },
+            dry_run,
+            started_at,
+            planned_duration_s: self.exp.duration.as_secs_f64(),
+            hypothesis_held: outcome == Outcome::Held,
+            outcome,
+            reasons,
+            steady_state_before: before,
+            probes,
+            faults: self.slots.iter().map(|s| s.rep.clone()).collect(),
+            abort,
+            rolled_back_s,
+            recovery,
+            ended_s: self.now_s(),
+            timeline,
+            injections: self.injections.clone(),
+        }
+    }
+}

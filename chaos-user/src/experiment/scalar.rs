@@ -1,0 +1,94 @@
+//! Scalars of an experiment file parsed as the CLI parses them (`30s`, `12.5%`, `8000-8100`,
+//! `10.0.0.0/8`, `10mbit`). Each is parsed inside serde so that a bad value is reported with its
+//! line and column, like an unknown field.
+
+use crate::units::{self, Percent};
+use serde::de::{self, Deserializer, Visitor};
+use std::{fmt, time::Duration};
+
+/// A scalar as text, whether YAML typed it as a string or a number (`dport: 53` and
+/// `dport: "8000-8100"` are both fine).
+struct AsText;
+
+impl Visitor<'_> for AsText {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or a number")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+}
+
+macro_rules! scalar {
+    ($(#[$m:meta])* $name:ident($t:ty), $parse:expr) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        pub struct $name(pub $t);
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = d.deserialize_any(AsText)?;
+                let parse: fn(&str) -> Result<$t, String> = $parse;
+                parse(&text).map($name).map_err(de::Error::custom)
+            }
+        }
+    };
+}
+
+scalar!(
+    /// Any duration, zero allowed (offsets, latencies, timeouts).
+    Dur(Duration),
+    |s| humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 500ms, 30s, 5m"))
+);
+scalar!(Pct(Percent), |s| s.parse());
+scalar!(Ports(chaos_common::PortRange), units::parse_ports);
+scalar!(Cidr(ipnet::IpNet), crate::cidr::parse_cidr);
+scalar!(
+    /// Bits per second.
+    Rate(u64),
+    units::parse_rate
+);
+
+/// Text that YAML may have typed as a number (`errno: 28`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Text(pub String);
+
+impl<'de> serde::Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(AsText).map(Text)
+    }
+}
+
+/// One item or a list of them (`path: /data` or `path: [/data, /logs]`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            Self::One(t) => vec![t],
+            Self::Many(v) => v,
+        }
+    }
+}
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        Self::Many(Vec::new())
+    }
+}
