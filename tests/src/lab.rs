@@ -25,6 +25,12 @@ pub struct Lab {
 /// A server process; killed on drop.
 pub struct Server(Child);
 
+impl Server {
+    pub fn new(child: Child) -> Self {
+        Self(child)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();

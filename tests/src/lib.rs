@@ -4,6 +4,7 @@
 pub mod clients;
 pub mod lab;
 pub mod repl;
+pub mod service;
 pub mod stats;
 
 use serde_json::Value;

@@ -83,7 +83,11 @@ fn ready(f: &PlannedFault, target: &Target, controls: &Controls) -> Result<Ready
         (Some(n), None) => {
             let spec = net_spec(n, target, f.duration, controls)?;
             let p = spec.validate()?;
-            (p.fault.to_string(), p.detail.clone(), Plan::Net(Box::new(p)))
+            (
+                p.fault.to_string(),
+                p.detail.clone(),
+                Plan::Net(Box::new(p)),
+            )
         }
         (None, Some(s)) => {
             let p = syscall_spec(s, target, f.duration, controls).validate()?;
@@ -116,13 +120,19 @@ fn net_spec(
 ) -> Result<NetSpec> {
     let delay_like = matches!(n.action, NetAction::Delay | NetAction::Reorder);
     if !delay_like && (n.latency.is_some() || n.jitter.is_some()) {
-        return Err(field("net.latency", "only delay and reorder take latency/jitter"));
+        return Err(field(
+            "net.latency",
+            "only delay and reorder take latency/jitter",
+        ));
     }
     if n.action != NetAction::Rate && (n.rate.is_some() || n.horizon.is_some()) {
         return Err(field("net.rate", "only the rate action takes rate/horizon"));
     }
     if n.action != NetAction::Corrupt && n.keep_checksum {
-        return Err(field("net.keep_checksum", "only corrupt takes keep_checksum"));
+        return Err(field(
+            "net.keep_checksum",
+            "only corrupt takes keep_checksum",
+        ));
     }
     let action = match n.action {
         NetAction::Drop => Action::Drop,
@@ -133,7 +143,12 @@ fn net_spec(
         NetAction::Delay | NetAction::Reorder => Action::Delay {
             latency: n
                 .latency
-                .ok_or_else(|| field("net.latency", "delay and reorder need a latency, e.g. 100ms"))?
+                .ok_or_else(|| {
+                    field(
+                        "net.latency",
+                        "delay and reorder need a latency, e.g. 100ms",
+                    )
+                })?
                 .0,
             jitter: n.jitter.map_or(Duration::ZERO, |d| d.0),
             reorder: n.action == NetAction::Reorder,

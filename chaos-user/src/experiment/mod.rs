@@ -25,7 +25,12 @@ use std::path::{Path, PathBuf};
 pub fn load(path: &Path) -> Result<Experiment> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    parse(&text).map_err(|e| match e {
+    parse(&text).map_err(|e| in_file(path, e))
+}
+
+/// An error about the experiment, prefixed with the file it is in.
+pub fn in_file(path: &Path, e: Error) -> Error {
+    match e {
         Error::Invalid { at, message } => Error::Invalid {
             at: match at.as_str() {
                 plan::WHOLE_FILE => path.display().to_string(),
@@ -34,16 +39,15 @@ pub fn load(path: &Path) -> Result<Experiment> {
             message,
         },
         other => other,
-    })
+    }
 }
 
 /// Writes report.json, report.md and timeline.svg into `dir`; returns their paths.
 pub fn write_report(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let json = serde_json::to_string_pretty(report).map_err(|e| {
-        Error::io("serializing the report", std::io::Error::other(e))
-    })?;
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| Error::io("serializing the report", std::io::Error::other(e)))?;
     let files = [
         ("report.json", json),
         ("report.md", report.to_markdown()),

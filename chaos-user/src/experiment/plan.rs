@@ -129,17 +129,26 @@ fn check(f: ExperimentFile) -> Result<Experiment, Error> {
         if probes.iter().any(|q: &Probe| q.name == probe.name) {
             return Err(invalid(
                 format!("steady_state.probes[{i}]"),
-                format!("two probes are named '{}'; names must be unique", probe.name),
+                format!(
+                    "two probes are named '{}'; names must be unique",
+                    probe.name
+                ),
             ));
         }
         probes.push(probe);
     }
     if f.faults.is_empty() {
-        return Err(invalid("faults", "list at least one fault (net or syscall)"));
+        return Err(invalid(
+            "faults",
+            "list at least one fault (net or syscall)",
+        ));
     }
     let mut faults = Vec::new();
     for (i, entry) in f.faults.into_iter().enumerate() {
-        let name = entry.name.clone().unwrap_or_else(|| format!("fault-{}", i + 1));
+        let name = entry
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("fault-{}", i + 1));
         let at = format!("faults[{i}] ({name})");
         let start = entry.start.map_or(Duration::ZERO, |d| d.0);
         if start >= duration {
@@ -220,8 +229,13 @@ fn probe(p: &ProbeSpec, interval: Duration, tolerance: f64) -> Result<Probe, Str
             max_latency: h.max_latency.map(|d| d.0),
         }
     } else if let Some(addr) = &p.tcp {
-        if addr.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
-            return Err(format!("tcp '{addr}' must be host:port, e.g. 10.0.0.3:5432"));
+        if addr
+            .rsplit_once(':')
+            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        {
+            return Err(format!(
+                "tcp '{addr}' must be host:port, e.g. 10.0.0.3:5432"
+            ));
         }
         ProbeKind::Tcp { addr: addr.clone() }
     } else {
@@ -236,7 +250,9 @@ fn probe(p: &ProbeSpec, interval: Duration, tolerance: f64) -> Result<Probe, Str
         return Err("interval: use at least 10ms".into());
     }
     // A probe that outlives its interval would pile up; by default it gets the interval.
-    let timeout = p.timeout.map_or(interval.min(Duration::from_secs(5)), |d| d.0);
+    let timeout = p
+        .timeout
+        .map_or(interval.min(Duration::from_secs(5)), |d| d.0);
     if timeout.is_zero() {
         return Err("timeout: use a positive duration".into());
     }
@@ -247,4 +263,99 @@ fn probe(p: &ProbeSpec, interval: Duration, tolerance: f64) -> Result<Probe, Str
         timeout,
         tolerance: p.tolerance.map_or(tolerance, |t| t.0.value() / 100.0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+name: db slow
+hypothesis: checkout p95 stays under 1s
+target:
+  cgroup: shop/checkout
+duration: 60s
+steady_state:
+  interval: 2s
+  tolerance: 5%
+  probes:
+    - name: checkout
+      http: { url: http://10.0.0.2:8080/checkout, max_latency: 1s }
+    - name: db
+      tcp: 10.0.0.3:5432
+      interval: 500ms
+    - name: script
+      command: [true]
+faults:
+  - name: delay
+    start: 10s
+    duration: 20s
+    net: { action: delay, iface: eth0, latency: 100ms, jitter: 10ms, dport: 5432 }
+  - syscall: { name: write, errno: 28, path: /data, percent: 50 }
+abort:
+  consecutive_failures: 3
+  failure_ratio: 50%
+";
+
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted:\n{text}"),
+        }
+    }
+
+    #[test]
+    fn a_full_file_parses_with_defaults() {
+        let e = parse(GOOD).expect("valid");
+        assert_eq!(e.target, Target::Cgroup("shop/checkout".into()));
+        assert_eq!(e.probes[0].interval, Duration::from_secs(2));
+        assert_eq!(e.probes[1].interval, Duration::from_millis(500));
+        assert_eq!(e.probes[1].timeout, Duration::from_millis(500));
+        assert!((e.probes[0].tolerance - 0.05).abs() < 1e-9);
+        assert!(matches!(
+            e.probes[0].kind,
+            ProbeKind::Http {
+                status: 200,
+                max_latency: Some(_),
+                ..
+            }
+        ));
+        // The unnamed fault gets a name and runs to the end.
+        assert_eq!(e.faults[1].name, "fault-2");
+        assert_eq!(e.faults[1].duration, Duration::from_secs(60));
+        assert_eq!(
+            e.faults[0].start + e.faults[0].duration,
+            Duration::from_secs(30)
+        );
+        assert_eq!(e.abort.failure_ratio, Some((0.5, 5)));
+        assert_eq!(e.recovery_timeout, DEFAULT_RECOVERY);
+    }
+
+    #[test]
+    fn mistakes_name_the_line_or_field() {
+        let typo = GOOD.replace("    start: 10s", "    strat: 10s");
+        assert!(
+            err(&typo).contains("unknown field `strat`"),
+            "{}",
+            err(&typo)
+        );
+        assert!(err(&typo).contains("line 19"), "{}", err(&typo));
+        let bad_pct = GOOD.replace("tolerance: 5%", "tolerance: 150%");
+        assert!(err(&bad_pct).contains("line 8"), "{}", err(&bad_pct));
+        let late = GOOD.replace("duration: 20s", "duration: 55s");
+        assert!(err(&late).starts_with("faults[0] (delay): start 10s + duration 55s"));
+        let two = GOOD.replace(
+            "      tcp: 10.0.0.3:5432",
+            "      tcp: 10.0.0.3:5432\n      command: [x]",
+        );
+        assert!(err(&two).contains("probes[1] (db): give exactly one of"));
+        let port = GOOD.replace("tcp: 10.0.0.3:5432", "tcp: db");
+        assert!(err(&port).contains("host:port"));
+        let dup = GOOD.replace("name: script", "name: db");
+        assert!(err(&dup).contains("names must be unique"));
+        let none = GOOD.replace("  cgroup: shop/checkout", "  pid: 1\n  cgroup: x");
+        assert!(err(&none).starts_with("target: give exactly one"));
+        let url = GOOD.replace("http://10.0.0.2", "10.0.0.2");
+        assert!(err(&url).contains("must start with http://"));
+    }
 }

@@ -69,7 +69,11 @@ async fn check(kind: &ProbeKind, timeout: Duration) -> Result<String, String> {
                 return Ok("exit 0".into());
             }
             let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
             Err(format!("{}: {}", out.status, last.trim()))
         }
     }
@@ -81,7 +85,10 @@ fn http_get(url: &str, want: u16, timeout: Duration) -> Result<String, String> {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut resp = agent.get(url).call().map_err(|e| format!("GET {url}: {e}"))?;
+    let mut resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| format!("GET {url}: {e}"))?;
     // Read the body: the answer is complete only when it has arrived.
     let _ = resp.body_mut().read_to_vec();
     let got = resp.status().as_u16();

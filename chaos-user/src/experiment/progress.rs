@@ -22,10 +22,9 @@ impl Progress {
                 Some(total.as_millis() as u64),
                 ProgressDrawTarget::stderr(),
             );
-            let style = ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let style =
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar
         });
@@ -43,7 +42,10 @@ impl Progress {
 
     /// A line that stays: a phase change, an abort, a first failure.
     pub fn line(&self, text: &str) {
-        let line = format!("chaos run [{:7.2}s] {text}", self.t0.elapsed().as_secs_f64());
+        let line = format!(
+            "chaos run [{:7.2}s] {text}",
+            self.t0.elapsed().as_secs_f64()
+        );
         match &self.bar {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),

@@ -141,7 +141,11 @@ impl Report {
         } else {
             ""
         };
-        let _ = writeln!(m, "Started {}, target {}{dry}.\n", self.started_at, self.target);
+        let _ = writeln!(
+            m,
+            "Started {}, target {}{dry}.\n",
+            self.started_at, self.target
+        );
         if let Some(d) = &self.description {
             let _ = writeln!(m, "{d}\n");
         }
@@ -165,7 +169,9 @@ impl Report {
                 f.name,
                 f.kind,
                 f.detail.replace('|', "\\|"),
-                f.error.as_ref().map_or(String::new(), |e| format!(" (error: {e})")),
+                f.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" (error: {e})")),
                 f.planned_start_s,
                 f.planned_end_s,
                 t(f.attached_s),

@@ -92,7 +92,11 @@ pub async fn run(
     progress.line(&format!(
         "steady state met ({} probes); injecting{}",
         before.len(),
-        if opts.dry_run { " in dry-run mode (nothing is faulted)" } else { "" }
+        if opts.dry_run {
+            " in dry-run mode (nothing is faulted)"
+        } else {
+            ""
+        }
     ));
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     progress.start();
@@ -153,14 +157,23 @@ pub async fn run(
     run.progress.finish();
     let recovery = RecoveryReport {
         recovered: recovered_at.is_some(),
-        time_to_recover_s: recovered_at.map(|t| t.saturating_duration_since(rolled_back).as_secs_f64()),
+        time_to_recover_s: recovered_at
+            .map(|t| t.saturating_duration_since(rolled_back).as_secs_f64()),
         timeout_s: exp.recovery_timeout.as_secs_f64(),
     };
     let before = before
         .iter()
         .map(|s| run.sample_report(s))
         .collect::<Vec<_>>();
-    Ok(run.report(stopped, abort, before, recovery, rolled_back, started_at, opts.dry_run))
+    Ok(run.report(
+        stopped,
+        abort,
+        before,
+        recovery,
+        rolled_back,
+        started_at,
+        opts.dry_run,
+    ))
 }
 
 impl Run<'_> {
@@ -375,7 +388,10 @@ impl Run<'_> {
             return None;
         }
         let abort = self.exp.abort;
-        let condition = if abort.consecutive_failures.is_some_and(|n| st.consecutive >= n) {
+        let condition = if abort
+            .consecutive_failures
+            .is_some_and(|n| st.consecutive >= n)
+        {
             Some(format!(
                 "probe '{}' failed {} times in a row (abort.consecutive_failures)",
                 p.name, st.consecutive
@@ -509,10 +525,9 @@ impl Run<'_> {
             .collect();
         let mut reasons = Vec::new();
         for p in probes.iter().filter(|p| !p.within_tolerance) {
-            let first = p
-                .first_failure
-                .as_ref()
-                .map_or(String::new(), |s| format!("; first failure at {:.1}s: {}", s.t_s, s.message));
+            let first = p.first_failure.as_ref().map_or(String::new(), |s| {
+                format!("; first failure at {:.1}s: {}", s.t_s, s.message)
+            });
             reasons.push(format!(
                 "probe '{}' failed {} of {} samples during faults ({:.1}%, tolerance {:.1}%){first}",
                 p.name,
@@ -538,7 +553,10 @@ impl Run<'_> {
         match stopped {
             Some(Stopped::Abort(a)) => reasons.insert(0, format!("aborted: {}", a.condition)),
             Some(Stopped::Interrupted(sig)) => {
-                reasons.insert(0, format!("interrupted by {sig}; everything was rolled back"));
+                reasons.insert(
+                    0,
+                    format!("interrupted by {sig}; everything was rolled back"),
+                );
             }
             Some(Stopped::Error(e)) => {
                 reasons.insert(0, format!("{e}; everything was rolled back"));

@@ -203,10 +203,14 @@ mod tests {
         // SAFETY: unit tests in this module are the only users of this variable.
         unsafe { std::env::set_var("CHAOS_TEST_EXPAND", "eth9") };
         assert_eq!(
-            expand_env("a: ${CHAOS_TEST_EXPAND}\nb: ${CHAOS_TEST_UNSET:-x y}\nc: $HOME").expect("expands"),
+            expand_env("a: ${CHAOS_TEST_EXPAND}\nb: ${CHAOS_TEST_UNSET:-x y}\nc: $HOME")
+                .expect("expands"),
             "a: eth9\nb: x y\nc: $HOME"
         );
         let e = expand_env("a: 1\nb: ${CHAOS_TEST_UNSET}").expect_err("unset");
-        assert!(e.starts_with("line 2:") && e.contains("CHAOS_TEST_UNSET"), "{e}");
+        assert!(
+            e.starts_with("line 2:") && e.contains("CHAOS_TEST_UNSET"),
+            "{e}"
+        );
     }
 }

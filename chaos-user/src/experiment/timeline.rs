@@ -62,12 +62,7 @@ pub fn render(r: &Report) -> String {
         t0: t_min.floor(),
         t1: t_max.ceil().max(t_min.floor() + 1.0),
     };
-    let max_lat = r
-        .timeline
-        .iter()
-        .map(|s| s.latency_ms)
-        .fold(1.0, f64::max)
-        * 1.1;
+    let max_lat = r.timeline.iter().map(|s| s.latency_ms).fold(1.0, f64::max) * 1.1;
     let lat_y = |ms: f64| TOP + LAT_H - ms / max_lat * LAT_H;
     let rate_top = TOP + LAT_H + GAP;
     let rates = rates(r);
@@ -85,7 +80,12 @@ pub fn render(r: &Report) -> String {
         .set("height", height)
         .set("font-family", "sans-serif")
         .add(Title::new(format!("{}: {verdict}", r.experiment)))
-        .add(Rectangle::new().set("width", W).set("height", height).set("fill", "white"))
+        .add(
+            Rectangle::new()
+                .set("width", W)
+                .set("height", height)
+                .set("fill", "white"),
+        )
         .add(
             text(LEFT, 22.0, format!("{}: {verdict}{dry}", r.experiment))
                 .set("font-size", 16)
@@ -103,7 +103,10 @@ pub fn render(r: &Report) -> String {
                 .set("data-fault", f.name.as_str())
                 .set("data-start", format!("{a:.3}"))
                 .set("data-end", format!("{d:.3}"))
-                .add(Title::new(format!("{}: {} ({a:.1}s to {d:.1}s)", f.name, f.detail)))
+                .add(Title::new(format!(
+                    "{}: {} ({a:.1}s to {d:.1}s)",
+                    f.name, f.detail
+                )))
                 .add(
                     Rectangle::new()
                         .set("x", x0)
@@ -113,10 +116,21 @@ pub fn render(r: &Report) -> String {
                         .set("fill", FAULT_FILL[i % FAULT_FILL.len()])
                         .set("fill-opacity", 0.15),
                 )
-                .add(text(x0 + 3.0, TOP + 14.0 + 14.0 * i as f64, f.name.as_str())),
+                .add(text(
+                    x0 + 3.0,
+                    TOP + 14.0 + 14.0 * i as f64,
+                    f.name.as_str(),
+                )),
         );
     }
-    doc = doc.add(axes(&sc, lat_y(0.0), rate_top + RATE_H, max_lat, max_rate, rate_top));
+    doc = doc.add(axes(
+        &sc,
+        lat_y(0.0),
+        rate_top + RATE_H,
+        max_lat,
+        max_rate,
+        rate_top,
+    ));
     // Probe latency lines, failed samples as red crosses.
     for (pi, p) in r.probes.iter().enumerate() {
         let colour = COLOURS[pi % COLOURS.len()];
@@ -144,7 +158,10 @@ pub fn render(r: &Report) -> String {
                     .set("cy", lat_y(s.latency_ms))
                     .set("r", 3.5)
                     .set("fill", "#d62728")
-                    .add(Title::new(format!("{} at {:.2}s: {}", s.probe, s.t_s, s.message))),
+                    .add(Title::new(format!(
+                        "{} at {:.2}s: {}",
+                        s.probe, s.t_s, s.message
+                    ))),
             );
         }
         let ly = TOP + 14.0 * pi as f64;
@@ -158,7 +175,19 @@ pub fn render(r: &Report) -> String {
                     .set("stroke", colour)
                     .set("stroke-width", 2),
             )
-            .add(text(W - 175.0, ly, format!("{} ({})", p.name, if p.within_tolerance { "ok" } else { "over tolerance" })));
+            .add(text(
+                W - 175.0,
+                ly,
+                format!(
+                    "{} ({})",
+                    p.name,
+                    if p.within_tolerance {
+                        "ok"
+                    } else {
+                        "over tolerance"
+                    }
+                ),
+            ));
         doc = doc.add(g);
     }
     // Faults injected per second.
@@ -198,12 +227,31 @@ pub fn render(r: &Report) -> String {
     doc.to_string()
 }
 
-fn axes(sc: &Scale, lat_base: f64, rate_base: f64, max_lat: f64, max_rate: f64, rate_top: f64) -> Group {
+fn axes(
+    sc: &Scale,
+    lat_base: f64,
+    rate_base: f64,
+    max_lat: f64,
+    max_rate: f64,
+    rate_top: f64,
+) -> Group {
     let mut g = Group::new().set("class", "axes").set("stroke", "#000");
     for (y0, y1) in [(TOP, lat_base), (rate_top, rate_base)] {
         g = g
-            .add(Line::new().set("x1", LEFT).set("x2", LEFT).set("y1", y0).set("y2", y1))
-            .add(Line::new().set("x1", LEFT).set("x2", W - RIGHT).set("y1", y1).set("y2", y1));
+            .add(
+                Line::new()
+                    .set("x1", LEFT)
+                    .set("x2", LEFT)
+                    .set("y1", y0)
+                    .set("y2", y1),
+            )
+            .add(
+                Line::new()
+                    .set("x1", LEFT)
+                    .set("x2", W - RIGHT)
+                    .set("y1", y1)
+                    .set("y2", y1),
+            );
     }
     let span = sc.t1 - sc.t0;
     let step = [1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0]
@@ -212,10 +260,7 @@ fn axes(sc: &Scale, lat_base: f64, rate_base: f64, max_lat: f64, max_rate: f64, 
         .unwrap_or(1800.0);
     let mut t = (sc.t0 / step).ceil() * step;
     while t <= sc.t1 {
-        g = g.add(
-            text(sc.x(t) - 8.0, rate_base + 16.0, format!("{t:.0}s"))
-                .set("stroke", "none"),
-        );
+        g = g.add(text(sc.x(t) - 8.0, rate_base + 16.0, format!("{t:.0}s")).set("stroke", "none"));
         t += step;
     }
     g.add(text(4.0, TOP + 10.0, format!("{max_lat:.0} ms")).set("stroke", "none"))

@@ -69,8 +69,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build(),
     };
-    let rt = match rt
-    {
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => return common::fail(&chaos::Error::io("starting the runtime", e)),
     };

@@ -32,7 +32,8 @@ pub struct RunArgs {
 
 pub async fn run(a: RunArgs, json: bool) -> chaos::Result<ExitCode> {
     let exp = experiment::load(&a.file)?;
-    let ready = experiment::prepare(&exp, a.dry_run)?;
+    let ready =
+        experiment::prepare(&exp, a.dry_run).map_err(|e| experiment::in_file(&a.file, e))?;
     if a.check {
         for r in &ready {
             out!(
@@ -44,7 +45,12 @@ pub async fn run(a: RunArgs, json: bool) -> chaos::Result<ExitCode> {
                 r.detail
             );
         }
-        out!("{}: valid ({} faults, {} probes)", a.file.display(), ready.len(), exp.probes.len());
+        out!(
+            "{}: valid ({} faults, {} probes)",
+            a.file.display(),
+            ready.len(),
+            exp.probes.len()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let mut stop = Stop::install()?;
@@ -69,7 +75,13 @@ pub async fn run(a: RunArgs, json: bool) -> chaos::Result<ExitCode> {
 fn default_dir(name: &str) -> PathBuf {
     let slug: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
