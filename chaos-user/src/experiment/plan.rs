@@ -1,7 +1,10 @@
 //! The experiment file checked and turned into what the runner executes. Checks here need no
 //! kernel; the faults are checked against the system by `faults::prepare`.
 
-use super::spec::{self, ExperimentFile, ProbeSpec};
+use super::{
+    scalar,
+    spec::{self, ExperimentFile, ProbeSpec},
+};
 use crate::{error::Error, target::Target};
 use std::time::Duration;
 
@@ -89,9 +92,43 @@ pub const WHOLE_FILE: &str = "experiment file";
 /// Parses an experiment file's text (after `${VAR}` expansion).
 pub fn parse(text: &str) -> Result<Experiment, Error> {
     let text = spec::expand_env(text).map_err(|m| invalid(WHOLE_FILE, m))?;
-    let file: ExperimentFile =
-        serde_norway::from_str(&text).map_err(|e| invalid(WHOLE_FILE, e.to_string()))?;
+    scalar::take_bad();
+    let file: ExperimentFile = serde_norway::from_str(&text).map_err(|e| {
+        let message = e.to_string();
+        match scalar::take_bad() {
+            Some(value) => value_error(&text, &message, &value),
+            None => invalid(WHOLE_FILE, message),
+        }
+    })?;
     check(file)
+}
+
+/// A bad value's error, with the line of the value itself: serde_norway gives the line of the
+/// mapping around it (or none at the top level), so look for the value from there on.
+fn value_error(text: &str, message: &str, value: &str) -> Error {
+    let (message, from): (&str, usize) = match message.rsplit_once(" at line ") {
+        Some((m, pos)) => {
+            let line = pos.split_whitespace().next().and_then(|l| l.parse().ok());
+            (m, line.unwrap_or(1))
+        }
+        None => (message, 1),
+    };
+    let holds = |l: &str| {
+        let l = l.split(" #").next().unwrap_or(l);
+        let v = l
+            .rsplit_once(": ")
+            .map_or(l.trim_start_matches([' ', '-']), |(_, v)| v);
+        v.trim().trim_matches(['"', '\'']) == value
+            || l.contains(&format!(": {value},"))
+            || l.contains(&format!(": {value} }}"))
+    };
+    let line = text
+        .lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| holds(l))
+        .map_or(from, |(i, _)| i + 1);
+    invalid(WHOLE_FILE, format!("line {line}: {message}"))
 }
 
 fn check(f: ExperimentFile) -> Result<Experiment, Error> {
@@ -341,7 +378,19 @@ abort:
         );
         assert!(err(&typo).contains("line 19"), "{}", err(&typo));
         let bad_pct = GOOD.replace("tolerance: 5%", "tolerance: 150%");
-        assert!(err(&bad_pct).contains("line 8"), "{}", err(&bad_pct));
+        assert!(
+            err(&bad_pct).contains("line 8: steady_state"),
+            "{}",
+            err(&bad_pct)
+        );
+        let bad_top = GOOD.replace("duration: 60s", "duration: soon");
+        assert!(
+            err(&bad_top).contains("line 5: 'soon'"),
+            "{}",
+            err(&bad_top)
+        );
+        let bad_flow = GOOD.replace("latency: 100ms", "latency: 1x");
+        assert!(err(&bad_flow).contains("line 21: "), "{}", err(&bad_flow));
         let late = GOOD.replace("duration: 20s", "duration: 55s");
         assert!(err(&late).starts_with("faults[0] (delay): start 10s + duration 55s"));
         let two = GOOD.replace(

@@ -4,7 +4,18 @@
 
 use crate::units::{self, Percent};
 use serde::de::{self, Deserializer, Visitor};
-use std::{fmt, time::Duration};
+use std::{cell::RefCell, fmt, time::Duration};
+
+thread_local! {
+    /// The text of the last scalar that failed to parse. serde_norway places a custom error at
+    /// the enclosing mapping, not at the value; `plan::parse` uses this to find the value's line.
+    static BAD: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Takes the text of the scalar that failed last on this thread, if any.
+pub fn take_bad() -> Option<String> {
+    BAD.with(|b| b.borrow_mut().take())
+}
 
 /// A scalar as text, whether YAML typed it as a string or a number (`dport: 53` and
 /// `dport: "8000-8100"` are both fine).
@@ -39,7 +50,10 @@ macro_rules! scalar {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let text = d.deserialize_any(AsText)?;
                 let parse: fn(&str) -> Result<$t, String> = $parse;
-                parse(&text).map($name).map_err(de::Error::custom)
+                parse(&text).map($name).map_err(|e| {
+                    BAD.with(|b| *b.borrow_mut() = Some(text));
+                    de::Error::custom(e)
+                })
             }
         }
     };
