@@ -250,7 +250,13 @@ pub fn kernel_runs(fault: &str, test: &str) -> bool {
     doctor_says("faults", "fault", fault, test)
 }
 
-fn doctor_says(section: &str, key: &str, feature: &str, test: &str) -> bool {
+/// Whether `chaos doctor` lists `fault` as available here, without reporting a skip (for tests
+/// that assert the refusal where it is not).
+pub fn doctor_lists(fault: &str) -> bool {
+    doctor_entry("faults", "fault", fault)["available"] == true
+}
+
+fn doctor_entry(section: &str, key: &str, feature: &str) -> Value {
     static DOCTOR: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     let report = DOCTOR.get_or_init(|| {
         let (code, out, err) = chaos(&["doctor", "--json"]);
@@ -261,13 +267,19 @@ fn doctor_says(section: &str, key: &str, feature: &str, test: &str) -> bool {
         .as_array()
         .and_then(|fs| fs.iter().find(|f| f[key] == feature))
         .cloned();
-    let f = f.unwrap_or_else(|| panic!("chaos doctor has no {section} entry {feature}"));
+    let mut f = f.unwrap_or_else(|| panic!("chaos doctor has no {section} entry {feature}"));
+    f["kernel"] = report["kernel"].clone();
+    f
+}
+
+fn doctor_says(section: &str, key: &str, feature: &str, test: &str) -> bool {
+    let f = doctor_entry(section, key, feature);
     if f["available"] == true {
         return true;
     }
     let line = format!(
         "SKIPPED {test}: kernel {} lacks {feature}: {}",
-        report["kernel"], f["detail"]
+        f["kernel"], f["detail"]
     );
     eprintln!("{line}");
     if let Some(log) = std::env::var_os("CHAOS_SKIP_LOG") {

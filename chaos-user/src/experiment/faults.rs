@@ -70,6 +70,24 @@ pub fn prepare(exp: &Experiment, dry_run: bool) -> Result<Vec<Ready>> {
         .collect()
 }
 
+/// Refuses, before anything is injected, an experiment with a fault this kernel cannot run
+/// (as `chaos doctor` finds it), naming the missing mechanism and what would work.
+pub fn check_kernel(ready: &[Ready]) -> Result<()> {
+    let support = crate::doctor::run()?.faults;
+    for (i, r) in ready.iter().enumerate() {
+        if let Some(s) = support.iter().find(|s| s.fault == r.kind && !s.available) {
+            return Err(Error::Invalid {
+                at: format!("faults[{i}] ({})", r.name),
+                message: format!(
+                    "this kernel cannot run {}: {}; nothing was injected",
+                    r.kind, s.detail
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The experiment file's key for a CLI flag named in an error.
 fn yaml_key(flag: &str) -> String {
     match flag {

@@ -13,7 +13,7 @@ mod scalar;
 mod spec;
 mod timeline;
 
-pub use faults::{Ready, prepare};
+pub use faults::{Ready, check_kernel, prepare};
 pub use plan::{Experiment, parse};
 pub use report::{Outcome, Report};
 pub use runner::{Options, run};

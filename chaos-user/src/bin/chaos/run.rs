@@ -21,8 +21,8 @@ pub struct RunArgs {
     /// nothing), probe as usual; previews the blast radius.
     #[arg(long)]
     dry_run: bool,
-    /// Only check the file and its faults against this system (interfaces, cgroups, filters);
-    /// attach nothing, probe nothing.
+    /// Only check the file and its faults against this system (interfaces, cgroups, filters,
+    /// and whether this kernel can run each fault); attach nothing, probe nothing.
     #[arg(long, conflicts_with = "dry_run")]
     check: bool,
     /// Directory for the report (default: chaos-report/<experiment>-<unix time>).
@@ -34,6 +34,7 @@ pub async fn run(a: RunArgs, json: bool) -> chaos::Result<ExitCode> {
     let exp = experiment::load(&a.file)?;
     let ready =
         experiment::prepare(&exp, a.dry_run).map_err(|e| experiment::in_file(&a.file, e))?;
+    experiment::check_kernel(&ready).map_err(|e| experiment::in_file(&a.file, e))?;
     if a.check {
         for r in &ready {
             out!(
