@@ -15,10 +15,41 @@ use std::time::Duration;
 
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos.bpf.o"));
 
+/// `load`'s arguments: (budget, skip).
+type Queues = (Option<u32>, Option<u32>);
+
+thread_local! {
+    /// Objects loaded ahead of time (`preload`).
+    static PRELOADED: std::cell::RefCell<Vec<(Queues, Ebpf)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Loads an object now for a later `load` with the same arguments on this thread: an
+/// experiment's phase then starts when planned instead of after parsing the object and
+/// creating its maps (tens of milliseconds natively, seconds under emulation).
+pub fn preload(budget: Option<u32>, skip: Option<u32>) -> Result<()> {
+    let ebpf = load_new(budget, skip)?;
+    PRELOADED.with(|p| p.borrow_mut().push(((budget, skip), ebpf)));
+    Ok(())
+}
+
 /// Loads the object: creates its maps; programs are loaded one by one by their users.
 /// With a budget, the budget queue is sized and filled with one token per allowed fault; with
 /// `skip` (`--after N`), the skip queue with one token per match to let through first.
 pub fn load(budget: Option<u32>, skip: Option<u32>) -> Result<Ebpf> {
+    let key = (budget, skip);
+    let ready = PRELOADED.with(|p| {
+        let mut p = p.borrow_mut();
+        let i = p.iter().position(|(k, _)| *k == key)?;
+        Some(p.swap_remove(i).1)
+    });
+    match ready {
+        Some(ebpf) => Ok(ebpf),
+        None => load_new(budget, skip),
+    }
+}
+
+fn load_new(budget: Option<u32>, skip: Option<u32>) -> Result<Ebpf> {
     raise_memlock();
     let mut loader = aya::EbpfLoader::new();
     // No kernel BTF: these programs use only UAPI contexts (no CO-RE relocations), and parsing

@@ -95,7 +95,11 @@ fn probe<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 fn program_ids(report: &Value) -> Vec<u64> {
-    report["faults"][0]["program_ids"]
+    ids_of(&report["faults"][0])
+}
+
+fn ids_of(fault: &Value) -> Vec<u64> {
+    fault["program_ids"]
         .as_array()
         .expect("program ids")
         .iter()
@@ -133,12 +137,29 @@ fn assert_svg_shows_fault(svg: &str, report: &Value) {
     );
 }
 
+/// A second fault, of the other family, overlapping the first: the service's TCP answers are
+/// duplicated on their way out (harmless to TCP).
+fn second_phase(lab: &Lab) -> String {
+    format!(
+        r#"  - name: dup-answers
+    start: 2s
+    duration: 3s
+    net:
+      action: duplicate
+      iface: {}
+      netns: {}
+      protocol: tcp
+"#,
+        lab.sb.client_if, lab.sb.client_ns
+    )
+}
+
 #[test]
 fn experiment_hypothesis_holds() {
     let lab = Lab::new("exok");
     let svc = lab.http_service();
     let s = Scratch::new("ok");
-    let file = s.file(&experiment(&lab, "", "1s", "4s", "6s", ""));
+    let file = s.file(&experiment(&lab, "", "1s", "3s", "6s", &second_phase(&lab)));
     let (code, out, err) = lab.chaos_run(&["run", &file, "--report", &s.report_dir()]);
     assert_eq!(code, 0, "exit 0 when the hypothesis holds\n{out}\n{err}");
     assert!(out.contains("hypothesis HELD"), "{out}");
@@ -150,12 +171,26 @@ fn experiment_hypothesis_holds() {
         f["injected"].as_u64() > Some(0),
         "the fault never reached the service: {f}"
     );
+    // Phases: each fault attached at its own offset and detached at its end, overlapping.
+    let dup = &r["faults"][1];
+    assert!(dup["injected"].as_u64() > Some(0), "{dup}");
+    let window = |f: &Value| {
+        let t = |k: &str| f[k].as_f64().unwrap_or(-1.0);
+        (t("attached_s"), t("detached_s"))
+    };
+    let ((a0, d0), (a1, d1)) = (window(f), window(dup));
+    assert!((1.0..1.5).contains(&a0) && (4.0..4.5).contains(&d0), "{f}");
+    assert!(
+        (2.0..2.5).contains(&a1) && (5.0..5.5).contains(&d1),
+        "{dup}"
+    );
     assert_eq!(probe(&r, "home")["failures"], 0);
     assert_control_untouched(&r);
     assert!(r["recovery"]["recovered"] == true, "{}", r["recovery"]);
     assert_svg_shows_fault(&s.read("timeline.svg"), &r);
     assert!(s.read("report.md").contains("Result: **held**"));
     assert_programs_gone(&program_ids(&r));
+    assert_programs_gone(&ids_of(dup));
     drop(svc);
     lab.finish();
 }

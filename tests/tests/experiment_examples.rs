@@ -14,8 +14,10 @@ use std::{
     time::Duration,
 };
 
+/// The repository's examples/ (the VM runner puts them at the same path in the guest).
 fn examples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    std::fs::canonicalize(&p).unwrap_or(p)
 }
 
 /// The variables the examples read, pointed at the lab: the service in the client namespace,

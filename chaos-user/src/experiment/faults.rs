@@ -19,6 +19,8 @@ use std::time::Duration;
 /// A fault checked against this system, ready to attach at its start offset.
 pub struct Ready {
     pub name: String,
+    /// The object's budget and skip queues (`ebpf::load` arguments), for preloading.
+    queues: (Option<u32>, Option<u32>),
     pub start: Duration,
     pub duration: Duration,
     /// "net delay", "syscall connect".
@@ -33,6 +35,12 @@ enum Plan {
 }
 
 impl Ready {
+    /// Loads this fault's object now (maps, no program), so that `attach` at the phase start
+    /// only loads and attaches the programs.
+    pub fn preload(&self) -> Result<()> {
+        crate::ebpf::preload(self.queues.0, self.queues.1)
+    }
+
     /// Loads and attaches; the kernel ends it at its own deadline, `duration` from now.
     pub fn attach(&self) -> Result<Box<dyn Fault>> {
         Ok(match &self.plan {
@@ -97,24 +105,30 @@ fn yaml_key(flag: &str) -> String {
 }
 
 fn ready(f: &PlannedFault, target: &Target, controls: &Controls) -> Result<Ready> {
-    let (kind, detail, plan) = match (&f.spec.net, &f.spec.syscall) {
+    let (kind, detail, queues, plan) = match (&f.spec.net, &f.spec.syscall) {
         (Some(n), None) => {
             let spec = net_spec(n, target, f.duration, controls)?;
             let p = spec.validate()?;
+            let q = (spec.controls.max_faults, spec.controls.after);
             (
                 p.fault.to_string(),
                 p.detail.clone(),
+                q,
                 Plan::Net(Box::new(p)),
             )
         }
         (None, Some(s)) => {
-            let p = syscall_spec(s, target, f.duration, controls).validate()?;
-            (p.name(), p.detail().to_string(), Plan::Syscall(Box::new(p)))
+            let spec = syscall_spec(s, target, f.duration, controls);
+            let p = spec.validate()?;
+            let q = (spec.controls.max_faults, spec.controls.after);
+            let name = p.name();
+            (name, p.detail().to_string(), q, Plan::Syscall(Box::new(p)))
         }
         _ => unreachable!("plan::check demands exactly one of net/syscall"),
     };
     Ok(Ready {
         name: f.name.clone(),
+        queues,
         start: f.start,
         duration: f.duration,
         kind,

@@ -74,6 +74,10 @@ pub async fn run(
     stop: &mut Stop,
 ) -> Result<Report> {
     let mut progress = Progress::new(exp.duration, opts.quiet);
+    // Objects (maps) loaded now, so that each phase starts on time.
+    for r in &ready {
+        r.preload()?;
+    }
     // Refuse to inject into a system that is already unhealthy.
     let mut before = Vec::new();
     for (i, p) in exp.probes.iter().enumerate() {

@@ -214,11 +214,22 @@ pub fn build(k: &Kernel, p: &Payload<'_>, out: &Path) -> Result<()> {
     std::os::unix::fs::symlink("/usr/bin/dash", root.join("bin/sh"))?;
     put_python(&root)?;
     put_with_libs(&root, p.chaos, Path::new("/usr/bin/chaos"))?;
+    let mut ours = vec![root.join("usr/bin/chaos")];
     for t in p.tests {
         let name = t.file_name().context("test name")?.to_string_lossy();
         // cargo names test binaries NAME-HASH; the hash says nothing in the guest.
         let short = name.rsplit_once('-').map_or(name.as_ref(), |(n, _)| n);
         put_with_libs(&root, t, &Path::new("/tests").join(short))?;
+        ours.push(root.join("tests").join(short));
+    }
+    // Debug info is most of a debug build's size; unpacked, it would not fit the guest's RAM.
+    // Symbols stay, so backtraces still name functions.
+    sh(Command::new("strip").arg("--strip-debug").args(&ours))?;
+    // The example experiments, where the test binaries look for them (their source path).
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for f in fs::read_dir(&examples).with_context(|| format!("{}", examples.display()))? {
+        let f = fs::canonicalize(f?.path())?;
+        put(&root, &f, &f)?;
     }
     let order = put_modules(&root, k)?;
     fs::write(root.join("etc/modules.order"), order.join("\n") + "\n")?;
