@@ -26,7 +26,17 @@ pub struct Lab {
 pub struct Server(Child);
 
 impl Server {
-    pub fn new(child: Child) -> Self {
+    /// Starts `cmd` and waits for it to print "ready".
+    pub fn start(mut cmd: Command, what: &str) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("server output");
+        assert_eq!(line.trim(), "ready", "{what} did not start");
         Self(child)
     }
 }
@@ -77,19 +87,11 @@ impl Lab {
 
     /// TCP listeners in the server namespace, e.g. ["10.77.0.2:7001", "[fd77::2]:7001"].
     pub fn tcp_server(&self, addrs: &[&str]) -> Server {
-        let mut child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.sb.server_ns))
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.sb.server_ns))
             .args(["python3", "-c", crate::clients::LISTEN])
-            .args(addrs)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start python3 server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("server output");
-        assert_eq!(line.trim(), "ready", "server did not start");
-        Server(child)
+            .args(addrs);
+        Server::start(cmd, "python3 TCP server")
     }
 
     /// Text describing every BPF/tc attachment on the lab's interfaces, as iproute2 and bpftool

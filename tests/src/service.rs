@@ -3,10 +3,6 @@
 //! dependency was reachable (graceful degradation); `/dep` answers 502 when it is not.
 
 use crate::lab::{Lab, Server};
-use std::{
-    io::{BufRead, BufReader},
-    process::Stdio,
-};
 
 const SERVICE: &str = r#"
 import http.server, socket, sys
@@ -43,18 +39,9 @@ impl Lab {
     /// inside the lab cgroup (the experiment's target).
     pub fn http_service(&self) -> (Server, Server) {
         let dep = self.tcp_server(&[&format!("{DEP_HOST}:{DEP_PORT}")]);
-        let mut child = self
-            .inside("python3")
-            .args(["-c", SERVICE, SERVICE_ADDR, DEP_HOST, &DEP_PORT.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the HTTP service");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("service output");
-        assert_eq!(line.trim(), "ready", "HTTP service did not start");
-        (dep, Server::new(child))
+        let mut cmd = self.inside("python3");
+        cmd.args(["-c", SERVICE, SERVICE_ADDR, DEP_HOST, &DEP_PORT.to_string()]);
+        (dep, Server::start(cmd, "the HTTP service"))
     }
 
     /// `chaos run ARGS` from the server namespace (where the service is reachable over the
