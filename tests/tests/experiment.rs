@@ -375,3 +375,49 @@ fn experiment_invalid_files_are_refused_with_the_line() {
     );
     lab.finish();
 }
+
+/// SIGINT in the middle of a fault: everything is rolled back, the report says so, exit 2.
+#[test]
+fn experiment_interrupted_rolls_back() {
+    let lab = Lab::new("exint");
+    let svc = lab.http_service();
+    let s = Scratch::new("int");
+    let file = s.file(&experiment(&lab, "", "0s", "60s", "60s", ""));
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{}", lab.sb.server_ns))
+        .arg(chaos_tests::chaos_bin())
+        .args(["run", &file, "--report", &s.report_dir()])
+        .env("CHAOS_STATE_DIR", &lab.state_dir)
+        .env("CHAOS_PIN_DIR", &lab.pin_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("chaos run");
+    // Wait for the attach, seen from the kernel side: a program on the cgroup.
+    let t = Instant::now();
+    while !lab.attachments().contains("connect4") {
+        assert!(t.elapsed().as_secs() < 60, "fault never attached");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // nsenter execs chaos, so the child's pid is chaos's.
+    // SAFETY: kill on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("chaos run ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let r = s.report();
+    assert_eq!(r["outcome"], "interrupted", "{r}");
+    assert!(
+        r["reasons"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("SIGINT")),
+        "{r}"
+    );
+    assert!(
+        r["faults"][0]["detached_s"].as_f64() < Some(30.0),
+        "{}",
+        r["faults"][0]
+    );
+    assert_programs_gone(&program_ids(&r));
+    drop(svc);
+    lab.finish();
+}

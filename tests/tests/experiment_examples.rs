@@ -16,8 +16,8 @@ use std::{
 
 /// The repository's examples/ (the VM runner puts them at the same path in the guest).
 fn examples_dir() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    std::fs::canonicalize(&p).unwrap_or(p)
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    tests.parent().expect("repository root").join("examples")
 }
 
 /// The variables the examples read, pointed at the lab: the service in the client namespace,
@@ -102,8 +102,15 @@ fn network_partition_example_runs_for_real() {
         .stderr(Stdio::piped());
     lab_env(&mut cmd, &lab, "/tmp");
     let run = cmd.spawn().expect("chaos run");
-    // The partition runs from 5 s to 25 s.
-    std::thread::sleep(Duration::from_secs(10));
+    // The partition runs from 5 s to 25 s after the steady-state check: wait for its programs.
+    let t = std::time::Instant::now();
+    while !lab.attachments().contains("chaos") {
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "the partition never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let target = format!("connect {DEP_HOST} {DEP_PORT} tcp");
     let mut inside = Repl::spawn(lab.inside("python3"));
     let mut outside = Repl::spawn(lab.outside("python3"));
