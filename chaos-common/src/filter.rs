@@ -4,6 +4,24 @@
 pub const FAMILY_ANY: u8 = 0;
 pub const FAMILY_V4: u8 = 4;
 pub const FAMILY_V6: u8 = 6;
+/// `Cidr::family` of a filter with several prefixes: the address is looked up in the rule's
+/// LPM trie (`maps::NET_SRC_SET` / `NET_DST_SET`) instead.
+pub const FAMILY_SET: u8 = 0xff;
+
+/// Most prefixes in one `--src`/`--dst` set.
+pub const MAX_PREFIXES: u32 = 16_384;
+
+/// The LPM trie key data of an address: IPv6 as is, IPv4 as `::ffff:a.b.c.d` (so one trie holds
+/// both families; an IPv4 prefix of length L is stored with length 96 + L). Words as `Flow` and
+/// `Cidr` hold them: network byte order in memory.
+#[inline(always)]
+pub fn lpm_data(family: u8, addr: &[u32; 4]) -> [u32; 4] {
+    if family == FAMILY_V4 {
+        [0, 0, u32::from_ne_bytes([0, 0, 0xff, 0xff]), addr[0]]
+    } else {
+        *addr
+    }
+}
 
 /// An address prefix. Words are in network byte order, as loaded from the packet; an IPv4
 /// address uses `addr[0]` only. `FAMILY_ANY` matches every address.

@@ -5,6 +5,10 @@
 pub const NET_CFG: &str = "CHAOS_NET_CFG";
 /// `PerCpuArray<u64>` of `STAT_LEN` counters for the TC classifier.
 pub const NET_STATS: &str = "CHAOS_NET_STATS";
+/// `LpmTrie<[u32; 4], u8>` of source / destination prefixes (see `filter::lpm_data`), used when
+/// the rule's `src` / `dst` has `FAMILY_SET`.
+pub const NET_SRC_SET: &str = "CHAOS_NET_SRC";
+pub const NET_DST_SET: &str = "CHAOS_NET_DST";
 /// `Array<SockRule>`, one entry.
 pub const SOCK_CFG: &str = "CHAOS_SOCK_CFG";
 /// `PerCpuArray<u64>` of `STAT_LEN` counters for the sock_addr programs.
@@ -38,6 +42,8 @@ pub const PROG_BIND6: &str = "chaos_bind6";
 const _: () = {
     assert!(NET_CFG.len() <= 15);
     assert!(NET_STATS.len() <= 15);
+    assert!(NET_SRC_SET.len() <= 15);
+    assert!(NET_DST_SET.len() <= 15);
     assert!(SOCK_CFG.len() <= 15);
     assert!(SOCK_STATS.len() <= 15);
     assert!(BUDGET.len() <= 15);

@@ -7,14 +7,18 @@ use aya_ebpf::{
         generated::{bpf_skb_ancestor_cgroup_id, bpf_skb_cgroup_id},
     },
     macros::{classifier, map},
-    maps::{Array, PerCpuArray},
+    maps::{
+        Array, LpmTrie, PerCpuArray,
+        lpm_trie::Key,
+    },
     programs::{TcContext, sk_buff::SkBuff},
 };
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER,
     DUP_MARK, EVENT_PACKET, Event, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP,
     PROTO_UDP, STAT_LEN,
-    filter::{FAMILY_V4, FAMILY_V6},
+    Cidr,
+    filter::{FAMILY_SET, FAMILY_V4, FAMILY_V6, MAX_PREFIXES, lpm_data},
 };
 
 use crate::{
@@ -25,6 +29,13 @@ use crate::{
 
 #[map]
 pub static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(1, 0);
+/// Prefix sets for rules with many CIDRs (aya adds BPF_F_NO_PREALLOC, which LPM tries need).
+#[map]
+pub static CHAOS_NET_SRC: LpmTrie<[u32; 4], u8> =
+    LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+#[map]
+pub static CHAOS_NET_DST: LpmTrie<[u32; 4], u8> =
+    LpmTrie::with_max_entries(MAX_PREFIXES, 0);
 #[map]
 pub static CHAOS_NET_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_LEN, 0);
 
@@ -264,8 +275,17 @@ pub fn matches_flow(rule: &NetRule, flow: &Flow) -> bool {
         && (rule.dport.is_any() || (has_ports && rule.dport.contains(flow.dport)));
     proto_ok
         && ports_ok
-        && rule.src.matches(flow.family, &flow.src)
-        && rule.dst.matches(flow.family, &flow.dst)
+        && addr_ok(&rule.src, &CHAOS_NET_SRC, flow.family, &flow.src)
+        && addr_ok(&rule.dst, &CHAOS_NET_DST, flow.family, &flow.dst)
+}
+
+/// One prefix inline, several through the LPM trie (a lookup, not a scan).
+#[inline(always)]
+fn addr_ok(c: &Cidr, set: &LpmTrie<[u32; 4], u8>, family: u8, addr: &[u32; 4]) -> bool {
+    if c.family == FAMILY_SET {
+        return set.get(&Key::new(128, lpm_data(family, addr))).is_some();
+    }
+    c.matches(family, addr)
 }
 
 fn in_cgroup(ctx: &TcContext, rule: &NetRule) -> bool {

@@ -1,11 +1,20 @@
 //! Minimal programs that `chaos doctor` loads (never attaches for long) to learn what the running
-//! kernel accepts: BPF LSM, BPF trampolines, kprobes and bpf_override_return.
+//! kernel accepts: BPF LSM, BPF trampolines, kprobes and bpf_override_return; and the empty
+//! classifier the benchmark uses as its floor.
 
 use aya_ebpf::{
+    bindings::TC_ACT_UNSPEC,
     helpers::generated::bpf_override_return,
-    macros::{fentry, kprobe, lsm},
-    programs::{FEntryContext, LsmContext, ProbeContext},
+    macros::{classifier, fentry, kprobe, lsm},
+    programs::{FEntryContext, LsmContext, ProbeContext, TcContext},
 };
+
+/// A classifier that does nothing: `cargo xtask bench net` measures BPF_PROG_TEST_RUN's own
+/// cost per run with it, the floor under every classifier figure.
+#[classifier]
+pub fn probe_tc_empty(_ctx: TcContext) -> i32 {
+    TC_ACT_UNSPEC
+}
 
 #[lsm(hook = "file_open")]
 pub fn probe_lsm(_ctx: LsmContext) -> i32 {

@@ -18,6 +18,31 @@ pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
     })
 }
 
+/// Prefixes from a file: one address or CIDR per line; blank lines and `#` comments skipped.
+/// Errors name the flag, the file and the line.
+pub fn read_file(path: &std::path::Path, flag: &'static str) -> crate::Result<Vec<IpNet>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::Error::input(flag, format!("cannot read {}: {e}", path.display())))?;
+    let mut nets = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let net = parse_cidr(entry).map_err(|m| {
+            crate::Error::input(flag, format!("{} line {}: {m}", path.display(), i + 1))
+        })?;
+        nets.push(net);
+    }
+    if nets.is_empty() {
+        return Err(crate::Error::input(
+            flag,
+            format!("{} lists no address; one CIDR per line", path.display()),
+        ));
+    }
+    Ok(nets)
+}
+
 pub fn to_kernel(net: &IpNet) -> Cidr {
     let mut c = Cidr::ANY;
     match net {

@@ -21,6 +21,16 @@ const CASES: &[(&str, &str, &str)] = &[
         "CIDR",
     ),
     (
+        "net drop --iface {if} --netns {ns} --duration 5s --dst-file /proc/version",
+        "--dst-file",
+        "line 1",
+    ),
+    (
+        "net drop --iface {if} --netns {ns} --duration 5s --dst-file /nonexistent",
+        "--dst-file",
+        "cannot read",
+    ),
+    (
         "net drop --iface {if} --netns {ns} --duration 5s --dport 70000",
         "--dport",
         "1-65535",

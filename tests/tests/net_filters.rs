@@ -73,6 +73,46 @@ fn cidr_filter_separates_families() {
     lab.finish();
 }
 
+/// Many prefixes (an LPM trie): 1,000 unrelated IPv4 /24s and an IPv6 /32 from --dst-file, plus
+/// the server's 10.77.0.0/24 from --dst: IPv4 ping to the server is dropped (its prefix is found
+/// among the others), IPv6 ping (not in the set) passes.
+#[test]
+fn cidr_set_through_lpm_trie() {
+    let lab = Lab::new("nflpm");
+    let list = chaos_tests::TempPath::new("prefixes");
+    let mut text = String::from("# unrelated prefixes\n");
+    for i in 0..1000 {
+        text += &format!("172.{}.{}.0/24\n", 16 + i / 256, i % 256);
+    }
+    text += "2001:db8::/32  # documentation\n";
+    std::fs::write(&list.0, text).expect("prefix file");
+    let fault = lab.drop_at_server(&[
+        "--dst-file",
+        list.as_str(),
+        "--dst",
+        "10.77.0.0/24",
+        "--protocol",
+        "icmp",
+        "--duration",
+        "60s",
+    ]);
+    assert_eq!(
+        ping(lab.outside("ping"), &SERVER_V4.to_string(), 20, "0.01").received,
+        0,
+        "IPv4 to a prefix of the set dropped"
+    );
+    assert_eq!(
+        ping(lab.outside("ping"), &SERVER_V6.to_string(), 20, "0.01").lost(),
+        0,
+        "IPv6 outside the set passes"
+    );
+    let ids = fault.program_ids.clone();
+    let s = fault.interrupt();
+    assert_eq!(s["injected"], 20, "{s}");
+    assert_programs_gone(&ids);
+    lab.finish();
+}
+
 /// --cgroup at egress: pings sent from inside the cgroup are lost, the same pings from a
 /// process outside it (same namespace, same interface) are not.
 #[test]

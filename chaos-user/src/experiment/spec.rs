@@ -104,8 +104,10 @@ pub struct NetFaultSpec {
     pub percent: Option<Pct>,
     pub correlation: Option<Pct>,
     pub protocol: Option<Protocol>,
-    pub src: Option<Cidr>,
-    pub dst: Option<Cidr>,
+    #[serde(default)]
+    pub src: OneOrMany<Cidr>,
+    #[serde(default)]
+    pub dst: OneOrMany<Cidr>,
     pub sport: Option<Ports>,
     pub dport: Option<Ports>,
     pub latency: Option<Dur>,

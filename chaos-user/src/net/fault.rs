@@ -12,16 +12,43 @@ use crate::{
     fault::FaultCore,
     state::Record,
 };
+use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::programs::{
     CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, SchedClassifier, cgroup_skb::CgroupSkbLinkId,
     links::FdLink,
 };
 use chaos_common::{
     NetRule,
-    maps::{NET_CFG, NET_STATS, PROG_CGROUP_INGRESS, PROG_TC_EGRESS, PROG_TC_INGRESS},
+    filter::lpm_data,
+    maps::{
+        NET_CFG, NET_DST_SET, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS, PROG_TC_EGRESS,
+        PROG_TC_INGRESS,
+    },
     needs_fq,
 };
+use ipnet::IpNet;
 use std::fs::File;
+
+/// Writes a prefix set into its LPM trie (before any program can read it).
+pub fn fill_set(ebpf: &mut aya::Ebpf, name: &'static str, set: &[IpNet]) -> Result<()> {
+    if set.is_empty() {
+        return Ok(());
+    }
+    let mut trie: LpmTrie<_, [u32; 4], u8> = ebpf
+        .map_mut(name)
+        .ok_or(Error::MapNotFound(name))?
+        .try_into()
+        .map_err(|e| Error::map(format!("opening {name}"), e))?;
+    for net in set {
+        let c = crate::cidr::to_kernel(net);
+        let v4 = matches!(net, IpNet::V4(_));
+        let len = u32::from(net.prefix_len()) + if v4 { 96 } else { 0 };
+        let key = Key::new(len, lpm_data(c.family, &c.addr));
+        trie.insert(&key, 1, 0)
+            .map_err(|e| Error::map(format!("adding {net} to {name}"), e))?;
+    }
+    Ok(())
+}
 
 pub struct NetFault {
     // Field order matters: attachments detach before the object (and its program) is dropped.
@@ -39,7 +66,10 @@ impl NetFault {
     /// Loads, configures (with the in-kernel deadline) and attaches. On any error everything
     /// attached so far is detached again by Drop.
     pub fn attach(plan: &NetPlan) -> Result<Self> {
-        let core = FaultCore::load(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
+        let mut core =
+            FaultCore::load(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
+        fill_set(&mut core.ebpf, NET_SRC_SET, &plan.src_set)?;
+        fill_set(&mut core.ebpf, NET_DST_SET, &plan.dst_set)?;
         let record = Record::new(
             core.fault_id(),
             plan.fault,

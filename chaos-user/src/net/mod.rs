@@ -5,7 +5,7 @@ mod fault;
 mod qdisc;
 mod tc;
 
-pub use fault::NetFault;
+pub use fault::{NetFault, fill_set};
 pub use qdisc::restore_default as restore_default_qdisc;
 pub use tc::AttachMode;
 
@@ -23,6 +23,7 @@ use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
     NetRule, OPT_KEEP_CSUM, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
 };
+use chaos_common::filter::{FAMILY_SET, MAX_PREFIXES};
 use ipnet::IpNet;
 use std::time::Duration;
 
@@ -150,8 +151,9 @@ pub struct NetSpec {
     /// Burst faults: probability of repeating the previous decision.
     pub correlation: Option<Percent>,
     pub protocol: Option<Protocol>,
-    pub src: Option<IpNet>,
-    pub dst: Option<IpNet>,
+    /// Any of these prefixes (empty: any address); more than one go through an LPM trie.
+    pub src: Vec<IpNet>,
+    pub dst: Vec<IpNet>,
     pub sport: Option<PortRange>,
     pub dport: Option<PortRange>,
     pub target: Option<Target>,
@@ -172,6 +174,9 @@ pub struct NetPlan {
     pub cgroup: Option<Cgroup>,
     /// The rule without its deadline, which is set at attach time.
     pub rule: NetRule,
+    /// Prefixes for the LPM tries when `rule.src` / `rule.dst` is a set.
+    pub src_set: Vec<IpNet>,
+    pub dst_set: Vec<IpNet>,
     pub duration: Duration,
     pub attach: AttachMode,
     pub controls: Controls,
@@ -325,7 +330,26 @@ impl NetSpec {
             ));
         }
         let (cgroup_id, cgroup_level) = cgroup.as_ref().map_or((0, 0), |c| (c.id, c.level));
-        let cidr = |n: &Option<IpNet>| n.as_ref().map_or(Cidr::ANY, cidr::to_kernel);
+        for (flag, set) in [("--src", &self.src), ("--dst", &self.dst)] {
+            if set.len() > MAX_PREFIXES as usize {
+                return Err(Error::input(
+                    flag,
+                    format!(
+                        "{} prefixes given; use at most {MAX_PREFIXES} (merge adjacent ones)",
+                        set.len()
+                    ),
+                ));
+            }
+        }
+        // One prefix is compared inline; several are looked up in an LPM trie.
+        let cidr = |set: &[IpNet]| match set {
+            [] => Cidr::ANY,
+            [one] => cidr::to_kernel(one),
+            _ => Cidr {
+                family: FAMILY_SET,
+                ..Cidr::ANY
+            },
+        };
         let rule = NetRule {
             deadline_ns: 0,
             cgroup_id,
@@ -374,7 +398,10 @@ impl NetSpec {
             (true, _) => &[][..],
             (false, d) => d.hooks(),
         };
+        let set = |v: &Vec<IpNet>| if v.len() > 1 { v.clone() } else { Vec::new() };
         Ok(NetPlan {
+            src_set: set(&self.src),
+            dst_set: set(&self.dst),
             iface: self.iface.clone(),
             netns,
             hooks,

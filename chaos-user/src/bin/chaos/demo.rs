@@ -102,8 +102,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         percent: args.percent,
         correlation: None,
         protocol: Some(Protocol::Udp),
-        src: None,
-        dst: None,
+        src: Vec::new(),
+        dst: Vec::new(),
         sport: None,
         dport: Some(chaos_common::PortRange {
             lo: UDP_PORT,

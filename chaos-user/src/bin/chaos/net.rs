@@ -108,12 +108,19 @@ pub struct NetArgs {
     /// Only this protocol.
     #[arg(long, value_enum)]
     protocol: Option<Protocol>,
-    /// Only packets to this address or CIDR (IPv4 or IPv6).
-    #[arg(long, value_name = "CIDR", value_parser = common::cidr)]
-    dst: Option<ipnet::IpNet>,
-    /// Only packets from this address or CIDR.
-    #[arg(long, value_name = "CIDR", value_parser = common::cidr)]
-    src: Option<ipnet::IpNet>,
+    /// Only packets to this address or CIDR (IPv4 or IPv6); repeatable, or comma-separated:
+    /// any of them matches (several are looked up in an LPM trie, not scanned).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',', value_parser = common::cidr)]
+    dst: Vec<ipnet::IpNet>,
+    /// Only packets from this address or CIDR; repeatable, like --dst.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',', value_parser = common::cidr)]
+    src: Vec<ipnet::IpNet>,
+    /// Destination prefixes from a file: one address or CIDR per line, # comments.
+    #[arg(long, value_name = "FILE")]
+    dst_file: Option<std::path::PathBuf>,
+    /// Source prefixes from a file, like --dst-file.
+    #[arg(long, value_name = "FILE")]
+    src_file: Option<std::path::PathBuf>,
     /// Only this destination port or range N-M (TCP/UDP).
     #[arg(long, value_name = "N", value_parser = common::ports)]
     dport: Option<chaos_common::PortRange>,
@@ -138,12 +145,20 @@ pub struct NetArgs {
 }
 
 impl NetArgs {
-    fn spec(self, action: Action) -> NetSpec {
+    fn spec(self, action: Action) -> chaos::Result<NetSpec> {
+        let mut src = self.src;
+        let mut dst = self.dst;
+        if let Some(f) = &self.src_file {
+            src.extend(chaos::cidr::read_file(f, "--src-file")?);
+        }
+        if let Some(f) = &self.dst_file {
+            dst.extend(chaos::cidr::read_file(f, "--dst-file")?);
+        }
         let target = Target::from_args(self.cgroup, self.pid);
         let direction = self
             .direction
             .unwrap_or(action.default_direction(target.is_some()));
-        NetSpec {
+        Ok(NetSpec {
             action,
             iface: self.iface.unwrap_or_default(),
             netns: self.netns,
@@ -151,15 +166,15 @@ impl NetArgs {
             percent: self.percent,
             correlation: self.correlation,
             protocol: self.protocol,
-            src: self.src,
-            dst: self.dst,
+            src,
+            dst,
             sport: self.sport,
             dport: self.dport,
             target,
             duration: self.duration,
             attach: self.tc_attach,
             controls: self.controls.into(),
-        }
+        })
     }
 }
 
@@ -198,7 +213,7 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
         ),
     };
     let background = args.controls.background;
-    let spec = args.spec(action);
+    let spec = args.spec(action)?;
     let plan = spec.validate()?;
     let mut stop = Stop::install()?;
     let started = Instant::now();
