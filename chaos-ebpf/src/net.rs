@@ -218,8 +218,48 @@ fn field<T: Copy>(ctx: &SkBuff, off: usize, direct: bool) -> Option<T> {
 
 /// A TC packet: Ethernet, then IP.
 fn parse(ctx: &TcContext) -> Option<Flow> {
+    if let Some(flow) = parse_v4_linear(&ctx.skb) {
+        return Some(flow);
+    }
     let ethertype = u16::from_be(field::<u16>(&ctx.skb, 12, true)?);
     parse_l3(&ctx.skb, ethertype, ETH_HLEN, true)
+}
+
+/// The common case in one bounds check: IPv4 without options, TCP/UDP ports in the linear
+/// data. Anything else (IPv6, options, ICMP, short linear part) takes the general path.
+#[inline(always)]
+fn parse_v4_linear(ctx: &SkBuff) -> Option<Flow> {
+    const L3: usize = ETH_HLEN;
+    const L4: usize = L3 + 20;
+    // SAFETY: data and data_end are readable fields of the context.
+    let (start, end) = unsafe { ((*ctx.skb).data as usize, (*ctx.skb).data_end as usize) };
+    if start + L4 + 4 > end {
+        return None;
+    }
+    let b = start as *const u8;
+    // SAFETY: every read below lies within [data, data + L4 + 4), checked against data_end.
+    unsafe {
+        let ethertype = u16::from_be(core::ptr::read_unaligned(b.add(12) as *const u16));
+        let protocol = *b.add(L3 + 9);
+        if ethertype != ETH_P_IP
+            || *b.add(L3) != 0x45
+            || (protocol != PROTO_TCP && protocol != PROTO_UDP)
+        {
+            return None;
+        }
+        let src = core::ptr::read_unaligned(b.add(L3 + 12) as *const u32);
+        let dst = core::ptr::read_unaligned(b.add(L3 + 16) as *const u32);
+        let ports = u32::from_be(core::ptr::read_unaligned(b.add(L4) as *const u32));
+        Some(Flow {
+            family: FAMILY_V4,
+            protocol,
+            src: [src, 0, 0, 0],
+            dst: [dst, 0, 0, 0],
+            sport: (ports >> 16) as u16,
+            dport: ports as u16,
+            l4: L4 as u32,
+        })
+    }
 }
 
 /// The IP header at `l3` (of type `ethertype`) and the ports after it.
