@@ -7,17 +7,13 @@ use aya_ebpf::{
         generated::{bpf_skb_ancestor_cgroup_id, bpf_skb_cgroup_id},
     },
     macros::{classifier, map},
-    maps::{
-        Array, LpmTrie, PerCpuArray,
-        lpm_trie::Key,
-    },
+    maps::{Array, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::{TcContext, sk_buff::SkBuff},
 };
 use chaos_common::{
-    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
     DUP_MARK, EVENT_PACKET, Event, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP,
     PROTO_UDP, STAT_LEN,
-    Cidr,
     filter::{FAMILY_SET, FAMILY_V4, FAMILY_V6, MAX_PREFIXES, lpm_data},
 };
 
@@ -31,11 +27,9 @@ use crate::{
 pub static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(1, 0);
 /// Prefix sets for rules with many CIDRs (aya adds BPF_F_NO_PREALLOC, which LPM tries need).
 #[map]
-pub static CHAOS_NET_SRC: LpmTrie<[u32; 4], u8> =
-    LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+pub static CHAOS_NET_SRC: LpmTrie<[u32; 4], u8> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
 #[map]
-pub static CHAOS_NET_DST: LpmTrie<[u32; 4], u8> =
-    LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+pub static CHAOS_NET_DST: LpmTrie<[u32; 4], u8> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
 #[map]
 pub static CHAOS_NET_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_LEN, 0);
 

@@ -19,11 +19,11 @@ use crate::{
     target::Target,
     units::Percent,
 };
+use chaos_common::filter::{FAMILY_SET, MAX_PREFIXES};
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
     NetRule, OPT_KEEP_CSUM, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
 };
-use chaos_common::filter::{FAMILY_SET, MAX_PREFIXES};
 use ipnet::IpNet;
 use std::time::Duration;
 
