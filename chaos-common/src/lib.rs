@@ -58,7 +58,9 @@ pub const STAT_INJECTED: u32 = 1;
 pub const STAT_EVENTS_LOST: u32 = 2;
 /// Matches that would have been faulted but the budget (`--max-faults`) was spent.
 pub const STAT_OVER_BUDGET: u32 = 3;
-pub const STAT_LEN: u32 = 4;
+/// Packets dropped by a rule's extra loss (`--loss`), next to its main action.
+pub const STAT_LOSS: u32 = 4;
+pub const STAT_LEN: u32 = 5;
 
 /// Rule flags (`NetRule::flags`, `SockRule::flags`).
 /// Count what would be faulted but inject nothing (shadow mode). Cleared to go live.
@@ -128,8 +130,11 @@ pub struct NetRule {
     /// exact to 0.01 %), and how far ahead a departure may be before the packet is dropped.
     pub ns_per_byte_q16: u64,
     pub horizon_ns: u64,
+    /// Extra loss on top of the main action (delay plus 5 % drop): a threshold for its own
+    /// roll, 0 for none.
+    pub loss: u64,
 }
-const _: () = assert!(core::mem::size_of::<NetRule>() == 160);
+const _: () = assert!(core::mem::size_of::<NetRule>() == 168);
 
 /// One socket-address fault rule (connect, sendmsg, bind), read from `CHAOS_SOCK_CFG[0]`.
 #[repr(C)]

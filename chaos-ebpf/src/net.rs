@@ -12,15 +12,16 @@ use aya_ebpf::{
 };
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
-    DUP_MARK, EVENT_PACKET, Event, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP,
-    PROTO_UDP, STAT_LEN,
+    DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6,
+    PROTO_TCP, PROTO_UDP, STAT_LEN, STAT_LOSS, STAT_MATCHED,
     filter::{FAMILY_SET, FAMILY_V4, FAMILY_V6, MAX_PREFIXES, lpm_data},
+    roll,
 };
 
 use crate::{
     corrupt::corrupt,
     rate::pace,
-    verdict::{Verdict, decide, emit},
+    verdict::{Verdict, bump, decide, emit},
 };
 
 #[map]
@@ -86,6 +87,15 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     if unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns {
         return None;
+    }
+    // Extra loss, rolled on its own before the action: a lost packet is matched, not acted on.
+    if rule.loss > 0 && rule.flags & FLAG_DRY_RUN == 0 {
+        // SAFETY: no preconditions.
+        if roll(rule.loss, unsafe { bpf_get_prandom_u32() }) {
+            bump(&CHAOS_NET_STATS, STAT_MATCHED);
+            bump(&CHAOS_NET_STATS, STAT_LOSS);
+            return Some(TC_ACT_SHOT);
+        }
     }
     let verdict = decide(
         &CHAOS_NET_STATS,

@@ -7,7 +7,7 @@ use aya::{
     maps::{Array, PerCpuArray, Queue},
 };
 use chaos_common::{
-    STAT_EVENTS_LOST, STAT_INJECTED, STAT_MATCHED, STAT_OVER_BUDGET,
+    STAT_EVENTS_LOST, STAT_INJECTED, STAT_LOSS, STAT_MATCHED, STAT_OVER_BUDGET,
     maps::{BUDGET, SKIP},
 };
 use serde::Serialize;
@@ -120,6 +120,8 @@ pub struct Counters {
     pub over_budget: u64,
     /// Audit events dropped because the ring buffer was full.
     pub events_lost: u64,
+    /// Packets dropped by the extra loss of a net rule (`--loss`).
+    pub lost: u64,
 }
 
 pub fn counters(ebpf: &Ebpf, map: &'static str) -> Result<Counters> {
@@ -142,6 +144,7 @@ pub fn counters_in(stats: &aya::maps::Map, map: &str) -> Result<Counters> {
         injected: sum(STAT_INJECTED)?,
         over_budget: sum(STAT_OVER_BUDGET)?,
         events_lost: sum(STAT_EVENTS_LOST)?,
+        lost: sum(STAT_LOSS)?,
     })
 }
 

@@ -108,6 +108,8 @@ pub struct Summary {
     pub injected: u64,
     pub dry_run: bool,
     pub over_budget: u64,
+    /// Packets dropped by `--loss` on top of the main action.
+    pub lost: u64,
     pub events_written: Option<u64>,
     pub events_lost: u64,
     pub ended: Ended,
@@ -159,6 +161,7 @@ pub async fn run<F: Fault>(
         injected: counters.injected,
         dry_run,
         over_budget: counters.over_budget,
+        lost: counters.lost,
         events_written,
         events_lost: counters.events_lost,
         ended,
@@ -199,6 +202,9 @@ impl std::fmt::Display for Summary {
                 "; {} more matches after the budget was spent",
                 self.over_budget
             )?;
+        }
+        if self.lost > 0 {
+            write!(f, "; {} more dropped by --loss", self.lost)?;
         }
         if let Some(n) = self.events_written {
             write!(f, "; {n} events written, {} lost", self.events_lost)?;

@@ -31,6 +31,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "cannot read",
     ),
     (
+        "net drop --iface {if} --netns {ns} --duration 5s --loss 5",
+        "--loss",
+        "--percent",
+    ),
+    (
         "net drop --iface {if} --netns {ns} --duration 5s --dport 70000",
         "--dport",
         "1-65535",

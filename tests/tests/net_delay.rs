@@ -101,6 +101,22 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
         "mean near the latency: {jittered:?}"
     );
     assert_eq!(qdiscs(&lab), before, "qdisc restored exactly");
+
+    // Combined on one rule: 50 ms for every reply, and 20 % of them lost (netem's
+    // "delay 50ms loss 20%").
+    let args = ["--latency", "50ms", "--loss", "20", "--duration", "60s"];
+    let fault = Running::start(&[&base[..], &args[..]].concat());
+    let p = ping(lab.outside("ping"), &dst, 200, "0.02");
+    let s = fault.interrupt();
+    let (lo, hi) = binomial_999(200, 0.2);
+    assert!(
+        (lo..=hi).contains(&p.lost()),
+        "{} lost of 200, expected {lo}..={hi}",
+        p.lost()
+    );
+    assert_eq!(s["lost"].as_u64(), Some(p.lost()), "{s}");
+    assert!(rtt(&p)[0] - healthy[1] > 40.0, "every reply delayed: {p:?}");
+    assert_eq!(qdiscs(&lab), before, "qdisc restored exactly");
     assert_eq!(
         ping(lab.outside("ping"), &dst, 10, "0.05")
             .rtt

@@ -62,6 +62,32 @@ fn duplicates_reach_the_receiver_once_more_each() {
         "{extra} copies for {N}, expected {lo}..={hi}"
     );
     assert_eq!(s["injected"], extra, "{s}");
+
+    // Combined on one rule: every datagram duplicated, and 30 % of them lost instead.
+    let args = [
+        &lab.at_server("duplicate", &["--direction", "ingress", "--loss", "30"])[..],
+        &filter[..],
+    ]
+    .concat();
+    let fault = Running::start(&args);
+    let (total, distinct) = exchange(&lab);
+    let s = fault.interrupt();
+    let lost = N as u64 - distinct;
+    let (lo, hi) = binomial_999(N as u64, 0.3);
+    assert!(
+        (lo..=hi).contains(&lost),
+        "{lost} lost of {N}, expected {lo}..={hi}"
+    );
+    assert_eq!(total, 2 * distinct, "every datagram not lost arrives twice");
+    assert_eq!(
+        (
+            s["lost"].as_u64(),
+            s["injected"].as_u64(),
+            s["matched"].as_u64()
+        ),
+        (Some(lost), Some(distinct), Some(N as u64)),
+        "{s}"
+    );
     assert_eq!(exchange(&lab), (N as u64, N as u64), "after chaos");
     lab.finish();
 }

@@ -203,6 +203,7 @@ fn net_spec(
             .unwrap_or(action.default_direction(target.is_some())),
         percent: n.percent.map_or(Percent::ALL, |p| p.0),
         correlation: n.correlation.map(|p| p.0),
+        loss: n.loss.map(|p| p.0),
         protocol: n.protocol,
         src: n.src.clone().into_vec().into_iter().map(|c| c.0).collect(),
         dst: n.dst.clone().into_vec().into_iter().map(|c| c.0).collect(),

@@ -103,6 +103,8 @@ pub struct NetFaultSpec {
     pub direction: Option<Direction>,
     pub percent: Option<Pct>,
     pub correlation: Option<Pct>,
+    /// Extra drop on top of the action.
+    pub loss: Option<Pct>,
     pub protocol: Option<Protocol>,
     #[serde(default)]
     pub src: OneOrMany<Cidr>,

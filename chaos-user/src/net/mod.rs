@@ -150,6 +150,8 @@ pub struct NetSpec {
     pub percent: Percent,
     /// Burst faults: probability of repeating the previous decision.
     pub correlation: Option<Percent>,
+    /// Extra loss on top of the action (delay plus 5 % drop), rolled on its own.
+    pub loss: Option<Percent>,
     pub protocol: Option<Protocol>,
     /// Any of these prefixes (empty: any address); more than one go through an LPM trie.
     pub src: Vec<IpNet>,
@@ -205,8 +207,11 @@ impl NetSpec {
                 self.percent
             );
         }
+        let loss = self
+            .loss
+            .map_or(String::new(), |l| format!(", and drop {l} of them"));
         format!(
-            "{dry}{} {} of matching packets on {}{ns} ({})",
+            "{dry}{} {} of matching packets{loss} on {}{ns} ({})",
             self.action.describe(),
             self.percent,
             self.iface,
@@ -260,6 +265,17 @@ impl NetSpec {
                     self.iface
                 ),
             ));
+        }
+        if let Some(loss) = self.loss {
+            if self.action == Action::Drop {
+                return Err(Error::input(
+                    "--loss",
+                    "drop already drops: set its probability with --percent",
+                ));
+            }
+            if loss.value() <= 0.0 {
+                return Err(Error::input("--loss", "use a loss above 0, e.g. 5"));
+            }
         }
         let has_ports = self.sport.is_some() || self.dport.is_some();
         if has_ports && self.protocol == Some(Protocol::Icmp) {
@@ -391,6 +407,7 @@ impl NetSpec {
                 Action::Rate { horizon, .. } => horizon.as_nanos() as u64,
                 _ => 0,
             },
+            loss: self.loss.map_or(0, Percent::threshold),
         };
         // With a cgroup, ingress is the cgroup_skb program, not a TC hook.
         let hooks = match (cgroup_ingress, self.direction) {

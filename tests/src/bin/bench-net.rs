@@ -74,6 +74,7 @@ fn rule(dport: u16) -> NetRule {
         correlation: 0,
         ns_per_byte_q16: 0,
         horizon_ns: 0,
+        loss: 0,
     }
 }
 

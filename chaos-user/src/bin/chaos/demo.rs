@@ -101,6 +101,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         direction: Direction::Ingress,
         percent: args.percent,
         correlation: None,
+        loss: None,
         protocol: Some(Protocol::Udp),
         src: Vec::new(),
         dst: Vec::new(),

@@ -105,6 +105,10 @@ pub struct NetArgs {
     /// 1 / ((1 - correlation) (1 - percent)) packets.
     #[arg(long, value_name = "P", value_parser = common::percent)]
     correlation: Option<Percent>,
+    /// Also drop this share (0-100) of the matching packets, rolled apart from the action: e.g.
+    /// `delay --latency 100ms --loss 5` is netem's "delay 100ms loss 5%". Not for drop itself.
+    #[arg(long, value_name = "P", value_parser = common::percent)]
+    loss: Option<Percent>,
     /// Only this protocol.
     #[arg(long, value_enum)]
     protocol: Option<Protocol>,
@@ -165,6 +169,7 @@ impl NetArgs {
             direction,
             percent: self.percent,
             correlation: self.correlation,
+            loss: self.loss,
             protocol: self.protocol,
             src,
             dst,
