@@ -42,6 +42,9 @@ pub const fn needs_fq(action: u8) -> bool {
 /// packet and the application reads the wrong bytes. Without it the checksum no longer matches
 /// and a receiver that verifies it discards the packet.
 pub const OPT_KEEP_CSUM: u8 = 1;
+/// Delay/reorder: jitter drawn from a normal distribution (`jitter_ns` is its standard
+/// deviation) instead of a uniform one.
+pub const OPT_NORMAL: u8 = 2;
 
 /// skb->mark bit carried by duplicates so that the classifier lets them pass when they come
 /// through the hook again (it clears the bit). Packets that already carry it are not faulted.

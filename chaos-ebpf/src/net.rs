@@ -12,8 +12,8 @@ use aya_ebpf::{
 };
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
-    DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, NetRule, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6,
-    PROTO_TCP, PROTO_UDP, STAT_LEN, STAT_LOSS, STAT_MATCHED,
+    DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, NetRule, OPT_NORMAL, PROTO_ANY, PROTO_ICMP,
+    PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN, STAT_LOSS, STAT_MATCHED,
     filter::{FAMILY_SET, FAMILY_V4, FAMILY_V6, MAX_PREFIXES, lpm_data},
     roll,
 };
@@ -97,10 +97,12 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
             return Some(TC_ACT_SHOT);
         }
     }
+    // For delay and reorder the correlation is that of successive delays (netem's meaning).
+    let delaying = rule.action == ACTION_DELAY || rule.action == ACTION_REORDER;
     let verdict = decide(
         &CHAOS_NET_STATS,
         rule.threshold,
-        rule.correlation,
+        if delaying { 0 } else { rule.correlation },
         rule.flags,
     );
     // Reorder faults the packets it lets through undelayed: all the others are delayed.
@@ -156,19 +158,17 @@ fn duplicate(ctx: &TcContext, ingress: bool) {
     }
 }
 
+/// The previous jitter draw on this CPU, for correlated delays (`--correlation` with delay).
+#[map]
+static CHAOS_JITTER: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// Earliest Departure Time: the packet may not leave before now + delay (+- jitter). Only the
 /// fq qdisc honours it; userspace makes sure fq is the egress qdisc.
 fn delay(ctx: &TcContext, rule: &NetRule) {
     let skb: *mut __sk_buff = ctx.skb.skb;
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let mut d = rule.delay_ns;
-    if rule.jitter_ns > 0 && rule.jitter_ns <= d {
-        // Uniform in [delay - jitter, delay + jitter].
-        // SAFETY: no preconditions.
-        let r = unsafe { bpf_get_prandom_u32() } as u64;
-        d = d - rule.jitter_ns + (r * (2 * rule.jitter_ns + 1)) / (1u64 << 32);
-    }
+    let d = delay_ns(rule);
     // SAFETY: tstamp is a writable field of the TC context. A departure time already set (TCP
     // pacing) is kept as the base so the delay adds to it.
     unsafe {
@@ -179,6 +179,43 @@ fn delay(ctx: &TcContext, rule: &NetRule) {
         };
         (*skb).tstamp = base + d;
     }
+}
+
+/// The delay for one packet. The jitter is drawn as an unsigned offset `u` around `center`
+/// (signed division is not in every kernel's BPF instruction set): uniform in [0, 2j], or
+/// approximately normal with standard deviation j (the sum of 8 random bytes: mean 1020,
+/// standard deviation 209, tails at +-4.9 sd). With a correlation c, u is blended with the
+/// previous draw, as netem does: (1 - c) u + c last.
+#[inline(always)]
+fn delay_ns(rule: &NetRule) -> u64 {
+    let j = rule.jitter_ns;
+    if j == 0 || j > rule.delay_ns {
+        return rule.delay_ns;
+    }
+    // SAFETY: no preconditions.
+    let r1 = unsafe { bpf_get_prandom_u32() } as u64;
+    let (mut u, center) = if rule.opts & OPT_NORMAL != 0 {
+        // SAFETY: no preconditions.
+        let r2 = unsafe { bpf_get_prandom_u32() } as u64;
+        let bytes = |r: u64| (r & 0xff) + ((r >> 8) & 0xff) + ((r >> 16) & 0xff) + (r >> 24);
+        ((bytes(r1) + bytes(r2)) * j / 209, 1020 * j / 209)
+    } else {
+        ((r1 * (2 * j + 1)) >> 32, j)
+    };
+    if rule.correlation > 0
+        && let Some(last) = CHAOS_JITTER.get_ptr_mut(0)
+    {
+        // Per mille, so that the products stay within 64 bits for delays up to 10 s.
+        let c = (rule.correlation * 1000) >> 32;
+        // SAFETY: this CPU's slot; programs do not migrate while running.
+        unsafe {
+            if *last != 0 {
+                u = (u * (1000 - c) + *last * c) / 1000;
+            }
+            *last = u;
+        }
+    }
+    (rule.delay_ns + u).saturating_sub(center)
 }
 
 /// The audit event of a packet fault.

@@ -75,6 +75,41 @@ pub fn ping(mut cmd: Command, dst: &str, count: u32, interval: &str) -> Ping {
     }
 }
 
+/// Round-trip times (ms) of the replies, in sequence order: `ping -c COUNT -i INTERVAL DST`
+/// through `cmd` (program "ping").
+pub fn ping_rtts(mut cmd: Command, dst: &str, count: u32, interval: &str) -> Vec<f64> {
+    let out = cmd
+        .args([
+            "-n",
+            "-c",
+            &count.to_string(),
+            "-i",
+            interval,
+            "-W",
+            "2",
+            dst,
+        ])
+        .output()
+        .expect("run ping");
+    let mut seen: Vec<(u64, f64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            // "64 bytes from 10.77.0.2: icmp_seq=3 ttl=64 time=101 ms"
+            let seq = l
+                .split("icmp_seq=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()?;
+            let t = l.split("time=").nth(1)?.split(' ').next()?.parse().ok()?;
+            Some((seq, t))
+        })
+        .collect();
+    seen.sort_by_key(|&(seq, _)| seq);
+    seen.into_iter().map(|(_, t)| t).collect()
+}
+
 /// Python: connect to (host, port) over TCP, IPv4 or IPv6; prints the errno (0 = connected).
 const CONNECT: &str = r#"
 import socket, sys

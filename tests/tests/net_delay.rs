@@ -4,7 +4,7 @@
 
 use chaos_tests::{
     Running, chaos,
-    clients::{ping, udp_exchange},
+    clients::{ping, ping_rtts, udp_exchange},
     kernel_has,
     lab::{Lab, SERVER_V4},
     sh,
@@ -201,5 +201,85 @@ fn reorder_sends_some_datagrams_ahead() {
         early <= injected && early + 5 >= injected,
         "early {early} vs sent at once {injected}: {got:?}"
     );
+    lab.finish();
+}
+
+/// --distribution normal: the jitter is a standard deviation, so replies stray beyond it
+/// (uniform jitter of the same size never goes past +-jitter); --correlation makes successive
+/// delays drift instead of jumping (netem's delay correlation).
+#[test]
+fn delay_distribution_and_correlation() {
+    let lab = Lab::new("dlyn");
+    if !kernel_has("fq", "delay_distribution_and_correlation") {
+        lab.finish();
+        return;
+    }
+    let dst = SERVER_V4.to_string();
+    let base = lab.at_server("delay", &["--protocol", "icmp", "--duration", "60s"]);
+    let healthy = rtt(&ping(lab.outside("ping"), &dst, 10, "0.05"))[1];
+    let sample = |extra: &[&str]| {
+        let fault = Running::start(&[&base[..], extra].concat());
+        let rtts: Vec<f64> = ping_rtts(lab.outside("ping"), &dst, 200, "0.02")
+            .into_iter()
+            .map(|t| t - healthy)
+            .collect();
+        fault.interrupt();
+        assert!(rtts.len() >= 195, "replies lost: {}", rtts.len());
+        rtts
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let sd = |v: &[f64]| {
+        let m = mean(v);
+        (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt()
+    };
+    let step = |v: &[f64]| {
+        mean(
+            &v.windows(2)
+                .map(|w| (w[1] - w[0]).abs())
+                .collect::<Vec<_>>(),
+        )
+    };
+
+    let normal = sample(&[
+        "--latency",
+        "100ms",
+        "--jitter",
+        "20ms",
+        "--distribution",
+        "normal",
+    ]);
+    let beyond = normal.iter().filter(|d| (*d - 100.0).abs() > 25.0).count();
+    println!(
+        "normal 100ms sd 20ms: mean {:.1} sd {:.1}, {beyond} of {} beyond +-25 ms",
+        mean(&normal),
+        sd(&normal),
+        normal.len()
+    );
+    assert!((90.0..=110.0).contains(&mean(&normal)), "{normal:?}");
+    assert!(
+        (14.0..=26.0).contains(&sd(&normal)),
+        "sd {:.1}",
+        sd(&normal)
+    );
+    // P(|z| > 1.25) = 21 %: about 42 of 200; uniform +-20 ms would give none.
+    assert!(beyond >= 15, "{beyond} beyond +-25 ms: {normal:?}");
+
+    let jumpy = sample(&["--latency", "100ms", "--jitter", "40ms"]);
+    let drifting = sample(&[
+        "--latency",
+        "100ms",
+        "--jitter",
+        "40ms",
+        "--correlation",
+        "95",
+    ]);
+    println!(
+        "uniform +-40ms: mean step {:.1} ms; with correlation 95%: {:.1} ms",
+        step(&jumpy),
+        step(&drifting)
+    );
+    // Independent uniform draws 80 ms wide differ by 27 ms on average.
+    assert!(step(&jumpy) > 15.0, "{jumpy:?}");
+    assert!(step(&drifting) < 8.0, "{drifting:?}");
     lab.finish();
 }

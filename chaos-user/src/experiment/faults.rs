@@ -151,7 +151,7 @@ fn net_spec(
     controls: &Controls,
 ) -> Result<NetSpec> {
     let delay_like = matches!(n.action, NetAction::Delay | NetAction::Reorder);
-    if !delay_like && (n.latency.is_some() || n.jitter.is_some()) {
+    if !delay_like && (n.latency.is_some() || n.jitter.is_some() || n.distribution.is_some()) {
         return Err(field(
             "net.latency",
             "only delay and reorder take latency/jitter",
@@ -183,6 +183,7 @@ fn net_spec(
                 })?
                 .0,
             jitter: n.jitter.map_or(Duration::ZERO, |d| d.0),
+            distribution: n.distribution.unwrap_or_default(),
             reorder: n.action == NetAction::Reorder,
         },
         NetAction::Rate => Action::Rate {

@@ -2,7 +2,7 @@
 //! error with its line number instead of a silently ignored setting.
 
 use super::scalar::{Cidr, Dur, OneOrMany, Pct, Ports, Rate, Text};
-use crate::net::{Direction, Protocol};
+use crate::net::{Direction, Distribution, Protocol};
 use crate::syscall::SockProtocol;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -114,6 +114,7 @@ pub struct NetFaultSpec {
     pub dport: Option<Ports>,
     pub latency: Option<Dur>,
     pub jitter: Option<Dur>,
+    pub distribution: Option<Distribution>,
     #[serde(default)]
     pub keep_checksum: bool,
     pub rate: Option<Rate>,

@@ -22,7 +22,7 @@ use crate::{
 use chaos_common::filter::{FAMILY_SET, MAX_PREFIXES};
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
-    NetRule, OPT_KEEP_CSUM, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
+    NetRule, OPT_KEEP_CSUM, OPT_NORMAL, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
 };
 use ipnet::IpNet;
 use std::time::Duration;
@@ -69,14 +69,37 @@ impl Protocol {
     }
 }
 
+/// How delay jitter is drawn (netem's `distribution`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Distribution {
+    /// Evenly between latency - jitter and latency + jitter.
+    #[default]
+    Uniform,
+    /// Normal around the latency, jitter being the standard deviation (never below 0).
+    Normal,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Drop,
-    /// Added latency, with uniform jitter of +- `jitter` (at most `latency`).
+    /// Added latency, with jitter of +- `jitter` (at most `latency`): uniform, or normal with
+    /// `jitter` as its standard deviation.
     /// `reorder`: the packets the roll picks leave at once, the others are delayed.
     Delay {
         latency: Duration,
         jitter: Duration,
+        distribution: Distribution,
         reorder: bool,
     },
     Duplicate,
@@ -123,12 +146,15 @@ impl Action {
             Action::Delay {
                 latency,
                 jitter,
+                distribution,
                 reorder,
             } => {
-                let by = if jitter.is_zero() {
-                    format!("{latency:?}")
-                } else {
-                    format!("{latency:?} +- {jitter:?}")
+                let by = match (jitter.is_zero(), distribution) {
+                    (true, _) => format!("{latency:?}"),
+                    (false, Distribution::Uniform) => format!("{latency:?} +- {jitter:?}"),
+                    (false, Distribution::Normal) => {
+                        format!("{latency:?} (normal, standard deviation {jitter:?})")
+                    }
                 };
                 if reorder {
                     format!("reorder (send at once; the others are delayed by {by})")
@@ -311,8 +337,20 @@ impl NetSpec {
                 (0, 0)
             }
             Action::Delay {
-                latency, jitter, ..
+                latency,
+                jitter,
+                distribution,
+                ..
             } => {
+                if jitter.is_zero()
+                    && (distribution == Distribution::Normal || self.correlation.is_some())
+                {
+                    return Err(Error::input(
+                        "--jitter",
+                        "--distribution normal and --correlation shape the jitter: give \
+                         --jitter too, e.g. --jitter 20ms",
+                    ));
+                }
                 if latency.is_zero() || latency > Duration::from_secs(10) {
                     return Err(Error::input(
                         "--latency",
@@ -389,6 +427,10 @@ impl NetSpec {
                 Action::Corrupt {
                     keep_checksum: true,
                 } => OPT_KEEP_CSUM,
+                Action::Delay {
+                    distribution: Distribution::Normal,
+                    ..
+                } => OPT_NORMAL,
                 _ => 0,
             },
             fault_id: controls::new_fault_id(),

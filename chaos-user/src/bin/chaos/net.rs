@@ -2,7 +2,7 @@
 
 use crate::common::{self, Attached, Backgrounded};
 use chaos::{
-    net::{Action, AttachMode, Direction, NetFault, NetSpec, Protocol},
+    net::{Action, AttachMode, Direction, Distribution, NetFault, NetSpec, Protocol},
     session::{self, Stop},
     target::Target,
     units::Percent,
@@ -76,9 +76,14 @@ pub struct DelayArgs {
     /// Added latency (e.g. 100ms; at most 10s).
     #[arg(long, value_name = "D", value_parser = common::latency)]
     latency: std::time::Duration,
-    /// Uniform jitter: each packet gets latency +- up to this much (at most --latency).
+    /// Jitter: each packet gets latency +- up to this much (at most --latency); with
+    /// --distribution normal, the standard deviation.
     #[arg(long, value_name = "D", default_value = "0ms", value_parser = common::latency)]
     jitter: std::time::Duration,
+    /// How the jitter is drawn. With --correlation P, each draw leans P % on the previous one
+    /// (netem's delay correlation), so that delays drift instead of jumping.
+    #[arg(long, value_enum, default_value = "uniform")]
+    distribution: Distribution,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -191,6 +196,7 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
             Action::Delay {
                 latency: d.latency,
                 jitter: d.jitter,
+                distribution: d.distribution,
                 reorder: false,
             },
         ),
@@ -199,6 +205,7 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
             Action::Delay {
                 latency: d.latency,
                 jitter: d.jitter,
+                distribution: d.distribution,
                 reorder: true,
             },
         ),
