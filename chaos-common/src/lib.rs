@@ -136,8 +136,11 @@ pub struct NetRule {
     /// Extra loss on top of the main action (delay plus 5 % drop): a threshold for its own
     /// roll, 0 for none.
     pub loss: u64,
+    /// Delay at ingress: the ifb device arriving packets are redirected to (0: none).
+    pub redirect_ifindex: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<NetRule>() == 168);
+const _: () = assert!(core::mem::size_of::<NetRule>() == 176);
 
 /// One socket-address fault rule (connect, sendmsg, bind), read from `CHAOS_SOCK_CFG[0]`.
 #[repr(C)]

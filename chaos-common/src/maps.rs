@@ -30,6 +30,8 @@ pub const EVENTS: &str = "CHAOS_EVENTS";
 /// The classifier, one entry point per hook (a duplicate must go back the way it came).
 pub const PROG_TC_INGRESS: &str = "chaos_tc_in";
 pub const PROG_TC_EGRESS: &str = "chaos_tc_eg";
+/// Ingress delay: departure time, then redirect to an ifb device whose fq holds the packet.
+pub const PROG_TC_INGRESS_IFB: &str = "chaos_tc_in_ifb";
 /// cgroup_skb ingress: drops scoped to a cgroup for arriving packets.
 pub const PROG_CGROUP_INGRESS: &str = "chaos_cg_in";
 pub const PROG_CONNECT4: &str = "chaos_connect4";

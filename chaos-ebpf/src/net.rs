@@ -1,10 +1,15 @@
 //! Packet faults at TC (TCX link or cls_bpf): parse, match the rule, roll the dice, act.
 
 use aya_ebpf::{
-    bindings::{__sk_buff, BPF_F_INGRESS, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    bindings::{
+        __sk_buff, _bindgen_ty_28::BPF_SKB_TSTAMP_DELIVERY_MONO, BPF_F_INGRESS, TC_ACT_SHOT,
+        TC_ACT_UNSPEC,
+    },
     helpers::{
         bpf_get_prandom_u32, bpf_ktime_get_ns,
-        generated::{bpf_skb_ancestor_cgroup_id, bpf_skb_cgroup_id},
+        generated::{
+            bpf_redirect, bpf_skb_ancestor_cgroup_id, bpf_skb_cgroup_id, bpf_skb_set_tstamp,
+        },
     },
     macros::{classifier, map},
     maps::{Array, LpmTrie, PerCpuArray, lpm_trie::Key},
@@ -43,12 +48,21 @@ const PASS: i32 = TC_ACT_UNSPEC;
 
 #[classifier]
 pub fn chaos_tc_in(ctx: TcContext) -> i32 {
-    try_chaos_tc(&ctx, true).unwrap_or(PASS)
+    try_chaos_tc(&ctx, true, false).unwrap_or(PASS)
 }
 
 #[classifier]
 pub fn chaos_tc_eg(ctx: TcContext) -> i32 {
-    try_chaos_tc(&ctx, false).unwrap_or(PASS)
+    try_chaos_tc(&ctx, false, false).unwrap_or(PASS)
+}
+
+/// Delay of arriving packets: they are given a departure time and redirected to an ifb
+/// device, whose fq holds them and which then delivers them as arriving on their own
+/// interface. A program of its own because bpf_skb_set_tstamp (Linux 5.18) would keep the
+/// others from loading on older kernels.
+#[classifier]
+pub fn chaos_tc_in_ifb(ctx: TcContext) -> i32 {
+    try_chaos_tc(&ctx, true, true).unwrap_or(PASS)
 }
 
 /// The fields of a packet that rules match on.
@@ -63,7 +77,8 @@ pub struct Flow {
     pub l4: u32,
 }
 
-fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
+#[inline(always)]
+fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
     let skb: *mut __sk_buff = ctx.skb.skb;
     // A duplicate we sent is coming through again: clear our mark and let it go.
     // SAFETY: mark is a readable and writable field of the TC context.
@@ -109,7 +124,7 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
     let reorder = rule.action == ACTION_REORDER;
     let Verdict::Fault { dry_run } = verdict else {
         if reorder {
-            delay(ctx, rule);
+            return delay(ctx, rule, ifb);
         }
         return None;
     };
@@ -120,16 +135,13 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool) -> Option<i32> {
     });
     if dry_run {
         if reorder {
-            delay(ctx, rule);
+            return delay(ctx, rule, ifb);
         }
         return None;
     }
     match rule.action {
         ACTION_DROP => Some(TC_ACT_SHOT),
-        ACTION_DELAY => {
-            delay(ctx, rule);
-            None
-        }
+        ACTION_DELAY => delay(ctx, rule, ifb),
         ACTION_DUPLICATE => {
             duplicate(ctx, ingress);
             None
@@ -164,11 +176,21 @@ static CHAOS_JITTER: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Earliest Departure Time: the packet may not leave before now + delay (+- jitter). Only the
 /// fq qdisc honours it; userspace makes sure fq is the egress qdisc.
-fn delay(ctx: &TcContext, rule: &NetRule) {
+/// With `ifb`, the packet arrived: its tstamp is its receive time, not a departure, so the
+/// departure is set from now as a CLOCK_MONOTONIC delivery time (which survives the redirect)
+/// and the packet goes to the ifb device.
+fn delay(ctx: &TcContext, rule: &NetRule, ifb: bool) -> Option<i32> {
     let skb: *mut __sk_buff = ctx.skb.skb;
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let d = delay_ns(rule);
+    if ifb {
+        // SAFETY: the context's skb; the helper validates the type.
+        unsafe {
+            bpf_skb_set_tstamp(skb, now + d, BPF_SKB_TSTAMP_DELIVERY_MONO);
+            return Some(bpf_redirect(rule.redirect_ifindex, 0) as i32);
+        }
+    }
     // SAFETY: tstamp is a writable field of the TC context. A departure time already set (TCP
     // pacing) is kept as the base so the delay adds to it.
     unsafe {
@@ -179,6 +201,7 @@ fn delay(ctx: &TcContext, rule: &NetRule) {
         };
         (*skb).tstamp = base + d;
     }
+    None
 }
 
 /// The delay for one packet. The jitter is drawn as an unsigned offset `u` around `center`

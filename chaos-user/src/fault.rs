@@ -86,6 +86,12 @@ impl<R: Rule> FaultCore<R> {
         *r.flags_mut() & FLAG_DRY_RUN != 0
     }
 
+    /// Changes the rule in the kernel (one map update).
+    pub fn update(&mut self, change: impl FnOnce(&mut R)) -> Result<()> {
+        change(&mut self.rule);
+        ebpf::set_config(&mut self.ebpf, self.cfg_map, self.rule)
+    }
+
     /// Leaves dry-run mode: one map update, the programs stay attached.
     pub fn go_live(&mut self) -> Result<()> {
         *self.rule.flags_mut() &= !FLAG_DRY_RUN;

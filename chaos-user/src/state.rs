@@ -54,6 +54,14 @@ pub struct QdiscEntry {
     pub iface: String,
 }
 
+/// An ifb device chaos created (delay of arriving packets); removing means deleting it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfbEntry {
+    pub netns: Option<PathBuf>,
+    pub netns_ino: Option<u64>,
+    pub name: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
@@ -70,6 +78,8 @@ pub struct Record {
     pub tc: Vec<TcEntry>,
     #[serde(default)]
     pub qdiscs: Vec<QdiscEntry>,
+    #[serde(default)]
+    pub ifbs: Vec<IfbEntry>,
 }
 
 fn start_time(pid: u32) -> Option<u64> {
@@ -97,6 +107,7 @@ impl Record {
             pins: None,
             tc: Vec::new(),
             qdiscs: Vec::new(),
+            ifbs: Vec::new(),
         }
     }
 
@@ -179,6 +190,12 @@ impl Record {
                 failures += 1;
             }
         }
+        for i in &self.ifbs {
+            if let Err(e) = remove_ifb(i) {
+                tracing::warn!("fault {}: {}", self.id, crate::error::chain(&e));
+                failures += 1;
+            }
+        }
         if let Some(dir) = &self.pins
             && let Err(e) = remove_pins(dir)
         {
@@ -213,6 +230,18 @@ fn restore_qdisc(q: &QdiscEntry) -> Result<()> {
     netns::within(ns.as_ref(), || crate::net::restore_default_qdisc(&q.iface))?.map_err(|e| {
         Error::io(
             format!("restoring the qdisc of {}", q.iface),
+            std::io::Error::other(e),
+        )
+    })
+}
+
+fn remove_ifb(i: &IfbEntry) -> Result<()> {
+    let Some(ns) = open_netns(i.netns.as_deref(), i.netns_ino)? else {
+        return Ok(());
+    };
+    netns::within(ns.as_ref(), || crate::net::delete_ifb(&i.name))?.map_err(|e| {
+        Error::io(
+            format!("deleting the ifb device {}", i.name),
             std::io::Error::other(e),
         )
     })

@@ -283,3 +283,78 @@ fn delay_distribution_and_correlation() {
     assert!(step(&drifting) < 8.0, "{drifting:?}");
     lab.finish();
 }
+
+/// The interfaces of the server namespace, as `ip` lists them.
+fn links(lab: &Lab) -> String {
+    sh(Command::new("ip").args(["-n", &lab.sb.server_ns, "-o", "link", "show"]))
+}
+
+/// Delay of arriving packets (--direction ingress): through an ifb device with fq, created in
+/// the interface's namespace for the fault and deleted after it (and by `chaos cleanup` after a
+/// SIGKILL). The interface's own qdisc is not touched.
+#[test]
+fn ingress_delay_through_ifb() {
+    let lab = Lab::new("dlyi");
+    let before = qdiscs(&lab);
+    let dst = SERVER_V4.to_string();
+    let base = lab.at_server(
+        "delay",
+        &[
+            "--direction",
+            "ingress",
+            "--protocol",
+            "icmp",
+            "--latency",
+            "100ms",
+        ],
+    );
+    if !kernel_has("fq", "ingress_delay_through_ifb") {
+        let (code, out, err) = chaos_tests::chaos_via(
+            lab.chaos_cmd(),
+            &[&base[..], &["--duration", "5s"]].concat(),
+        );
+        assert_eq!(code, 1, "{out} {err}");
+        assert!(err.contains("fq"), "{err}");
+        assert!(!links(&lab).contains(": chaos"), "ifb left: {}", links(&lab));
+        lab.finish();
+        return;
+    }
+    let healthy = rtt(&ping(lab.outside("ping"), &dst, 20, "0.05"));
+    let fault = Running::start_via(
+        lab.chaos_cmd(),
+        &[&base[..], &["--duration", "60s"]].concat(),
+    );
+    assert!(
+        links(&lab).contains(": chaos"),
+        "ifb created: {}",
+        links(&lab)
+    );
+    let delayed = rtt(&ping(lab.outside("ping"), &dst, 20, "0.05"));
+    let s = fault.interrupt();
+    let added = delayed[1] - healthy[1];
+    println!("ingress delay 100ms: RTT {healthy:?} -> {delayed:?} (+{added:.1} ms)");
+    assert!((90.0..=110.0).contains(&added), "added {added:.1} ms, {s}");
+    assert!(s["injected"].as_u64() >= Some(20), "{s}");
+    assert!(
+        !links(&lab).contains(": chaos"),
+        "ifb deleted: {}",
+        links(&lab)
+    );
+    assert_eq!(qdiscs(&lab), before, "the interface's qdisc untouched");
+
+    // SIGKILL: the ifb outlives chaos (a device is not tied to a process); cleanup deletes it.
+    Running::start_via(
+        lab.chaos_cmd(),
+        &[&base[..], &["--duration", "60s"]].concat(),
+    )
+    .kill();
+    assert!(links(&lab).contains(": chaos"), "ifb outlives SIGKILL");
+    let (code, _, err) = chaos_tests::chaos_via(lab.chaos_cmd(), &["cleanup"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !links(&lab).contains(": chaos"),
+        "cleanup deleted it: {}",
+        links(&lab)
+    );
+    lab.finish();
+}

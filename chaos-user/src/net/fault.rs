@@ -3,6 +3,7 @@
 
 use super::{
     Direction, NetPlan,
+    ifb::IfbGuard,
     qdisc::{self, FqGuard},
     tc::{self, AttachMode, TcAttachment, Where},
 };
@@ -22,7 +23,7 @@ use chaos_common::{
     filter::lpm_data,
     maps::{
         NET_CFG, NET_DST_SET, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS, PROG_TC_EGRESS,
-        PROG_TC_INGRESS,
+        PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
     },
     needs_fq,
 };
@@ -53,6 +54,8 @@ pub fn fill_set(ebpf: &mut aya::Ebpf, name: &'static str, set: &[IpNet]) -> Resu
 pub struct NetFault {
     // Field order matters: attachments detach before the object (and its program) is dropped.
     attachments: Vec<TcAttachment>,
+    /// The ifb device that delays arriving packets (deleted after the classifier is gone).
+    ifb: Option<IfbGuard>,
     /// The cgroup_skb ingress link (fd-owned), for drops scoped to a cgroup's arriving traffic.
     cgroup_link: Option<CgroupSkbLinkId>,
     /// Restores the default qdisc after the classifier is gone (delay only).
@@ -79,6 +82,7 @@ impl NetFault {
         // Built field by field so that Drop sees (and undoes) every attachment made so far.
         let mut fault = Self {
             attachments: Vec::new(),
+            ifb: None,
             cgroup_link: None,
             fq: None,
             core,
@@ -87,15 +91,25 @@ impl NetFault {
         };
         // fq first (recorded before it is installed), so the classifier never sets departure
         // times that nothing honours.
-        if needs_fq(plan.rule.action) {
+        if needs_fq(plan.rule.action) && plan.hooks.contains(&Direction::Egress) {
             fault.fq = qdisc::ensure_fq(&plan.iface, plan.netns.as_ref(), &mut fault.record)?;
+        }
+        if plan.ifb {
+            let ifb = IfbGuard::create(
+                fault.core.fault_id(),
+                plan.netns.as_ref(),
+                &mut fault.record,
+            )?;
+            let ifindex = ifb.ifindex;
+            fault.ifb = Some(ifb);
+            fault.core.update(|r| r.redirect_ifindex = ifindex)?;
         }
         let handle = fault.core.fault_id().max(1);
         for &hook in plan.hooks {
-            let name = if hook == Direction::Egress {
-                PROG_TC_EGRESS
-            } else {
-                PROG_TC_INGRESS
+            let name = match hook {
+                Direction::Egress => PROG_TC_EGRESS,
+                _ if plan.ifb => PROG_TC_INGRESS_IFB,
+                _ => PROG_TC_INGRESS,
             };
             let prog = classifier(&mut fault.core.ebpf, name)?;
             prog.load()
@@ -176,8 +190,9 @@ impl NetFault {
                 )
             })?;
         }
-        // The record lists the qdisc: `chaos stop`/`cleanup` restore it.
+        // The record lists the qdisc and the ifb: `chaos stop`/`cleanup` remove them.
         std::mem::forget(self.fq.take());
+        std::mem::forget(self.ifb.take());
         background::pin_maps(&self.core.ebpf, &dir, NET_CFG, NET_STATS)?;
         Ok(self.record.clone())
     }
@@ -190,6 +205,7 @@ impl Drop for NetFault {
         while let Some(a) = self.attachments.pop() {
             drop(a);
         }
+        drop(self.ifb.take());
         drop(self.fq.take());
         if !self.record.background {
             self.record.delete();

@@ -2,10 +2,12 @@
 //! `NetPlan` (checked against the system, nothing attached); `NetFault::attach` applies a plan.
 
 mod fault;
+mod ifb;
 mod qdisc;
 mod tc;
 
 pub use fault::{NetFault, fill_set};
+pub use ifb::delete as delete_ifb;
 pub use qdisc::restore_default as restore_default_qdisc;
 pub use tc::AttachMode;
 
@@ -199,6 +201,8 @@ pub struct NetPlan {
     pub hooks: &'static [Direction],
     /// Also (or only) drop arriving packets with a cgroup_skb ingress program on `cgroup`.
     pub cgroup_ingress: bool,
+    /// Delay arriving packets through an ifb device (delay/reorder at ingress).
+    pub ifb: bool,
     pub cgroup: Option<Cgroup>,
     /// The rule without its deadline, which is set at attach time.
     pub rule: NetRule,
@@ -245,9 +249,11 @@ impl NetSpec {
         )
     }
 
-    /// Departure times are honoured on the way out only (fq is an egress qdisc).
+    /// Departure times are honoured on the way out only (fq is an egress qdisc); delay and
+    /// reorder also work on arriving packets, through an ifb device.
     fn egress_only(&self, what: &str) -> Result<()> {
-        if self.direction == Direction::Egress {
+        let ifb_ok = matches!(self.action, Action::Delay { .. }) && self.target.is_none();
+        if self.direction == Direction::Egress || ifb_ok {
             return Ok(());
         }
         Err(Error::input(
@@ -450,6 +456,8 @@ impl NetSpec {
                 _ => 0,
             },
             loss: self.loss.map_or(0, Percent::threshold),
+            redirect_ifindex: 0,
+            _pad: 0,
         };
         // With a cgroup, ingress is the cgroup_skb program, not a TC hook.
         let hooks = match (cgroup_ingress, self.direction) {
@@ -458,7 +466,9 @@ impl NetSpec {
             (false, d) => d.hooks(),
         };
         let set = |v: &Vec<IpNet>| if v.len() > 1 { v.clone() } else { Vec::new() };
+        let delaying = matches!(self.action, Action::Delay { .. });
         Ok(NetPlan {
+            ifb: delaying && hooks.contains(&Direction::Ingress),
             src_set: set(&self.src),
             dst_set: set(&self.dst),
             iface: self.iface.clone(),

@@ -76,6 +76,8 @@ fn rule(dport: u16) -> NetRule {
         ns_per_byte_q16: 0,
         horizon_ns: 0,
         loss: 0,
+        redirect_ifindex: 0,
+        _pad: 0,
     }
 }
 
