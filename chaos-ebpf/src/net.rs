@@ -146,7 +146,7 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
             duplicate(ctx, ingress);
             None
         }
-        ACTION_RATE => pace(ctx, rule),
+        ACTION_RATE => pace(ctx, rule, ifb),
         ACTION_CORRUPT => {
             corrupt(ctx, rule.opts, flow.protocol, flow.l4 as usize);
             None
@@ -185,11 +185,7 @@ fn delay(ctx: &TcContext, rule: &NetRule, ifb: bool) -> Option<i32> {
     let now = unsafe { bpf_ktime_get_ns() };
     let d = delay_ns(rule);
     if ifb {
-        // SAFETY: the context's skb; the helper validates the type.
-        unsafe {
-            bpf_skb_set_tstamp(skb, now + d, BPF_SKB_TSTAMP_DELIVERY_MONO);
-            return Some(bpf_redirect(rule.redirect_ifindex, 0) as i32);
-        }
+        return depart_via_ifb(skb, now + d, rule);
     }
     // SAFETY: tstamp is a writable field of the TC context. A departure time already set (TCP
     // pacing) is kept as the base so the delay adds to it.
@@ -202,6 +198,18 @@ fn delay(ctx: &TcContext, rule: &NetRule, ifb: bool) -> Option<i32> {
         (*skb).tstamp = base + d;
     }
     None
+}
+
+/// An arriving packet leaves at `t` (CLOCK_MONOTONIC) through the rule's ifb device, whose fq
+/// holds it until then. A delivery-time stamp survives the redirect (a plain receive timestamp
+/// is cleared on the way).
+#[inline(always)]
+pub fn depart_via_ifb(skb: *mut __sk_buff, t: u64, rule: &NetRule) -> Option<i32> {
+    // SAFETY: the context's skb; the helper validates the type.
+    unsafe {
+        bpf_skb_set_tstamp(skb, t, BPF_SKB_TSTAMP_DELIVERY_MONO);
+        Some(bpf_redirect(rule.redirect_ifindex, 0) as i32)
+    }
 }
 
 /// The delay for one packet. The jitter is drawn as an unsigned offset `u` around `center`

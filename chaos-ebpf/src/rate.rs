@@ -12,14 +12,17 @@ use aya_ebpf::{
 };
 use chaos_common::NetRule;
 
+use crate::net::depart_via_ifb;
+
 /// Departure time of the last paced packet (CLOCK_MONOTONIC ns). Shared by all CPUs: updated
 /// without atomics, as Cilium does; a lost race shifts one packet by one wire time.
 #[map]
 static CHAOS_RATE_LAST: Array<u64> = Array::with_max_entries(1, 0);
 
-/// Some(TC_ACT_SHOT) to drop, None to let the packet go (with a departure time set).
+/// Some(TC_ACT_SHOT) to drop, None to let the packet go (with a departure time set). With
+/// `ifb` (arriving packets) a packet that must wait is redirected to the rule's ifb device.
 #[inline(always)]
-pub fn pace(ctx: &TcContext, rule: &NetRule) -> Option<i32> {
+pub fn pace(ctx: &TcContext, rule: &NetRule, ifb: bool) -> Option<i32> {
     let last = CHAOS_RATE_LAST.get_ptr_mut(0)?;
     let skb: *mut __sk_buff = ctx.skb.skb;
     // SAFETY: no preconditions.
@@ -27,7 +30,8 @@ pub fn pace(ctx: &TcContext, rule: &NetRule) -> Option<i32> {
     let wire = (ctx.len() as u64 * rule.ns_per_byte_q16) >> 16;
     // SAFETY: tstamp is a field of the TC context; `last` points into the map value.
     unsafe {
-        let t = if (*skb).tstamp > now {
+        // An arriving packet's tstamp is its receive time, not a departure.
+        let t = if !ifb && (*skb).tstamp > now {
             (*skb).tstamp
         } else {
             now
@@ -41,6 +45,9 @@ pub fn pace(ctx: &TcContext, rule: &NetRule) -> Option<i32> {
             return Some(TC_ACT_SHOT);
         }
         *last = next;
+        if ifb {
+            return depart_via_ifb(skb, next, rule);
+        }
         (*skb).tstamp = next;
     }
     None

@@ -96,6 +96,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "--direction ingress",
     ),
     (
+        "net delay --iface {if} --netns {ns} --cgroup {cg} --direction ingress --latency 10ms --duration 5s",
+        "--direction",
+        "egress only",
+    ),
+    (
         "net duplicate --cgroup {cg} --direction ingress --duration 5s",
         "--direction",
         "drop only",

@@ -315,7 +315,11 @@ fn ingress_delay_through_ifb() {
         );
         assert_eq!(code, 1, "{out} {err}");
         assert!(err.contains("fq"), "{err}");
-        assert!(!links(&lab).contains(": chaos"), "ifb left: {}", links(&lab));
+        assert!(
+            !links(&lab).contains(": chaos"),
+            "ifb left: {}",
+            links(&lab)
+        );
         lab.finish();
         return;
     }

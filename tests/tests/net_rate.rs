@@ -106,3 +106,54 @@ fn rate_limits_a_tcp_transfer() {
     );
     lab.finish();
 }
+
+/// --direction ingress: the receiver's download is limited through an ifb device (the
+/// interface's own qdisc untouched, the ifb gone afterwards).
+#[test]
+fn rate_limits_arriving_traffic() {
+    let lab = Lab::new("ratei");
+    let (iface, ns) = (lab.sb.server_if.clone(), lab.sb.server_ns.clone());
+    let args = [
+        "net",
+        "rate",
+        "--iface",
+        &iface,
+        "--netns",
+        &ns,
+        "--direction",
+        "ingress",
+        "--rate",
+        "8mbit",
+        "--protocol",
+        "tcp",
+        "--dport",
+        "7400",
+    ];
+    if !kernel_has("fq", "rate_limits_arriving_traffic") {
+        let (code, _, err) = chaos(&[&args[..], &["--duration", "5s"]].concat());
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("fq"), "{err}");
+        lab.finish();
+        return;
+    }
+    let fault = Running::start_via(
+        lab.chaos_cmd(),
+        &[&args[..], &["--duration", "120s"]].concat(),
+    );
+    let limited = transfer(&lab, 2_000_000);
+    let s = fault.interrupt();
+    assert!(s["injected"].as_u64() > Some(100), "{s}");
+    let ratio = limited / 8e6;
+    eprintln!(
+        "ingress rate: goodput {:.2} Mbit/s for 8mbit",
+        limited / 1e6
+    );
+    assert!(
+        (0.88..=1.02).contains(&ratio),
+        "goodput {:.2} Mbit/s for an 8 Mbit/s limit",
+        limited / 1e6
+    );
+    let links = chaos_tests::sh(Command::new("ip").args(["-n", &ns, "-o", "link", "show"]));
+    assert!(!links.contains(": chaos"), "ifb deleted: {links}");
+    lab.finish();
+}

@@ -201,7 +201,7 @@ pub struct NetPlan {
     pub hooks: &'static [Direction],
     /// Also (or only) drop arriving packets with a cgroup_skb ingress program on `cgroup`.
     pub cgroup_ingress: bool,
-    /// Delay arriving packets through an ifb device (delay/reorder at ingress).
+    /// Hold arriving packets back through an ifb device (delay, reorder, rate at ingress).
     pub ifb: bool,
     pub cgroup: Option<Cgroup>,
     /// The rule without its deadline, which is set at attach time.
@@ -249,19 +249,21 @@ impl NetSpec {
         )
     }
 
-    /// Departure times are honoured on the way out only (fq is an egress qdisc); delay and
-    /// reorder also work on arriving packets, through an ifb device.
+    /// Departure times are honoured on the way out only (fq is an egress qdisc); arriving
+    /// packets take a detour through an ifb device, which needs no socket, so only a cgroup
+    /// scope ties these actions to egress.
     fn egress_only(&self, what: &str) -> Result<()> {
-        let ifb_ok = matches!(self.action, Action::Delay { .. }) && self.target.is_none();
+        let ifb_ok = matches!(self.action, Action::Delay { .. } | Action::Rate { .. })
+            && self.target.is_none();
         if self.direction == Direction::Egress || ifb_ok {
             return Ok(());
         }
         Err(Error::input(
             "--direction",
             format!(
-                "{what} works at egress (the fq qdisc holds packets back on their way out); to \
-                 {what} traffic arriving at IFACE, apply it at the sender's egress (e.g. the veth \
-                 peer)"
+                "scoped to a cgroup, {what} works at egress only (arriving packets have no socket \
+                 yet at TC ingress); {what} what the cgroup sends with --direction egress, or \
+                 all arriving traffic of IFACE without --cgroup/--pid"
             ),
         ))
     }
@@ -466,7 +468,7 @@ impl NetSpec {
             (false, d) => d.hooks(),
         };
         let set = |v: &Vec<IpNet>| if v.len() > 1 { v.clone() } else { Vec::new() };
-        let delaying = matches!(self.action, Action::Delay { .. });
+        let delaying = matches!(self.action, Action::Delay { .. } | Action::Rate { .. });
         Ok(NetPlan {
             ifb: delaying && hooks.contains(&Direction::Ingress),
             src_set: set(&self.src),
