@@ -11,15 +11,17 @@ pub const FAMILY_SET: u8 = 0xff;
 /// Most prefixes in one `--src`/`--dst` set.
 pub const MAX_PREFIXES: u32 = 16_384;
 
-/// The LPM trie key data of an address: IPv6 as is, IPv4 as `::ffff:a.b.c.d` (so one trie holds
-/// both families; an IPv4 prefix of length L is stored with length 96 + L). Words as `Flow` and
-/// `Cidr` hold them: network byte order in memory.
+/// The LPM trie key data of an address for rule `slot`: the slot first (so one trie holds every
+/// rule's prefixes; a prefix of rule `slot` is stored with 32 more bits), then IPv6 as is and
+/// IPv4 as `::ffff:a.b.c.d` (so one trie holds both families; an IPv4 prefix of length L has
+/// 96 + L bits). Words as `Flow` and `Cidr` hold them: network byte order in memory.
 #[inline(always)]
-pub fn lpm_data(family: u8, addr: &[u32; 4]) -> [u32; 4] {
+pub fn lpm_data(slot: u32, family: u8, addr: &[u32; 4]) -> [u32; 5] {
+    let s = slot.to_be();
     if family == FAMILY_V4 {
-        [0, 0, u32::from_ne_bytes([0, 0, 0xff, 0xff]), addr[0]]
+        [s, 0, 0, u32::from_ne_bytes([0, 0, 0xff, 0xff]), addr[0]]
     } else {
-        *addr
+        [s, addr[0], addr[1], addr[2], addr[3]]
     }
 }
 

@@ -42,6 +42,13 @@ pub const fn needs_fq(action: u8) -> bool {
 /// packet and the application reads the wrong bytes. Without it the checksum no longer matches
 /// and a receiver that verifies it discards the packet.
 pub const OPT_KEEP_CSUM: u8 = 1;
+/// Rule sets: the rule applies at this hook only (neither bit: at every hook it is attached to).
+pub const OPT_INGRESS: u8 = 4;
+pub const OPT_EGRESS: u8 = 8;
+
+/// Rules in one classifier's rule set (`maps::NET_CFG` slots).
+pub const MAX_RULES: u32 = 8;
+
 /// Delay/reorder: jitter drawn from a normal distribution (`jitter_ns` is its standard
 /// deviation) instead of a uniform one.
 pub const OPT_NORMAL: u8 = 2;

@@ -1,11 +1,14 @@
 //! Map names shared by both sides. The kernel side names its `#[map] static`s exactly so
 //! (aya's macro takes the identifier as the name); names stay within the kernel's 15 bytes.
 
-/// `Array<NetRule>`, one entry.
+/// `Array<NetRule>`, `MAX_RULES` slots (a rule set); a single fault uses slot 0.
 pub const NET_CFG: &str = "CHAOS_NET_CFG";
-/// `PerCpuArray<u64>` of `STAT_LEN` counters for the TC classifier.
+/// `PerCpuArray<u64>` of `STAT_LEN` counters per rule slot for the TC classifier (slot i at
+/// i * STAT_LEN).
 pub const NET_STATS: &str = "CHAOS_NET_STATS";
-/// `LpmTrie<[u32; 4], u8>` of source / destination prefixes (see `filter::lpm_data`), used when
+/// `Array<u32>`, one entry: how many `NET_CFG` slots are in use (0: no rule, skip the packet).
+pub const NET_COUNT: &str = "CHAOS_NET_N";
+/// `LpmTrie<[u32; 5], u8>` of source / destination prefixes (see `filter::lpm_data`), used when
 /// the rule's `src` / `dst` has `FAMILY_SET`.
 pub const NET_SRC_SET: &str = "CHAOS_NET_SRC";
 pub const NET_DST_SET: &str = "CHAOS_NET_DST";
@@ -44,6 +47,7 @@ pub const PROG_BIND6: &str = "chaos_bind6";
 const _: () = {
     assert!(NET_CFG.len() <= 15);
     assert!(NET_STATS.len() <= 15);
+    assert!(NET_COUNT.len() <= 15);
     assert!(NET_SRC_SET.len() <= 15);
     assert!(NET_DST_SET.len() <= 15);
     assert!(SOCK_CFG.len() <= 15);

@@ -28,7 +28,7 @@ fn cgroup_ingress(ctx: &SkBuffContext) -> Option<i32> {
     // SAFETY: protocol is a readable field of the context.
     let ethertype = u16::from_be(unsafe { (*ctx.skb.skb).protocol } as u16);
     let flow = parse_l3(&ctx.skb, ethertype, 0, false)?;
-    if !matches_flow(rule, &flow) {
+    if !matches_flow(0, rule, &flow) {
         return None;
     }
     // SAFETY: no preconditions.
@@ -37,13 +37,14 @@ fn cgroup_ingress(ctx: &SkBuffContext) -> Option<i32> {
     }
     let Verdict::Fault { dry_run } = decide(
         &CHAOS_NET_STATS,
+        0,
         rule.threshold,
         rule.correlation,
         rule.flags,
     ) else {
         return None;
     };
-    emit(&CHAOS_NET_STATS, rule.flags, rule.sample, |e| {
+    emit(&CHAOS_NET_STATS, 0, rule.flags, rule.sample, |e| {
         packet_event(e, rule, &flow)
     });
     if dry_run { None } else { Some(DROP) }

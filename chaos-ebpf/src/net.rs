@@ -17,8 +17,9 @@ use aya_ebpf::{
 };
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
-    DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, NetRule, OPT_NORMAL, PROTO_ANY, PROTO_ICMP,
-    PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN, STAT_LOSS, STAT_MATCHED,
+    DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, MAX_RULES, NetRule, OPT_EGRESS, OPT_INGRESS,
+    OPT_NORMAL, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN, STAT_LOSS,
+    STAT_MATCHED,
     filter::{FAMILY_SET, FAMILY_V4, FAMILY_V6, MAX_PREFIXES, lpm_data},
     roll,
 };
@@ -30,14 +31,17 @@ use crate::{
 };
 
 #[map]
-pub static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(1, 0);
+pub static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(MAX_RULES, 0);
+#[map]
+pub static CHAOS_NET_N: Array<u32> = Array::with_max_entries(1, 0);
 /// Prefix sets for rules with many CIDRs (aya adds BPF_F_NO_PREALLOC, which LPM tries need).
 #[map]
-pub static CHAOS_NET_SRC: LpmTrie<[u32; 4], u8> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+pub static CHAOS_NET_SRC: LpmTrie<[u32; 5], u8> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
 #[map]
-pub static CHAOS_NET_DST: LpmTrie<[u32; 4], u8> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+pub static CHAOS_NET_DST: LpmTrie<[u32; 5], u8> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
 #[map]
-pub static CHAOS_NET_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_LEN, 0);
+pub static CHAOS_NET_STATS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(STAT_LEN * MAX_RULES, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -89,26 +93,62 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
             return None;
         }
     }
-    let rule = CHAOS_NET_CFG.get(0)?;
-    // No fault yet, or ended and zeroed: nothing to parse.
-    if rule.deadline_ns == 0 {
+    // No rule yet, or all ended: nothing to parse.
+    let n = *CHAOS_NET_N.get(0)?;
+    if n == 0 {
         return None;
     }
     let flow = parse(ctx)?;
-    if !matches(ctx, rule, &flow) {
-        return None;
+    let hook = if ingress { OPT_INGRESS } else { OPT_EGRESS };
+    // The clock is read only once a rule matches (it is the costliest step of a miss).
+    let mut now = 0;
+    // Every rule in turn: each acts on the packet it matches (delay, duplicate and corrupt
+    // combine); a drop or a redirect ends the walk.
+    for slot in 0..MAX_RULES {
+        if slot >= n {
+            break;
+        }
+        let Some(rule) = CHAOS_NET_CFG.get(slot) else {
+            break;
+        };
+        let at_hook = rule.opts & (OPT_INGRESS | OPT_EGRESS);
+        if rule.deadline_ns == 0 || (at_hook != 0 && at_hook != hook) {
+            continue;
+        }
+        if !matches(ctx, slot, rule, &flow) {
+            continue;
+        }
+        if now == 0 {
+            // SAFETY: bpf_ktime_get_ns has no preconditions.
+            now = unsafe { bpf_ktime_get_ns() };
+        }
+        if now >= rule.deadline_ns {
+            continue;
+        }
+        if let Some(verdict) = apply(ctx, slot, rule, &flow, ingress, ifb) {
+            return Some(verdict);
+        }
     }
-    // The clock is read only for matching packets (it is the costliest step of a miss).
-    // SAFETY: bpf_ktime_get_ns has no preconditions.
-    if unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns {
-        return None;
-    }
+    None
+}
+
+/// One matching rule's fault. Some(verdict) ends the walk (drop, redirect).
+#[inline(always)]
+fn apply(
+    ctx: &TcContext,
+    slot: u32,
+    rule: &NetRule,
+    flow: &Flow,
+    ingress: bool,
+    ifb: bool,
+) -> Option<i32> {
+    let base = slot * STAT_LEN;
     // Extra loss, rolled on its own before the action: a lost packet is matched, not acted on.
     if rule.loss > 0 && rule.flags & FLAG_DRY_RUN == 0 {
         // SAFETY: no preconditions.
         if roll(rule.loss, unsafe { bpf_get_prandom_u32() }) {
-            bump(&CHAOS_NET_STATS, STAT_MATCHED);
-            bump(&CHAOS_NET_STATS, STAT_LOSS);
+            bump(&CHAOS_NET_STATS, base + STAT_MATCHED);
+            bump(&CHAOS_NET_STATS, base + STAT_LOSS);
             return Some(TC_ACT_SHOT);
         }
     }
@@ -116,6 +156,7 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
     let delaying = rule.action == ACTION_DELAY || rule.action == ACTION_REORDER;
     let verdict = decide(
         &CHAOS_NET_STATS,
+        slot,
         rule.threshold,
         if delaying { 0 } else { rule.correlation },
         rule.flags,
@@ -124,29 +165,29 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
     let reorder = rule.action == ACTION_REORDER;
     let Verdict::Fault { dry_run } = verdict else {
         if reorder {
-            return delay(ctx, rule, ifb);
+            return delay(ctx, slot, rule, ifb);
         }
         return None;
     };
-    emit(&CHAOS_NET_STATS, rule.flags, rule.sample, |e| {
-        packet_event(e, rule, &flow);
+    emit(&CHAOS_NET_STATS, slot, rule.flags, rule.sample, |e| {
+        packet_event(e, rule, flow);
         // SAFETY: the context's skb; the helper returns 0 for packets without a socket.
         e.cgroup_id = unsafe { bpf_skb_cgroup_id(ctx.skb.skb.cast()) };
     });
     if dry_run {
         if reorder {
-            return delay(ctx, rule, ifb);
+            return delay(ctx, slot, rule, ifb);
         }
         return None;
     }
     match rule.action {
         ACTION_DROP => Some(TC_ACT_SHOT),
-        ACTION_DELAY => delay(ctx, rule, ifb),
+        ACTION_DELAY => delay(ctx, slot, rule, ifb),
         ACTION_DUPLICATE => {
             duplicate(ctx, ingress);
             None
         }
-        ACTION_RATE => pace(ctx, rule, ifb),
+        ACTION_RATE => pace(ctx, slot, rule, ifb),
         ACTION_CORRUPT => {
             corrupt(ctx, rule.opts, flow.protocol, flow.l4 as usize);
             None
@@ -170,20 +211,20 @@ fn duplicate(ctx: &TcContext, ingress: bool) {
     }
 }
 
-/// The previous jitter draw on this CPU, for correlated delays (`--correlation` with delay).
+/// The previous jitter draw on this CPU per rule slot, for correlated delays.
 #[map]
-static CHAOS_JITTER: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static CHAOS_JITTER: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_RULES, 0);
 
 /// Earliest Departure Time: the packet may not leave before now + delay (+- jitter). Only the
 /// fq qdisc honours it; userspace makes sure fq is the egress qdisc.
 /// With `ifb`, the packet arrived: its tstamp is its receive time, not a departure, so the
 /// departure is set from now as a CLOCK_MONOTONIC delivery time (which survives the redirect)
 /// and the packet goes to the ifb device.
-fn delay(ctx: &TcContext, rule: &NetRule, ifb: bool) -> Option<i32> {
+fn delay(ctx: &TcContext, slot: u32, rule: &NetRule, ifb: bool) -> Option<i32> {
     let skb: *mut __sk_buff = ctx.skb.skb;
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let d = delay_ns(rule);
+    let d = delay_ns(slot, rule);
     if ifb {
         return depart_via_ifb(skb, now + d, rule);
     }
@@ -218,7 +259,7 @@ pub fn depart_via_ifb(skb: *mut __sk_buff, t: u64, rule: &NetRule) -> Option<i32
 /// standard deviation 209, tails at +-4.9 sd). With a correlation c, u is blended with the
 /// previous draw, as netem does: (1 - c) u + c last.
 #[inline(always)]
-fn delay_ns(rule: &NetRule) -> u64 {
+fn delay_ns(slot: u32, rule: &NetRule) -> u64 {
     let j = rule.jitter_ns;
     if j == 0 || j > rule.delay_ns {
         return rule.delay_ns;
@@ -234,7 +275,7 @@ fn delay_ns(rule: &NetRule) -> u64 {
         ((r1 * (2 * j + 1)) >> 32, j)
     };
     if rule.correlation > 0
-        && let Some(last) = CHAOS_JITTER.get_ptr_mut(0)
+        && let Some(last) = CHAOS_JITTER.get_ptr_mut(slot)
     {
         // Per mille, so that the products stay within 64 bits for delays up to 10 s.
         let c = (rule.correlation * 1000) >> 32;
@@ -371,12 +412,12 @@ pub fn parse_l3(ctx: &SkBuff, ethertype: u16, l3: usize, direct: bool) -> Option
     })
 }
 
-fn matches(ctx: &TcContext, rule: &NetRule, flow: &Flow) -> bool {
-    matches_flow(rule, flow) && in_cgroup(ctx, rule)
+fn matches(ctx: &TcContext, slot: u32, rule: &NetRule, flow: &Flow) -> bool {
+    matches_flow(slot, rule, flow) && in_cgroup(ctx, rule)
 }
 
 /// Protocol, ports and addresses (the cgroup is checked by the caller or by the attachment).
-pub fn matches_flow(rule: &NetRule, flow: &Flow) -> bool {
+pub fn matches_flow(slot: u32, rule: &NetRule, flow: &Flow) -> bool {
     let proto_ok = match rule.protocol {
         PROTO_ANY => true,
         PROTO_ICMP => flow.protocol == PROTO_ICMP || flow.protocol == PROTO_ICMPV6,
@@ -387,15 +428,17 @@ pub fn matches_flow(rule: &NetRule, flow: &Flow) -> bool {
         && (rule.dport.is_any() || (has_ports && rule.dport.contains(flow.dport)));
     proto_ok
         && ports_ok
-        && addr_ok(&rule.src, &CHAOS_NET_SRC, flow.family, &flow.src)
-        && addr_ok(&rule.dst, &CHAOS_NET_DST, flow.family, &flow.dst)
+        && addr_ok(slot, &rule.src, &CHAOS_NET_SRC, flow.family, &flow.src)
+        && addr_ok(slot, &rule.dst, &CHAOS_NET_DST, flow.family, &flow.dst)
 }
 
 /// One prefix inline, several through the LPM trie (a lookup, not a scan).
 #[inline(always)]
-fn addr_ok(c: &Cidr, set: &LpmTrie<[u32; 4], u8>, family: u8, addr: &[u32; 4]) -> bool {
+fn addr_ok(slot: u32, c: &Cidr, set: &LpmTrie<[u32; 5], u8>, family: u8, addr: &[u32; 4]) -> bool {
     if c.family == FAMILY_SET {
-        return set.get(&Key::new(128, lpm_data(family, addr))).is_some();
+        return set
+            .get(&Key::new(160, lpm_data(slot, family, addr)))
+            .is_some();
     }
     c.matches(family, addr)
 }

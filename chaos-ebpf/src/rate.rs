@@ -10,20 +10,20 @@ use aya_ebpf::{
     maps::Array,
     programs::TcContext,
 };
-use chaos_common::NetRule;
+use chaos_common::{MAX_RULES, NetRule};
 
 use crate::net::depart_via_ifb;
 
-/// Departure time of the last paced packet (CLOCK_MONOTONIC ns). Shared by all CPUs: updated
-/// without atomics, as Cilium does; a lost race shifts one packet by one wire time.
+/// Departure time of the last paced packet per rule slot (CLOCK_MONOTONIC ns). Shared by all
+/// CPUs: updated without atomics, as Cilium does; a lost race shifts one packet by one wire time.
 #[map]
-static CHAOS_RATE_LAST: Array<u64> = Array::with_max_entries(1, 0);
+static CHAOS_RATE_LAST: Array<u64> = Array::with_max_entries(MAX_RULES, 0);
 
 /// Some(TC_ACT_SHOT) to drop, None to let the packet go (with a departure time set). With
 /// `ifb` (arriving packets) a packet that must wait is redirected to the rule's ifb device.
 #[inline(always)]
-pub fn pace(ctx: &TcContext, rule: &NetRule, ifb: bool) -> Option<i32> {
-    let last = CHAOS_RATE_LAST.get_ptr_mut(0)?;
+pub fn pace(ctx: &TcContext, slot: u32, rule: &NetRule, ifb: bool) -> Option<i32> {
+    let last = CHAOS_RATE_LAST.get_ptr_mut(slot)?;
     let skb: *mut __sk_buff = ctx.skb.skb;
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };

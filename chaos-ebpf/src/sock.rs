@@ -111,10 +111,11 @@ fn try_decide(family: u8, addr: &[u32; 4], port: u16, protocol: u32) -> Option<u
     if !in_scope(&rule.scope, false) {
         return None;
     }
-    let Verdict::Fault { dry_run } = decide(&CHAOS_SOCK_STAT, rule.threshold, 0, rule.flags) else {
+    let Verdict::Fault { dry_run } = decide(&CHAOS_SOCK_STAT, 0, rule.threshold, 0, rule.flags)
+    else {
         return None;
     };
-    emit(&CHAOS_SOCK_STAT, rule.flags, rule.sample, |e| {
+    emit(&CHAOS_SOCK_STAT, 0, rule.flags, rule.sample, |e| {
         // SAFETY: these helpers only read the current task.
         unsafe {
             e.cgroup_id = bpf_get_current_cgroup_id();

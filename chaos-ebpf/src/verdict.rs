@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{PerCpuArray, Queue, RingBuf},
 };
 use chaos_common::{
-    Event, FLAG_AFTER, FLAG_BUDGET, FLAG_DRY_RUN, FLAG_EVENTS, STAT_EVENTS_LOST, STAT_INJECTED,
-    STAT_MATCHED, STAT_OVER_BUDGET, roll, roll_correlated,
+    Event, FLAG_AFTER, FLAG_BUDGET, FLAG_DRY_RUN, FLAG_EVENTS, MAX_RULES, STAT_EVENTS_LOST,
+    STAT_INJECTED, STAT_LEN, STAT_MATCHED, STAT_OVER_BUDGET, roll, roll_correlated,
 };
 
 /// One token per allowed fault; userspace sizes and fills it when `--max-faults` is given.
@@ -19,9 +19,9 @@ static CHAOS_BUDGET: Queue<u32> = Queue::with_max_entries(1, 0);
 #[map]
 static CHAOS_SKIP: Queue<u32> = Queue::with_max_entries(1, 0);
 
-/// The previous decision on this CPU, for correlated (burst) faults.
+/// The previous decision on this CPU, per rule slot, for correlated (burst) faults.
 #[map]
-static CHAOS_LAST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+static CHAOS_LAST: PerCpuArray<u32> = PerCpuArray::with_max_entries(MAX_RULES, 0);
 
 /// Audit events; userspace drains it continuously. 256 KiB holds ~2,700 events.
 #[map]
@@ -44,17 +44,25 @@ pub fn bump(map: &PerCpuArray<u64>, index: u32) {
     }
 }
 
-/// Called once per packet or call that matched every filter.
+/// Called once per packet or call that matched every filter of the rule in `slot` (counters at
+/// slot * STAT_LEN; programs with one rule use slot 0).
 #[inline(always)]
-pub fn decide(stats: &PerCpuArray<u64>, threshold: u64, correlation: u64, flags: u8) -> Verdict {
-    bump(stats, STAT_MATCHED);
+pub fn decide(
+    stats: &PerCpuArray<u64>,
+    slot: u32,
+    threshold: u64,
+    correlation: u64,
+    flags: u8,
+) -> Verdict {
+    let base = slot * STAT_LEN;
+    bump(stats, base + STAT_MATCHED);
     // Exact across CPUs for the same reason as the budget below.
     if flags & FLAG_AFTER != 0 && matches!(CHAOS_SKIP.pop(), Ok(Some(_))) {
         return Verdict::Pass;
     }
     // SAFETY: no preconditions.
     let (r1, r2) = unsafe { (bpf_get_prandom_u32(), bpf_get_prandom_u32()) };
-    let hit = match CHAOS_LAST.get_ptr_mut(0) {
+    let hit = match CHAOS_LAST.get_ptr_mut(slot) {
         Some(last) if correlation > 0 => {
             // SAFETY: this CPU's slot; programs do not migrate while running.
             let hit = roll_correlated(threshold, correlation, unsafe { *last } != 0, r1, r2);
@@ -70,10 +78,10 @@ pub fn decide(stats: &PerCpuArray<u64>, threshold: u64, correlation: u64, flags:
     // Popping from a queue map is serialised by the kernel, so the budget is exact across CPUs
     // without atomic read-modify-write (which this target lacks).
     if flags & FLAG_BUDGET != 0 && !matches!(CHAOS_BUDGET.pop(), Ok(Some(_))) {
-        bump(stats, STAT_OVER_BUDGET);
+        bump(stats, base + STAT_OVER_BUDGET);
         return Verdict::Pass;
     }
-    bump(stats, STAT_INJECTED);
+    bump(stats, base + STAT_INJECTED);
     Verdict::Fault {
         dry_run: flags & FLAG_DRY_RUN != 0,
     }
@@ -81,7 +89,13 @@ pub fn decide(stats: &PerCpuArray<u64>, threshold: u64, correlation: u64, flags:
 
 /// Emits an event for a fault when the rule asks for them (1 in `sample`).
 #[inline(always)]
-pub fn emit(stats: &PerCpuArray<u64>, flags: u8, sample: u32, fill: impl FnOnce(&mut Event)) {
+pub fn emit(
+    stats: &PerCpuArray<u64>,
+    slot: u32,
+    flags: u8,
+    sample: u32,
+    fill: impl FnOnce(&mut Event),
+) {
     if flags & FLAG_EVENTS == 0 {
         return;
     }
@@ -90,7 +104,7 @@ pub fn emit(stats: &PerCpuArray<u64>, flags: u8, sample: u32, fill: impl FnOnce(
         return;
     }
     let Some(mut entry) = CHAOS_EVENTS.reserve::<Event>(0) else {
-        bump(stats, STAT_EVENTS_LOST);
+        bump(stats, slot * STAT_LEN + STAT_EVENTS_LOST);
         return;
     };
     let mut ev = Event {

@@ -100,12 +100,22 @@ fn raise_memlock() {
 
 /// Writes entry 0 of a one-entry config array.
 pub fn set_config<V: Pod>(ebpf: &mut Ebpf, map: &'static str, value: V) -> Result<()> {
+    set_config_at(ebpf, map, 0, value)
+}
+
+/// Writes entry `index` of an array map (a rule set's slot, a count).
+pub fn set_config_at<V: Pod>(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+    index: u32,
+    value: V,
+) -> Result<()> {
     let mut cfg: Array<_, V> = ebpf
         .map_mut(map)
         .ok_or(Error::MapNotFound(map))?
         .try_into()
         .map_err(|e| Error::map(format!("opening {map}"), e))?;
-    cfg.set(0, value, 0)
+    cfg.set(index, value, 0)
         .map_err(|e| Error::map(format!("writing {map}"), e))
 }
 
@@ -128,14 +138,24 @@ pub fn counters(ebpf: &Ebpf, map: &'static str) -> Result<Counters> {
     counters_in(ebpf.map(map).ok_or(Error::MapNotFound(map))?, map)
 }
 
+/// Counters of rule `slot` of a rule set.
+pub fn slot_counters(ebpf: &Ebpf, map: &'static str, slot: u32) -> Result<Counters> {
+    let stats = ebpf.map(map).ok_or(Error::MapNotFound(map))?;
+    counters_at(stats, map, slot * chaos_common::STAT_LEN)
+}
+
 /// Counters from a stats map (loaded here, or opened from a pin).
 pub fn counters_in(stats: &aya::maps::Map, map: &str) -> Result<Counters> {
+    counters_at(stats, map, 0)
+}
+
+fn counters_at(stats: &aya::maps::Map, map: &str, base: u32) -> Result<Counters> {
     let stats: PerCpuArray<_, u64> = stats
         .try_into()
         .map_err(|e| Error::map(format!("opening {map}"), e))?;
     let sum = |i: u32| -> Result<u64> {
         let v = stats
-            .get(&i, 0)
+            .get(&(base + i), 0)
             .map_err(|e| Error::map(format!("reading {map}"), e))?;
         Ok(v.iter().sum())
     };

@@ -68,10 +68,11 @@ fn respond(op: u8, matches: impl FnOnce(&SysRule) -> bool) -> i32 {
     if !in_scope(&rule.scope, true) || !matches(rule) {
         return 0;
     }
-    let Verdict::Fault { dry_run } = decide(&CHAOS_SYS_STAT, rule.threshold, 0, rule.flags) else {
+    let Verdict::Fault { dry_run } = decide(&CHAOS_SYS_STAT, 0, rule.threshold, 0, rule.flags)
+    else {
         return 0;
     };
-    emit(&CHAOS_SYS_STAT, rule.flags, rule.sample, |e| {
+    emit(&CHAOS_SYS_STAT, 0, rule.flags, rule.sample, |e| {
         // SAFETY: these helpers only read the current task.
         unsafe {
             e.cgroup_id = bpf_get_current_cgroup_id();

@@ -22,20 +22,20 @@ use chaos_common::{
     NetRule,
     filter::lpm_data,
     maps::{
-        NET_CFG, NET_DST_SET, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS, PROG_TC_EGRESS,
-        PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
+        NET_CFG, NET_COUNT, NET_DST_SET, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS,
+        PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
     },
     needs_fq,
 };
 use ipnet::IpNet;
 use std::fs::File;
 
-/// Writes a prefix set into its LPM trie (before any program can read it).
-pub fn fill_set(ebpf: &mut aya::Ebpf, name: &'static str, set: &[IpNet]) -> Result<()> {
+/// Writes rule `slot`'s prefix set into its LPM trie (before any program can read it).
+pub fn fill_set(ebpf: &mut aya::Ebpf, name: &'static str, slot: u32, set: &[IpNet]) -> Result<()> {
     if set.is_empty() {
         return Ok(());
     }
-    let mut trie: LpmTrie<_, [u32; 4], u8> = ebpf
+    let mut trie: LpmTrie<_, [u32; 5], u8> = ebpf
         .map_mut(name)
         .ok_or(Error::MapNotFound(name))?
         .try_into()
@@ -43,8 +43,8 @@ pub fn fill_set(ebpf: &mut aya::Ebpf, name: &'static str, set: &[IpNet]) -> Resu
     for net in set {
         let c = crate::cidr::to_kernel(net);
         let v4 = matches!(net, IpNet::V4(_));
-        let len = u32::from(net.prefix_len()) + if v4 { 96 } else { 0 };
-        let key = Key::new(len, lpm_data(c.family, &c.addr));
+        let len = 32 + u32::from(net.prefix_len()) + if v4 { 96 } else { 0 };
+        let key = Key::new(len, lpm_data(slot, c.family, &c.addr));
         trie.insert(&key, 1, 0)
             .map_err(|e| Error::map(format!("adding {net} to {name}"), e))?;
     }
@@ -71,8 +71,10 @@ impl NetFault {
     pub fn attach(plan: &NetPlan) -> Result<Self> {
         let mut core =
             FaultCore::load(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
-        fill_set(&mut core.ebpf, NET_SRC_SET, &plan.src_set)?;
-        fill_set(&mut core.ebpf, NET_DST_SET, &plan.dst_set)?;
+        fill_set(&mut core.ebpf, NET_SRC_SET, 0, &plan.src_set)?;
+        fill_set(&mut core.ebpf, NET_DST_SET, 0, &plan.dst_set)?;
+        // One rule, in slot 0.
+        ebpf::set_config(&mut core.ebpf, NET_COUNT, 1u32)?;
         let record = Record::new(
             core.fault_id(),
             plan.fault,

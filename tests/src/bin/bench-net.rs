@@ -18,7 +18,7 @@ use chaos::{bpf_sys::prog_test_run, ebpf, sandbox::Sandbox};
 use chaos_common::{
     ACTION_DROP, Cidr, NetRule, PROTO_TCP, PortRange, THRESHOLD_ALWAYS,
     filter::FAMILY_SET,
-    maps::{NET_CFG, NET_DST_SET, PROG_TC_INGRESS},
+    maps::{NET_CFG, NET_COUNT, NET_DST_SET, PROG_TC_INGRESS},
 };
 use chaos_tests::chaos_bin;
 
@@ -101,7 +101,7 @@ fn classifier_cost(rounds: usize) {
                 .expect("cidr")
         })
         .collect();
-    chaos::net::fill_set(&mut obj, NET_DST_SET, &prefixes).expect("fill the trie");
+    chaos::net::fill_set(&mut obj, NET_DST_SET, 0, &prefixes).expect("fill the trie");
     let many = NetRule {
         dst: Cidr {
             family: FAMILY_SET,
@@ -147,6 +147,9 @@ fn classifier_cost(rounds: usize) {
         floor.push(run(&obj, EMPTY, &packet));
         for (i, (_, r, p)) in cases.iter().enumerate() {
             ebpf::set_config(&mut obj, NET_CFG, *r).expect("config");
+            // "No rule" is the state before a fault starts: no slot in use.
+            let n = u32::from(r.deadline_ns != 0);
+            ebpf::set_config(&mut obj, NET_COUNT, n).expect("count");
             results[i].push(run(&obj, PROG_TC_INGRESS, p));
         }
     }
