@@ -21,6 +21,10 @@ pub trait Fault {
     fn go_live(&mut self) -> Result<()>;
     fn take_events(&mut self) -> Option<EventSink>;
     fn fault_id(&self) -> u32;
+    /// A rule set's rules with their own counters (empty for a single rule).
+    fn rules(&self) -> Result<Vec<(String, Counters)>> {
+        Ok(Vec::new())
+    }
 }
 
 macro_rules! delegate_to_core {
@@ -47,9 +51,43 @@ macro_rules! delegate_to_core {
         }
     };
 }
-delegate_to_core!(NetFault);
 delegate_to_core!(SockFault);
 delegate_to_core!(HookFault);
+
+impl Fault for NetFault {
+    /// A rule set counts what all its rules did.
+    fn counters(&self) -> Result<Counters> {
+        let rules = self.rule_counters()?;
+        Ok(rules
+            .iter()
+            .fold(Counters::default(), |a, (_, c)| Counters {
+                matched: a.matched + c.matched,
+                injected: a.injected + c.injected,
+                over_budget: a.over_budget + c.over_budget,
+                events_lost: a.events_lost + c.events_lost,
+                lost: a.lost + c.lost,
+            }))
+    }
+    fn program_ids(&self) -> Vec<u32> {
+        NetFault::program_ids(self)
+    }
+    fn dry_run(&self) -> bool {
+        self.core.dry_run()
+    }
+    fn go_live(&mut self) -> Result<()> {
+        self.core.go_live()
+    }
+    fn take_events(&mut self) -> Option<EventSink> {
+        self.core.take_events()
+    }
+    fn fault_id(&self) -> u32 {
+        self.core.fault_id()
+    }
+    fn rules(&self) -> Result<Vec<(String, Counters)>> {
+        let rules = self.rule_counters()?;
+        Ok(if rules.len() > 1 { rules } else { Vec::new() })
+    }
+}
 
 /// Signals that end a fault early. Created before attaching, so that a signal arriving while
 /// attaching is not fatal (the default action would skip our cleanup).
@@ -116,6 +154,17 @@ pub struct Summary {
     pub elapsed_ms: u64,
     pub detach_ms: f64,
     pub program_ids: Vec<u32>,
+    /// A rule set's rules, each with what it did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleSummary {
+    pub rule: String,
+    pub matched: u64,
+    pub injected: u64,
+    pub lost: u64,
 }
 
 /// Runs an attached fault until `duration` after `started` or a signal, writing its audit
@@ -147,6 +196,16 @@ pub async fn run<F: Fault>(
         }
     };
     let counters = fault.counters()?;
+    let rules = fault
+        .rules()?
+        .into_iter()
+        .map(|(rule, c)| RuleSummary {
+            rule,
+            matched: c.matched,
+            injected: c.injected,
+            lost: c.lost,
+        })
+        .collect();
     let (program_ids, dry_run, id) = (fault.program_ids(), fault.dry_run(), fault.fault_id());
     let elapsed = started.elapsed();
     let t = Instant::now();
@@ -168,6 +227,7 @@ pub async fn run<F: Fault>(
         elapsed_ms: elapsed.as_millis() as u64,
         detach_ms,
         program_ids,
+        rules,
     })
 }
 
@@ -208,6 +268,19 @@ impl std::fmt::Display for Summary {
         }
         if let Some(n) = self.events_written {
             write!(f, "; {n} events written, {} lost", self.events_lost)?;
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            write!(
+                f,
+                "\n  rule {}: {}: matched {}, injected {}",
+                i + 1,
+                r.rule,
+                r.matched,
+                r.injected
+            )?;
+            if r.lost > 0 {
+                write!(f, ", lost {}", r.lost)?;
+            }
         }
         Ok(())
     }

@@ -8,7 +8,8 @@ use super::{
     tc::{self, AttachMode, TcAttachment, Where},
 };
 use crate::{
-    background, ebpf,
+    background,
+    ebpf::{self, Counters},
     error::{Error, Result},
     fault::FaultCore,
     state::Record,
@@ -19,7 +20,7 @@ use aya::programs::{
     links::FdLink,
 };
 use chaos_common::{
-    NetRule,
+    MAX_RULES, NetRule, OPT_EGRESS, OPT_INGRESS,
     filter::lpm_data,
     maps::{
         NET_CFG, NET_COUNT, NET_DST_SET, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS,
@@ -51,6 +52,46 @@ pub fn fill_set(ebpf: &mut aya::Ebpf, name: &'static str, slot: u32, set: &[IpNe
     Ok(())
 }
 
+/// A rule set shares one interface, namespace and attach mode, and one set of controls; a
+/// cgroup's ingress (cgroup_skb) is for single drop rules.
+fn check_set(plans: &[NetPlan]) -> Result<&NetPlan> {
+    let first = plans
+        .first()
+        .ok_or_else(|| Error::input("--rule", "give at least one rule"))?;
+    if plans.len() > MAX_RULES as usize {
+        return Err(Error::input(
+            "--rule",
+            format!("at most {MAX_RULES} rules share one program; run another chaos for more"),
+        ));
+    }
+    if plans
+        .iter()
+        .any(|p| p.iface != first.iface || p.attach != first.attach)
+    {
+        return Err(Error::input(
+            "--rule",
+            "the rules of a set share one interface and attach mode",
+        ));
+    }
+    if plans.len() > 1 && plans.iter().any(|p| p.cgroup_ingress) {
+        return Err(Error::input(
+            "--rule",
+            "a rule scoped to a cgroup's arriving traffic (cgroup ingress) cannot share a rule \
+             set; run it as its own `chaos net drop`",
+        ));
+    }
+    Ok(first)
+}
+
+/// In a rule set, each rule applies only at the hooks it asked for.
+fn hook_bits(p: &NetPlan) -> u8 {
+    match p.hooks {
+        [Direction::Ingress] => OPT_INGRESS,
+        [Direction::Egress] => OPT_EGRESS,
+        _ => 0,
+    }
+}
+
 pub struct NetFault {
     // Field order matters: attachments detach before the object (and its program) is dropped.
     attachments: Vec<TcAttachment>,
@@ -63,24 +104,50 @@ pub struct NetFault {
     pub core: FaultCore<NetRule>,
     program_ids: Vec<u32>,
     record: Record,
+    /// Rules in the rule set (slots 0..slots).
+    slots: u32,
+    /// What each rule of a set does, for its summary line.
+    rule_details: Vec<String>,
 }
 
 impl NetFault {
     /// Loads, configures (with the in-kernel deadline) and attaches. On any error everything
     /// attached so far is detached again by Drop.
     pub fn attach(plan: &NetPlan) -> Result<Self> {
+        Self::attach_set(std::slice::from_ref(plan))
+    }
+
+    /// Several rules on one interface in one program per hook: rule i in slot i of the rule
+    /// set, each with its own counters; the first plan's controls and duration apply to all.
+    pub fn attach_set(plans: &[NetPlan]) -> Result<Self> {
+        let plan = check_set(plans)?;
         let mut core =
             FaultCore::load(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
-        fill_set(&mut core.ebpf, NET_SRC_SET, 0, &plan.src_set)?;
-        fill_set(&mut core.ebpf, NET_DST_SET, 0, &plan.dst_set)?;
-        // One rule, in slot 0.
-        ebpf::set_config(&mut core.ebpf, NET_COUNT, 1u32)?;
-        let record = Record::new(
-            core.fault_id(),
-            plan.fault,
-            plan.detail.clone(),
-            core.deadline_ns(),
-        );
+        let deadline = core.deadline_ns();
+        let several = plans.len() > 1;
+        for (slot, p) in (0u32..).zip(plans) {
+            fill_set(&mut core.ebpf, NET_SRC_SET, slot, &p.src_set)?;
+            fill_set(&mut core.ebpf, NET_DST_SET, slot, &p.dst_set)?;
+            if slot > 0 {
+                let rule = NetRule {
+                    deadline_ns: deadline,
+                    opts: p.rule.opts | hook_bits(p),
+                    ..p.rule
+                };
+                ebpf::set_config_at(&mut core.ebpf, NET_CFG, slot, rule)?;
+            }
+        }
+        if several {
+            core.update(|r| r.opts |= hook_bits(plan))?;
+        }
+        ebpf::set_config(&mut core.ebpf, NET_COUNT, plans.len() as u32)?;
+        let (fault_name, detail) = if several {
+            let each: Vec<&str> = plans.iter().map(|p| p.detail.as_str()).collect();
+            ("net rules", each.join("; "))
+        } else {
+            (plan.fault, plan.detail.clone())
+        };
+        let record = Record::new(core.fault_id(), fault_name, detail, core.deadline_ns());
         // Built field by field so that Drop sees (and undoes) every attachment made so far.
         let mut fault = Self {
             attachments: Vec::new(),
@@ -90,13 +157,19 @@ impl NetFault {
             core,
             program_ids: Vec::new(),
             record,
+            slots: plans.len() as u32,
+            rule_details: plans.iter().map(|p| p.detail.clone()).collect(),
         };
         // fq first (recorded before it is installed), so the classifier never sets departure
         // times that nothing honours.
-        if needs_fq(plan.rule.action) && plan.hooks.contains(&Direction::Egress) {
+        let fq_needed = plans
+            .iter()
+            .any(|p| needs_fq(p.rule.action) && p.hooks.contains(&Direction::Egress));
+        if fq_needed {
             fault.fq = qdisc::ensure_fq(&plan.iface, plan.netns.as_ref(), &mut fault.record)?;
         }
-        if plan.ifb {
+        let ifb_needed = plans.iter().any(|p| p.ifb);
+        if ifb_needed {
             let ifb = IfbGuard::create(
                 fault.core.fault_id(),
                 plan.netns.as_ref(),
@@ -105,12 +178,25 @@ impl NetFault {
             let ifindex = ifb.ifindex;
             fault.ifb = Some(ifb);
             fault.core.update(|r| r.redirect_ifindex = ifindex)?;
+            for slot in 1..plans.len() as u32 {
+                let mut rule = plans[slot as usize].rule;
+                rule.deadline_ns = deadline;
+                rule.opts |= hook_bits(&plans[slot as usize]);
+                rule.redirect_ifindex = ifindex;
+                ebpf::set_config_at(&mut fault.core.ebpf, NET_CFG, slot, rule)?;
+            }
+        }
+        let mut hooks: Vec<Direction> = Vec::new();
+        for h in plans.iter().flat_map(|p| p.hooks.iter().copied()) {
+            if !hooks.contains(&h) {
+                hooks.push(h);
+            }
         }
         let handle = fault.core.fault_id().max(1);
-        for &hook in plan.hooks {
+        for hook in hooks {
             let name = match hook {
                 Direction::Egress => PROG_TC_EGRESS,
-                _ if plan.ifb => PROG_TC_INGRESS_IFB,
+                _ if ifb_needed => PROG_TC_INGRESS_IFB,
                 _ => PROG_TC_INGRESS,
             };
             let prog = classifier(&mut fault.core.ebpf, name)?;
@@ -155,6 +241,16 @@ impl NetFault {
         // down before they were created, the rest is recorded now.
         fault.record.save()?;
         Ok(fault)
+    }
+
+    /// Each rule of the set with its counters, in slot order.
+    pub fn rule_counters(&self) -> Result<Vec<(String, Counters)>> {
+        (0..self.slots)
+            .map(|slot| {
+                let c = ebpf::slot_counters(&self.core.ebpf, NET_STATS, slot)?;
+                Ok((self.rule_details[slot as usize].clone(), c))
+            })
+            .collect()
     }
 
     pub fn program_ids(&self) -> Vec<u32> {

@@ -5,6 +5,7 @@ mod demo;
 mod doctor;
 mod lifecycle;
 mod net;
+mod net_rules;
 mod run;
 mod syscall;
 mod workload;

@@ -48,6 +48,12 @@ pub enum NetCommand {
     ///
     /// Example: chaos net rate --iface eth0 --rate 10mbit --dst 10.0.0.0/8 --duration 5m
     Rate(RateArgs),
+    /// Several rules on one interface at once, in one program per hook (a rule set in maps):
+    /// each --rule is an action with its options as for `chaos net ACTION`; every rule acts on
+    /// the packets it matches (a drop ends it), and each has its own counters.
+    ///
+    /// Example: chaos net rules --iface eth0 --duration 5m --rule 'delay --latency 100ms --dport 5432' --rule 'drop --percent 5 --protocol udp --dport 53'
+    Rules(crate::net_rules::RulesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -154,7 +160,7 @@ pub struct NetArgs {
 }
 
 impl NetArgs {
-    fn spec(self, action: Action) -> chaos::Result<NetSpec> {
+    pub fn spec(self, action: Action) -> chaos::Result<NetSpec> {
         let mut src = self.src;
         let mut dst = self.dst;
         if let Some(f) = &self.src_file {
@@ -189,6 +195,49 @@ impl NetArgs {
 }
 
 pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
+    let (args, action) = match split(cmd) {
+        Split::One(args, action) => (args, action),
+        Split::Rules(r) => return crate::net_rules::run(r, json).await,
+    };
+    let background = args.controls.background;
+    let spec = args.spec(action)?;
+    let plan = spec.validate()?;
+    let mut stop = Stop::install()?;
+    let started = Instant::now();
+    let fault = NetFault::attach(&plan)?;
+    let duration_ms = spec.duration.as_millis() as u64;
+    if background {
+        let record = fault.persist()?;
+        let b = Backgrounded {
+            event: "background",
+            id: &record.id,
+            fault: plan.fault,
+            detail: &plan.detail,
+            duration_ms,
+        };
+        b.print(json);
+        return Ok(ExitCode::SUCCESS);
+    }
+    Attached {
+        event: "attached",
+        fault: plan.fault,
+        detail: format!("{} via {:?}", plan.detail, fault.mode()),
+        program_ids: fault.program_ids(),
+        duration_ms,
+    }
+    .print(json);
+    let summary = session::run(fault, plan.fault.into(), started, spec.duration, &mut stop).await?;
+    common::print_summary(&summary, json);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub enum Split {
+    One(NetArgs, Action),
+    Rules(crate::net_rules::RulesArgs),
+}
+
+/// A single-rule command as its filters and its action.
+pub fn split(cmd: NetCommand) -> Split {
     let (args, action) = match cmd {
         NetCommand::Drop(args) => (args, Action::Drop),
         NetCommand::Delay(d) => (
@@ -223,35 +272,7 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
                 keep_checksum: a.keep_checksum,
             },
         ),
+        NetCommand::Rules(r) => return Split::Rules(r),
     };
-    let background = args.controls.background;
-    let spec = args.spec(action)?;
-    let plan = spec.validate()?;
-    let mut stop = Stop::install()?;
-    let started = Instant::now();
-    let fault = NetFault::attach(&plan)?;
-    let duration_ms = spec.duration.as_millis() as u64;
-    if background {
-        let record = fault.persist()?;
-        let b = Backgrounded {
-            event: "background",
-            id: &record.id,
-            fault: plan.fault,
-            detail: &plan.detail,
-            duration_ms,
-        };
-        b.print(json);
-        return Ok(ExitCode::SUCCESS);
-    }
-    Attached {
-        event: "attached",
-        fault: plan.fault,
-        detail: format!("{} via {:?}", plan.detail, fault.mode()),
-        program_ids: fault.program_ids(),
-        duration_ms,
-    }
-    .print(json);
-    let summary = session::run(fault, plan.fault.into(), started, spec.duration, &mut stop).await?;
-    common::print_summary(&summary, json);
-    Ok(ExitCode::SUCCESS)
+    Split::One(args, action)
 }
