@@ -14,8 +14,11 @@ use std::{
     time::Duration,
 };
 
-/// The repository's examples/ (the VM runner puts them at the same path in the guest).
+/// The repository's examples/ ($CHAOS_EXAMPLES in the VM guest, which has no source tree).
 fn examples_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CHAOS_EXAMPLES") {
+        return dir.into();
+    }
     let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     tests.parent().expect("repository root").join("examples")
 }

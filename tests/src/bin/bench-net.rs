@@ -109,12 +109,14 @@ fn classifier_cost(rounds: usize) {
         },
         ..rule(80)
     };
-    let cases: [(&str, NetRule, &[u8]); 5] = [
-        ("no rule", none, &packet),
-        ("one rule, miss (dport 9999)", rule(9999), &packet),
-        ("1,024 dst prefixes, miss", many, &packet),
-        ("  same, miss in the trie", many, &near),
-        ("one rule, hit (drop)", rule(80), &packet),
+    // (name, rule, packet, rules in the set: the rule repeated in that many slots)
+    let cases: [(&str, NetRule, &[u8], u32); 6] = [
+        ("no rule", none, &packet, 0),
+        ("one rule, miss (dport 9999)", rule(9999), &packet, 1),
+        ("8 rules, all miss", rule(9999), &packet, 8),
+        ("1,024 dst prefixes, miss", many, &packet, 1),
+        ("  same, miss in the trie", many, &near, 1),
+        ("one rule, hit (drop)", rule(80), &packet, 1),
     ];
     {
         let p: &mut SchedClassifier = obj
@@ -145,11 +147,12 @@ fn classifier_cost(rounds: usize) {
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..rounds {
         floor.push(run(&obj, EMPTY, &packet));
-        for (i, (_, r, p)) in cases.iter().enumerate() {
-            ebpf::set_config(&mut obj, NET_CFG, *r).expect("config");
+        for (i, (_, r, p, n)) in cases.iter().enumerate() {
+            for slot in 0..(*n).max(1) {
+                ebpf::set_config_at(&mut obj, NET_CFG, slot, *r).expect("config");
+            }
             // "No rule" is the state before a fault starts: no slot in use.
-            let n = u32::from(r.deadline_ns != 0);
-            ebpf::set_config(&mut obj, NET_COUNT, n).expect("count");
+            ebpf::set_config(&mut obj, NET_COUNT, *n).expect("count");
             results[i].push(run(&obj, PROG_TC_INGRESS, p));
         }
     }
@@ -161,7 +164,7 @@ fn classifier_cost(rounds: usize) {
         "  {:<30} {floor:6.1} ns/packet (BPF_PROG_TEST_RUN's own cost per run)",
         "empty classifier"
     );
-    for ((name, _, _), mut r) in cases.iter().zip(results) {
+    for ((name, _, _, _), mut r) in cases.iter().zip(results) {
         let m = median(&mut r);
         println!(
             "  {name:<30} {m:6.1} ns/packet, {:5.1} ns over the empty classifier",

@@ -175,6 +175,7 @@ fn put_modules(root: &Path, k: &Kernel) -> Result<Vec<String>> {
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CHAOS_BIN=/usr/bin/chaos RUST_BACKTRACE=1
+export CHAOS_EXAMPLES=/examples
 export CHAOS_SKIP_LOG=/tmp/skipped.log
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp; mount -t tmpfs run /run; mkdir -p /run/netns
@@ -225,11 +226,12 @@ pub fn build(k: &Kernel, p: &Payload<'_>, out: &Path) -> Result<()> {
     // Debug info is most of a debug build's size; unpacked, it would not fit the guest's RAM.
     // Symbols stay, so backtraces still name functions.
     sh(Command::new("strip").arg("--strip-debug").args(&ours))?;
-    // The example experiments, where the test binaries look for them (their source path).
+    // The example experiments, at /examples ($CHAOS_EXAMPLES for the tests): their source path
+    // may be under /tmp, which the guest mounts over.
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     for f in fs::read_dir(&examples).with_context(|| format!("{}", examples.display()))? {
-        let f = fs::canonicalize(f?.path())?;
-        put(&root, &f, &f)?;
+        let f = f?.path();
+        put(&root, &f, &Path::new("/examples").join(f.file_name().context("name")?))?;
     }
     let order = put_modules(&root, k)?;
     fs::write(root.join("etc/modules.order"), order.join("\n") + "\n")?;
