@@ -27,11 +27,16 @@ pub trait Fault {
     }
 }
 
+/// `Fault` through the fault's `core`; the counters (and a rule set's breakdown) may come from
+/// the fault itself.
 macro_rules! delegate_to_core {
     ($t:ty) => {
+        delegate_to_core!($t, |f: &$t| f.core.counters(), |_: &$t| Ok(Vec::new()));
+    };
+    ($t:ty, $counters:expr, $rules:expr) => {
         impl Fault for $t {
             fn counters(&self) -> Result<Counters> {
-                self.core.counters()
+                ($counters)(self)
             }
             fn program_ids(&self) -> Vec<u32> {
                 <$t>::program_ids(self)
@@ -48,46 +53,19 @@ macro_rules! delegate_to_core {
             fn fault_id(&self) -> u32 {
                 self.core.fault_id()
             }
+            fn rules(&self) -> Result<Vec<(String, Counters)>> {
+                ($rules)(self)
+            }
         }
     };
 }
+delegate_to_core!(
+    NetFault,
+    NetFault::total_counters,
+    NetFault::rules_breakdown
+);
 delegate_to_core!(SockFault);
 delegate_to_core!(HookFault);
-
-impl Fault for NetFault {
-    /// A rule set counts what all its rules did.
-    fn counters(&self) -> Result<Counters> {
-        let rules = self.rule_counters()?;
-        Ok(rules
-            .iter()
-            .fold(Counters::default(), |a, (_, c)| Counters {
-                matched: a.matched + c.matched,
-                injected: a.injected + c.injected,
-                over_budget: a.over_budget + c.over_budget,
-                events_lost: a.events_lost + c.events_lost,
-                lost: a.lost + c.lost,
-            }))
-    }
-    fn program_ids(&self) -> Vec<u32> {
-        NetFault::program_ids(self)
-    }
-    fn dry_run(&self) -> bool {
-        self.core.dry_run()
-    }
-    fn go_live(&mut self) -> Result<()> {
-        self.core.go_live()
-    }
-    fn take_events(&mut self) -> Option<EventSink> {
-        self.core.take_events()
-    }
-    fn fault_id(&self) -> u32 {
-        self.core.fault_id()
-    }
-    fn rules(&self) -> Result<Vec<(String, Counters)>> {
-        let rules = self.rule_counters()?;
-        Ok(if rules.len() > 1 { rules } else { Vec::new() })
-    }
-}
 
 /// Signals that end a fault early. Created before attaching, so that a signal arriving while
 /// attaching is not fatal (the default action would skip our cleanup).

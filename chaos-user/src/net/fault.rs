@@ -253,6 +253,26 @@ impl NetFault {
             .collect()
     }
 
+    /// What all the rules of the set counted.
+    pub fn total_counters(&self) -> Result<Counters> {
+        let rules = self.rule_counters()?;
+        Ok(rules
+            .iter()
+            .fold(Counters::default(), |a, (_, c)| Counters {
+                matched: a.matched + c.matched,
+                injected: a.injected + c.injected,
+                over_budget: a.over_budget + c.over_budget,
+                events_lost: a.events_lost + c.events_lost,
+                lost: a.lost + c.lost,
+            }))
+    }
+
+    /// A rule set's rules with their counters; empty for a single rule.
+    pub fn rules_breakdown(&self) -> Result<Vec<(String, Counters)>> {
+        let rules = self.rule_counters()?;
+        Ok(if rules.len() > 1 { rules } else { Vec::new() })
+    }
+
     pub fn program_ids(&self) -> Vec<u32> {
         self.program_ids.clone()
     }

@@ -231,7 +231,11 @@ pub fn build(k: &Kernel, p: &Payload<'_>, out: &Path) -> Result<()> {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     for f in fs::read_dir(&examples).with_context(|| format!("{}", examples.display()))? {
         let f = f?.path();
-        put(&root, &f, &Path::new("/examples").join(f.file_name().context("name")?))?;
+        put(
+            &root,
+            &f,
+            &Path::new("/examples").join(f.file_name().context("name")?),
+        )?;
     }
     let order = put_modules(&root, k)?;
     fs::write(root.join("etc/modules.order"), order.join("\n") + "\n")?;
