@@ -92,7 +92,8 @@ fn limited_transfer(lab: &Lab, iface: &str, ns: &str, extra: &[&str], test: &str
     );
     let limited = transfer(lab, 2_000_000);
     let s = fault.interrupt();
-    assert!(s["injected"].as_u64() > Some(100), "{s}");
+    // Arriving TCP is GRO-merged into up to 64 KB packets: 2 MB is a few dozen of them.
+    assert!(s["injected"].as_u64() >= Some(20), "{s}");
     eprintln!("{test}: goodput {:.2} Mbit/s for 8mbit", limited / 1e6);
     let ratio = limited / 8e6;
     assert!(
