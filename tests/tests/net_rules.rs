@@ -104,3 +104,46 @@ fn bad_rules_are_refused_by_number() {
     }
     lab.finish();
 }
+
+/// Faults on two interfaces at once (each chaos owns its own program and rule set): UDP to the
+/// server dropped at the server's ingress while pings from the client are dropped at the
+/// client's egress; stopping one leaves the other in force.
+#[test]
+fn two_interfaces_at_once() {
+    let lab = Lab::new("twoif");
+    let server = lab.drop_at_server(&["--protocol", "udp", "--dport", "9000", "--duration", "60s"]);
+    let client = Running::start_via(
+        lab.chaos_cmd(),
+        &[
+            "net",
+            "drop",
+            "--iface",
+            &lab.sb.client_if,
+            "--netns",
+            &lab.sb.client_ns,
+            "--direction",
+            "egress",
+            "--protocol",
+            "icmp",
+            "--duration",
+            "60s",
+        ],
+    );
+    let dst = SERVER_V4.to_string();
+    assert!(udp_exchange(&lab.sb.server_ns, lab.outside("python3"), 50).is_empty());
+    assert_eq!(ping(lab.outside("ping"), &dst, 20, "0.01").received, 0);
+    let ids = server.program_ids.clone();
+    let s = server.interrupt();
+    assert_eq!(s["injected"], 50, "{s}");
+    assert_programs_gone(&ids);
+    // The client-side fault is still in force; the server side passes UDP again.
+    assert_eq!(
+        udp_exchange(&lab.sb.server_ns, lab.outside("python3"), 50).len(),
+        50
+    );
+    assert_eq!(ping(lab.outside("ping"), &dst, 20, "0.01").received, 0);
+    let ids = client.program_ids.clone();
+    client.interrupt();
+    assert_programs_gone(&ids);
+    lab.finish();
+}
