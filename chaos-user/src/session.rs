@@ -31,9 +31,14 @@ pub trait Fault {
 /// the fault itself.
 macro_rules! delegate_to_core {
     ($t:ty) => {
-        delegate_to_core!($t, |f: &$t| f.core.counters(), |_: &$t| Ok(Vec::new()));
+        delegate_to_core!(
+            $t,
+            |f: &$t| f.core.counters(),
+            |_: &$t| Ok(Vec::new()),
+            |f: &mut $t| f.core.go_live()
+        );
     };
-    ($t:ty, $counters:expr, $rules:expr) => {
+    ($t:ty, $counters:expr, $rules:expr, $go_live:expr) => {
         impl Fault for $t {
             fn counters(&self) -> Result<Counters> {
                 ($counters)(self)
@@ -45,7 +50,7 @@ macro_rules! delegate_to_core {
                 self.core.dry_run()
             }
             fn go_live(&mut self) -> Result<()> {
-                self.core.go_live()
+                ($go_live)(self)
             }
             fn take_events(&mut self) -> Option<EventSink> {
                 self.core.take_events()
@@ -62,7 +67,8 @@ macro_rules! delegate_to_core {
 delegate_to_core!(
     NetFault,
     NetFault::total_counters,
-    NetFault::rules_breakdown
+    NetFault::rules_breakdown,
+    NetFault::go_live
 );
 delegate_to_core!(SockFault);
 delegate_to_core!(HookFault);

@@ -147,3 +147,46 @@ fn two_interfaces_at_once() {
     assert_programs_gone(&ids);
     lab.finish();
 }
+
+/// --dry-run applies to every rule of the set, and SIGUSR1 turns every one of them live.
+#[test]
+fn dry_run_set_goes_live_together() {
+    let lab = Lab::new("rulesdry");
+    let fault = Running::start_via(
+        lab.chaos_cmd(),
+        &[
+            "net",
+            "rules",
+            "--iface",
+            &lab.sb.server_if,
+            "--netns",
+            &lab.sb.server_ns,
+            "--duration",
+            "60s",
+            "--dry-run",
+            "--rule",
+            "drop --protocol udp --dport 9000",
+            "--rule",
+            "drop --protocol icmp",
+        ],
+    );
+    let dst = SERVER_V4.to_string();
+    let udp = |lab: &Lab| udp_exchange(&lab.sb.server_ns, lab.outside("python3"), 50).len();
+    assert_eq!(udp(&lab), 50, "dry run: nothing dropped");
+    assert_eq!(ping(lab.outside("ping"), &dst, 20, "0.01").received, 20);
+    fault.signal(libc::SIGUSR1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(udp(&lab), 0, "live: the first rule drops");
+    assert_eq!(
+        ping(lab.outside("ping"), &dst, 20, "0.01").received,
+        0,
+        "and the second"
+    );
+    let s = fault.interrupt();
+    let rules = s["rules"].as_array().expect("rules");
+    // Each counted what it would have dropped, then what it dropped (ICMP: the 40 pings and
+    // any error message the exchanges caused).
+    assert_eq!(rules[0]["injected"], 100, "{s}");
+    assert!(rules[1]["injected"].as_u64() >= Some(40), "{s}");
+    lab.finish();
+}

@@ -253,6 +253,26 @@ impl NetFault {
             .collect()
     }
 
+    /// Leaves dry-run mode for every rule of the set (one map update each).
+    pub fn go_live(&mut self) -> Result<()> {
+        self.core.go_live()?;
+        for slot in 1..self.slots {
+            let cfg: aya::maps::Array<_, NetRule> = self
+                .core
+                .ebpf
+                .map(NET_CFG)
+                .ok_or(Error::MapNotFound(NET_CFG))?
+                .try_into()
+                .map_err(|e| Error::map(format!("opening {NET_CFG}"), e))?;
+            let mut rule = cfg
+                .get(&slot, 0)
+                .map_err(|e| Error::map(format!("reading {NET_CFG}"), e))?;
+            rule.flags &= !chaos_common::FLAG_DRY_RUN;
+            ebpf::set_config_at(&mut self.core.ebpf, NET_CFG, slot, rule)?;
+        }
+        Ok(())
+    }
+
     /// What all the rules of the set counted.
     pub fn total_counters(&self) -> Result<Counters> {
         let rules = self.rule_counters()?;
