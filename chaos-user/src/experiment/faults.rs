@@ -35,10 +35,40 @@ enum Plan {
 }
 
 impl Ready {
-    /// Loads this fault's object now (maps, no program), so that `attach` at the phase start
-    /// only loads and attaches the programs.
+    /// Loads this fault's object and verifies its programs now, so that `attach` at the phase
+    /// start only attaches (LSM programs, which need the kernel's BTF, still load then).
     pub fn preload(&self) -> Result<()> {
-        crate::ebpf::preload(self.queues.0, self.queues.1)
+        crate::ebpf::preload(self.queues.0, self.queues.1, &self.programs())
+    }
+
+    fn programs(&self) -> Vec<&'static str> {
+        use chaos_common::maps::{
+            PROG_CGROUP_INGRESS, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
+        };
+        match &self.plan {
+            Plan::Net(p) => {
+                let mut names: Vec<&'static str> = p
+                    .hooks
+                    .iter()
+                    .map(|h| match h {
+                        crate::net::Direction::Egress => PROG_TC_EGRESS,
+                        _ if p.ifb => PROG_TC_INGRESS_IFB,
+                        _ => PROG_TC_INGRESS,
+                    })
+                    .collect();
+                if p.cgroup_ingress {
+                    names.push(PROG_CGROUP_INGRESS);
+                }
+                names
+            }
+            Plan::Syscall(p) => match p.as_ref() {
+                SyscallPlan::Sock(s) => match s.entry.hook {
+                    crate::syscall::Hook::SockAddr { v4, v6 } => vec![v4, v6],
+                    _ => Vec::new(),
+                },
+                SyscallPlan::Hook(_) => Vec::new(),
+            },
+        }
     }
 
     /// Loads and attaches; the kernel ends it at its own deadline, `duration` from now.

@@ -74,8 +74,11 @@ pub async fn run(
     stop: &mut Stop,
 ) -> Result<Report> {
     let mut progress = Progress::new(exp.duration, opts.quiet);
-    // Objects (maps) loaded now, so that each phase starts on time.
-    for r in &ready {
+    // Objects and programs loaded now, so that each phase starts on time; in the order the
+    // phases will take them.
+    let mut by_start: Vec<&Ready> = ready.iter().collect();
+    by_start.sort_by_key(|r| r.start);
+    for r in by_start {
         r.preload()?;
     }
     // Refuse to inject into a system that is already unhealthy.

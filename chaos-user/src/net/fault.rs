@@ -200,7 +200,7 @@ impl NetFault {
                 _ => PROG_TC_INGRESS,
             };
             let prog = classifier(&mut fault.core.ebpf, name)?;
-            prog.load()
+            ebpf::load_once(prog.load())
                 .map_err(|e| Error::program(format!("loading {name}"), e))?;
             fault
                 .program_ids
@@ -218,7 +218,7 @@ impl NetFault {
         }
         if let (true, Some(cg)) = (plan.cgroup_ingress, &plan.cgroup) {
             let prog = cgroup_skb(&mut fault.core.ebpf)?;
-            prog.load()
+            ebpf::load_once(prog.load())
                 .map_err(|e| Error::program(format!("loading {PROG_CGROUP_INGRESS}"), e))?;
             let dir = File::open(&cg.path)
                 .map_err(|e| Error::io(format!("opening {}", cg.path.display()), e))?;

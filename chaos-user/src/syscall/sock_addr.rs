@@ -124,7 +124,7 @@ impl SockFault {
                 .ok_or(Error::ProgramNotFound(name))?
                 .try_into()
                 .map_err(|e| Error::program("sock_addr type", e))?;
-            prog.load().map_err(|e| load_error(name, e))?;
+            ebpf::load_once(prog.load()).map_err(|e| load_error(name, e))?;
             // A cgroup *link* always coexists with others (the kernel attaches links as
             // BPF_F_ALLOW_MULTI) and refuses explicit flags, so the mode must be Single (0).
             let link = prog.attach(&cg, CgroupAttachMode::Single).map_err(|e| {
