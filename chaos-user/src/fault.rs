@@ -41,6 +41,7 @@ pub struct FaultCore<R: Rule> {
     pub ebpf: Ebpf,
     rule: R,
     deadline_ns: u64,
+    duration: Duration,
     cfg_map: &'static str,
     stats_map: &'static str,
     events: Option<EventSink>,
@@ -71,6 +72,7 @@ impl<R: Rule> FaultCore<R> {
             ebpf,
             rule,
             deadline_ns,
+            duration,
             cfg_map,
             stats_map,
             events,
@@ -84,6 +86,17 @@ impl<R: Rule> FaultCore<R> {
     pub fn dry_run(&self) -> bool {
         let mut r = self.rule;
         *r.flags_mut() & FLAG_DRY_RUN != 0
+    }
+
+    /// Starts the duration again now that the fault is attached: loading and verifying can take
+    /// seconds on a slow machine, and the fault must last its whole duration once in force. The
+    /// first deadline (set at load) stays in force until this one replaces it. Returns it.
+    pub fn rearm(&mut self) -> Result<u64> {
+        let ns = ebpf::deadline_after(self.duration);
+        self.deadline_ns = ns;
+        self.rule.set_deadline(ns);
+        ebpf::set_config(&mut self.ebpf, self.cfg_map, self.rule)?;
+        Ok(ns)
     }
 
     /// Changes the rule in the kernel (one map update).

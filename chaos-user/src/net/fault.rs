@@ -83,6 +83,25 @@ fn check_set(plans: &[NetPlan]) -> Result<&NetPlan> {
     Ok(first)
 }
 
+/// Writes rules 1.. of a set (slot 0 is the core's) with `deadline` and the ifb's `ifindex`.
+fn write_other_slots(
+    ebpf: &mut aya::Ebpf,
+    plans: &[NetPlan],
+    deadline: u64,
+    ifindex: u32,
+) -> Result<()> {
+    for (slot, p) in (0u32..).zip(plans).skip(1) {
+        let rule = NetRule {
+            deadline_ns: deadline,
+            opts: p.rule.opts | hook_bits(p),
+            redirect_ifindex: if p.ifb { ifindex } else { 0 },
+            ..p.rule
+        };
+        ebpf::set_config_at(ebpf, NET_CFG, slot, rule)?;
+    }
+    Ok(())
+}
+
 /// In a rule set, each rule applies only at the hooks it asked for.
 fn hook_bits(p: &NetPlan) -> u8 {
     match p.hooks {
@@ -128,15 +147,8 @@ impl NetFault {
         for (slot, p) in (0u32..).zip(plans) {
             fill_set(&mut core.ebpf, NET_SRC_SET, slot, &p.src_set)?;
             fill_set(&mut core.ebpf, NET_DST_SET, slot, &p.dst_set)?;
-            if slot > 0 {
-                let rule = NetRule {
-                    deadline_ns: deadline,
-                    opts: p.rule.opts | hook_bits(p),
-                    ..p.rule
-                };
-                ebpf::set_config_at(&mut core.ebpf, NET_CFG, slot, rule)?;
-            }
         }
+        write_other_slots(&mut core.ebpf, plans, deadline, 0)?;
         if several {
             core.update(|r| r.opts |= hook_bits(plan))?;
         }
@@ -178,13 +190,7 @@ impl NetFault {
             let ifindex = ifb.ifindex;
             fault.ifb = Some(ifb);
             fault.core.update(|r| r.redirect_ifindex = ifindex)?;
-            for slot in 1..plans.len() as u32 {
-                let mut rule = plans[slot as usize].rule;
-                rule.deadline_ns = deadline;
-                rule.opts |= hook_bits(&plans[slot as usize]);
-                rule.redirect_ifindex = ifindex;
-                ebpf::set_config_at(&mut fault.core.ebpf, NET_CFG, slot, rule)?;
-            }
+            write_other_slots(&mut fault.core.ebpf, plans, deadline, ifindex)?;
         }
         let mut hooks: Vec<Direction> = Vec::new();
         for h in plans.iter().flat_map(|p| p.hooks.iter().copied()) {
@@ -237,6 +243,12 @@ impl NetFault {
                     .and_then(ebpf::program_id),
             );
         }
+        // The duration counts from now, when the fault is in force (verifying the classifier
+        // can take seconds on a slow machine).
+        let deadline = fault.core.rearm()?;
+        let ifindex = fault.ifb.as_ref().map_or(0, |i| i.ifindex);
+        write_other_slots(&mut fault.core.ebpf, plans, deadline, ifindex)?;
+        fault.record.deadline_mono_ns = deadline;
         // Every running fault is listed (chaos status, chaos stop); cls_bpf and fq were written
         // down before they were created, the rest is recorded now.
         fault.record.save()?;

@@ -151,7 +151,7 @@ impl HookFault {
         let mut rule = plan.rule;
         rule.offsets = kbtf.offsets()?;
         let mut core = FaultCore::load(rule, &plan.controls, plan.duration, SYS_CFG, SYS_STATS)?;
-        let record = Record::new(
+        let mut record = Record::new(
             core.fault_id(),
             &format!("syscall {}", plan.entry.name),
             plan.detail.clone(),
@@ -189,6 +189,9 @@ impl HookFault {
                 }
             }
         };
+        // The duration counts from now, when the fault is in force (loading an LSM program
+        // parses the kernel's BTF, seconds on a slow machine).
+        record.deadline_mono_ns = core.rearm()?;
         record.save()?;
         Ok(Self {
             core,

@@ -104,7 +104,7 @@ impl SockFault {
             SOCK_CFG,
             SOCK_STATS,
         )?;
-        let record = Record::new(
+        let mut record = Record::new(
             core.fault_id(),
             &format!("syscall {}", plan.entry.name),
             plan.detail.clone(),
@@ -136,6 +136,8 @@ impl SockFault {
             links.push((name, link));
             program_ids.extend(core.ebpf.program(name).and_then(ebpf::program_id));
         }
+        // The duration counts from now, when the fault is in force.
+        record.deadline_mono_ns = core.rearm()?;
         // Listed while it runs (chaos status, chaos stop); removed by Drop.
         record.save()?;
         Ok(Self {

@@ -203,8 +203,9 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
     let spec = args.spec(action)?;
     let plan = spec.validate()?;
     let mut stop = Stop::install()?;
-    let started = Instant::now();
     let fault = NetFault::attach(&plan)?;
+    // The duration counts from the attach (the kernel's deadline too).
+    let started = Instant::now();
     let duration_ms = spec.duration.as_millis() as u64;
     if background {
         let record = fault.persist()?;

@@ -110,8 +110,9 @@ pub async fn run(a: RulesArgs, json: bool) -> chaos::Result<ExitCode> {
         );
     }
     let mut stop = Stop::install()?;
-    let started = Instant::now();
     let fault = NetFault::attach_set(&plans)?;
+    // The duration counts from the attach (the kernel's deadline too).
+    let started = Instant::now();
     let detail: Vec<&str> = plans.iter().map(|p| p.detail.as_str()).collect();
     Attached {
         event: "attached",

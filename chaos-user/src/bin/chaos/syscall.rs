@@ -106,8 +106,9 @@ pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
     };
     let plan = spec.validate()?;
     let mut stop = Stop::install()?;
-    let started = Instant::now();
     let fault = SyscallFault::attach(&plan)?;
+    // The duration counts from the attach (the kernel's deadline too).
+    let started = Instant::now();
     let duration_ms = duration.as_millis() as u64;
     let name = plan.name();
     let detail = format!("{} [{}]", plan.detail(), fault.mechanism());
