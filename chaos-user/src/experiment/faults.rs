@@ -42,19 +42,13 @@ impl Ready {
     }
 
     fn programs(&self) -> Vec<&'static str> {
-        use chaos_common::maps::{
-            PROG_CGROUP_INGRESS, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
-        };
+        use chaos_common::maps::PROG_CGROUP_INGRESS;
         match &self.plan {
             Plan::Net(p) => {
                 let mut names: Vec<&'static str> = p
                     .hooks
                     .iter()
-                    .map(|h| match h {
-                        crate::net::Direction::Egress => PROG_TC_EGRESS,
-                        _ if p.ifb => PROG_TC_INGRESS_IFB,
-                        _ => PROG_TC_INGRESS,
-                    })
+                    .map(|&h| crate::net::classifier_for(h, p.ifb))
                     .collect();
                 if p.cgroup_ingress {
                     names.push(PROG_CGROUP_INGRESS);

@@ -83,6 +83,16 @@ fn check_set(plans: &[NetPlan]) -> Result<&NetPlan> {
     Ok(first)
 }
 
+/// The classifier for a hook: at ingress, the one that can redirect to an ifb when a rule
+/// holds arriving packets back.
+pub fn classifier_for(hook: Direction, ifb: bool) -> &'static str {
+    match hook {
+        Direction::Egress => PROG_TC_EGRESS,
+        _ if ifb => PROG_TC_INGRESS_IFB,
+        _ => PROG_TC_INGRESS,
+    }
+}
+
 /// Writes rules 1.. of a set (slot 0 is the core's) with `deadline` and the ifb's `ifindex`.
 fn write_other_slots(
     ebpf: &mut aya::Ebpf,
@@ -142,13 +152,11 @@ impl NetFault {
         let plan = check_set(plans)?;
         let mut core =
             FaultCore::load(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
-        let deadline = core.deadline_ns();
         let several = plans.len() > 1;
         for (slot, p) in (0u32..).zip(plans) {
             fill_set(&mut core.ebpf, NET_SRC_SET, slot, &p.src_set)?;
             fill_set(&mut core.ebpf, NET_DST_SET, slot, &p.dst_set)?;
         }
-        write_other_slots(&mut core.ebpf, plans, deadline, 0)?;
         if several {
             core.update(|r| r.opts |= hook_bits(plan))?;
         }
@@ -190,8 +198,11 @@ impl NetFault {
             let ifindex = ifb.ifindex;
             fault.ifb = Some(ifb);
             fault.core.update(|r| r.redirect_ifindex = ifindex)?;
-            write_other_slots(&mut fault.core.ebpf, plans, deadline, ifindex)?;
         }
+        // Rules 1.. before any program can read them (slot 0 is the core's).
+        let ifindex = fault.ifb.as_ref().map_or(0, |i| i.ifindex);
+        let deadline = fault.core.deadline_ns();
+        write_other_slots(&mut fault.core.ebpf, plans, deadline, ifindex)?;
         let mut hooks: Vec<Direction> = Vec::new();
         for h in plans.iter().flat_map(|p| p.hooks.iter().copied()) {
             if !hooks.contains(&h) {
@@ -200,11 +211,7 @@ impl NetFault {
         }
         let handle = fault.core.fault_id().max(1);
         for hook in hooks {
-            let name = match hook {
-                Direction::Egress => PROG_TC_EGRESS,
-                _ if ifb_needed => PROG_TC_INGRESS_IFB,
-                _ => PROG_TC_INGRESS,
-            };
+            let name = classifier_for(hook, ifb_needed);
             let prog = classifier(&mut fault.core.ebpf, name)?;
             ebpf::load_once(prog.load())
                 .map_err(|e| Error::program(format!("loading {name}"), e))?;
@@ -246,7 +253,6 @@ impl NetFault {
         // The duration counts from now, when the fault is in force (verifying the classifier
         // can take seconds on a slow machine).
         let deadline = fault.core.rearm()?;
-        let ifindex = fault.ifb.as_ref().map_or(0, |i| i.ifindex);
         write_other_slots(&mut fault.core.ebpf, plans, deadline, ifindex)?;
         fault.record.deadline_mono_ns = deadline;
         // Every running fault is listed (chaos status, chaos stop); cls_bpf and fq were written

@@ -6,7 +6,7 @@ mod ifb;
 mod qdisc;
 mod tc;
 
-pub use fault::{NetFault, fill_set};
+pub use fault::{NetFault, classifier_for, fill_set};
 pub use ifb::delete as delete_ifb;
 pub use qdisc::restore_default as restore_default_qdisc;
 pub use tc::AttachMode;
