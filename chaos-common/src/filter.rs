@@ -11,6 +11,20 @@ pub const FAMILY_SET: u8 = 0xff;
 /// Most prefixes in one `--src`/`--dst` set.
 pub const MAX_PREFIXES: u32 = 16_384;
 
+/// Words of the prefix sets' first stage (`maps::NET_SET_HINT`): one bit per rule slot, side
+/// (source, destination), family and value of the address's first 16 bits, set when some
+/// prefix of that set could hold such an address. A clear bit settles a miss with one array
+/// read; only a set bit costs the trie lookup (a helper call, and a walk of up to 128 levels).
+pub const HINT_WORDS: u32 = crate::MAX_RULES * 2 * 2 * (1 << 16) / 64;
+
+/// The hint bit for an address of `family` (words in network byte order, as in `Cidr`) on the
+/// source (`dst` false) or destination side of rule `slot`.
+#[inline(always)]
+pub fn hint_bit(slot: u32, dst: bool, family: u8, addr0: u32) -> u32 {
+    let table = (slot * 2 + dst as u32) * 2 + (family == FAMILY_V6) as u32;
+    (table << 16) | (u32::from_be(addr0) >> 16)
+}
+
 /// The LPM trie key data of an address for rule `slot`: the slot first (so one trie holds every
 /// rule's prefixes; a prefix of rule `slot` is stored with 32 more bits), then IPv6 as is and
 /// IPv4 as `::ffff:a.b.c.d` (so one trie holds both families; an IPv4 prefix of length L has

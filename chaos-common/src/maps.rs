@@ -12,6 +12,8 @@ pub const NET_COUNT: &str = "CHAOS_NET_N";
 /// the rule's `src` / `dst` has `FAMILY_SET`.
 pub const NET_SRC_SET: &str = "CHAOS_NET_SRC";
 pub const NET_DST_SET: &str = "CHAOS_NET_DST";
+/// `Array<u64>` of `filter::HINT_WORDS`: the first stage in front of those tries.
+pub const NET_SET_HINT: &str = "CHAOS_NET_HINT";
 /// `Array<SockRule>`, one entry.
 pub const SOCK_CFG: &str = "CHAOS_SOCK_CFG";
 /// `PerCpuArray<u64>` of `STAT_LEN` counters for the sock_addr programs.
@@ -50,6 +52,7 @@ const _: () = {
     assert!(NET_COUNT.len() <= 15);
     assert!(NET_SRC_SET.len() <= 15);
     assert!(NET_DST_SET.len() <= 15);
+    assert!(NET_SET_HINT.len() <= 15);
     assert!(SOCK_CFG.len() <= 15);
     assert!(SOCK_STATS.len() <= 15);
     assert!(BUDGET.len() <= 15);

@@ -20,7 +20,7 @@ use chaos_common::{
     DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, MAX_RULES, NetRule, OPT_EGRESS, OPT_INGRESS,
     OPT_NORMAL, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN, STAT_LOSS,
     STAT_MATCHED,
-    filter::{FAMILY_SET, FAMILY_V4, FAMILY_V6, MAX_PREFIXES, lpm_data},
+    filter::{FAMILY_SET, FAMILY_V4, FAMILY_V6, HINT_WORDS, MAX_PREFIXES, hint_bit, lpm_data},
     roll,
 };
 
@@ -39,6 +39,9 @@ pub static CHAOS_NET_N: Array<u32> = Array::with_max_entries(1, 0);
 pub static CHAOS_NET_SRC: LpmTrie<[u32; 5], u8> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
 #[map]
 pub static CHAOS_NET_DST: LpmTrie<[u32; 5], u8> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+/// First stage of those sets (see `filter::hint_bit`).
+#[map]
+pub static CHAOS_NET_HINT: Array<u64> = Array::with_max_entries(HINT_WORDS, 0);
 #[map]
 pub static CHAOS_NET_STATS: PerCpuArray<u64> =
     PerCpuArray::with_max_entries(STAT_LEN * MAX_RULES, 0);
@@ -115,7 +118,7 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
         if rule.deadline_ns == 0 || (at_hook != 0 && at_hook != hook) {
             continue;
         }
-        if !matches(ctx, slot, rule, &flow) {
+        if !quick_ok(slot, rule, &flow) || !matches_rest(ctx, slot, rule, &flow) {
             continue;
         }
         if now == 0 {
@@ -330,6 +333,7 @@ fn field<T: Copy>(ctx: &SkBuff, off: usize, direct: bool) -> Option<T> {
 }
 
 /// A TC packet: Ethernet, then IP.
+#[inline(always)]
 fn parse(ctx: &TcContext) -> Option<Flow> {
     if let Some(flow) = parse_v4_linear(&ctx.skb) {
         return Some(flow);
@@ -412,35 +416,58 @@ pub fn parse_l3(ctx: &SkBuff, ethertype: u16, l3: usize, direct: bool) -> Option
     })
 }
 
-fn matches(ctx: &TcContext, slot: u32, rule: &NetRule, flow: &Flow) -> bool {
-    matches_flow(slot, rule, flow) && in_cgroup(ctx, rule)
+/// What is left once `quick_ok` passed: the trie lookups and the cgroup. A function of its
+/// own (a BPF subprogram): inlined into the rule loop it made the verifier walk every
+/// combination of every slot's branches.
+fn matches_rest(ctx: &TcContext, slot: u32, rule: &NetRule, flow: &Flow) -> bool {
+    in_set(slot, &rule.src, &CHAOS_NET_SRC, flow.family, &flow.src)
+        && in_set(slot, &rule.dst, &CHAOS_NET_DST, flow.family, &flow.dst)
+        && in_cgroup(ctx, rule)
 }
 
 /// Protocol, ports and addresses (the cgroup is checked by the caller or by the attachment).
 pub fn matches_flow(slot: u32, rule: &NetRule, flow: &Flow) -> bool {
+    quick_ok(slot, rule, flow)
+        && in_set(slot, &rule.src, &CHAOS_NET_SRC, flow.family, &flow.src)
+        && in_set(slot, &rule.dst, &CHAOS_NET_DST, flow.family, &flow.dst)
+}
+
+/// Protocol, ports, single prefixes and the prefix sets' first stage: compares and array
+/// reads, checked inline so that most misses cost no call.
+#[inline(always)]
+fn quick_ok(slot: u32, rule: &NetRule, flow: &Flow) -> bool {
     let proto_ok = match rule.protocol {
         PROTO_ANY => true,
         PROTO_ICMP => flow.protocol == PROTO_ICMP || flow.protocol == PROTO_ICMPV6,
         p => flow.protocol == p,
     };
     let has_ports = flow.protocol == PROTO_TCP || flow.protocol == PROTO_UDP;
-    let ports_ok = (rule.sport.is_any() || (has_ports && rule.sport.contains(flow.sport)))
-        && (rule.dport.is_any() || (has_ports && rule.dport.contains(flow.dport)));
     proto_ok
-        && ports_ok
-        && addr_ok(slot, &rule.src, &CHAOS_NET_SRC, flow.family, &flow.src)
-        && addr_ok(slot, &rule.dst, &CHAOS_NET_DST, flow.family, &flow.dst)
+        && (rule.sport.is_any() || (has_ports && rule.sport.contains(flow.sport)))
+        && (rule.dport.is_any() || (has_ports && rule.dport.contains(flow.dport)))
+        && addr_quick(slot, false, &rule.src, flow.family, &flow.src)
+        && addr_quick(slot, true, &rule.dst, flow.family, &flow.dst)
 }
 
-/// One prefix inline, several through the LPM trie (a lookup, not a scan).
+/// A single prefix decides here; a set passes when its hint bit is set (see
+/// `filter::hint_bit`), and `in_set` then asks the trie.
 #[inline(always)]
-fn addr_ok(slot: u32, c: &Cidr, set: &LpmTrie<[u32; 5], u8>, family: u8, addr: &[u32; 4]) -> bool {
-    if c.family == FAMILY_SET {
-        return set
-            .get(&Key::new(160, lpm_data(slot, family, addr)))
-            .is_some();
+fn addr_quick(slot: u32, dst: bool, c: &Cidr, family: u8, addr: &[u32; 4]) -> bool {
+    if c.family != FAMILY_SET {
+        return c.matches(family, addr);
     }
-    c.matches(family, addr)
+    let bit = hint_bit(slot, dst, family, addr[0]);
+    matches!(CHAOS_NET_HINT.get(bit >> 6), Some(word) if *word & (1 << (bit & 63)) != 0)
+}
+
+/// Several prefixes: a lookup in the LPM trie, not a scan. True for a single prefix (decided
+/// by `addr_quick`).
+#[inline(always)]
+fn in_set(slot: u32, c: &Cidr, set: &LpmTrie<[u32; 5], u8>, family: u8, addr: &[u32; 4]) -> bool {
+    c.family != FAMILY_SET
+        || set
+            .get(&Key::new(160, lpm_data(slot, family, addr)))
+            .is_some()
 }
 
 fn in_cgroup(ctx: &TcContext, rule: &NetRule) -> bool {

@@ -85,6 +85,9 @@ fn cidr_set_through_lpm_trie() {
         text += &format!("172.{}.{}.0/24\n", 16 + i / 256, i % 256);
     }
     text += "2001:db8::/32  # documentation\n";
+    // Shares its first 16 bits with the server's IPv6 address: past the first stage (the hint
+    // bit is set), the trie must still say no.
+    text += "fd77:0:0:1::/64\n";
     std::fs::write(&list.0, text).expect("prefix file");
     let fault = lab.drop_at_server(&[
         "--dst-file",
@@ -104,7 +107,7 @@ fn cidr_set_through_lpm_trie() {
     assert_eq!(
         ping(lab.outside("ping"), &SERVER_V6.to_string(), 20, "0.01").lost(),
         0,
-        "IPv6 outside the set passes"
+        "IPv6 outside the set (but in a /16 of it) passes"
     );
     let ids = fault.program_ids.clone();
     let s = fault.interrupt();

@@ -14,7 +14,10 @@ use crate::{
     fault::FaultCore,
     state::Record,
 };
-use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{
+    Array,
+    lpm_trie::{Key, LpmTrie},
+};
 use aya::programs::{
     CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, SchedClassifier, cgroup_skb::CgroupSkbLinkId,
     links::FdLink,
@@ -23,7 +26,7 @@ use chaos_common::{
     MAX_RULES, NetRule, OPT_EGRESS, OPT_INGRESS,
     filter::lpm_data,
     maps::{
-        NET_CFG, NET_COUNT, NET_DST_SET, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS,
+        NET_CFG, NET_COUNT, NET_DST_SET, NET_SET_HINT, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS,
         PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
     },
     needs_fq,
@@ -31,11 +34,13 @@ use chaos_common::{
 use ipnet::IpNet;
 use std::fs::File;
 
-/// Writes rule `slot`'s prefix set into its LPM trie (before any program can read it).
-pub fn fill_set(ebpf: &mut aya::Ebpf, name: &'static str, slot: u32, set: &[IpNet]) -> Result<()> {
+/// Writes one side (`dst` or source) of rule `slot`'s prefix set into its LPM trie and the
+/// trie's first stage (before any program can read them).
+pub fn fill_set(ebpf: &mut aya::Ebpf, dst: bool, slot: u32, set: &[IpNet]) -> Result<()> {
     if set.is_empty() {
         return Ok(());
     }
+    let name = if dst { NET_DST_SET } else { NET_SRC_SET };
     let mut trie: LpmTrie<_, [u32; 5], u8> = ebpf
         .map_mut(name)
         .ok_or(Error::MapNotFound(name))?
@@ -48,6 +53,18 @@ pub fn fill_set(ebpf: &mut aya::Ebpf, name: &'static str, slot: u32, set: &[IpNe
         let key = Key::new(len, lpm_data(slot, c.family, &c.addr));
         trie.insert(&key, 1, 0)
             .map_err(|e| Error::map(format!("adding {net} to {name}"), e))?;
+    }
+    let mut hint: Array<_, u64> = ebpf
+        .map_mut(NET_SET_HINT)
+        .ok_or(Error::MapNotFound(NET_SET_HINT))?
+        .try_into()
+        .map_err(|e| Error::map(format!("opening {NET_SET_HINT}"), e))?;
+    for (index, bits) in super::set_hint::words(slot, dst, set) {
+        let old = hint
+            .get(&index, 0)
+            .map_err(|e| Error::map(format!("reading {NET_SET_HINT}"), e))?;
+        hint.set(index, old | bits, 0)
+            .map_err(|e| Error::map(format!("writing {NET_SET_HINT}"), e))?;
     }
     Ok(())
 }
@@ -154,8 +171,8 @@ impl NetFault {
             FaultCore::load(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
         let several = plans.len() > 1;
         for (slot, p) in (0u32..).zip(plans) {
-            fill_set(&mut core.ebpf, NET_SRC_SET, slot, &p.src_set)?;
-            fill_set(&mut core.ebpf, NET_DST_SET, slot, &p.dst_set)?;
+            fill_set(&mut core.ebpf, false, slot, &p.src_set)?;
+            fill_set(&mut core.ebpf, true, slot, &p.dst_set)?;
         }
         if several {
             core.update(|r| r.opts |= hook_bits(plan))?;

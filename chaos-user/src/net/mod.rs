@@ -4,6 +4,7 @@
 mod fault;
 mod ifb;
 mod qdisc;
+mod set_hint;
 mod tc;
 
 pub use fault::{NetFault, classifier_for, fill_set};
