@@ -103,22 +103,16 @@ pub fn roll_correlated(threshold: u64, correlation: u64, last: bool, r1: u32, r2
     }
 }
 
-/// One packet fault rule, read by the TC classifier from `CHAOS_NET_CFG[0]`.
+/// One packet fault rule, read by the TC classifier from `CHAOS_NET_CFG[slot]`. What a miss
+/// reads (deadline, ports, protocol, hooks, and in slot 0 the set's length) shares the first
+/// 64 bytes: on a busy CPU each further cache line a packet touches shows in throughput.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct NetRule {
     /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) after which nothing is injected.
     pub deadline_ns: u64,
-    /// cgroup v2 id whose processes (and descendants') packets match; 0 matches any.
-    pub cgroup_id: u64,
-    /// See [`roll`]; `THRESHOLD_ALWAYS` for 100 %.
-    pub threshold: u64,
-    pub src: Cidr,
-    pub dst: Cidr,
     pub sport: PortRange,
     pub dport: PortRange,
-    /// Depth of `cgroup_id` below the v2 root, for `bpf_skb_ancestor_cgroup_id`.
-    pub cgroup_level: u32,
     /// `PROTO_*`.
     pub protocol: u8,
     /// `ACTION_*`.
@@ -127,26 +121,37 @@ pub struct NetRule {
     pub flags: u8,
     /// Action options (`OPT_*`).
     pub opts: u8,
+    /// Slot 0 only: how many slots the rule set uses; 0 until the set is complete (the
+    /// classifier passes every packet untouched).
+    pub rules: u32,
+    /// Depth of `cgroup_id` below the v2 root, for `bpf_skb_ancestor_cgroup_id`.
+    pub cgroup_level: u32,
     /// Identifies the fault in audit events.
     pub fault_id: u32,
+    /// cgroup v2 id whose processes (and descendants') packets match; 0 matches any.
+    pub cgroup_id: u64,
+    /// See [`roll`]; `THRESHOLD_ALWAYS` for 100 %.
+    pub threshold: u64,
+    /// See [`roll_correlated`]; 0 for independent decisions.
+    pub correlation: u64,
+    /// Extra loss on top of the main action (delay plus 5 % drop): a threshold for its own
+    /// roll, 0 for none.
+    pub loss: u64,
+    pub src: Cidr,
+    pub dst: Cidr,
     /// With `FLAG_EVENTS`: emit one event per `sample` injections on average (0 and 1: all).
     pub sample: u32,
+    /// Delay at ingress: the ifb device arriving packets are redirected to (0: none).
+    pub redirect_ifindex: u32,
     /// `ACTION_DELAY`: added latency, and the half-width of its uniform jitter (<= delay).
     pub delay_ns: u64,
     pub jitter_ns: u64,
-    /// See [`roll_correlated`]; 0 for independent decisions.
-    pub correlation: u64,
     /// `ACTION_RATE`: nanoseconds of wire time per byte, in 1/65536 ns (so 10 Gbit/s is still
     /// exact to 0.01 %), and how far ahead a departure may be before the packet is dropped.
     pub ns_per_byte_q16: u64,
     pub horizon_ns: u64,
-    /// Extra loss on top of the main action (delay plus 5 % drop): a threshold for its own
-    /// roll, 0 for none.
-    pub loss: u64,
-    /// Delay at ingress: the ifb device arriving packets are redirected to (0: none).
-    pub redirect_ifindex: u32,
-    pub _pad: u32,
 }
+const _: () = assert!(core::mem::offset_of!(NetRule, loss) + 8 == 64);
 const _: () = assert!(core::mem::size_of::<NetRule>() == 176);
 
 /// One socket-address fault rule (connect, sendmsg, bind), read from `CHAOS_SOCK_CFG[0]`.

@@ -6,8 +6,6 @@ pub const NET_CFG: &str = "CHAOS_NET_CFG";
 /// `PerCpuArray<u64>` of `STAT_LEN` counters per rule slot for the TC classifier (slot i at
 /// i * STAT_LEN).
 pub const NET_STATS: &str = "CHAOS_NET_STATS";
-/// `Array<u32>`, one entry: how many `NET_CFG` slots are in use (0: no rule, skip the packet).
-pub const NET_COUNT: &str = "CHAOS_NET_N";
 /// `LpmTrie<[u32; 5], u8>` of source / destination prefixes (see `filter::lpm_data`), used when
 /// the rule's `src` / `dst` has `FAMILY_SET`.
 pub const NET_SRC_SET: &str = "CHAOS_NET_SRC";
@@ -49,7 +47,6 @@ pub const PROG_BIND6: &str = "chaos_bind6";
 const _: () = {
     assert!(NET_CFG.len() <= 15);
     assert!(NET_STATS.len() <= 15);
-    assert!(NET_COUNT.len() <= 15);
     assert!(NET_SRC_SET.len() <= 15);
     assert!(NET_DST_SET.len() <= 15);
     assert!(NET_SET_HINT.len() <= 15);

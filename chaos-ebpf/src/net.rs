@@ -32,8 +32,6 @@ use crate::{
 
 #[map]
 pub static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(MAX_RULES, 0);
-#[map]
-pub static CHAOS_NET_N: Array<u32> = Array::with_max_entries(1, 0);
 /// Prefix sets for rules with many CIDRs (aya adds BPF_F_NO_PREALLOC, which LPM tries need).
 #[map]
 pub static CHAOS_NET_SRC: LpmTrie<[u32; 5], u8> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
@@ -96,8 +94,8 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
             return None;
         }
     }
-    // No rule yet, or all ended: nothing to parse.
-    let n = *CHAOS_NET_N.get(0)?;
+    // No rule yet: nothing to parse.
+    let n = CHAOS_NET_CFG.get(0)?.rules;
     if n == 0 {
         return None;
     }

@@ -26,7 +26,7 @@ use chaos_common::{
     MAX_RULES, NetRule, OPT_EGRESS, OPT_INGRESS,
     filter::lpm_data,
     maps::{
-        NET_CFG, NET_COUNT, NET_DST_SET, NET_SET_HINT, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS,
+        NET_CFG, NET_DST_SET, NET_SET_HINT, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS,
         PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
     },
     needs_fq,
@@ -177,7 +177,8 @@ impl NetFault {
         if several {
             core.update(|r| r.opts |= hook_bits(plan))?;
         }
-        ebpf::set_config(&mut core.ebpf, NET_COUNT, plans.len() as u32)?;
+        // The set is complete: from this write on the classifier reads it.
+        core.update(|r| r.rules = plans.len() as u32)?;
         let (fault_name, detail) = if several {
             let each: Vec<&str> = plans.iter().map(|p| p.detail.as_str()).collect();
             ("net rules", each.join("; "))

@@ -460,7 +460,7 @@ impl NetSpec {
             },
             loss: self.loss.map_or(0, Percent::threshold),
             redirect_ifindex: 0,
-            _pad: 0,
+            rules: 0,
         };
         // With a cgroup, ingress is the cgroup_skb program, not a TC hook.
         let hooks = match (cgroup_ingress, self.direction) {
