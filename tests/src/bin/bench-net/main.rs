@@ -89,6 +89,6 @@ fn main() {
     classifier::cost(rounds * 3);
     // BENCH_NET_CLASSIFIER_ONLY=1: skip the throughput part.
     if std::env::var_os("BENCH_NET_CLASSIFIER_ONLY").is_none() {
-        throughput::run(rounds * 2);
+        throughput::run(rounds * 4);
     }
 }
