@@ -154,7 +154,7 @@ while True:
         c, _ = s.accept(); c.close()
 "#;
 
-/// Receives datagrams on 10.77.0.2:9000 until 1 s of silence; prints the sequence numbers.
+/// Receives datagrams `d` on 10.77.0.2:9000 until 1 s of silence; prints MEASURE of each.
 const UDP_RECEIVE: &str = r#"
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -163,40 +163,57 @@ print("ready", flush=True)
 got = []
 try:
     while True:
-        got.append(s.recv(64).decode())
+        d = s.recv(128)
+        got.append(MEASURE)
 except socket.timeout:
     pass
 print(" ".join(got))
 "#;
 
+/// Sends argv[1] datagrams `i` of PAYLOAD, 1 ms apart.
 const UDP_SEND: &str = r#"
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(int(sys.argv[1])):
-    s.sendto(str(i).encode(), ("10.77.0.2", 9000)); time.sleep(0.001)
+    s.sendto(PAYLOAD, ("10.77.0.2", 9000)); time.sleep(0.001)
 "#;
 
 /// Sends datagrams 0..n (1 ms apart) from `sender` (a prepared "python3" command) to a receiver
 /// in the netns `server_ns`; returns the sequence numbers received, in arrival order.
 pub fn udp_exchange(server_ns: &str, sender: Command, n: u32) -> Vec<u32> {
-    exchange(server_ns, sender, n, UDP_RECEIVE, UDP_SEND)
+    exchange(server_ns, sender, n, "d.decode()", "str(i).encode()")
 }
 
-/// Runs the receiver script `rx` in `server_ns` (it prints "ready", then one line of numbers),
-/// then `tx` from `sender` with `n`; returns the receiver's numbers.
-fn exchange(server_ns: &str, mut sender: Command, n: u32, rx: &str, tx: &str) -> Vec<u32> {
+/// Like `udp_exchange`, with 64-byte payloads of 0x55: returns, for each datagram that
+/// arrived, the number of bits that differ from what was sent.
+pub fn udp_bit_errors(server_ns: &str, sender: Command, n: u32) -> Vec<u32> {
+    let bits = r#"str(sum(bin(b ^ 0x55).count("1") for b in d) + 8 * abs(len(d) - 64))"#;
+    exchange(server_ns, sender, n, bits, r#"b"\x55" * 64"#)
+}
+
+/// Runs the receiver in `server_ns` (it prints "ready", then one line of numbers: `measure` of
+/// each datagram), then the sender of `n` datagrams of `payload` from `sender`; returns the
+/// receiver's numbers.
+fn exchange(
+    server_ns: &str,
+    mut sender: Command,
+    n: u32,
+    measure: &str,
+    payload: &str,
+) -> Vec<u32> {
     use std::io::{BufRead, BufReader};
     let mut rx = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{server_ns}"))
-        .args(["python3", "-c", rx])
+        .args(["python3", "-c", &UDP_RECEIVE.replace("MEASURE", measure)])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("receiver");
     let mut out = BufReader::new(rx.stdout.take().expect("stdout"));
     let mut line = String::new();
     out.read_line(&mut line).expect("ready");
+    let tx = UDP_SEND.replace("PAYLOAD", payload);
     let sent = sender
-        .args(["-c", tx, &n.to_string()])
+        .args(["-c", &tx, &n.to_string()])
         .status()
         .expect("sender");
     assert!(sent.success());
@@ -206,36 +223,6 @@ fn exchange(server_ns: &str, mut sender: Command, n: u32, rx: &str, tx: &str) ->
     line.split_whitespace()
         .map(|x| x.parse().expect("number"))
         .collect()
-}
-
-/// Receives 64-byte datagrams of 0x55 on 10.77.0.2:9000 until 1 s of silence; prints, per
-/// datagram, how many bits differ from what was sent.
-const UDP_RECEIVE_BITS: &str = r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("10.77.0.2", 9000)); s.settimeout(1.0)
-print("ready", flush=True)
-got = []
-try:
-    while True:
-        d = s.recv(128)
-        got.append(str(sum(bin(b ^ 0x55).count("1") for b in d) + 8 * abs(len(d) - 64)))
-except socket.timeout:
-    pass
-print(" ".join(got))
-"#;
-
-const UDP_SEND_BITS: &str = r#"
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(int(sys.argv[1])):
-    s.sendto(b"\x55" * 64, ("10.77.0.2", 9000)); time.sleep(0.001)
-"#;
-
-/// Like `udp_exchange`, with fixed 64-byte payloads: returns, for each datagram that arrived,
-/// the number of bits that differ from what was sent.
-pub fn udp_bit_errors(server_ns: &str, sender: Command, n: u32) -> Vec<u32> {
-    exchange(server_ns, sender, n, UDP_RECEIVE_BITS, UDP_SEND_BITS)
 }
 
 /// A counter from /proc/net/snmp in network namespace `ns`, e.g. ("Udp", "InCsumErrors").
