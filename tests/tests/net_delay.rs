@@ -232,12 +232,12 @@ fn delay_distribution_and_correlation() {
         let m = mean(v);
         (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt()
     };
+    // The median step between successive RTTs: an emulated guest stalls now and then, and one
+    // stall makes two large steps that would dominate a mean.
     let step = |v: &[f64]| {
-        mean(
-            &v.windows(2)
-                .map(|w| (w[1] - w[0]).abs())
-                .collect::<Vec<_>>(),
-        )
+        let mut steps: Vec<f64> = v.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
+        steps.sort_by(f64::total_cmp);
+        steps[steps.len() / 2]
     };
 
     let normal = sample(&[
@@ -274,13 +274,14 @@ fn delay_distribution_and_correlation() {
         "95",
     ]);
     println!(
-        "uniform +-40ms: mean step {:.1} ms; with correlation 95%: {:.1} ms",
+        "uniform +-40ms: median step {:.1} ms; with correlation 95%: {:.1} ms",
         step(&jumpy),
         step(&drifting)
     );
-    // Independent uniform draws 80 ms wide differ by 27 ms on average.
+    // Independent uniform draws 80 ms wide differ by 23 ms or more half the time (median
+    // 80 (1 - 1/sqrt 2)); with 95 % correlation successive delays move by a few ms.
     assert!(step(&jumpy) > 15.0, "{jumpy:?}");
-    assert!(step(&drifting) < 8.0, "{drifting:?}");
+    assert!(step(&drifting) < 10.0, "{drifting:?}");
     lab.finish();
 }
 

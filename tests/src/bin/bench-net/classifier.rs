@@ -1,6 +1,6 @@
 //! The classifier's cost per packet, in the kernel, with BPF_PROG_TEST_RUN.
 
-use crate::{EMPTY, configure, median, rule};
+use crate::{EMPTY, classifier, configure, median, rule};
 use aya::programs::SchedClassifier;
 use chaos::{bpf_sys::prog_test_run, ebpf};
 use chaos_common::{Cidr, NetRule, PROTO_TCP, filter::FAMILY_SET, maps::PROG_TC_INGRESS};
@@ -59,22 +59,12 @@ pub fn cost(rounds: usize) {
         ("  same, miss in the trie", many, &near, 1),
         ("one rule, hit (drop)", rule(80), &packet, 1),
     ];
-    {
-        let p: &mut SchedClassifier = obj
-            .program_mut(PROG_TC_INGRESS)
-            .expect("classifier")
-            .try_into()
-            .expect("type");
-        p.load().expect("load classifier");
-    }
-    {
-        let p: &mut SchedClassifier = obj
-            .program_mut(EMPTY)
-            .expect("empty classifier")
-            .try_into()
-            .expect("type");
-        p.load().expect("load the empty classifier");
-    }
+    classifier(&mut obj, PROG_TC_INGRESS)
+        .load()
+        .expect("load classifier");
+    classifier(&mut obj, EMPTY)
+        .load()
+        .expect("load the empty classifier");
     let run = |obj: &aya::Ebpf, name: &str, packet: &[u8]| {
         let p: &SchedClassifier = obj
             .program(name)

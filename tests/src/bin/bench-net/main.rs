@@ -25,6 +25,14 @@ use chaos_common::{
 /// The do-nothing classifier in the object (chaos-ebpf/src/probe.rs).
 const EMPTY: &str = "probe_tc_empty";
 
+/// Program `name` of `obj`, a TC classifier.
+fn classifier<'a>(obj: &'a mut aya::Ebpf, name: &str) -> &'a mut aya::programs::SchedClassifier {
+    obj.program_mut(name)
+        .expect("classifier")
+        .try_into()
+        .expect("type")
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]

@@ -3,7 +3,7 @@
 //! the ratio of the pair is taken. Consecutive 2 s iperf3 runs on these machines differ by up
 //! to 30 % with nothing attached; windows a quarter of a second apart drift much less.
 
-use crate::{EMPTY, loaded_with, median, rule};
+use crate::{EMPTY, classifier, loaded_with, median, rule};
 use aya::programs::{
     LinkOrder, SchedClassifier, TcAttachType,
     tc::{SchedClassifierLinkId, TcAttachOptions},
@@ -36,21 +36,14 @@ struct Hook {
 
 impl Hook {
     fn new(mut obj: aya::Ebpf, program: &'static str) -> Hook {
-        let p: &mut SchedClassifier = obj
-            .program_mut(program)
-            .expect("classifier")
-            .try_into()
-            .expect("type");
-        p.load().expect("load the classifier");
+        classifier(&mut obj, program)
+            .load()
+            .expect("load the classifier");
         Hook { obj, program }
     }
 
     fn program(&mut self) -> &mut SchedClassifier {
-        self.obj
-            .program_mut(self.program)
-            .expect("classifier")
-            .try_into()
-            .expect("type")
+        classifier(&mut self.obj, self.program)
     }
 
     fn attach(&mut self, ns: &Netns, iface: &str) -> SchedClassifierLinkId {
