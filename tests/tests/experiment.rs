@@ -213,11 +213,17 @@ fn experiment_hypothesis_fails_names_probe_and_time() {
     let first = dep["first_failure"]["t_s"]
         .as_f64()
         .expect("first failure time");
+    // t_s is when the probe was sent: one sent just before the attach can fail because of it.
+    let answered = first
+        + dep["first_failure"]["latency_ms"]
+            .as_f64()
+            .expect("latency")
+            / 1e3;
     let attached = r["faults"][0]["attached_s"].as_f64().expect("attached");
     let detached = r["faults"][0]["detached_s"].as_f64().expect("detached");
     assert!(
-        first >= attached && first < detached,
-        "{first} outside [{attached}, {detached})"
+        answered >= attached && first < detached,
+        "probe in flight [{first}, {answered}] outside the fault [{attached}, {detached})"
     );
     assert!(
         dep["first_failure"]["message"]

@@ -92,6 +92,8 @@ pub struct FaultReport {
     pub detail: String,
     pub planned_start_s: f64,
     pub planned_end_s: f64,
+    /// When attaching began (the fault can act from then on) and when it was gone: the window
+    /// holds every moment the fault was in force.
     pub attached_s: Option<f64>,
     pub detached_s: Option<f64>,
     pub matched: u64,

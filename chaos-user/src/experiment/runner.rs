@@ -262,9 +262,12 @@ impl Run<'_> {
     }
 
     fn attach(&mut self, i: usize) -> std::result::Result<(), String> {
+        // The window opens when attaching begins: the first link can act before the call
+        // returns (about 0.1 s earlier under emulation), so a window opened on return missed
+        // failures the fault caused.
+        let at = self.now_s();
         match self.slots[i].ready.attach() {
             Ok(f) => {
-                let at = self.now_s();
                 let slot = &mut self.slots[i];
                 slot.rep.program_ids = f.program_ids();
                 slot.rep.attached_s = Some(at);
