@@ -45,6 +45,13 @@ pub const OPT_KEEP_CSUM: u8 = 1;
 /// Rule sets: the rule applies at this hook only (neither bit: at every hook it is attached to).
 pub const OPT_INGRESS: u8 = 4;
 pub const OPT_EGRESS: u8 = 8;
+/// Delay at ingress where bpf_redirect leaves the packet unmarked as redirected and the ifb
+/// device would drop it (Linux 6.1): the classifier marks the packet (`HANDOFF_MARK` in
+/// `cb[0]`) and passes, and a cls_bpf filter with a mirred action behind it hands the packet
+/// to the ifb.
+pub const OPT_HANDOFF: u8 = 16;
+/// See `OPT_HANDOFF`.
+pub const HANDOFF_MARK: u32 = 0xC4A0_5EED;
 
 /// Rules in one classifier's rule set (`maps::NET_CFG` slots).
 pub const MAX_RULES: u32 = 8;

@@ -35,6 +35,8 @@ pub const PROG_TC_INGRESS: &str = "chaos_tc_in";
 pub const PROG_TC_EGRESS: &str = "chaos_tc_eg";
 /// Ingress delay: departure time, then redirect to an ifb device whose fq holds the packet.
 pub const PROG_TC_INGRESS_IFB: &str = "chaos_tc_in_ifb";
+/// The cls_bpf filter (no direct action, with mirred) that hands marked packets to the ifb.
+pub const PROG_TC_HANDOFF: &str = "chaos_tc_handoff";
 /// cgroup_skb ingress: drops scoped to a cgroup for arriving packets.
 pub const PROG_CGROUP_INGRESS: &str = "chaos_cg_in";
 pub const PROG_CONNECT4: &str = "chaos_connect4";

@@ -6,6 +6,7 @@
 
 mod cgroup_in;
 mod corrupt;
+mod handoff;
 mod lsm;
 mod net;
 mod probe;

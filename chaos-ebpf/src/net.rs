@@ -17,9 +17,9 @@ use aya_ebpf::{
 };
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
-    DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, MAX_RULES, NetRule, OPT_EGRESS, OPT_INGRESS,
-    OPT_NORMAL, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN, STAT_LOSS,
-    STAT_MATCHED,
+    DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, MAX_RULES, NetRule, OPT_EGRESS, OPT_HANDOFF,
+    OPT_INGRESS, OPT_NORMAL, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN,
+    STAT_LOSS, STAT_MATCHED,
     filter::{FAMILY_SET, FAMILY_V4, FAMILY_V6, HINT_WORDS, MAX_PREFIXES, hint_bit, lpm_data},
     roll,
 };
@@ -250,6 +250,10 @@ pub fn depart_via_ifb(skb: *mut __sk_buff, t: u64, rule: &NetRule) -> Option<i32
     // SAFETY: the context's skb; the helper validates the type.
     unsafe {
         bpf_skb_set_tstamp(skb, t, BPF_SKB_TSTAMP_DELIVERY_MONO);
+        if rule.opts & OPT_HANDOFF != 0 {
+            crate::handoff::mark(skb);
+            return Some(PASS);
+        }
         Some(bpf_redirect(rule.redirect_ifindex, 0) as i32)
     }
 }

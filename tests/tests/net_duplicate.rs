@@ -57,11 +57,13 @@ fn duplicates_reach_the_receiver_once_more_each() {
     let extra = total - N as u64;
     let (lo, hi) = binomial_999(N as u64, 0.3);
     assert_eq!(distinct, N as u64);
+    // Delivery first (every copy the kernel sent arrived), then the probability: a failure
+    // says which of the two went wrong.
+    assert_eq!(s["injected"], extra, "copies sent vs received: {s}");
     assert!(
         (lo..=hi).contains(&extra),
-        "{extra} copies for {N}, expected {lo}..={hi}"
+        "{extra} copies for {N}, expected {lo}..={hi}: {s}"
     );
-    assert_eq!(s["injected"], extra, "{s}");
 
     // Combined on one rule: every datagram duplicated, and 30 % of them lost instead.
     let args = [

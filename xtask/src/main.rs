@@ -114,10 +114,14 @@ fn main() -> Result<()> {
                 Ok(tally::Tally::default())
             } else {
                 // The whole suite on Debian 6.12, then its syscall-hook tests once more with the
-                // BPF LSM switched off, where chaos must fall back to fmod_ret.
+                // BPF LSM switched off, where chaos must fall back to fmod_ret, then the ingress
+                // delay tests on 6.1, which has no TCX and drops what bpf_redirect sends to an
+                // ifb (the mirred handoff).
                 vm::run(&root(), &vm::kernels("6.12"), &args).and_then(|mut t| {
                     let lsm = vec!["lsm_".to_string()];
                     t.add(vm::run(&root(), &vm::kernels("6.12+nolsm"), &lsm)?);
+                    let ingress = vec!["ingress_delay".to_string(), "arriving".to_string()];
+                    t.add(vm::run(&root(), &vm::kernels("6.1"), &ingress)?);
                     Ok(t)
                 })
             };

@@ -3,6 +3,7 @@
 
 use super::{
     Direction, NetPlan,
+    handoff::HandoffFilter,
     ifb::IfbGuard,
     qdisc::{self, FqGuard},
     tc::{self, AttachMode, TcAttachment, Where},
@@ -23,11 +24,11 @@ use aya::programs::{
     links::FdLink,
 };
 use chaos_common::{
-    MAX_RULES, NetRule, OPT_EGRESS, OPT_INGRESS,
+    MAX_RULES, NetRule, OPT_EGRESS, OPT_HANDOFF, OPT_INGRESS,
     filter::lpm_data,
     maps::{
         NET_CFG, NET_DST_SET, NET_SET_HINT, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS,
-        PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
+        PROG_TC_EGRESS, PROG_TC_HANDOFF, PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
     },
     needs_fq,
 };
@@ -110,18 +111,35 @@ pub fn classifier_for(hook: Direction, ifb: bool) -> &'static str {
     }
 }
 
-/// Writes rules 1.. of a set (slot 0 is the core's) with `deadline` and the ifb's `ifindex`.
+/// How arriving packets reach the ifb: its ifindex, and whether through the handoff filter.
+#[derive(Clone, Copy, Default)]
+struct IfbRoute {
+    ifindex: u32,
+    handoff: bool,
+}
+
+impl IfbRoute {
+    fn opts(self, p: &NetPlan) -> u8 {
+        if p.ifb && self.handoff {
+            OPT_HANDOFF
+        } else {
+            0
+        }
+    }
+}
+
+/// Writes rules 1.. of a set (slot 0 is the core's) with `deadline` and the way to the ifb.
 fn write_other_slots(
     ebpf: &mut aya::Ebpf,
     plans: &[NetPlan],
     deadline: u64,
-    ifindex: u32,
+    route: IfbRoute,
 ) -> Result<()> {
     for (slot, p) in (0u32..).zip(plans).skip(1) {
         let rule = NetRule {
             deadline_ns: deadline,
-            opts: p.rule.opts | hook_bits(p),
-            redirect_ifindex: if p.ifb { ifindex } else { 0 },
+            opts: p.rule.opts | hook_bits(p) | route.opts(p),
+            redirect_ifindex: if p.ifb { route.ifindex } else { 0 },
             ..p.rule
         };
         ebpf::set_config_at(ebpf, NET_CFG, slot, rule)?;
@@ -141,6 +159,8 @@ fn hook_bits(p: &NetPlan) -> u8 {
 pub struct NetFault {
     // Field order matters: attachments detach before the object (and its program) is dropped.
     attachments: Vec<TcAttachment>,
+    /// Hands marked packets to the ifb (cls_bpf only; removed after the classifier).
+    handoff: Option<HandoffFilter>,
     /// The ifb device that delays arriving packets (deleted after the classifier is gone).
     ifb: Option<IfbGuard>,
     /// The cgroup_skb ingress link (fd-owned), for drops scoped to a cgroup's arriving traffic.
@@ -189,6 +209,7 @@ impl NetFault {
         // Built field by field so that Drop sees (and undoes) every attachment made so far.
         let mut fault = Self {
             attachments: Vec::new(),
+            handoff: None,
             ifb: None,
             cgroup_link: None,
             fq: None,
@@ -207,32 +228,53 @@ impl NetFault {
             fault.fq = qdisc::ensure_fq(&plan.iface, plan.netns.as_ref(), &mut fault.record)?;
         }
         let ifb_needed = plans.iter().any(|p| p.ifb);
+        let mut mode = plan.attach;
+        let mut route = IfbRoute::default();
+        let handle = fault.core.fault_id().max(1);
         if ifb_needed {
             let ifb = IfbGuard::create(
                 fault.core.fault_id(),
                 plan.netns.as_ref(),
                 &mut fault.record,
             )?;
-            let ifindex = ifb.ifindex;
+            let (ifb_name, ifindex) = (ifb.name.clone(), ifb.ifindex);
             fault.ifb = Some(ifb);
-            fault.core.update(|r| r.redirect_ifindex = ifindex)?;
+            // The classifier needs to know now whether it redirects or marks for the handoff.
+            let prog = loaded(&mut fault.core.ebpf, PROG_TC_INGRESS_IFB)?;
+            mode = tc::resolve_mode(prog, mode, &ifb_name, plan.netns.as_ref())?;
+            route = IfbRoute {
+                ifindex,
+                handoff: mode == AttachMode::ClsBpf,
+            };
+            if route.handoff {
+                let prog = loaded(&mut fault.core.ebpf, PROG_TC_HANDOFF)?;
+                fault.handoff = Some(HandoffFilter::create(
+                    prog,
+                    &plan.iface,
+                    &ifb_name,
+                    plan.netns.as_ref(),
+                    &mut fault.record,
+                    handle ^ 0x8000_0000,
+                )?);
+            }
+            let opts = route.opts(plan);
+            fault.core.update(|r| {
+                r.redirect_ifindex = route.ifindex;
+                r.opts |= opts;
+            })?;
         }
         // Rules 1.. before any program can read them (slot 0 is the core's).
-        let ifindex = fault.ifb.as_ref().map_or(0, |i| i.ifindex);
         let deadline = fault.core.deadline_ns();
-        write_other_slots(&mut fault.core.ebpf, plans, deadline, ifindex)?;
+        write_other_slots(&mut fault.core.ebpf, plans, deadline, route)?;
         let mut hooks: Vec<Direction> = Vec::new();
         for h in plans.iter().flat_map(|p| p.hooks.iter().copied()) {
             if !hooks.contains(&h) {
                 hooks.push(h);
             }
         }
-        let handle = fault.core.fault_id().max(1);
         for hook in hooks {
             let name = classifier_for(hook, ifb_needed);
-            let prog = classifier(&mut fault.core.ebpf, name)?;
-            ebpf::load_once(prog.load())
-                .map_err(|e| Error::program(format!("loading {name}"), e))?;
+            loaded(&mut fault.core.ebpf, name)?;
             fault
                 .program_ids
                 .extend(fault.core.ebpf.program(name).and_then(ebpf::program_id));
@@ -241,7 +283,7 @@ impl NetFault {
                 iface: &plan.iface,
                 netns: plan.netns.as_ref(),
                 hook,
-                mode: plan.attach,
+                mode,
                 record: &mut fault.record,
                 handle,
             };
@@ -271,7 +313,7 @@ impl NetFault {
         // The duration counts from now, when the fault is in force (verifying the classifier
         // can take seconds on a slow machine).
         let deadline = fault.core.rearm()?;
-        write_other_slots(&mut fault.core.ebpf, plans, deadline, ifindex)?;
+        write_other_slots(&mut fault.core.ebpf, plans, deadline, route)?;
         fault.record.deadline_mono_ns = deadline;
         // Every running fault is listed (chaos status, chaos stop); cls_bpf and fq were written
         // down before they were created, the rest is recorded now.
@@ -364,7 +406,11 @@ impl NetFault {
                 )
             })?;
         }
-        // The record lists the qdisc and the ifb: `chaos stop`/`cleanup` remove them.
+        // The record lists the qdisc, the ifb and the handoff filter: `chaos stop`/`cleanup`
+        // remove them.
+        if let Some(h) = self.handoff.take() {
+            h.persist();
+        }
         std::mem::forget(self.fq.take());
         std::mem::forget(self.ifb.take());
         background::pin_maps(&self.core.ebpf, &dir, NET_CFG, NET_STATS)?;
@@ -379,6 +425,8 @@ impl Drop for NetFault {
         while let Some(a) = self.attachments.pop() {
             drop(a);
         }
+        // It may own the clsact qdisc the classifier used.
+        drop(self.handoff.take());
         drop(self.ifb.take());
         drop(self.fq.take());
         if !self.record.background {
@@ -392,6 +440,13 @@ fn cgroup_skb(ebpf: &mut aya::Ebpf) -> Result<&mut CgroupSkb> {
         .ok_or(Error::ProgramNotFound(PROG_CGROUP_INGRESS))?
         .try_into()
         .map_err(|e| Error::program("cgroup_skb type", e))
+}
+
+/// A classifier of the object, loaded into the kernel (once).
+fn loaded<'a>(ebpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier> {
+    let prog = classifier(ebpf, name)?;
+    ebpf::load_once(prog.load()).map_err(|e| Error::program(format!("loading {name}"), e))?;
+    Ok(prog)
 }
 
 fn classifier<'a>(ebpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier> {

@@ -2,6 +2,7 @@
 //! `NetPlan` (checked against the system, nothing attached); `NetFault::attach` applies a plan.
 
 mod fault;
+mod handoff;
 mod ifb;
 mod qdisc;
 mod set_hint;

@@ -109,7 +109,7 @@ mod tests {
             "fe80::/10",
         ]
         .iter()
-        .map(|s| s.parse().unwrap())
+        .map(|s| s.parse().expect("a prefix"))
         .collect();
         let words = words(3, true, &nets);
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -161,9 +161,9 @@ mod tests {
         assert_eq!(span(0xac10_0000, 12), (0xac10, 0xac1f));
         assert_eq!(span(0, 0), (0, 0xffff));
         // An IPv6 prefix spanning ::ffff:0:0/96 holds every IPv4 address.
-        assert!(ranges(&"::/0".parse().unwrap()).contains(&(FAMILY_V4, 0, 0xffff)));
+        assert!(ranges(&"::/0".parse().expect("a prefix")).contains(&(FAMILY_V4, 0, 0xffff)));
         assert!(
-            !ranges(&"2001::/16".parse().unwrap())
+            !ranges(&"2001::/16".parse().expect("a prefix"))
                 .iter()
                 .any(|r| r.0 == FAMILY_V4)
         );

@@ -135,6 +135,30 @@ fn attach_here(
     }
 }
 
+/// Resolves `Auto` to the mode attaching will take, by attaching `prog` with TCX to `spare` (an
+/// interface of chaos's own that no packet reaches through that hook) and detaching again.
+pub fn resolve_mode(
+    prog: &mut SchedClassifier,
+    mode: AttachMode,
+    spare: &str,
+    netns: Option<&Netns>,
+) -> Result<AttachMode> {
+    if mode != AttachMode::Auto {
+        return Ok(mode);
+    }
+    let tcx = TcAttachOptions::TcxOrder(LinkOrder::default());
+    let works = netns::within(netns, || {
+        prog.attach_with_options(spare, TcAttachType::Ingress, tcx)
+            .and_then(|id| prog.detach(id))
+            .is_ok()
+    })?;
+    Ok(if works {
+        AttachMode::Tcx
+    } else {
+        AttachMode::ClsBpf
+    })
+}
+
 impl TcAttachment {
     fn detach_now(&mut self) {
         let Some(link) = self.link.take() else { return };
@@ -185,7 +209,7 @@ impl Drop for TcAttachment {
 }
 
 /// Removes the clsact qdisc chaos added, once no filter (ours or anyone's) is left on it.
-fn remove_clsact(iface: &str) {
+pub(super) fn remove_clsact(iface: &str) {
     if let Err(e) = state::remove_clsact_if_empty(iface) {
         tracing::warn!("removing clsact from {iface}: {e}");
     }

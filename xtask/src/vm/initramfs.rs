@@ -10,7 +10,8 @@ use std::{
     process::Command,
 };
 
-/// Modules the tests need (and their dependencies): veth pairs, qdiscs, cls_bpf, ifb.
+/// Modules the tests need (and their dependencies): veth pairs, qdiscs, cls_bpf, ifb, and
+/// mirred (ingress delay over cls_bpf).
 const MODULES: &[&str] = &[
     "veth",
     "sch_fq",
@@ -18,6 +19,7 @@ const MODULES: &[&str] = &[
     "sch_ingress",
     "cls_bpf",
     "act_bpf",
+    "act_mirred",
     "ifb",
 ];
 /// Host tools the tests run inside the guest.
