@@ -70,9 +70,16 @@ pub struct KernelOffsets {
     pub socket_sk: u32,
     /// `sock.__sk_common.skc_num` (local port, host order)
     pub sk_num: u32,
-    pub _pad: u32,
+    /// From a task to the open file of a descriptor (syscall entry kprobes): `task_struct.files`,
+    /// `files_struct.fdt`, `fdtable.fd` and `fdtable.max_fds`.
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdt_fd: u32,
+    pub fdt_max_fds: u32,
+    /// `file.private_data` (the `struct socket` of a socket's file).
+    pub file_private: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 64);
 
 /// `SysRule::file_types`
 pub const FILES_ANY: u8 = 0;
@@ -107,7 +114,7 @@ pub struct SysRule {
     /// provable [-4095, 0].
     pub retval: i32,
 }
-const _: () = assert!(core::mem::size_of::<SysRule>() == 248);
+const _: () = assert!(core::mem::size_of::<SysRule>() == 264);
 
 /// S_IFMT / S_IFREG of `inode.i_mode`.
 pub const S_IFMT: u16 = 0o170000;

@@ -1,7 +1,7 @@
 //! What the running kernel supports, learnt by trying (loading and briefly attaching tiny
 //! programs in a throwaway network namespace and cgroup), never from version numbers.
 
-use crate::syscall::{CATALOGUE, Hook};
+use crate::syscall::{CATALOGUE, Hook, catalogue::KP_CALL};
 use crate::{
     cgroup, ebpf,
     error::{Result, chain},
@@ -159,7 +159,7 @@ pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
     for e in CATALOGUE {
         let support = match e.hook {
             Hook::SockAddr { .. } => connect.clone(),
-            Hook::Lsm { hook, .. } => lsm_backend(f, hook),
+            Hook::Lsm { hook, kprobe, .. } => lsm_backend(f, hook, kprobe == KP_CALL),
         };
         rows.push(FaultSupport {
             fault: e.full_name,
@@ -177,9 +177,8 @@ fn reason<'a>(f: &'a [Feature], name: &str) -> &'a str {
 }
 
 /// Which backend an LSM-hook syscall gets here, and why the ones before it are out.
-fn lsm_backend(f: &[Feature], hook: &str) -> (bool, String) {
-    let kprobe = "kprobe + bpf_override_return: not used (no distribution kernel enables \
-                  CONFIG_BPF_KPROBE_OVERRIDE)";
+/// `no_path`: at syscall entry the call's path is not looked up yet (no --path with kprobes).
+fn lsm_backend(f: &[Feature], hook: &str, no_path: bool) -> (bool, String) {
     if has(f, BPF_LSM) {
         (true, format!("BPF LSM on {hook}"))
     } else if has(f, TRAMPOLINE) {
@@ -190,12 +189,28 @@ fn lsm_backend(f: &[Feature], hook: &str) -> (bool, String) {
                 reason(f, BPF_LSM)
             ),
         )
+    } else if has(f, KPROBE) && has(f, OVERRIDE_RETURN) {
+        (
+            true,
+            format!(
+                "kprobe + bpf_override_return on the syscall entry{} (BPF LSM out: {}; \
+                 fmod_ret out: {})",
+                if no_path { ", without --path" } else { "" },
+                reason(f, BPF_LSM),
+                reason(f, TRAMPOLINE)
+            ),
+        )
     } else {
+        let kprobe = if has(f, KPROBE) {
+            reason(f, OVERRIDE_RETURN)
+        } else {
+            reason(f, KPROBE)
+        };
         (
             false,
             format!(
-                "BPF LSM out: {}; fmod_ret out: {}; {kprobe}. Kernels with BPF LSM active \
-                 (Debian 6.1/6.12/7.3) run it",
+                "BPF LSM out: {}; fmod_ret out: {}; kprobe + bpf_override_return out: {kprobe}. \
+                 Kernels with BPF LSM active (Debian 6.1/6.12/7.3) run it",
                 reason(f, BPF_LSM),
                 reason(f, TRAMPOLINE)
             ),
@@ -365,6 +380,8 @@ fn probe_kprobe(obj: &mut Ebpf, prog: &str, name: &'static str, attach: bool) ->
             drop(p.detach(id));
             return Ok("attached a kprobe to security_file_open".into());
         }
+        // Accepted is not enough: the change must also take effect where chaos probes.
+        crate::syscall::kprobe::override_takes_effect(&["__x64_sys_write".into()])?;
         Ok::<_, String>("the verifier accepted a program calling it".into())
     })();
     feature(name, r)

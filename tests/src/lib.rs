@@ -256,6 +256,20 @@ pub fn doctor_lists(fault: &str) -> bool {
     doctor_entry("faults", "fault", fault)["available"] == true
 }
 
+/// Whether this kernel runs the syscall fault `fault` with kprobes at syscall entry, where
+/// only descriptor calls take `--path` (`chaos doctor` says "without --path").
+pub fn syscall_at_entry_without_path(fault: &str) -> bool {
+    doctor_detail(fault).contains("without --path")
+}
+
+/// How `chaos doctor` says this kernel runs the fault `fault` (its backend first).
+pub fn doctor_detail(fault: &str) -> String {
+    doctor_entry("faults", "fault", fault)["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn doctor_entry(section: &str, key: &str, feature: &str) -> Value {
     static DOCTOR: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     let report = DOCTOR.get_or_init(|| {

@@ -1,10 +1,12 @@
-//! File and process syscall faults (BPF LSM or fmod_ret), with real victims: dd, Python, SQLite.
-//! This kernel refuses both mechanisms, so these run in the Debian VMs (`cargo xtask vm`,
-//! `cargo xtask test`, also booted without the BPF LSM to cover fmod_ret); here they print why
-//! they skip. Test names start with lsm_ so the runner can select them.
+//! File and process syscall faults (BPF LSM, fmod_ret or kprobes), with real victims: dd,
+//! Python, SQLite. This kernel refuses all three mechanisms, so these run in VMs (`cargo xtask
+//! vm`, `cargo xtask test`: Debian 6.12, the same booted without the BPF LSM to cover fmod_ret,
+//! and a 6.12 built with CONFIG_BPF_KPROBE_OVERRIDE and neither, to cover kprobes); here they
+//! print why they skip. Test names start with lsm_ so the runner can select them.
 
 use chaos_tests::{
-    Running, TempPath, assert_programs_gone, kernel_runs, lab::Lab, read_events, repl::Repl,
+    Running, TempPath, assert_programs_gone, chaos_via, kernel_runs, lab::Lab, read_events,
+    repl::Repl, syscall_at_entry_without_path,
 };
 use std::path::PathBuf;
 
@@ -79,7 +81,9 @@ fn lsm_dd_gets_enospc_under_the_path_only() {
     lab.finish();
 }
 
-/// open -> EACCES as Python sees it (PermissionError), inside the cgroup only.
+/// open -> EACCES as Python sees it (PermissionError), inside the cgroup only. With kprobes at
+/// syscall entry (no path looked up yet) `--path` is refused with the reason and the fault is
+/// scoped by the cgroup alone.
 #[test]
 fn lsm_python_open_gets_eacces() {
     if !kernel_runs("syscall open", "lsm_python_open_gets_eacces") {
@@ -92,14 +96,30 @@ fn lsm_python_open_gets_eacces() {
     std::fs::write(&elsewhere, "x").expect("write");
     let mut inside = Repl::spawn(lab.inside("python3"));
     let mut outside = Repl::spawn(lab.outside("python3"));
-    let fault = lab.syscall(&["open", "--errno", "EACCES", "--path", data.path()]);
+    let at_entry = syscall_at_entry_without_path("syscall open");
+    let with_path = ["open", "--errno", "EACCES", "--path", data.path()];
+    let fault = if at_entry {
+        let cgroup = lab.cgroup();
+        let mut args = vec!["syscall"];
+        args.extend_from_slice(&with_path);
+        args.extend_from_slice(&["--cgroup", &cgroup, "--duration", "10s"]);
+        let (code, out, err) = chaos_via(lab.chaos_cmd(), &args);
+        assert_eq!(code, 1, "--path refused at syscall entry: {out} {err}");
+        assert!(err.contains("kprobe") && err.contains("--path"), "{err}");
+        assert_eq!(inside.call(&format!("open {file}")), 0, "nothing attached");
+        lab.syscall(&["open", "--errno", "EACCES"])
+    } else {
+        lab.syscall(&with_path)
+    };
     assert_eq!(inside.call(&format!("open {file}")), libc::EACCES);
     assert_eq!(outside.call(&format!("open {file}")), 0, "control");
-    assert_eq!(
-        inside.call(&format!("open {elsewhere}")),
-        0,
-        "outside the path"
-    );
+    if !at_entry {
+        assert_eq!(
+            inside.call(&format!("open {elsewhere}")),
+            0,
+            "outside the path"
+        );
+    }
     let ids = fault.program_ids.clone();
     fault.interrupt();
     assert_eq!(inside.call(&format!("open {file}")), 0, "after the fault");
@@ -233,6 +253,8 @@ fn lsm_process_and_directory_syscalls() {
     ];
     for (name, errno, want, call, with_path) in cases {
         let mut args = vec![name, "--errno", errno];
+        // Kprobes at syscall entry take --path only for calls on a descriptor (read here).
+        let with_path = with_path && !syscall_at_entry_without_path(&format!("syscall {name}"));
         if with_path {
             args.extend_from_slice(&["--path", data.path()]);
         }
@@ -254,5 +276,109 @@ fn lsm_process_and_directory_syscalls() {
         assert_programs_gone(&ids);
     }
     drop((victim, control));
+    lab.finish();
+}
+
+/// Puts a sysctl back as it was when dropped.
+struct Sysctl(&'static str, String);
+
+impl Sysctl {
+    fn set(path: &'static str, value: &str) -> Sysctl {
+        let old = std::fs::read_to_string(path).expect("read sysctl");
+        std::fs::write(path, value).expect("write sysctl");
+        Sysctl(path, old)
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0, self.1.trim());
+    }
+}
+
+/// An optimized kprobe (a jump instead of a breakpoint, where the function has no ftrace site)
+/// ignores bpf_override_return: chaos must refuse rather than count faults that never happen.
+#[test]
+fn lsm_kprobe_refuses_optimized_probes() {
+    if !kernel_runs("syscall write", "lsm_kprobe_refuses_optimized_probes") {
+        return;
+    }
+    let detail = chaos_tests::doctor_detail("syscall write");
+    if !detail.starts_with("kprobe") {
+        println!("SKIPPED lsm_kprobe_refuses_optimized_probes: write uses {detail}");
+        return;
+    }
+    let lab = Lab::new("sfkp");
+    let dir = Dir::new("kp");
+    let (ok, err) = dd(lab.inside("dd"), &dir.join("before"));
+    assert!(ok, "{err}");
+    let optimizing = Sysctl::set("/proc/sys/debug/kprobes-optimization", "1");
+    let cgroup = lab.cgroup();
+    let args = [
+        "syscall",
+        "write",
+        "--errno",
+        "ENOSPC",
+        "--cgroup",
+        &cgroup,
+        "--duration",
+        "10s",
+    ];
+    let (code, out, err) = chaos_via(lab.chaos_cmd(), &args);
+    assert_eq!(code, 1, "refused: {out} {err}");
+    assert!(
+        err.contains("optimized") && err.contains("debug.kprobes-optimization=0"),
+        "names the cause and the fix: {err}"
+    );
+    let (ok, err) = dd(lab.inside("dd"), &dir.join("f"));
+    assert!(ok, "nothing attached: {err}");
+    drop(optimizing);
+    // Breakpoint probes again: the same fault now works.
+    let fault = lab.syscall(&["write", "--errno", "ENOSPC"]);
+    let (ok, err) = dd(lab.inside("dd"), &dir.join("g"));
+    assert!(!ok && err.contains("No space left on device"), "{err}");
+    let ids = fault.program_ids.clone();
+    fault.interrupt();
+    assert_programs_gone(&ids);
+    lab.finish();
+}
+
+/// Where the kernel refuses every file-syscall backend (this development machine's), a file
+/// fault fails with each backend's reason and what would work, and nothing is attached.
+#[test]
+fn unsupported_file_fault_names_every_backend() {
+    if chaos_tests::doctor_lists("syscall write") {
+        println!(
+            "SKIPPED unsupported_file_fault_names_every_backend: this kernel runs write faults \
+             ({})",
+            chaos_tests::doctor_detail("syscall write")
+        );
+        return;
+    }
+    let lab = Lab::new("sfno");
+    let cgroup = lab.cgroup();
+    let args = [
+        "syscall",
+        "write",
+        "--errno",
+        "ENOSPC",
+        "--cgroup",
+        &cgroup,
+        "--duration",
+        "5s",
+    ];
+    let (code, out, err) = chaos_via(lab.chaos_cmd(), &args);
+    assert_eq!(code, 1, "{out} {err}");
+    for needle in [
+        "BPF LSM:",
+        "fmod_ret on security_file_permission:",
+        "kprobe:",
+        "connect, sendmsg and bind faults work",
+        "lsm=...,bpf",
+        "CONFIG_BPF_KPROBE_OVERRIDE",
+    ] {
+        assert!(err.contains(needle), "names {needle:?}: {err}");
+    }
+    lab.assert_nothing_attached();
     lab.finish();
 }

@@ -3,11 +3,14 @@
 //! fail the call by returning -errno. The trampoline stops at the first program that returns
 //! non-zero, so an earlier denial always stands and the previous value need not be read
 //! (its index differs between the hook and security_<hook> for mmap_file and inode_rename).
+//! Where neither loads, kprobes on the syscall entry points (`kprobe` module) share the rule,
+//! the scope and the verdict.
 //!
 //! Kernel structs are read with bpf_probe_read_kernel at offsets userspace looked up in the
 //! running kernel's BTF and put in the rule (no CO-RE from rustc).
 
 mod file;
+mod kprobe;
 mod socket;
 mod task;
 
@@ -28,13 +31,13 @@ use crate::{
 };
 
 #[map]
-static CHAOS_SYS_CFG: Array<SysRule> = Array::with_max_entries(1, 0);
+pub(crate) static CHAOS_SYS_CFG: Array<SysRule> = Array::with_max_entries(1, 0);
 #[map]
 static CHAOS_SYS_STAT: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_LEN, 0);
 
 /// Reads a `T` at a kernel address; None for NULL or an unreadable address.
 #[inline(always)]
-fn read<T>(addr: u64) -> Option<T> {
+pub(crate) fn read<T>(addr: u64) -> Option<T> {
     if addr == 0 {
         return None;
     }
@@ -44,7 +47,7 @@ fn read<T>(addr: u64) -> Option<T> {
 
 /// Reads the pointer-sized field at `off` of the struct at `base`.
 #[inline(always)]
-fn field(base: u64, off: u32) -> Option<u64> {
+pub(crate) fn field(base: u64, off: u32) -> Option<u64> {
     read::<u64>(base.wrapping_add(off as u64))
 }
 
@@ -57,7 +60,7 @@ fn arg(ctx: &LsmContext, n: usize) -> u64 {
 /// The common part of every hook: deadline, operation, scope and the hook's own filter
 /// (`matches`), then the shared verdict. Returns what the hook returns.
 #[inline(always)]
-fn respond(op: u8, matches: impl FnOnce(&SysRule) -> bool) -> i32 {
+pub(crate) fn respond(op: u8, matches: impl FnOnce(&SysRule) -> bool) -> i32 {
     let Some(rule) = CHAOS_SYS_CFG.get(0) else {
         return 0;
     };

@@ -7,7 +7,7 @@ use super::{arg, field, read, respond};
 
 /// The local port of a `struct socket` (host order), 0 if unreadable.
 #[inline(always)]
-fn local_port(r: &SysRule, socket: u64) -> u16 {
+pub(super) fn local_port(r: &SysRule, socket: u64) -> u16 {
     field(socket, r.offsets.socket_sk)
         .and_then(|sk| read::<u16>(sk.wrapping_add(r.offsets.sk_num as u64)))
         .unwrap_or(0)

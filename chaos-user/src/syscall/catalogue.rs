@@ -13,10 +13,14 @@ pub enum Hook {
     /// cgroup_sock_addr programs (IPv4, IPv6) attached to the target cgroup; errno set with
     /// bpf_set_retval.
     SockAddr { v4: &'static str, v6: &'static str },
-    /// An LSM hook: program `prog` as BPF LSM on `hook`, or as fmod_ret on `security_<hook>`.
+    /// An LSM hook: program `prog` as BPF LSM on `hook`, or as fmod_ret on `security_<hook>`;
+    /// else program `kprobe` on the entry point of each of `syscalls` (kprobe +
+    /// bpf_override_return).
     Lsm {
         hook: &'static str,
         prog: &'static str,
+        kprobe: &'static str,
+        syscalls: &'static [&'static str],
     },
 }
 
@@ -49,8 +53,18 @@ pub struct Entry {
     pub note: &'static str,
 }
 
-const fn lsm(hook: &'static str, prog: &'static str) -> Hook {
-    Hook::Lsm { hook, prog }
+const fn lsm(
+    hook: &'static str,
+    prog: &'static str,
+    kprobe: &'static str,
+    syscalls: &'static [&'static str],
+) -> Hook {
+    Hook::Lsm {
+        hook,
+        prog,
+        kprobe,
+        syscalls,
+    }
 }
 
 pub const CONNECT_ERRNOS: &[i32] = &[
@@ -68,6 +82,11 @@ pub const CONNECT_ERRNOS: &[i32] = &[
     ENOBUFS,
     ENETDOWN,
 ];
+
+/// The kprobe program for calls whose filters need no descriptor (scope only).
+pub const KP_CALL: &str = "chaos_kp_call";
+const READS: &[&str] = &["read", "pread64", "readv", "preadv", "preadv2"];
+const WRITES: &[&str] = &["write", "pwrite64", "writev", "pwritev", "pwritev2"];
 
 pub const CATALOGUE: &[Entry] = &[
     Entry {
@@ -126,7 +145,12 @@ pub const CATALOGUE: &[Entry] = &[
         full_name: "syscall listen",
         aliases: &[],
         op: OP_LISTEN,
-        hook: lsm("socket_listen", "chaos_listen"),
+        hook: lsm(
+            "socket_listen",
+            "chaos_listen",
+            "chaos_kp_listen",
+            &["listen"],
+        ),
         filters: Filters::LocalPort,
         errnos: &[EADDRINUSE, EACCES, EPERM, ENOBUFS, ENOMEM, EOPNOTSUPP],
         note: "--port is the socket's bound port",
@@ -136,7 +160,12 @@ pub const CATALOGUE: &[Entry] = &[
         full_name: "syscall accept",
         aliases: &["accept4"],
         op: OP_ACCEPT,
-        hook: lsm("socket_accept", "chaos_accept"),
+        hook: lsm(
+            "socket_accept",
+            "chaos_accept",
+            "chaos_kp_accept",
+            &["accept", "accept4"],
+        ),
         filters: Filters::LocalPort,
         errnos: &[
             ECONNABORTED,
@@ -156,7 +185,12 @@ pub const CATALOGUE: &[Entry] = &[
         full_name: "syscall open",
         aliases: &["openat", "openat2", "creat"],
         op: OP_OPEN,
-        hook: lsm("file_open", "chaos_file_open"),
+        hook: lsm(
+            "file_open",
+            "chaos_file_open",
+            KP_CALL,
+            &["open", "openat", "openat2", "creat"],
+        ),
         filters: Filters::Path { rw: false },
         errnos: &[
             EACCES, EPERM, ENOENT, EMFILE, ENFILE, EROFS, ENOSPC, EDQUOT, EIO, EINTR, ENOMEM,
@@ -169,7 +203,7 @@ pub const CATALOGUE: &[Entry] = &[
         full_name: "syscall read",
         aliases: &["pread", "pread64", "readv", "preadv"],
         op: OP_READ,
-        hook: lsm("file_permission", "chaos_file_perm"),
+        hook: lsm("file_permission", "chaos_file_perm", "chaos_kp_read", READS),
         filters: Filters::Path { rw: true },
         errnos: &[EIO, EINTR, EAGAIN, EACCES, EPERM, EISDIR, ENOMEM, EINVAL],
         note: "regular files only unless --all-files",
@@ -179,7 +213,12 @@ pub const CATALOGUE: &[Entry] = &[
         full_name: "syscall write",
         aliases: &["pwrite", "pwrite64", "writev", "pwritev"],
         op: OP_WRITE,
-        hook: lsm("file_permission", "chaos_file_perm"),
+        hook: lsm(
+            "file_permission",
+            "chaos_file_perm",
+            "chaos_kp_write",
+            WRITES,
+        ),
         filters: Filters::Path { rw: true },
         errnos: &[
             ENOSPC, EIO, EDQUOT, EFBIG, EAGAIN, EINTR, EROFS, EACCES, EPERM, EPIPE, ENOMEM,
@@ -191,7 +230,12 @@ pub const CATALOGUE: &[Entry] = &[
         full_name: "syscall unlink",
         aliases: &["unlinkat"],
         op: OP_UNLINK,
-        hook: lsm("inode_unlink", "chaos_unlink"),
+        hook: lsm(
+            "inode_unlink",
+            "chaos_unlink",
+            KP_CALL,
+            &["unlink", "unlinkat"],
+        ),
         filters: Filters::Path { rw: false },
         errnos: &[EACCES, EPERM, EBUSY, EIO, EROFS, ENOENT, ENOMEM],
         note: "",
@@ -201,7 +245,7 @@ pub const CATALOGUE: &[Entry] = &[
         full_name: "syscall mkdir",
         aliases: &["mkdirat"],
         op: OP_MKDIR,
-        hook: lsm("inode_mkdir", "chaos_mkdir"),
+        hook: lsm("inode_mkdir", "chaos_mkdir", KP_CALL, &["mkdir", "mkdirat"]),
         filters: Filters::Path { rw: false },
         errnos: &[
             EACCES, EPERM, EEXIST, ENOSPC, EDQUOT, EROFS, EMLINK, EIO, ENOMEM, ENOENT,
@@ -213,7 +257,12 @@ pub const CATALOGUE: &[Entry] = &[
         full_name: "syscall rename",
         aliases: &["renameat", "renameat2"],
         op: OP_RENAME,
-        hook: lsm("inode_rename", "chaos_rename"),
+        hook: lsm(
+            "inode_rename",
+            "chaos_rename",
+            KP_CALL,
+            &["rename", "renameat", "renameat2"],
+        ),
         filters: Filters::Path { rw: false },
         errnos: &[
             EACCES, EPERM, EBUSY, EXDEV, ENOSPC, EDQUOT, EROFS, EIO, EMLINK, ENOTEMPTY,
@@ -225,7 +274,7 @@ pub const CATALOGUE: &[Entry] = &[
         full_name: "syscall truncate",
         aliases: &[],
         op: OP_TRUNCATE,
-        hook: lsm("path_truncate", "chaos_truncate"),
+        hook: lsm("path_truncate", "chaos_truncate", KP_CALL, &["truncate"]),
         filters: Filters::Path { rw: false },
         errnos: &[EACCES, EPERM, EFBIG, EIO, EROFS, EINTR, ETXTBSY],
         note: "truncate(2); ftruncate(2) too on kernels before 6.2",
@@ -235,7 +284,7 @@ pub const CATALOGUE: &[Entry] = &[
         full_name: "syscall mmap",
         aliases: &[],
         op: OP_MMAP,
-        hook: lsm("mmap_file", "chaos_mmap_file"),
+        hook: lsm("mmap_file", "chaos_mmap_file", "chaos_kp_mmap", &["mmap"]),
         filters: Filters::Path { rw: false },
         errnos: &[ENOMEM, EACCES, EAGAIN, ENODEV, EPERM],
         note: "without --path anonymous mappings (malloc) fail too",
@@ -245,7 +294,12 @@ pub const CATALOGUE: &[Entry] = &[
         full_name: "syscall fork",
         aliases: &["clone", "clone3", "vfork"],
         op: OP_FORK,
-        hook: lsm("task_alloc", "chaos_fork"),
+        hook: lsm(
+            "task_alloc",
+            "chaos_fork",
+            KP_CALL,
+            &["fork", "vfork", "clone", "clone3"],
+        ),
         filters: Filters::None,
         errnos: &[EAGAIN, ENOMEM],
         note: "new processes and threads",

@@ -3,7 +3,7 @@
 //! on security_<hook>. Both links are fd-owned; the scope (cgroup with descendants, process,
 //! comm) is checked in the program because these hooks are global.
 
-use super::{Entry, Hook, Validated, fmod_ret, kernel_btf::KernelBtf};
+use super::{Entry, Hook, Validated, fmod_ret, kernel_btf::KernelBtf, kprobe};
 use crate::{
     background,
     controls::Controls,
@@ -86,7 +86,7 @@ impl HookPlan {
 
     fn hook(&self) -> (&'static str, &'static str) {
         match self.entry.hook {
-            Hook::Lsm { hook, prog } => (hook, prog),
+            Hook::Lsm { hook, prog, .. } => (hook, prog),
             Hook::SockAddr { .. } => unreachable!("a HookPlan is only made for LSM entries"),
         }
     }
@@ -97,6 +97,7 @@ impl HookPlan {
 pub enum Backend {
     Lsm,
     FModRet,
+    Kprobe,
 }
 
 impl std::fmt::Display for Backend {
@@ -104,6 +105,7 @@ impl std::fmt::Display for Backend {
         f.write_str(match self {
             Backend::Lsm => "BPF LSM",
             Backend::FModRet => "fmod_ret on security_*",
+            Backend::Kprobe => "kprobe + bpf_override_return on the syscall entry",
         })
     }
 }
@@ -111,6 +113,7 @@ impl std::fmt::Display for Backend {
 enum Link {
     Lsm(LsmLinkId),
     FModRet(fmod_ret::FModRet),
+    Kprobe(kprobe::Kprobes),
 }
 
 pub struct HookFault {
@@ -129,7 +132,8 @@ pub fn lsm_active() -> std::result::Result<(), String> {
     if !std::path::Path::new(LSM_LIST).exists() {
         let _ = std::process::Command::new("mount")
             .args(["-t", "securityfs", "securityfs", "/sys/kernel/security"])
-            .status();
+            // Its complaint would be noise: the read below says what is missing.
+            .output();
     }
     let list = std::fs::read_to_string(LSM_LIST)
         .map_err(|e| format!("cannot read {LSM_LIST} ({e}) to learn whether BPF LSM is active"))?;
@@ -173,18 +177,33 @@ impl HookFault {
                         (Link::FModRet(f), vec![id])
                     }
                     Err(fmod_why) => {
-                        return Err(Error::Unsupported {
-                            feature: "BPF LSM or fmod_ret (BPF trampolines) for file and process \
-                                      syscall faults",
-                            hint: format!(
-                                "BPF LSM: {lsm_why}; fmod_ret on {security_fn}: {fmod_why}. \
-                                 On this kernel connect, sendmsg and bind faults work (cgroup \
-                                 hooks); for {} use a kernel with BPF LSM active (lsm=...,bpf, \
-                                 the default on Debian's 6.1, 6.12 and 7.3 kernels) or with BPF \
-                                 trampolines allowed",
-                                plan.entry.name
-                            ),
-                        });
+                        tracing::info!(
+                            "fmod_ret not usable for {hook}: {fmod_why}; trying kprobes"
+                        );
+                        let with_paths = plan.rule.n_paths > 0;
+                        match kprobe::attach(&mut core, plan.entry, with_paths) {
+                            Ok(k) => {
+                                let ids = k.program_id.into_iter().collect();
+                                (Link::Kprobe(k), ids)
+                            }
+                            Err(kprobe_why) => {
+                                return Err(Error::Unsupported {
+                                    feature: "BPF LSM, fmod_ret (BPF trampolines) or kprobe + \
+                                              bpf_override_return for file and process \
+                                              syscall faults",
+                                    hint: format!(
+                                        "BPF LSM: {lsm_why}; fmod_ret on {security_fn}: \
+                                         {fmod_why}; kprobe: {kprobe_why}. On this kernel \
+                                         connect, sendmsg and bind faults work (cgroup hooks); \
+                                         for {} use a kernel with BPF LSM active \
+                                         (lsm=...,bpf, the default on Debian's 6.1, 6.12 and \
+                                         7.3 kernels), with BPF trampolines allowed, or with \
+                                         CONFIG_BPF_KPROBE_OVERRIDE",
+                                        plan.entry.name
+                                    ),
+                                });
+                            }
+                        }
                     }
                 }
             }
@@ -205,6 +224,7 @@ impl HookFault {
     pub fn backend(&self) -> Backend {
         match self.link {
             Some(Link::FModRet(_)) => Backend::FModRet,
+            Some(Link::Kprobe(_)) => Backend::Kprobe,
             _ => Backend::Lsm,
         }
     }
@@ -233,6 +253,7 @@ impl HookFault {
                 fd.pin(&path).map_err(|e| pin_err(e.to_string()))?;
             }
             Some(Link::FModRet(f)) => f.pin(&path).map_err(|e| pin_err(e.to_string()))?,
+            Some(Link::Kprobe(k)) => k.pin(&mut self.core, &dir)?,
             None => {}
         }
         background::pin_maps(&self.core.ebpf, &dir, SYS_CFG, SYS_STATS)?;

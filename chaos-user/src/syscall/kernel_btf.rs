@@ -90,7 +90,11 @@ impl KernelBtf {
             path_dentry: o("path", "dentry")?,
             socket_sk: o("socket", "sk")?,
             sk_num: o("sock", "__sk_common")? + o("sock_common", "skc_num")?,
-            _pad: 0,
+            task_files: o("task_struct", "files")?,
+            files_fdt: o("files_struct", "fdt")?,
+            fdt_fd: o("fdtable", "fd")?,
+            fdt_max_fds: o("fdtable", "max_fds")?,
+            file_private: o("file", "private_data")?,
         })
     }
 }
@@ -110,6 +114,7 @@ mod tests {
         assert_eq!(o.path_dentry, 8, "struct path is {{ mnt, dentry }}");
         assert!(o.file_dentry > 0 && o.file_inode > 0 && o.dentry_parent > 0);
         assert!(o.sk_num > 0, "skc_num sits inside an anonymous union");
+        assert!(o.task_files > 0 && o.files_fdt > 0 && o.fdt_fd > 0 && o.file_private > 0);
         assert!(btf.func_id("security_file_open").is_ok());
         assert!(btf.has_func("bpf_lsm_file_open"));
         assert!(btf.func_id("no_such_function_here").is_err());

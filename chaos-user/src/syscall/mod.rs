@@ -7,6 +7,7 @@ pub mod catalogue;
 mod fmod_ret;
 mod hook;
 pub mod kernel_btf;
+pub(crate) mod kprobe;
 mod paths;
 mod sock_addr;
 
@@ -220,6 +221,8 @@ fn filters_hint(e: &Entry) -> &'static str {
 }
 
 /// An attached syscall fault of either kind.
+// Both variants are large (the loaded object); one value per fault, so boxing saves nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum SyscallFault {
     Sock(SockFault),
     Hook(HookFault),

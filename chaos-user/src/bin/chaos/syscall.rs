@@ -154,7 +154,9 @@ fn print_list(json: bool) {
             aliases: e.aliases,
             hook: match e.hook {
                 Hook::SockAddr { .. } => "cgroup sock_addr + bpf_set_retval".into(),
-                Hook::Lsm { hook, .. } => format!("LSM {hook} (BPF LSM, else fmod_ret)"),
+                Hook::Lsm { hook, .. } => {
+                    format!("LSM {hook} (BPF LSM, else fmod_ret, else kprobe on the syscall)")
+                }
             },
             filters: match e.filters {
                 Filters::Address => "--dst --dport --protocol",
