@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything chaos needs to build and test, idempotently; seconds when all is present.
 #   apt: llvm-22-dev (for bpf-linker), iproute2, bpftool, ping, iperf3, python3, nsenter;
-#        qemu, busybox-static, cpio, kmod, zstd, xz for the VM runner
+#        qemu, busybox-static, cpio, kmod, zstd, xz for the VM runner; gcc, make, bc, flex,
+#        bison, libelf-dev, libssl-dev, dwarves to build the VM kernel with kprobe override
 #   rust: rust-src (to build core for bpfel-unknown-none), bpf-linker 0.13.0 built for LLVM 22
 set -euo pipefail
 log() { echo "setup: $*" >&2; }
 
 APT_PKGS=(llvm-22-dev iproute2 bpftool iputils-ping iperf3 iptables python3 util-linux procps ethtool
-  qemu-system-x86 busybox-static cpio kmod zstd xz-utils)
+  qemu-system-x86 busybox-static cpio kmod zstd xz-utils
+  gcc make bc flex bison libelf-dev libssl-dev dwarves)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

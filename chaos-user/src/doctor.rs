@@ -375,10 +375,12 @@ fn probe_kprobe(obj: &mut Ebpf, prog: &str, name: &'static str, attach: bool) ->
             .map_err(|e| format!("load refused: {}", chain(&e)))?;
         if attach {
             let id = p
-                .attach("security_file_open", 0)
+                // The function the backend probes: security_* functions may start at a static
+                // call or jump label, where the kernel refuses kprobes.
+                .attach("__x64_sys_write", 0)
                 .map_err(|e| format!("attach refused: {} (CONFIG_KPROBES off?)", chain(&e)))?;
             drop(p.detach(id));
-            return Ok("attached a kprobe to security_file_open".into());
+            return Ok("attached a kprobe to __x64_sys_write".into());
         }
         // Accepted is not enough: the change must also take effect where chaos probes.
         crate::syscall::kprobe::override_takes_effect(&["__x64_sys_write".into()])?;

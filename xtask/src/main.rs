@@ -24,7 +24,8 @@ enum Task {
     /// Set up, build (release) and run `chaos demo`.
     Demo,
     /// Set up, build, and run every test: unit tests, the privileged integration tests on this
-    /// kernel, then the same tests in a VM with Debian's 6.12 kernel.
+    /// kernel, then the same tests in a VM with Debian's 6.12 kernel (and the syscall tests on
+    /// 6.12 without BPF LSM and on a 6.12 built with kprobe override, ingress delay on 6.1).
     Test {
         /// Skip the VM run (host tests only).
         #[arg(long)]
@@ -36,7 +37,8 @@ enum Task {
     /// Run the privileged tests inside VMs booting Debian kernels (qemu; TCG unless
     /// CHAOS_VM_ACCEL=kvm). Arguments after `--` go to every test executable (e.g. a filter).
     Vm {
-        /// 6.1, 6.12, 7.3, a comma-separated list, or all.
+        /// 6.1, 6.12, 7.3 (Debian's), 6.12+nolsm (booted without BPF LSM), 6.12-kprobe (built
+        /// here with kprobe override), a comma-separated list, or all (the Debian ones).
         #[arg(long, default_value = "6.12")]
         kernel: String,
         #[arg(last = true)]
@@ -114,7 +116,7 @@ fn main() -> Result<()> {
                 Ok(tally::Tally::default())
             } else {
                 // The whole suite on Debian 6.12, then its syscall-hook tests once more with the
-                // BPF LSM switched off, where chaos must fall back to fmod_ret, then the ingress
+                // BPF LSM switched off, where chaos must fall back to fmod_ret, the ingress
                 // delay tests on 6.1, which has no TCX and drops what bpf_redirect sends to an
                 // ifb (the mirred handoff).
                 vm::run(&root(), &vm::kernels("6.12"), &args).and_then(|mut t| {
@@ -122,6 +124,9 @@ fn main() -> Result<()> {
                     t.add(vm::run(&root(), &vm::kernels("6.12+nolsm"), &lsm)?);
                     let ingress = vec!["ingress_delay".to_string(), "arriving".to_string()];
                     t.add(vm::run(&root(), &vm::kernels("6.1"), &ingress)?);
+                    // A 6.12 built with CONFIG_BPF_KPROBE_OVERRIDE and without BPF LSM and
+                    // trampolines: the syscall faults through kprobes.
+                    t.add(vm::run(&root(), &vm::kernels("6.12-kprobe"), &lsm)?);
                     Ok(t)
                 })
             };

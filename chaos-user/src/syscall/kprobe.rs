@@ -175,14 +175,15 @@ mod tests {
         let sites = "__x64_sys_write\n__x64_sys_pwrite64 [vmlinux]\n";
         assert!(override_verdict(true, Some(sites), &f).is_ok());
         assert!(override_verdict(false, None, &f).is_ok());
-        let e = override_verdict(true, Some("__x64_sys_write\n"), &f).unwrap_err();
+        let e =
+            override_verdict(true, Some("__x64_sys_write\n"), &f).expect_err("pwrite64 unlisted");
         assert!(
             e.starts_with("__x64_sys_pwrite64 has no ftrace site"),
             "{e}"
         );
         assert!(e.contains("debug.kprobes-optimization=0"), "{e}");
         // A prefix of a listed name is not a match.
-        let e = override_verdict(true, Some("__x64_sys_write_x\n"), &f[..1]).unwrap_err();
+        let e = override_verdict(true, Some("__x64_sys_write_x\n"), &f[..1]).expect_err("prefix");
         assert!(e.contains("not in available_filter_functions"), "{e}");
         assert!(override_verdict(true, None, &f).is_err());
     }

@@ -185,7 +185,7 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
-while read -r m; do insmod "/lib/modules/$m" 2>/dev/null || echo "vm: insmod $m failed"; done < /etc/modules.order
+while read -r m; do [ -n "$m" ] || continue; insmod "/lib/modules/$m" 2>/dev/null || echo "vm: insmod $m failed"; done < /etc/modules.order
 ip link set lo up
 echo "vm: kernel $(uname -r), lsm $(cat /sys/kernel/security/lsm 2>/dev/null), booted in $(cut -d' ' -f1 /proc/uptime)s"
 echo "CHAOS_DOCTOR=$(chaos doctor --json 2>&1 | tr -d '\n')"

@@ -14,6 +14,8 @@ pub struct Kernel {
     pub vmlinuz: PathBuf,
     pub root: PathBuf,
     pub release: String,
+    /// Kernel command line the kernel itself needs (before any variant's).
+    pub cmdline: &'static str,
 }
 
 /// (short name, meta package, extra suite needed to find it)
@@ -84,7 +86,7 @@ fn system_mirror() -> Result<String> {
     bail!("no Debian archive found in /etc/apt sources")
 }
 
-fn run(cmd: &mut Command) -> Result<String> {
+pub(super) fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!(
@@ -109,7 +111,7 @@ fn resolve(meta: &str, opts: &[String], suite: Option<&str>) -> Result<String> {
         .with_context(|| format!("{target} depends on no linux-image package:\n{text}"))
 }
 
-fn download(pkg: &str, opts: &[String], debs: &Path) -> Result<PathBuf> {
+pub(super) fn download(pkg: &str, opts: &[String], debs: &Path) -> Result<PathBuf> {
     let find = || -> Option<PathBuf> {
         let prefix = format!("{}_", pkg.replace('+', "%2b"));
         fs::read_dir(debs)
@@ -136,11 +138,16 @@ fn download(pkg: &str, opts: &[String], debs: &Path) -> Result<PathBuf> {
     find().with_context(|| format!("{pkg} downloaded but not found in {}", debs.display()))
 }
 
-pub fn fetch(short: &str, cache: &Path) -> Result<Kernel> {
+pub fn fetch(short: &str, cache: &Path, root: &Path) -> Result<Kernel> {
+    if super::build::BUILT.iter().any(|(s, ..)| *s == short) {
+        return super::build::build(short, cache, &root.join("xtask"));
+    }
     let &(_, meta, suite) = MATRIX
         .iter()
         .find(|(s, _, _)| *s == short)
-        .with_context(|| format!("unknown kernel {short}; use one of 6.1, 6.12, 7.3, all"))?;
+        .with_context(|| {
+            format!("unknown kernel {short}; use one of 6.1, 6.12, 7.3, 6.12-kprobe, all")
+        })?;
     let opts = apt_options(cache, suite)?;
     let pkg = resolve(meta, &opts, suite)?;
     let root = cache.join("k").join(&pkg);
@@ -181,6 +188,7 @@ pub fn fetch(short: &str, cache: &Path) -> Result<Kernel> {
         vmlinuz,
         root,
         release,
+        cmdline: "",
     })
 }
 

@@ -24,8 +24,9 @@ pub fn run(root: &Path) -> Result<()> {
         format!("this machine ({})", host["kernel"].as_str().unwrap_or("?")),
         host,
     )];
-    for &(short, _, _) in kernel::MATRIX {
-        let k = kernel::fetch(short, &cache_dir())?;
+    let shorts = kernel::MATRIX.iter().map(|k| k.0);
+    for short in shorts.chain(super::build::BUILT.iter().map(|k| k.0)) {
+        let k = kernel::fetch(short, &cache_dir(), root)?;
         // No tests: the init prints the doctor report at boot, then runs this no-op.
         let payload = Payload {
             chaos: &chaos,
@@ -44,7 +45,12 @@ pub fn run(root: &Path) -> Result<()> {
         eprintln!("vm: doctor on {short}: {}", report["kernel"]);
         columns.push((
             format!(
-                "Debian {short} ({})",
+                "{} {short} ({})",
+                if short.contains('-') {
+                    "built"
+                } else {
+                    "Debian"
+                },
                 report["kernel"].as_str().unwrap_or("?")
             ),
             report,

@@ -1,6 +1,7 @@
 //! `cargo xtask vm`: the privileged test suite inside VMs with Debian kernels, for what the
 //! host kernel refuses (BPF LSM, trampolines, kprobes, fq, netem).
 
+mod build;
 mod initramfs;
 pub mod kernel;
 pub mod matrix;
@@ -76,7 +77,7 @@ pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<crat
     for k in kernels {
         eprintln!("vm: === kernel {k}");
         let (base, append) = variant(k)?;
-        let kernel = kernel::fetch(base, &cache)?;
+        let kernel = kernel::fetch(base, &cache, root)?;
         // CHAOS_VM_CMD: run a shell command instead of the tests (debugging a kernel).
         let cmd = std::env::var("CHAOS_VM_CMD").ok();
         let payload = initramfs::Payload {
@@ -121,7 +122,7 @@ fn boot(
         &kernel.vmlinuz,
         &initrd,
         Duration::from_secs(40 * 60),
-        append,
+        &format!("{} {append}", kernel.cmdline),
         quiet,
     )
 }
