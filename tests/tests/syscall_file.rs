@@ -313,19 +313,7 @@ fn lsm_kprobe_refuses_optimized_probes() {
     let (ok, err) = dd(lab.inside("dd"), &dir.join("before"));
     assert!(ok, "{err}");
     let optimizing = Sysctl::set("/proc/sys/debug/kprobes-optimization", "1");
-    let cgroup = lab.cgroup();
-    let args = [
-        "syscall",
-        "write",
-        "--errno",
-        "ENOSPC",
-        "--cgroup",
-        &cgroup,
-        "--duration",
-        "10s",
-    ];
-    let (code, out, err) = chaos_via(lab.chaos_cmd(), &args);
-    assert_eq!(code, 1, "refused: {out} {err}");
+    let err = write_fault_refused(&lab);
     assert!(
         err.contains("optimized") && err.contains("debug.kprobes-optimization=0"),
         "names the cause and the fix: {err}"
@@ -356,19 +344,7 @@ fn unsupported_file_fault_names_every_backend() {
         return;
     }
     let lab = Lab::new("sfno");
-    let cgroup = lab.cgroup();
-    let args = [
-        "syscall",
-        "write",
-        "--errno",
-        "ENOSPC",
-        "--cgroup",
-        &cgroup,
-        "--duration",
-        "5s",
-    ];
-    let (code, out, err) = chaos_via(lab.chaos_cmd(), &args);
-    assert_eq!(code, 1, "{out} {err}");
+    let err = write_fault_refused(&lab);
     for needle in [
         "BPF LSM:",
         "fmod_ret on security_file_permission:",
@@ -381,4 +357,22 @@ fn unsupported_file_fault_names_every_backend() {
     }
     lab.assert_nothing_attached();
     lab.finish();
+}
+
+/// Runs a write fault on the lab's cgroup that chaos must refuse (exit 1); its stderr.
+fn write_fault_refused(lab: &Lab) -> String {
+    let cgroup = lab.cgroup();
+    let args = [
+        "syscall",
+        "write",
+        "--errno",
+        "ENOSPC",
+        "--cgroup",
+        &cgroup,
+        "--duration",
+        "5s",
+    ];
+    let (code, out, err) = chaos_via(lab.chaos_cmd(), &args);
+    assert_eq!(code, 1, "refused: {out} {err}");
+    err
 }

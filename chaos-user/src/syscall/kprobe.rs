@@ -27,11 +27,7 @@ pub struct Kprobes {
 }
 
 fn program<'a>(core: &'a mut FaultCore<SysRule>, name: &'static str) -> Result<&'a mut KProbe> {
-    core.ebpf
-        .program_mut(name)
-        .ok_or(Error::ProgramNotFound(name))?
-        .try_into()
-        .map_err(|e| Error::program("kprobe program type", e))
+    super::hook::typed_program(core, name, "kprobe program type")
 }
 
 /// Loads the entry's kprobe program and attaches it to every entry point of the syscall; on
