@@ -94,6 +94,15 @@ fn start_time(pid: u32) -> Option<u64> {
 }
 
 impl Record {
+    /// Notes that the clsact for the tc entry written last was there before (the entry says
+    /// "added" while that is unknown), so that a cleanup keeps it.
+    pub fn clsact_was_there(&mut self) -> Result<()> {
+        if let Some(e) = self.tc.last_mut() {
+            e.clsact_added = false;
+        }
+        self.save()
+    }
+
     pub fn new(id: u32, fault: &str, detail: String, deadline_mono_ns: u64) -> Self {
         let pid = std::process::id();
         Self {
@@ -178,7 +187,9 @@ impl Record {
     /// counted; the record stays if anything could not be removed, for a later retry.
     pub fn remove_all(&self) -> usize {
         let mut failures = 0;
-        for entry in &self.tc {
+        // Newest first, as the foreground run undoes them: the entry that added the clsact
+        // (the first on the interface) is the last, when no filter of ours is left on it.
+        for entry in self.tc.iter().rev() {
             if let Err(e) = remove_tc(entry) {
                 tracing::warn!("fault {}: {}", self.id, crate::error::chain(&e));
                 failures += 1;

@@ -326,6 +326,10 @@ fn ingress_delay_through_ifb() {
         lab.finish();
         return;
     }
+    let ingress_filters = || {
+        let (ns, dev) = (&lab.sb.server_ns, &lab.sb.server_if);
+        sh(Command::new("tc").args(["-n", ns, "filter", "show", "dev", dev, "ingress"]))
+    };
     let healthy = rtt(&ping(lab.outside("ping"), &dst, 20, "0.05"));
     for mode in ["auto", "cls-bpf"] {
         let args = [&base[..], &["--tc-attach", mode, "--duration", "60s"]].concat();
@@ -336,15 +340,7 @@ fn ingress_delay_through_ifb() {
             links(&lab)
         );
         if mode == "cls-bpf" {
-            let filters = sh(Command::new("tc").args([
-                "-n",
-                &lab.sb.server_ns,
-                "filter",
-                "show",
-                "dev",
-                &lab.sb.server_if,
-                "ingress",
-            ]));
+            let filters = ingress_filters();
             assert!(filters.contains("mirred"), "handoff filter: {filters}");
         }
         let delayed = rtt(&ping(lab.outside("ping"), &dst, 20, "0.05"));
@@ -372,6 +368,23 @@ fn ingress_delay_through_ifb() {
             links(&lab)
         );
         assert_eq!(qdiscs(&lab), before, "cleanup restored the qdiscs");
+
+        if mode == "cls-bpf" {
+            // A clsact that was there before (someone else's) survives a cleanup after a crash.
+            let tc_clsact = |verb: &str| {
+                let ns = &lab.sb.server_ns;
+                let dev = &lab.sb.server_if;
+                sh(Command::new("tc").args(["-n", ns, "qdisc", verb, "dev", dev, "clsact"]))
+            };
+            tc_clsact("add");
+            let theirs = qdiscs(&lab);
+            Running::start_via(lab.chaos_cmd(), &args).kill();
+            let (code, _, err) = chaos_tests::chaos_via(lab.chaos_cmd(), &["cleanup"]);
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(qdiscs(&lab), theirs, "their clsact kept");
+            assert_eq!(ingress_filters().trim(), "", "our filters removed");
+            tc_clsact("del");
+        }
     }
     lab.finish();
 }

@@ -105,7 +105,12 @@ impl HandoffFilter {
             hint: format!("`tc filter add ... bpf ... action mirred` on {iface} failed: {e}"),
         })?;
         entry.clsact_added = clsact_added;
-        Ok(Self { entry: Some(entry) })
+        let filter = Self { entry: Some(entry) };
+        // If saving fails, the filter is removed on drop.
+        if !clsact_added {
+            record.clsact_was_there()?;
+        }
+        Ok(filter)
     }
 
     /// Leaves the filter in place (a background fault; its record lists it).

@@ -115,6 +115,10 @@ fn attach_here(
             });
         }
     };
+    if !clsact_added {
+        // Someone's clsact (or one of ours for an earlier filter): a cleanup must keep it.
+        w.record.clsact_was_there()?;
+    }
     let opts = NlOptions {
         priority: state::TC_PRIORITY,
         handle: TcHandle::from(w.handle),
