@@ -6,7 +6,7 @@
 //! - outside:  a fault on another (empty) cgroup; the loop runs outside its target;
 //! - inside:   a fault on the loop's own cgroup whose filter does not match the calls.
 //!
-//! cgroup hooks: UDP sendto() on loopback (fault: sendmsg --dport 7); LSM / fmod_ret:
+//! cgroup hooks: UDP sendto() on loopback (fault: sendmsg --dport 7); LSM / fmod_ret / kprobe:
 //! 16-byte write() to a tmpfs file (fault: write --path <another directory>).
 //! Usage: bench-syscall [ROUNDS]  (CHAOS_BIN should point at a release build)
 
@@ -35,8 +35,9 @@ fn enter(cg: &Path) {
         .unwrap_or_else(|e| panic!("entering {}: {e}", cg.display()));
 }
 
-/// Starts chaos with a fault and waits for it to be attached; Err: why not.
-fn fault(args: &[&str]) -> Result<Child, String> {
+/// Starts chaos with a fault and waits for it to be attached (returns it with chaos's
+/// description, which names the backend); Err: why not.
+fn fault(args: &[&str]) -> Result<(Child, String), String> {
     let mut child = Command::new(chaos_bin())
         .args(["--json", "syscall"])
         .args(args)
@@ -50,7 +51,8 @@ fn fault(args: &[&str]) -> Result<Child, String> {
         .read_line(&mut line)
         .expect("read chaos");
     if line.contains("\"attached\"") {
-        return Ok(child);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        return Ok((child, v["detail"].as_str().unwrap_or_default().to_string()));
     }
     let out = child.wait_with_output().expect("chaos");
     Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
@@ -130,7 +132,7 @@ fn main() {
             run: Box::new(time_sendto),
         },
         Case {
-            name: "write (LSM hook: BPF LSM or fmod_ret)",
+            name: "write (BPF LSM, fmod_ret or kprobe)",
             fault: [
                 "write", "--errno", "EIO", "--path", &other, "--cgroup", "{cg}",
             ]
@@ -148,14 +150,15 @@ fn main() {
                 .collect()
         };
         let (mut base, mut out, mut ins) = (Vec::new(), Vec::new(), Vec::new());
-        let mut skipped = None;
+        let (mut skipped, mut how) = (None, String::new());
         for _ in 0..rounds {
             enter(&inside);
             base.push((case.run)());
             enter(&home);
             let outside_args = args(&target);
             match fault(&outside_args.iter().map(String::as_str).collect::<Vec<_>>()) {
-                Ok(c) => {
+                Ok((c, detail)) => {
+                    how = detail;
                     enter(&inside);
                     out.push((case.run)());
                     enter(&home);
@@ -167,7 +170,7 @@ fn main() {
                 }
             }
             let inside_args = args(&inside);
-            let c = fault(&inside_args.iter().map(String::as_str).collect::<Vec<_>>())
+            let (c, _) = fault(&inside_args.iter().map(String::as_str).collect::<Vec<_>>())
                 .expect("the same fault attaches to the loop's cgroup");
             enter(&inside);
             ins.push((case.run)());
@@ -179,7 +182,7 @@ fn main() {
             continue;
         }
         let (b, o, i) = (median(&mut base), median(&mut out), median(&mut ins));
-        println!("{}:", case.name);
+        println!("{}: {how}", case.name);
         println!("  no program           {b:8.1} ns/call");
         println!(
             "  outside the target   {o:8.1} ns/call  ratio {:.3}  ({:+.1} ns)",

@@ -104,6 +104,37 @@ pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<crat
     Ok(tally)
 }
 
+/// Runs one program (a benchmark) with `args` in a guest of each kernel instead of the tests.
+pub fn run_program(
+    root: &Path,
+    kernels: &[String],
+    chaos: &Path,
+    exe: &Path,
+    args: &str,
+) -> Result<()> {
+    let cache = cache_dir();
+    let exes = [exe.to_path_buf()];
+    // The guest's name for it: the initramfs drops cargo's "-HASH" suffix from test binaries.
+    let name = exe.file_name().context("program name")?.to_string_lossy();
+    let short = name.rsplit_once('-').map_or(name.as_ref(), |(n, _)| n);
+    for k in kernels {
+        eprintln!("vm: === kernel {k}");
+        let (base, append) = variant(k)?;
+        let kernel = kernel::fetch(base, &cache, root)?;
+        let payload = initramfs::Payload {
+            chaos,
+            tests: &exes,
+            test_args: &[],
+            cmd: Some(format!("/tests/{short} {args}")),
+        };
+        let b = boot(root, base, &kernel, &payload, append, false)?;
+        if b.status != 0 {
+            bail!("{} failed in the VM on kernel {k}", exe.display());
+        }
+    }
+    Ok(())
+}
+
 /// Builds the initramfs for `kernel` and boots it.
 fn boot(
     root: &Path,
