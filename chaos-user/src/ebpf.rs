@@ -221,3 +221,18 @@ pub fn map_fd(m: &aya::maps::Map) -> Option<std::os::fd::RawFd> {
 pub fn program_id(prog: &aya::programs::Program) -> Option<u32> {
     prog.info().ok().map(|i| i.id())
 }
+
+/// The program `name` of `ebpf` as the program type `P` (`kind` names it in errors).
+pub fn program_as<'a, P>(
+    ebpf: &'a mut aya::Ebpf,
+    name: &'static str,
+    kind: &'static str,
+) -> Result<&'a mut P>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(Error::ProgramNotFound(name))?
+        .try_into()
+        .map_err(|e| Error::program(kind, e))
+}

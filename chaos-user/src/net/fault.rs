@@ -436,10 +436,7 @@ impl Drop for NetFault {
 }
 
 fn cgroup_skb(ebpf: &mut aya::Ebpf) -> Result<&mut CgroupSkb> {
-    ebpf.program_mut(PROG_CGROUP_INGRESS)
-        .ok_or(Error::ProgramNotFound(PROG_CGROUP_INGRESS))?
-        .try_into()
-        .map_err(|e| Error::program("cgroup_skb type", e))
+    ebpf::program_as(ebpf, PROG_CGROUP_INGRESS, "cgroup_skb type")
 }
 
 /// A classifier of the object, loaded into the kernel (once).
@@ -450,8 +447,5 @@ fn loaded<'a>(ebpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut Sch
 }
 
 fn classifier<'a>(ebpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier> {
-    ebpf.program_mut(name)
-        .ok_or(Error::ProgramNotFound(name))?
-        .try_into()
-        .map_err(|e| Error::program("classifier type", e))
+    ebpf::program_as(ebpf, name, "classifier type")
 }

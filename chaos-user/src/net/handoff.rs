@@ -7,7 +7,7 @@
 //! It goes in at the classifier's priority just before the classifier: cls_bpf runs the filters
 //! of one priority newest first, so the classifier then runs first and this one right after it.
 
-use super::tc::remove_clsact;
+use super::tc::{add_clsact, remove_clsact};
 use crate::{
     background,
     error::{Error, Result},
@@ -15,7 +15,7 @@ use crate::{
     state::{self, Record, TcEntry},
     tc_cmd::tc,
 };
-use aya::programs::{SchedClassifier, tc as aya_tc};
+use aya::programs::SchedClassifier;
 
 /// The handoff filter of one fault; deleted on drop (after the classifier).
 pub struct HandoffFilter {
@@ -57,13 +57,8 @@ impl HandoffFilter {
             )
         })?;
         let added = netns::within(netns, || {
-            let clsact_added = match aya_tc::qdisc_add_clsact(iface) {
-                Ok(()) => true,
-                Err(aya_tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {
-                    false
-                }
-                Err(e) => return Err(format!("adding the clsact qdisc: {e}")),
-            };
+            let clsact_added =
+                add_clsact(iface).map_err(|e| format!("adding the clsact qdisc: {e}"))?;
             let (pref, handle) = (entry.priority.to_string(), format!("{handle:#x}"));
             let pin = pin.to_string_lossy();
             let args = [

@@ -105,9 +105,8 @@ fn attach_here(
         clsact_added: true,
     });
     w.record.save()?;
-    let clsact_added = match tc::qdisc_add_clsact(iface) {
-        Ok(()) => true,
-        Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => false,
+    let clsact_added = match add_clsact(iface) {
+        Ok(added) => added,
         Err(e) => {
             return Err(Error::Unsupported {
                 feature: "the clsact qdisc",
@@ -209,6 +208,16 @@ impl TcAttachment {
 impl Drop for TcAttachment {
     fn drop(&mut self) {
         self.detach_now();
+    }
+}
+
+/// Adds the clsact qdisc to `iface` (current namespace); whether it was added (false: it was
+/// there already).
+pub(super) fn add_clsact(iface: &str) -> std::result::Result<bool, tc::TcError> {
+    match tc::qdisc_add_clsact(iface) {
+        Ok(()) => Ok(true),
+        Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -262,23 +262,7 @@ impl HookFault {
 }
 
 fn lsm_prog<'a>(core: &'a mut FaultCore<SysRule>, prog: &'static str) -> Result<&'a mut Lsm> {
-    typed_program(core, prog, "LSM program type")
-}
-
-/// The program `name` of the fault's object as the program type `P` (`kind` names it in errors).
-pub(super) fn typed_program<'a, P>(
-    core: &'a mut FaultCore<SysRule>,
-    name: &'static str,
-    kind: &'static str,
-) -> Result<&'a mut P>
-where
-    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-{
-    core.ebpf
-        .program_mut(name)
-        .ok_or(Error::ProgramNotFound(name))?
-        .try_into()
-        .map_err(|e| Error::program(kind, e))
+    crate::ebpf::program_as(&mut core.ebpf, prog, "LSM program type")
 }
 
 /// Loads and attaches `prog` as BPF LSM on `hook`; on refusal, why (for the error or fallback).

@@ -27,7 +27,7 @@ pub struct Kprobes {
 }
 
 fn program<'a>(core: &'a mut FaultCore<SysRule>, name: &'static str) -> Result<&'a mut KProbe> {
-    super::hook::typed_program(core, name, "kprobe program type")
+    ebpf::program_as(&mut core.ebpf, name, "kprobe program type")
 }
 
 /// Loads the entry's kprobe program and attaches it to every entry point of the syscall; on
