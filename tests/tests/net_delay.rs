@@ -6,7 +6,7 @@ use chaos_tests::{
     Running, chaos,
     clients::{ping, ping_rtts, udp_exchange},
     kernel_has,
-    lab::{Lab, SERVER_V4},
+    lab::{CLIENT_V4, Lab, SERVER_V4},
     sh,
     stats::binomial_999,
 };
@@ -32,7 +32,10 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
     let lab = Lab::new("dly");
     let before = qdiscs(&lab);
     let dst = SERVER_V4.to_string();
-    let base = lab.at_server("delay", &["--protocol", "icmp"]);
+    // Only replies to the client: the exact loss count below must not include IPv6 neighbour
+    // discovery (ICMPv6 is --protocol icmp too).
+    let client = CLIENT_V4.to_string();
+    let base = lab.at_server("delay", &["--protocol", "icmp", "--dst", &client]);
     if !kernel_has(
         "fq",
         "delay_adds_latency_and_jitter_then_restores_the_qdisc",
