@@ -47,6 +47,9 @@ enum Task {
     /// Run `chaos doctor` here and in a VM for every kernel of the matrix; write the tables
     /// into README.md.
     DoctorMatrix,
+    /// Build a kernel of the VM matrix that is built from source (6.12-kprobe), if not cached.
+    #[command(hide = true)]
+    BuildKernel { kernel: String },
     /// Benchmarks (not tests): `lifecycle` measures time to first drop and to detach.
     Bench {
         #[arg(default_value = "lifecycle")]
@@ -100,6 +103,14 @@ fn main() -> Result<()> {
         Task::Test { no_vm, args } => {
             setup()?;
             run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;
+            let vm_runs = !no_vm && !args.iter().any(|a| a.starts_with('-'));
+            // The kprobe kernel (about 23 minutes to build) is built while the host suite and
+            // the 6.12 guest run.
+            let mut kprobe_build = if vm_runs {
+                Some(vm::Prebuild::start(&root(), "6.12-kprobe")?)
+            } else {
+                None
+            };
             let skips = root().join("target/test-skips.log");
             let _ = std::fs::remove_file(&skips);
             let (mut total, host_ok) = tally::run_counting(
@@ -113,45 +124,61 @@ fn main() -> Result<()> {
             if let Ok(text) = std::fs::read_to_string(&skips) {
                 eprintln!("xtask: skipped on this kernel:\n{text}");
             }
-            let vm = if no_vm {
+            let mut vm_failed = Vec::new();
+            if no_vm {
                 eprintln!("xtask: --no-vm: the VM suite (Debian 6.12) was not run");
-                Ok(tally::Tally::default())
-            } else if args.iter().any(|a| a.starts_with('-')) {
+            } else if !vm_runs {
                 eprintln!("xtask: cargo test options given: VM suite not run (use cargo xtask vm)");
-                Ok(tally::Tally::default())
             } else {
                 // The whole suite on Debian 6.12, then its syscall-hook tests once more with the
                 // BPF LSM switched off, where chaos must fall back to fmod_ret, the ingress
                 // delay tests on 6.1, which has no TCX and drops what bpf_redirect sends to an
-                // ifb (the mirred handoff).
-                vm::run(&root(), &vm::kernels("6.12"), &args).and_then(|mut t| {
-                    let lsm = vec!["lsm_".to_string()];
-                    t.add(vm::run(&root(), &vm::kernels("6.12+nolsm"), &lsm)?);
-                    let ingress = vec!["ingress_delay".to_string(), "arriving".to_string()];
-                    t.add(vm::run(&root(), &vm::kernels("6.1"), &ingress)?);
-                    // A 6.12 built with CONFIG_BPF_KPROBE_OVERRIDE and without BPF LSM and
-                    // trampolines: the syscall faults through kprobes.
-                    t.add(vm::run(&root(), &vm::kernels("6.12-kprobe"), &lsm)?);
-                    Ok(t)
-                })
-            };
-            if let Ok(t) = &vm {
-                total.add(*t);
+                // ifb (the mirred handoff), and the syscall tests on a 6.12 built with
+                // CONFIG_BPF_KPROBE_OVERRIDE and without BPF LSM and trampolines (kprobes).
+                // Every run goes ahead when an earlier one failed: one report for all.
+                let lsm = vec!["lsm_".to_string()];
+                let ingress = vec!["ingress_delay".to_string(), "arriving".to_string()];
+                let runs = [
+                    ("6.12", &args),
+                    ("6.12+nolsm", &lsm),
+                    ("6.1", &ingress),
+                    ("6.12-kprobe", &lsm),
+                ];
+                for (kernel, filters) in runs {
+                    if kernel == "6.12-kprobe"
+                        && let Some(build) = kprobe_build.take()
+                    {
+                        build.wait()?;
+                    }
+                    let (t, failed) = vm::run_each(&root(), &vm::kernels(kernel), filters)?;
+                    total.add(t);
+                    vm_failed.extend(failed);
+                }
             }
             // One closing line for the host and VM runs together.
             println!("total: {} passed, {} failed", total.passed, total.failed);
+            let mut failed = Vec::new();
             if !host_ok {
-                bail!("host tests failed");
+                failed.push("host".to_string());
             }
-            vm.map(|_| ())
+            failed.extend(vm_failed.iter().map(|k| format!("VM {k}")));
+            if !failed.is_empty() {
+                bail!("tests failed on: {}", failed.join(", "));
+            }
+            Ok(())
         }
         Task::Vm { kernel, args } => {
             setup()?;
             run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;
             let t = vm::run(&root(), &vm::kernels(&kernel), &args)?;
             println!("total: {} passed, {} failed", t.passed, t.failed);
+            if t.passed + t.failed == 0 && std::env::var_os("CHAOS_VM_CMD").is_none() {
+                // Filters match test names, not file names: a typo must not look like a pass.
+                bail!("no test matched {args:?} (filters are substrings of test names)");
+            }
             Ok(())
         }
+        Task::BuildKernel { kernel } => vm::build_kernel(&root(), &kernel),
         Task::DoctorMatrix => {
             setup()?;
             run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;

@@ -54,17 +54,34 @@ fn make(src: &Path, args: &[&str]) -> Result<String> {
         .args(args))
 }
 
-pub fn build(short: &str, cache: &Path, xtask_dir: &Path) -> Result<Kernel> {
-    let &(_, pkg, frag_name, cmdline) = BUILT
+/// Where `short` is built: a tree keyed by the fragment's content (changing it rebuilds).
+fn tree(short: &str, cache: &Path, xtask_dir: &Path) -> Result<(PathBuf, PathBuf, String)> {
+    let &(_, _, frag_name, _) = BUILT
         .iter()
         .find(|(s, ..)| *s == short)
         .with_context(|| format!("unknown built kernel {short}"))?;
     let fragment_path = xtask_dir.join("kernel").join(frag_name);
     let fragment = fs::read_to_string(&fragment_path)
         .with_context(|| format!("reading {}", fragment_path.display()))?;
-    // The tree is keyed by the fragment's content: changing the fragment rebuilds.
     let key = format!("{:016x}", fnv1a(fragment.as_bytes()));
-    let dir = cache.join("built").join(format!("{short}-{key}"));
+    Ok((
+        cache.join("built").join(format!("{short}-{key}")),
+        fragment_path,
+        fragment,
+    ))
+}
+
+/// Whether `short` is one of the kernels built here and its tree is complete.
+pub fn is_built(short: &str, cache: &Path, xtask_dir: &Path) -> bool {
+    tree(short, cache, xtask_dir).is_ok_and(|(dir, ..)| dir.join(".done").exists())
+}
+
+pub fn build(short: &str, cache: &Path, xtask_dir: &Path) -> Result<Kernel> {
+    let &(_, pkg, _, cmdline) = BUILT
+        .iter()
+        .find(|(s, ..)| *s == short)
+        .with_context(|| format!("unknown built kernel {short}"))?;
+    let (dir, fragment_path, fragment) = tree(short, cache, xtask_dir)?;
     let src = dir.join("src");
     let image = src.join("arch/x86/boot/bzImage");
     if !dir.join(".done").exists() {

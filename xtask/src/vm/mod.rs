@@ -5,7 +5,10 @@ mod build;
 mod initramfs;
 pub mod kernel;
 pub mod matrix;
+mod prebuild;
 mod qemu;
+
+pub use prebuild::Prebuild;
 
 use anyhow::{Context, Result, bail};
 use std::{
@@ -23,6 +26,11 @@ fn cache_dir() -> PathBuf {
                 std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
             home.join(".cache/chaos-vm")
         })
+}
+
+/// `cargo xtask build-kernel`: what `Prebuild` runs in the background.
+pub fn build_kernel(root: &Path, short: &str) -> Result<()> {
+    kernel::fetch(short, &cache_dir(), root).map(|_| ())
 }
 
 /// Builds the integration test executables and returns their paths.
@@ -67,8 +75,22 @@ fn test_executables(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(exes)
 }
 
-/// Runs the suite on each kernel; returns the tests' pass/fail counts over all of them.
+/// Runs the suite on each kernel; fails when a test failed in any of them.
 pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<crate::tally::Tally> {
+    let (tally, failed) = run_each(root, kernels, test_args)?;
+    if !failed.is_empty() {
+        bail!("tests failed in the VM on kernel(s) {}", failed.join(", "));
+    }
+    Ok(tally)
+}
+
+/// Runs the suite on each kernel; returns the tests' pass/fail counts over all of them and the
+/// kernels where the suite failed. An error is a guest that could not be run at all.
+pub fn run_each(
+    root: &Path,
+    kernels: &[String],
+    test_args: &[String],
+) -> Result<(crate::tally::Tally, Vec<String>)> {
     let mut tally = crate::tally::Tally::default();
     let chaos = root.join("target/debug/chaos");
     let tests = test_executables(root)?;
@@ -98,10 +120,7 @@ pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<crat
             failed.push(k.clone());
         }
     }
-    if !failed.is_empty() {
-        bail!("tests failed in the VM on kernel(s) {}", failed.join(", "));
-    }
-    Ok(tally)
+    Ok((tally, failed))
 }
 
 /// Runs one program (a benchmark) with `args` in a guest of each kernel instead of the tests.
