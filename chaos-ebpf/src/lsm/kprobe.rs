@@ -60,16 +60,21 @@ pub fn chaos_kp_call(ctx: ProbeContext) -> u32 {
     fail(&ctx, respond(op, |r| r.n_paths == 0))
 }
 
+/// read(fd, ...) and write(fd, ...): filtered by the descriptor's file.
+#[inline(always)]
+fn on_fd(ctx: &ProbeContext, op: u8) -> u32 {
+    let fd = sys_arg(ctx, 0);
+    fail(ctx, respond(op, |r| file_matches(r, fd_file(r, fd))))
+}
+
 #[kprobe]
 pub fn chaos_kp_read(ctx: ProbeContext) -> u32 {
-    let fd = sys_arg(&ctx, 0);
-    fail(&ctx, respond(OP_READ, |r| file_matches(r, fd_file(r, fd))))
+    on_fd(&ctx, OP_READ)
 }
 
 #[kprobe]
 pub fn chaos_kp_write(ctx: ProbeContext) -> u32 {
-    let fd = sys_arg(&ctx, 0);
-    fail(&ctx, respond(OP_WRITE, |r| file_matches(r, fd_file(r, fd))))
+    on_fd(&ctx, OP_WRITE)
 }
 
 /// mmap(addr, len, prot, flags, fd, off): an anonymous mapping has no file.
@@ -96,24 +101,24 @@ fn fd_socket(r: &SysRule, fd: u64) -> u64 {
     field(fd_file(r, fd), r.offsets.file_private).unwrap_or(0)
 }
 
-#[kprobe]
-pub fn chaos_kp_listen(ctx: ProbeContext) -> u32 {
-    let fd = sys_arg(&ctx, 0);
+/// listen(fd, ...) and accept(fd, ...): filtered by the socket's local port.
+#[inline(always)]
+fn on_socket(ctx: &ProbeContext, op: u8) -> u32 {
+    let fd = sys_arg(ctx, 0);
     fail(
-        &ctx,
-        respond(OP_LISTEN, |r| {
+        ctx,
+        respond(op, |r| {
             r.port.is_any() || r.port.contains(local_port(r, fd_socket(r, fd)))
         }),
     )
 }
 
 #[kprobe]
+pub fn chaos_kp_listen(ctx: ProbeContext) -> u32 {
+    on_socket(&ctx, OP_LISTEN)
+}
+
+#[kprobe]
 pub fn chaos_kp_accept(ctx: ProbeContext) -> u32 {
-    let fd = sys_arg(&ctx, 0);
-    fail(
-        &ctx,
-        respond(OP_ACCEPT, |r| {
-            r.port.is_any() || r.port.contains(local_port(r, fd_socket(r, fd)))
-        }),
-    )
+    on_socket(&ctx, OP_ACCEPT)
 }
