@@ -104,8 +104,8 @@ fn main() -> Result<()> {
             setup()?;
             run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;
             let vm_runs = !no_vm && !args.iter().any(|a| a.starts_with('-'));
-            // The kprobe kernel (about 23 minutes to build) is built while the host suite and
-            // the 6.12 guest run.
+            // The kprobe kernel (about 25 minutes to build) is built while the host suite and
+            // the other guests run.
             let mut kprobe_build = if vm_runs {
                 Some(vm::Prebuild::start(&root(), "6.12-kprobe")?)
             } else {
