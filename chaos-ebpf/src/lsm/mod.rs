@@ -64,11 +64,13 @@ pub(crate) fn respond(op: u8, matches: impl FnOnce(&SysRule) -> bool) -> i32 {
     let Some(rule) = CHAOS_SYS_CFG.get(0) else {
         return 0;
     };
-    // SAFETY: no preconditions.
-    if rule.op != op || unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns {
+    // Scope before the clock: every call on the node runs this, and a call outside the target
+    // then pays one helper (its cgroup), not two.
+    if rule.op != op || !in_scope(&rule.scope, true) {
         return 0;
     }
-    if !in_scope(&rule.scope, true) || !matches(rule) {
+    // SAFETY: no preconditions.
+    if unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns || !matches(rule) {
         return 0;
     }
     let Verdict::Fault { dry_run } = decide(&CHAOS_SYS_STAT, 0, rule.threshold, 0, rule.flags)
