@@ -90,8 +90,8 @@ fn every_example_checks_against_the_lab() {
 
 /// examples/network-partition.yaml against the lab: the service is cut off from its dependency
 /// (both ways, its own traffic only), its home page waits for the dependency's connect timeout,
-/// so the hypothesis (home within 500 ms; 1.5 s here) does not hold: exit 1, the probe named. During the
-/// partition a process outside the cgroup still reaches the dependency.
+/// so the hypothesis (home within 500 ms; 1.5 s here) does not hold: exit 1, the probe named.
+/// During the partition a process outside the cgroup still reaches the dependency.
 #[test]
 fn network_partition_example_runs_for_real() {
     let lab = Lab::new("expart");

@@ -54,12 +54,17 @@ fn make(src: &Path, args: &[&str]) -> Result<String> {
         .args(args))
 }
 
-/// Where `short` is built: a tree keyed by the fragment's content (changing it rebuilds).
-fn tree(short: &str, cache: &Path, xtask_dir: &Path) -> Result<(PathBuf, PathBuf, String)> {
-    let &(_, _, frag_name, _) = BUILT
+/// `short`'s entry in BUILT.
+fn spec(short: &str) -> Result<&'static (&'static str, &'static str, &'static str, &'static str)> {
+    BUILT
         .iter()
         .find(|(s, ..)| *s == short)
-        .with_context(|| format!("unknown built kernel {short}"))?;
+        .with_context(|| format!("unknown built kernel {short}"))
+}
+
+/// Where `short` is built: a tree keyed by the fragment's content (changing it rebuilds).
+fn tree(short: &str, cache: &Path, xtask_dir: &Path) -> Result<(PathBuf, PathBuf, String)> {
+    let &(_, _, frag_name, _) = spec(short)?;
     let fragment_path = xtask_dir.join("kernel").join(frag_name);
     let fragment = fs::read_to_string(&fragment_path)
         .with_context(|| format!("reading {}", fragment_path.display()))?;
@@ -71,16 +76,13 @@ fn tree(short: &str, cache: &Path, xtask_dir: &Path) -> Result<(PathBuf, PathBuf
     ))
 }
 
-/// Whether `short` is one of the kernels built here and its tree is complete.
-pub fn is_built(short: &str, cache: &Path, xtask_dir: &Path) -> bool {
-    tree(short, cache, xtask_dir).is_ok_and(|(dir, ..)| dir.join(".done").exists())
+/// Whether `short` is one of the kernels built here and its tree is not complete yet.
+pub fn needs_build(short: &str, cache: &Path, xtask_dir: &Path) -> bool {
+    tree(short, cache, xtask_dir).is_ok_and(|(dir, ..)| !dir.join(".done").exists())
 }
 
 pub fn build(short: &str, cache: &Path, xtask_dir: &Path) -> Result<Kernel> {
-    let &(_, pkg, _, cmdline) = BUILT
-        .iter()
-        .find(|(s, ..)| *s == short)
-        .with_context(|| format!("unknown built kernel {short}"))?;
+    let &(_, pkg, _, cmdline) = spec(short)?;
     let (dir, fragment_path, fragment) = tree(short, cache, xtask_dir)?;
     let src = dir.join("src");
     let image = src.join("arch/x86/boot/bzImage");
