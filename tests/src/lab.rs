@@ -75,10 +75,25 @@ impl Lab {
 
     /// A `chaos` command using this lab's state and pin directories.
     pub fn chaos_cmd(&self) -> Command {
-        let mut c = Command::new(crate::chaos_bin());
-        c.env("CHAOS_STATE_DIR", &self.state_dir)
+        self.with_state(Command::new(crate::chaos_bin()))
+    }
+
+    /// `cmd` (one that runs chaos) with this lab's state and pin directories: no test ever
+    /// touches the machine's own (/run/chaos).
+    pub fn with_state(&self, mut cmd: Command) -> Command {
+        cmd.env("CHAOS_STATE_DIR", &self.state_dir)
             .env("CHAOS_PIN_DIR", &self.pin_dir);
-        c
+        cmd
+    }
+
+    /// Runs `chaos ARGS` to completion with the lab's state: (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        crate::chaos_via(self.chaos_cmd(), args)
+    }
+
+    /// Starts `chaos ARGS --json` with the lab's state and waits for its "attached" line.
+    pub fn start(&self, args: &[&str]) -> Running {
+        Running::start_via(self.chaos_cmd(), args)
     }
 
     pub fn cgroup(&self) -> String {
@@ -169,7 +184,7 @@ impl Lab {
 
     /// `chaos net drop` on the server's veth end, running with the lab's state dirs.
     pub fn drop_at_server(&self, extra: &[&str]) -> Running {
-        Running::start_via(self.chaos_cmd(), &self.at_server("drop", extra))
+        self.start(&self.at_server("drop", extra))
     }
 
     /// `chaos syscall connect` scoped to the lab cgroup with `extra` arguments.
@@ -177,7 +192,7 @@ impl Lab {
         let cgroup = self.cgroup();
         let mut args = vec!["syscall", "connect", "--cgroup", &cgroup];
         args.extend_from_slice(extra);
-        Running::start_via(self.chaos_cmd(), &args)
+        self.start(&args)
     }
 
     /// `chaos syscall ARGS --cgroup <lab cgroup> --duration 120s`, for tests that end it
@@ -187,7 +202,7 @@ impl Lab {
         let mut all = vec!["syscall"];
         all.extend_from_slice(args);
         all.extend_from_slice(&["--cgroup", &cgroup, "--duration", "120s"]);
-        Running::start_via(self.chaos_cmd(), &all)
+        self.start(&all)
     }
 
     /// A command running in the client netns inside the lab cgroup.

@@ -2,6 +2,7 @@
 //! observe the kernel with independent tools (bpftool, tc, ip), never through chaos itself.
 
 pub mod clients;
+pub mod expect;
 pub mod lab;
 pub mod repl;
 pub mod service;
@@ -66,15 +67,13 @@ pub struct Running {
     lines: mpsc::Receiver<String>,
     /// Program ids from the "attached" line.
     pub program_ids: Vec<u64>,
+    /// How it attached (tcx, cls_bpf, sock_addr, lsm, fmod_ret, kprobe).
+    pub backend: String,
 }
 
 impl Running {
-    /// Starts chaos and waits (up to 60 s) for its "attached" line.
-    pub fn start(args: &[&str]) -> Running {
-        Self::start_via(Command::new(chaos_bin()), args)
-    }
-
-    /// Like `start`, from a prepared command.
+    /// Starts `cmd ARGS --json` (a chaos command, with a lab's state: `Lab::start`) and waits
+    /// (up to 60 s) for its "attached" line.
     pub fn start_via(mut cmd: Command, args: &[&str]) -> Running {
         let mut child = cmd
             .args(args)
@@ -94,10 +93,18 @@ impl Running {
         assert_eq!(v["event"], "attached", "{first}");
         let program_ids = ids(&v);
         assert!(!program_ids.is_empty(), "no program ids in {first}");
+        // The ids must be real programs, so that "gone" afterwards means something.
+        for &id in &program_ids {
+            assert!(program_exists(id), "program {id} of {first} is not loaded");
+        }
+        let backend = v["backend"].as_str().unwrap_or_default().to_string();
+        assert!(!backend.is_empty(), "no backend in {first}");
+        expect::check_backend(&backend, args.contains(&"--tc-attach"));
         Running {
             child,
             lines,
             program_ids,
+            backend,
         }
     }
 
@@ -238,16 +245,57 @@ impl Drop for TempPath {
     }
 }
 
-/// Whether the running kernel has `feature` (a `chaos doctor` feature name). When it does not,
-/// the skip is reported, never silent: on stderr and in $CHAOS_SKIP_LOG, which `cargo xtask test`
-/// and the VM runner print at the end.
+/// Whether the running kernel has `feature` (a `chaos doctor` feature name). Under a run's
+/// expectations (tests/expect.toml) doctor must agree with them, or the test fails; without,
+/// doctor decides. A missing feature skips through `expect::skip`, counted and listed.
 pub fn kernel_has(feature: &str, test: &str) -> bool {
-    doctor_says("features", "name", feature, test)
+    let f = doctor_entry("features", "name", feature);
+    let found = f["available"] == true;
+    if let Some(expected) = expect::feature(feature) {
+        assert_eq!(
+            found,
+            expected,
+            "{test}: tests/expect.toml says this run's kernel {} {feature}; chaos doctor says {}",
+            if expected { "has" } else { "lacks" },
+            f["detail"]
+        );
+    }
+    if !found {
+        let why = format!("kernel {} lacks {feature}: {}", f["kernel"], f["detail"]);
+        expect::skip(test, &why, true);
+    }
+    found
 }
 
-/// Like `kernel_has`, for a fault as `chaos doctor` lists it ("syscall write").
+/// Like `kernel_has`, for a syscall-hook fault as `chaos doctor` lists it ("syscall write"):
+/// under expectations, doctor must offer it exactly when the run names a backend, and name
+/// that backend first.
 pub fn kernel_runs(fault: &str, test: &str) -> bool {
-    doctor_says("faults", "fault", fault, test)
+    let f = doctor_entry("faults", "fault", fault);
+    let found = f["available"] == true;
+    let detail = f["detail"].as_str().unwrap_or_default();
+    if let Some(hook) = expect::syscall_hook() {
+        assert_eq!(
+            found,
+            hook != "none",
+            "{test}: tests/expect.toml says this run's syscall hook is {hook}; chaos doctor: {detail}"
+        );
+        let prefix = match hook {
+            "lsm" => "BPF LSM",
+            "fmod_ret" => "fmod_ret",
+            "kprobe" => "kprobe",
+            _ => "",
+        };
+        assert!(
+            detail.starts_with(prefix),
+            "{test}: this run must use {hook}; chaos doctor offers {detail}"
+        );
+    }
+    if !found {
+        let why = format!("kernel {} cannot run {fault}: {detail}", f["kernel"]);
+        expect::skip(test, &why, true);
+    }
+    found
 }
 
 /// Whether `chaos doctor` lists `fault` as available here, without reporting a skip (for tests
@@ -284,27 +332,4 @@ fn doctor_entry(section: &str, key: &str, feature: &str) -> Value {
     let mut f = f.unwrap_or_else(|| panic!("chaos doctor has no {section} entry {feature}"));
     f["kernel"] = report["kernel"].clone();
     f
-}
-
-fn doctor_says(section: &str, key: &str, feature: &str, test: &str) -> bool {
-    let f = doctor_entry(section, key, feature);
-    if f["available"] == true {
-        return true;
-    }
-    let line = format!(
-        "SKIPPED {test}: kernel {} lacks {feature}: {}",
-        f["kernel"], f["detail"]
-    );
-    eprintln!("{line}");
-    if let Some(log) = std::env::var_os("CHAOS_SKIP_LOG") {
-        use std::io::Write as _;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log);
-        if let Ok(mut file) = file {
-            let _ = writeln!(file, "{line}");
-        }
-    }
-    false
 }

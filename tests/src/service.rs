@@ -28,6 +28,43 @@ print("ready", flush=True)
 srv.serve_forever()
 "#;
 
+/// GET URL every INTERVAL seconds until killed; one line per answer: "SECONDS STATUS" (0 for no
+/// answer at all).
+const POLL: &str = r#"
+import sys, time, urllib.request, urllib.error
+url, every = sys.argv[1], float(sys.argv[2])
+t0 = time.monotonic()
+while True:
+    t = time.monotonic() - t0
+    try:
+        code = urllib.request.urlopen(url, timeout=3).status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    except OSError:
+        code = 0
+    print(f"{t:.3f} {code}", flush=True)
+    time.sleep(every)
+"#;
+
+/// A client of the service, outside chaos: what the service's users saw, for evidence that does
+/// not come from chaos's own counters.
+pub struct Poller(std::process::Child);
+
+impl Poller {
+    /// Stops polling; every answer as (seconds since the start, HTTP status or 0).
+    pub fn stop(mut self) -> Vec<(f64, u16)> {
+        let _ = self.0.kill();
+        let out = self.0.wait_with_output().expect("poller output");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (t, c) = l.split_once(' ')?;
+                Some((t.parse().ok()?, c.parse().ok()?))
+            })
+            .collect()
+    }
+}
+
 /// Where the service listens: the client namespace's address.
 pub const SERVICE_ADDR: &str = "10.77.0.1:8080";
 /// Its dependency: a TCP listener in the server namespace.
@@ -42,6 +79,24 @@ impl Lab {
         let mut cmd = self.inside("python3");
         cmd.args(["-c", SERVICE, SERVICE_ADDR, DEP_HOST, &DEP_PORT.to_string()]);
         (dep, Server::start(cmd, "the HTTP service"))
+    }
+
+    /// Polls the service's `/dep` (which answers 502 while the dependency is unreachable)
+    /// every 100 ms from the server namespace, until stopped.
+    pub fn poll_dep(&self) -> Poller {
+        let child = std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.sb.server_ns))
+            .args([
+                "python3",
+                "-c",
+                POLL,
+                &format!("http://{SERVICE_ADDR}/dep"),
+                "0.1",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the HTTP poller");
+        Poller(child)
     }
 
     /// `chaos run ARGS` from the server namespace (where the service is reachable over the

@@ -1,7 +1,7 @@
 //! `chaos syscall connect` with real TCP and UDP clients inside and outside the cgroup.
 
 use chaos_tests::{
-    Running, assert_programs_gone,
+    assert_programs_gone,
     clients::connect,
     lab::{Lab, SERVER_V4, SERVER_V6},
     repl::Repl,
@@ -106,7 +106,7 @@ fn udp_only_by_pid() {
     let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
     let mut victim = Repl::spawn(lab.inside("python3"));
     let pid = victim.pid();
-    let fault = Running::start(&[
+    let fault = lab.start(&[
         "syscall",
         "connect",
         "--errno",

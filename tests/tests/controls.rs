@@ -204,14 +204,15 @@ fn packet_events_and_sampling() {
         "--duration",
         "60s",
     ]);
-    ping(lab.outside("ping"), &dst, 300, "0.002");
+    let p = ping(lab.outside("ping"), &dst, 300, "0.002");
     let s = fault.interrupt();
+    let injected = s["injected"].as_u64().expect("injected count");
+    // The victim's side first: ping missed exactly what chaos dropped, about 30 % of 300.
+    assert_eq!(p.lost(), injected, "ping {p:?}, chaos {s}");
+    let (lo, hi) = binomial_999(300, 0.3);
+    assert!((lo..=hi).contains(&injected), "{injected} of 300 dropped");
     let events = read_events(&all.0);
-    assert_eq!(
-        events.len() as u64,
-        s["injected"].as_u64().unwrap_or(0),
-        "{s}"
-    );
+    assert_eq!(events.len() as u64, injected, "{s}");
     assert!(
         events
             .iter()
@@ -232,13 +233,23 @@ fn packet_events_and_sampling() {
         "60s",
     ];
     let fault = lab.drop_at_server(&args);
-    ping(lab.outside("ping"), &dst, 1000, "0.002");
+    let p = ping(lab.outside("ping"), &dst, 1000, "0.002");
     let s = fault.interrupt();
+    assert_eq!(
+        (p.received, s["injected"].as_u64()),
+        (0, Some(1000)),
+        "{p:?} {s}"
+    );
     let n = read_events(&sampled.0).len() as u64;
-    let (lo, hi) = binomial_999(s["injected"].as_u64().unwrap_or(0), 0.1);
+    let (lo, hi) = binomial_999(1000, 0.1);
     assert!(
         (lo..=hi).contains(&n),
         "{n} events for {s}, expected {lo}..={hi}"
+    );
+    assert_eq!(
+        ping(lab.outside("ping"), &dst, 20, "0.01").lost(),
+        0,
+        "recovered"
     );
     lab.finish();
 }

@@ -160,8 +160,22 @@ fn experiment_hypothesis_holds() {
     let svc = lab.http_service();
     let s = Scratch::new("ok");
     let file = s.file(&experiment(&lab, "", "1s", "3s", "6s", &second_phase(&lab)));
+    let users = lab.poll_dep();
     let (code, out, err) = lab.chaos_run(&["run", &file, "--report", &s.report_dir()]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let seen = users.stop();
     assert_eq!(code, 0, "exit 0 when the hypothesis holds\n{out}\n{err}");
+    // The users' side, not chaos's counters: the dependency worked, then was refused (502),
+    // then worked again after the experiment.
+    let codes: Vec<u16> = seen.iter().map(|s| s.1).collect();
+    let first_502 = codes.iter().position(|&c| c == 502);
+    assert!(
+        codes.first() == Some(&200)
+            && first_502.is_some()
+            && codes.last() == Some(&200)
+            && !codes.contains(&0),
+        "users saw {seen:?}"
+    );
     assert!(out.contains("hypothesis HELD"), "{out}");
     let r = s.report();
     assert_eq!(r["outcome"], "held", "{r}");

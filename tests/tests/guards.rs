@@ -1,7 +1,7 @@
 //! Blast-radius guards: each refuses without --force (exit 2, says why, nothing attached) and
 //! lets the fault run with it.
 
-use chaos_tests::{Running, chaos, chaos_bin, chaos_via, lab::Lab, sh};
+use chaos_tests::{Running, chaos_bin, chaos_via, lab::Lab, sh};
 use std::process::Command;
 
 /// A filter that matches nothing real (TEST-NET-1, port 1), for faults on shared targets.
@@ -25,9 +25,9 @@ fn root_cgroup_needs_force() {
         "--duration",
         "2s",
     ];
-    assert_refused(chaos(&[&base[..], &HARMLESS[..]].concat()), "root cgroup");
+    assert_refused(lab.run(&[&base[..], &HARMLESS[..]].concat()), "root cgroup");
     lab.assert_nothing_attached();
-    let forced = Running::start(&[&base[..], &HARMLESS[..], &["--force"]].concat());
+    let forced = lab.start(&[&base[..], &HARMLESS[..], &["--force"]].concat());
     let s = forced.interrupt();
     assert_eq!(s["matched"], 0, "{s}");
     lab.finish();
@@ -48,14 +48,16 @@ fn chaos_own_cgroup_needs_force() {
         "2s",
     ];
     let args = [&args[..], &HARMLESS[..]].concat();
+    let bin = chaos_bin();
+    let bin = bin.to_str().expect("path");
     // chaos itself runs inside the target cgroup.
     assert_refused(
-        chaos_via(lab.inside(chaos_bin().to_str().expect("path")), &args),
+        chaos_via(lab.with_state(lab.inside(bin)), &args),
         "contains chaos itself",
     );
     lab.assert_nothing_attached();
     let forced = Running::start_via(
-        lab.inside(chaos_bin().to_str().expect("path")),
+        lab.with_state(lab.inside(bin)),
         &[&args[..], &["--force"]].concat(),
     );
     forced.interrupt();
@@ -84,9 +86,10 @@ fn default_route_interface_needs_force() {
         "--duration",
         "2s",
     ];
-    assert_refused(chaos(&args), "default route");
+    assert_refused(lab.run(&args), "default route");
     lab.assert_nothing_attached();
-    Running::start(&[&args[..], &HARMLESS[..], &["--force"]].concat()).interrupt();
+    lab.start(&[&args[..], &HARMLESS[..], &["--force"]].concat())
+        .interrupt();
     lab.finish();
 }
 
@@ -95,7 +98,7 @@ fn ssh_interface_needs_force() {
     let lab = Lab::new("gssh");
     // As if the operator were logged in over SSH from the server side of the lab.
     let with_ssh = || {
-        let mut c = Command::new(chaos_bin());
+        let mut c = lab.chaos_cmd();
         c.env("SSH_CONNECTION", "10.77.0.2 50022 10.77.0.1 22");
         c
     };
@@ -123,9 +126,9 @@ fn ssh_interface_needs_force() {
 fn long_durations_need_force() {
     let lab = Lab::new("glong");
     let args = lab.at_server("drop", &["--duration", "25h"]);
-    assert_refused(chaos(&args), "longer than 24h");
+    assert_refused(lab.run(&args), "longer than 24h");
     lab.assert_nothing_attached();
-    let s = Running::start(&[&args[..], &["--force"]].concat()).interrupt();
+    let s = lab.start(&[&args[..], &["--force"]].concat()).interrupt();
     assert_eq!(s["ended"]["by"], "signal", "{s}");
     lab.finish();
 }

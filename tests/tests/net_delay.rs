@@ -3,7 +3,7 @@
 //! (cargo xtask vm) it measures the added latency.
 
 use chaos_tests::{
-    Running, chaos,
+    Running,
     clients::{ping, ping_rtts, udp_exchange},
     kernel_has,
     lab::{CLIENT_V4, Lab, SERVER_V4},
@@ -41,7 +41,7 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
         "delay_adds_latency_and_jitter_then_restores_the_qdisc",
     ) {
         let (code, out, err) =
-            chaos(&[&base[..], &["--latency", "100ms", "--duration", "5s"]].concat());
+            lab.run(&[&base[..], &["--latency", "100ms", "--duration", "5s"]].concat());
         assert_eq!(code, 1, "{out} {err}");
         assert!(
             err.contains("fq qdisc (sch_fq)") && err.contains("chaos doctor"),
@@ -54,7 +54,7 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
     let healthy = rtt(&ping(lab.outside("ping"), &dst, 20, "0.05"));
 
     // 100 ms on the server's egress delays every echo reply.
-    let fault = Running::start(&[&base[..], &["--latency", "100ms", "--duration", "60s"]].concat());
+    let fault = lab.start(&[&base[..], &["--latency", "100ms", "--duration", "60s"]].concat());
     assert!(
         qdiscs(&lab).contains("qdisc fq "),
         "fq installed: {}",
@@ -73,7 +73,7 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
     assert_eq!(qdiscs(&lab), before, "qdisc restored exactly");
 
     // +- 40 ms of jitter spreads the round trips around the same mean.
-    let fault = Running::start(
+    let fault = lab.start(
         &[
             &base[..],
             &[
@@ -108,7 +108,7 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
     // Combined on one rule: 50 ms for every reply, and 20 % of them lost (netem's
     // "delay 50ms loss 20%").
     let args = ["--latency", "50ms", "--loss", "20", "--duration", "60s"];
-    let fault = Running::start(&[&base[..], &args[..]].concat());
+    let fault = lab.start(&[&base[..], &args[..]].concat());
     let p = ping(lab.outside("ping"), &dst, 200, "0.02");
     let s = fault.interrupt();
     let (lo, hi) = binomial_999(200, 0.2);
@@ -227,7 +227,7 @@ fn delay_distribution_and_correlation() {
     let base = lab.at_server("delay", &["--protocol", "icmp", "--duration", "60s"]);
     let healthy = rtt(&ping(lab.outside("ping"), &dst, 10, "0.05"))[1];
     let sample = |extra: &[&str]| {
-        let fault = Running::start(&[&base[..], extra].concat());
+        let fault = lab.start(&[&base[..], extra].concat());
         let rtts: Vec<f64> = ping_rtts(lab.outside("ping"), &dst, 200, "0.02")
             .into_iter()
             .map(|t| t - healthy)

@@ -1,7 +1,7 @@
 //! `chaos net drop` against real traffic between two namespaces.
 
 use chaos_tests::{
-    Running, assert_programs_gone,
+    assert_programs_gone,
     clients::{ping, udp_exchange},
     lab::{Lab, SERVER_V4},
     stats::binomial_999,
@@ -113,7 +113,7 @@ fn correlated_drops_come_in_bursts() {
                 "60s",
             ],
         );
-        let fault = Running::start(&[&base[..], extra].concat());
+        let fault = lab.start(&[&base[..], extra].concat());
         let got: std::collections::HashSet<u32> =
             udp_exchange(&lab.sb.server_ns, lab.outside("python3"), N)
                 .into_iter()

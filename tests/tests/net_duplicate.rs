@@ -1,9 +1,7 @@
 //! `chaos net duplicate`: the receiver sees each matching datagram twice, and the copy is not
 //! duplicated again when it passes the hook (no clone loop).
 
-use chaos_tests::{
-    Running, assert_programs_gone, clients::udp_exchange, lab::Lab, stats::binomial_999,
-};
+use chaos_tests::{assert_programs_gone, clients::udp_exchange, lab::Lab, stats::binomial_999};
 
 const N: u32 = 300;
 
@@ -26,7 +24,7 @@ fn duplicates_reach_the_receiver_once_more_each() {
         &filter[..],
     ]
     .concat();
-    let fault = Running::start(&args);
+    let fault = lab.start(&args);
     let (total, distinct) = exchange(&lab);
     let ids = fault.program_ids.clone();
     let s = fault.interrupt();
@@ -51,7 +49,7 @@ fn duplicates_reach_the_receiver_once_more_each() {
         &filter[..],
     ]
     .concat();
-    let fault = Running::start(&args);
+    let fault = lab.start(&args);
     let (total, distinct) = exchange(&lab);
     let s = fault.interrupt();
     let extra = total - N as u64;
@@ -71,7 +69,7 @@ fn duplicates_reach_the_receiver_once_more_each() {
         &filter[..],
     ]
     .concat();
-    let fault = Running::start(&args);
+    let fault = lab.start(&args);
     let (total, distinct) = exchange(&lab);
     let s = fault.interrupt();
     let lost = N as u64 - distinct;

@@ -122,7 +122,7 @@ fn cidr_set_through_lpm_trie() {
 fn cgroup_scope_at_egress() {
     let lab = Lab::new("nfcg");
     let dst = SERVER_V4.to_string();
-    let fault = Running::start(&[
+    let fault = lab.start(&[
         "net",
         "drop",
         "--iface",

@@ -1,7 +1,7 @@
 //! `chaos net rate`: a real TCP transfer through an EDT rate limit. Needs fq, so it runs in the
 //! Debian VMs (cargo xtask vm); here it checks the clear refusal.
 
-use chaos_tests::{Running, chaos, kernel_has, lab::Lab};
+use chaos_tests::{Running, kernel_has, lab::Lab};
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
@@ -81,7 +81,7 @@ fn limited_transfer(lab: &Lab, iface: &str, ns: &str, extra: &[&str], test: &str
     ]
     .concat();
     if !kernel_has("fq", test) {
-        let (code, _, err) = chaos(&[&args[..], &["--duration", "5s"]].concat());
+        let (code, _, err) = lab.run(&[&args[..], &["--duration", "5s"]].concat());
         assert_eq!(code, 1, "{err}");
         assert!(err.contains("fq"), "{err}");
         return None;

@@ -1,7 +1,9 @@
 //! Project tasks: `cargo xtask setup|demo|test|bench`. Every task that builds runs the
 //! idempotent set-up first, so a fresh machine needs nothing else.
 
+mod expect;
 mod tally;
+mod test;
 mod vm;
 
 use anyhow::{Context, Result, bail};
@@ -100,73 +102,7 @@ fn main() -> Result<()> {
             run(cargo().args(["build", "--release", "-p", "chaos-user", "--bin", "chaos"]))?;
             run(Command::new(root().join("target/release/chaos")).arg("demo"))
         }
-        Task::Test { no_vm, args } => {
-            setup()?;
-            run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;
-            let vm_runs = !no_vm && !args.iter().any(|a| a.starts_with('-'));
-            // The kprobe kernel (about 25 minutes to build) is built while the host suite and
-            // the other guests run.
-            let mut kprobe_build = if vm_runs {
-                Some(vm::Prebuild::start(&root(), "6.12-kprobe")?)
-            } else {
-                None
-            };
-            let skips = root().join("target/test-skips.log");
-            let _ = std::fs::remove_file(&skips);
-            let (mut total, host_ok) = tally::run_counting(
-                cargo()
-                    .current_dir(root())
-                    .args(["test", "--workspace", "--exclude", "chaos-ebpf"])
-                    .args(&args)
-                    .env("CHAOS_BIN", root().join("target/debug/chaos"))
-                    .env("CHAOS_SKIP_LOG", &skips),
-            )?;
-            if let Ok(text) = std::fs::read_to_string(&skips) {
-                eprintln!("xtask: skipped on this kernel:\n{text}");
-            }
-            let mut vm_failed = Vec::new();
-            if no_vm {
-                eprintln!("xtask: --no-vm: the VM suite (Debian 6.12) was not run");
-            } else if !vm_runs {
-                eprintln!("xtask: cargo test options given: VM suite not run (use cargo xtask vm)");
-            } else {
-                // The whole suite on Debian 6.12, then its syscall-hook tests once more with the
-                // BPF LSM switched off, where chaos must fall back to fmod_ret, the ingress
-                // delay tests on 6.1, which has no TCX and drops what bpf_redirect sends to an
-                // ifb (the mirred handoff), and the syscall tests on a 6.12 built with
-                // CONFIG_BPF_KPROBE_OVERRIDE and without BPF LSM and trampolines (kprobes).
-                // Every run goes ahead when an earlier one failed: one report for all.
-                let lsm = vec!["lsm_".to_string()];
-                let ingress = vec!["ingress_delay".to_string(), "arriving".to_string()];
-                let runs = [
-                    ("6.12", &args),
-                    ("6.12+nolsm", &lsm),
-                    ("6.1", &ingress),
-                    ("6.12-kprobe", &lsm),
-                ];
-                for (kernel, filters) in runs {
-                    if kernel == "6.12-kprobe"
-                        && let Some(build) = kprobe_build.take()
-                    {
-                        build.wait()?;
-                    }
-                    let (t, failed) = vm::run_each(&root(), &vm::kernels(kernel), filters)?;
-                    total.add(t);
-                    vm_failed.extend(failed);
-                }
-            }
-            // One closing line for the host and VM runs together.
-            println!("total: {} passed, {} failed", total.passed, total.failed);
-            let mut failed = Vec::new();
-            if !host_ok {
-                failed.push("host".to_string());
-            }
-            failed.extend(vm_failed.iter().map(|k| format!("VM {k}")));
-            if !failed.is_empty() {
-                bail!("tests failed on: {}", failed.join(", "));
-            }
-            Ok(())
-        }
+        Task::Test { no_vm, args } => test::test(no_vm, &args),
         Task::Vm { kernel, args } => {
             setup()?;
             run(cargo().args(["build", "-p", "chaos-user", "--bin", "chaos"]))?;

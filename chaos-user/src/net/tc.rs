@@ -26,6 +26,18 @@ pub enum AttachMode {
     ClsBpf,
 }
 
+impl AttachMode {
+    /// The attach mode's short name in machine-readable output ("attached" lines): tcx,
+    /// cls_bpf (auto only before attaching).
+    pub fn code(self) -> &'static str {
+        match self {
+            AttachMode::Auto => "auto",
+            AttachMode::Tcx => "tcx",
+            AttachMode::ClsBpf => "cls_bpf",
+        }
+    }
+}
+
 /// One classifier attached at one hook. Dropping it detaches, inside the right namespace.
 pub struct TcAttachment {
     link: Option<SchedClassifierLink>,

@@ -100,6 +100,18 @@ pub enum Backend {
     Kprobe,
 }
 
+impl Backend {
+    /// The backend's short name in machine-readable output ("attached" lines): lsm, fmod_ret,
+    /// kprobe.
+    pub fn code(self) -> &'static str {
+        match self {
+            Backend::Lsm => "lsm",
+            Backend::FModRet => "fmod_ret",
+            Backend::Kprobe => "kprobe",
+        }
+    }
+}
+
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -106,10 +106,13 @@ mod tests {
     /// Against this machine's kernel: the offsets are found and plausible.
     #[test]
     fn offsets_of_the_running_kernel() {
-        let Ok(btf) = KernelBtf::load() else {
+        // Only a kernel without BTF skips, and not in a run with expectations (tests/expect.toml:
+        // every kernel there has it); a BTF that is there must parse.
+        if !std::path::Path::new(VMLINUX).exists() && std::env::var_os("CHAOS_EXPECT").is_none() {
             eprintln!("SKIPPED offsets_of_the_running_kernel: no {VMLINUX}");
             return;
-        };
+        }
+        let btf = KernelBtf::load().expect("the kernel's BTF parses");
         let o = btf.offsets().expect("offsets");
         assert_eq!(o.path_dentry, 8, "struct path is {{ mnt, dentry }}");
         assert!(o.file_dentry > 0 && o.file_inode > 0 && o.dentry_parent > 0);

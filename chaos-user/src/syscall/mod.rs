@@ -243,6 +243,14 @@ impl SyscallFault {
         }
     }
 
+    /// The backend's short name for machine-readable output: sock_addr, lsm, fmod_ret, kprobe.
+    pub fn backend_code(&self) -> &'static str {
+        match self {
+            Self::Sock(_) => "sock_addr",
+            Self::Hook(f) => f.backend().code(),
+        }
+    }
+
     /// How the fault reached the kernel, for the "attached" line.
     pub fn mechanism(&self) -> String {
         match self {

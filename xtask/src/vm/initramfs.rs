@@ -54,14 +54,17 @@ pub struct Payload<'a> {
     pub test_args: &'a [String],
     /// A shell command to run instead of the tests (debugging a kernel, doctor reports).
     pub cmd: Option<String>,
+    /// The run in tests/expect.toml the tests are held to (the guest's CHAOS_EXPECT).
+    pub expect: Option<String>,
 }
 
-fn sh(cmd: &mut Command) -> Result<String> {
+/// The stdout of a command that must succeed.
+fn output(cmd: &mut Command) -> Result<Vec<u8>> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.stdout)
 }
 
 /// Copies `src` to `root` + `dst` (following symlinks), creating directories.
@@ -136,7 +139,15 @@ fn put_modules(root: &Path, k: &Kernel) -> Result<Vec<String>> {
             .args(["-S", &k.release, "--show-depends", m])
             .output()?;
         if !deps.status.success() {
-            eprintln!("vm: module {m} not in {} (built in, or absent)", k.name);
+            // Built in is fine; absent from a kernel with modules is not: the tests that need
+            // it would find the feature missing.
+            let dir = k.root.join("lib/modules").join(&k.release);
+            let builtin = fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
+            let has_modules = dir.join("modules.dep").exists();
+            if has_modules && !builtin.lines().any(|l| l.ends_with(&format!("/{m}.ko"))) {
+                bail!("module {m} is neither in {} nor built into it", k.name);
+            }
+            eprintln!("vm: module {m} built into {}", k.name);
             continue;
         }
         for line in String::from_utf8_lossy(&deps.stdout).lines() {
@@ -160,12 +171,16 @@ fn put_modules(root: &Path, k: &Kernel) -> Result<Vec<String>> {
             if order.contains(&name) {
                 continue;
             }
+            let unpack = |tool: &str, flag: &str| output(Command::new(tool).arg(flag).arg(ko));
             let data = match ko.extension().and_then(|e| e.to_str()) {
-                Some("xz") => Command::new("xz").arg("-dc").arg(ko).output()?.stdout,
-                Some("zst") => Command::new("zstd").arg("-qdc").arg(ko).output()?.stdout,
-                Some("gz") => Command::new("gzip").arg("-dc").arg(ko).output()?.stdout,
+                Some("xz") => unpack("xz", "-dc")?,
+                Some("zst") => unpack("zstd", "-qdc")?,
+                Some("gz") => unpack("gzip", "-dc")?,
                 _ => fs::read(ko)?,
             };
+            if data.is_empty() {
+                bail!("module {} unpacked to nothing", ko.display());
+            }
             fs::create_dir_all(root.join("lib/modules"))?;
             fs::write(root.join("lib/modules").join(&name), data)?;
             order.push(name);
@@ -185,7 +200,14 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
-while read -r m; do [ -n "$m" ] || continue; insmod "/lib/modules/$m" 2>/dev/null || echo "vm: insmod $m failed"; done < /etc/modules.order
+fail() { echo "vm: FAILED: $*"; echo "CHAOS_VM_STATUS=1"; sync; poweroff -f; }
+while read -r m; do
+  [ -n "$m" ] || continue
+  # A module the tests need that does not load fails the guest here, by name, rather than
+  # letting the tests that need it find the feature missing.
+  err=$(insmod "/lib/modules/$m" 2>&1) || fail "module $m did not load: $err"
+done < /etc/modules.order
+[ -s /etc/expect ] && export CHAOS_EXPECT="$(cat /etc/expect)"
 ip link set lo up
 echo "vm: kernel $(uname -r), lsm $(cat /sys/kernel/security/lsm 2>/dev/null), booted in $(cut -d' ' -f1 /proc/uptime)s"
 echo "CHAOS_DOCTOR=$(chaos doctor --json 2>&1 | tr -d '\n')"
@@ -195,7 +217,8 @@ if [ -s /etc/vm.cmd ]; then sh /etc/vm.cmd </dev/null || status=1; fi
   echo "vm: running $(basename "$t")"
   "$t" $(cat /etc/test.args) </dev/null || status=1
 done
-[ -s /tmp/skipped.log ] && { echo "vm: skipped tests:"; cat /tmp/skipped.log; }
+# CHAOS_SKIPPED lines: the runner counts them (xtask/src/tally.rs).
+[ -s /tmp/skipped.log ] && { echo "vm: skipped tests:"; sed 's/^/CHAOS_/' /tmp/skipped.log; }
 echo "CHAOS_VM_STATUS=$status"
 sync; poweroff -f
 "#;
@@ -227,7 +250,7 @@ pub fn build(k: &Kernel, p: &Payload<'_>, out: &Path) -> Result<()> {
     }
     // Debug info is most of a debug build's size; unpacked, it would not fit the guest's RAM.
     // Symbols stay, so backtraces still name functions.
-    sh(Command::new("strip").arg("--strip-debug").args(&ours))?;
+    output(Command::new("strip").arg("--strip-debug").args(&ours))?;
     // The example experiments, at /examples ($CHAOS_EXAMPLES for the tests): their source path
     // may be under /tmp, which the guest mounts over.
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
@@ -243,17 +266,21 @@ pub fn build(k: &Kernel, p: &Payload<'_>, out: &Path) -> Result<()> {
     fs::write(root.join("etc/modules.order"), order.join("\n") + "\n")?;
     fs::write(root.join("etc/test.args"), p.test_args.join(" "))?;
     fs::write(
+        root.join("etc/expect"),
+        p.expect.as_deref().unwrap_or_default(),
+    )?;
+    fs::write(
         root.join("etc/vm.cmd"),
         p.cmd.as_deref().unwrap_or_default(),
     )?;
     fs::write(root.join("init"), INIT)?;
-    sh(Command::new("chmod").arg("+x").arg(root.join("init")))?;
+    output(Command::new("chmod").arg("+x").arg(root.join("init")))?;
     let cpio = format!(
         "cd '{}' && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
         root.display(),
         out.display()
     );
-    sh(Command::new("sh").args(["-c", &cpio]))?;
+    output(Command::new("sh").args(["-c", &cpio]))?;
     fs::remove_dir_all(&root)?;
     Ok(())
 }

@@ -33,6 +33,7 @@ pub fn run(root: &Path) -> Result<()> {
             tests: &[],
             test_args: &[],
             cmd: Some("true".into()),
+            expect: None,
         };
         let b = boot(root, short, &k, &payload, "", true)?;
         let line = b

@@ -34,7 +34,7 @@ pub fn build_kernel(root: &Path, short: &str) -> Result<()> {
 }
 
 /// Builds the integration test executables and returns their paths.
-fn test_executables(root: &Path) -> Result<Vec<PathBuf>> {
+pub fn test_executables(root: &Path) -> Result<Vec<PathBuf>> {
     let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(root)
         // The same package set as the host run, so its build is reused (feature unification
@@ -75,52 +75,59 @@ fn test_executables(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(exes)
 }
 
-/// Runs the suite on each kernel; fails when a test failed in any of them.
+/// Runs the suite on each kernel; fails when a test failed in any of them. Runs named in
+/// tests/expect.toml are held to it (the guest's CHAOS_EXPECT).
 pub fn run(root: &Path, kernels: &[String], test_args: &[String]) -> Result<crate::tally::Tally> {
-    let (tally, failed) = run_each(root, kernels, test_args)?;
+    let tests = test_executables(root)?;
+    let mut tally = crate::tally::Tally::default();
+    let mut failed = Vec::new();
+    for k in kernels {
+        let g = run_guest(root, k, &tests, test_args)?;
+        if !g.passed {
+            failed.push(k.clone());
+        }
+        tally.add(g.tally);
+    }
     if !failed.is_empty() {
         bail!("tests failed in the VM on kernel(s) {}", failed.join(", "));
     }
     Ok(tally)
 }
 
-/// Runs the suite on each kernel; returns the tests' pass/fail counts over all of them and the
-/// kernels where the suite failed. An error is a guest that could not be run at all.
-pub fn run_each(
-    root: &Path,
-    kernels: &[String],
-    test_args: &[String],
-) -> Result<(crate::tally::Tally, Vec<String>)> {
-    let mut tally = crate::tally::Tally::default();
-    let chaos = root.join("target/debug/chaos");
-    let tests = test_executables(root)?;
-    let cache = cache_dir();
-    let mut failed = Vec::new();
-    for k in kernels {
-        eprintln!("vm: === kernel {k}");
-        let (base, append) = variant(k)?;
-        let kernel = kernel::fetch(base, &cache, root)?;
+/// One guest's run of the suite.
+pub struct Guest {
+    pub tally: crate::tally::Tally,
+    /// The guest's status was 0 (every test binary passed, every module loaded).
+    pub passed: bool,
+}
+
+/// Boots kernel `k` (a short name with an optional variant) and runs `tests` with `test_args`
+/// in it. A guest that times out or crashes is a failed run; an error is a guest that could not
+/// be built or started at all.
+pub fn run_guest(root: &Path, k: &str, tests: &[PathBuf], test_args: &[String]) -> Result<Guest> {
+    eprintln!("vm: === kernel {k}");
+    let (base, append) = variant(k)?;
+    let kernel = kernel::fetch(base, &cache_dir(), root)?;
+    let described = crate::expect::load(root)?.contains_key(k);
+    let payload = initramfs::Payload {
+        chaos: &root.join("target/debug/chaos"),
+        tests,
+        test_args,
         // CHAOS_VM_CMD: run a shell command instead of the tests (debugging a kernel).
-        let cmd = std::env::var("CHAOS_VM_CMD").ok();
-        let payload = initramfs::Payload {
-            chaos: &chaos,
-            tests: &tests,
-            test_args,
-            cmd,
-        };
-        let b = boot(root, base, &kernel, &payload, append, false)?;
-        b.console.iter().for_each(|l| tally.add_line(l));
-        let status = b.status;
-        eprintln!(
-            "vm: kernel {k} ({}): {}",
-            kernel.name,
-            if status == 0 { "passed" } else { "FAILED" }
-        );
-        if status != 0 {
-            failed.push(k.clone());
-        }
-    }
-    Ok((tally, failed))
+        cmd: std::env::var("CHAOS_VM_CMD").ok(),
+        expect: described.then(|| k.to_string()),
+    };
+    let b = boot(root, base, &kernel, &payload, append, false)?;
+    let mut tally = crate::tally::Tally::default();
+    b.console.iter().for_each(|l| tally.add_line(l));
+    tally.finish();
+    let passed = b.status == 0;
+    eprintln!(
+        "vm: kernel {k} ({}): {}",
+        kernel.name,
+        if passed { "passed" } else { "FAILED" }
+    );
+    Ok(Guest { tally, passed })
 }
 
 /// Runs one program (a benchmark) with `args` in a guest of each kernel instead of the tests.
@@ -145,6 +152,7 @@ pub fn run_program(
             tests: &exes,
             test_args: &[],
             cmd: Some(format!("/tests/{short} {args}")),
+            expect: None,
         };
         let b = boot(root, base, &kernel, &payload, append, false)?;
         if b.status != 0 {

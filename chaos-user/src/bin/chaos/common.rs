@@ -110,6 +110,9 @@ pub struct Attached<'a> {
     pub event: &'static str,
     pub fault: &'a str,
     pub detail: String,
+    /// How it reached the kernel, as a short name (tcx, cls_bpf, sock_addr, lsm, fmod_ret,
+    /// kprobe): what tests hold against the run's expectations.
+    pub backend: &'static str,
     pub program_ids: Vec<u32>,
     pub duration_ms: u64,
 }

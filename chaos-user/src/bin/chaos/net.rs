@@ -223,6 +223,7 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
         event: "attached",
         fault: plan.fault,
         detail: format!("{} via {:?}", plan.detail, fault.mode()),
+        backend: fault.mode().code(),
         program_ids: fault.program_ids(),
         duration_ms,
     }

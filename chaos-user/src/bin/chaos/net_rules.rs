@@ -118,6 +118,7 @@ pub async fn run(a: RulesArgs, json: bool) -> chaos::Result<ExitCode> {
         event: "attached",
         fault: "net rules",
         detail: format!("{} via {:?}", detail.join("; "), fault.mode()),
+        backend: fault.mode().code(),
         program_ids: fault.program_ids(),
         duration_ms: a.duration.as_millis() as u64,
     }

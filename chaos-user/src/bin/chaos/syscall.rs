@@ -128,6 +128,7 @@ pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
         event: "attached",
         fault: &name,
         detail,
+        backend: fault.backend_code(),
         program_ids: chaos::session::Fault::program_ids(&fault),
         duration_ms,
     }
