@@ -393,6 +393,17 @@ fn experiment_invalid_files_are_refused_with_the_line() {
         err.contains(&format!("line {line}")),
         "line {line} not named: {err}"
     );
+    // Files that cannot be read are bad input too (2), never "the hypothesis did not hold" (1).
+    let binary = s.0.join("binary.yaml");
+    std::fs::write(&binary, [0xff_u8, 0xfe, 0x00, 0x80]).expect("write");
+    let missing = s.0.join("missing.yaml");
+    for path in [missing.as_path(), s.0.as_path(), binary.as_path()] {
+        let path = path.to_str().expect("utf-8");
+        let (code, out, err) = lab.chaos_run(&["run", path]);
+        assert_eq!(code, 2, "{path}: {out} {err}");
+        assert!(err.contains(path) && err.contains("cannot read"), "{err}");
+    }
+    lab.assert_nothing_attached();
     lab.finish();
 }
 

@@ -23,8 +23,12 @@ use std::path::{Path, PathBuf};
 
 /// Reads and checks an experiment file (no kernel involved).
 pub fn load(path: &Path) -> Result<Experiment> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    // A file that cannot be read is the user's to fix, like one that does not parse (exit 2):
+    // status 1 of `chaos run` means the hypothesis did not hold.
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Invalid {
+        at: path.display().to_string(),
+        message: format!("cannot read the experiment file: {e}; give the path of a YAML file"),
+    })?;
     parse(&text).map_err(|e| in_file(path, e))
 }
 

@@ -97,10 +97,54 @@ pub fn parse(text: &str) -> Result<Experiment, Error> {
         let message = e.to_string();
         match scalar::take_bad() {
             Some(value) => value_error(&text, &message, &value),
-            None => invalid(WHOLE_FILE, message),
+            None => {
+                // serde_norway's line is that of the mapping around the key, if any.
+                let (base, from) = match message.rsplit_once(" at line ") {
+                    Some((m, pos)) => (
+                        m,
+                        pos.split_whitespace().next().and_then(|l| l.parse().ok()),
+                    ),
+                    None => (message.as_str(), None),
+                };
+                match key_line(&text, base, from.unwrap_or(1)) {
+                    Some(line) => invalid(WHOLE_FILE, format!("line {line}: {base}")),
+                    None => invalid(WHOLE_FILE, message),
+                }
+            }
         }
     })?;
     check(file)
+}
+
+/// The line of the key a serde error names, searched from line `from` (serde_norway gives the
+/// line of the mapping around it, or none for the top level): for "duplicate field `k`", the
+/// second `k:` at one indentation; for "unknown field `k`", the first `k:`.
+fn key_line(text: &str, message: &str, from: usize) -> Option<usize> {
+    let (kind, rest) = message.split_once(" field `")?;
+    let key = rest.split('`').next()?;
+    // (line number, indentation) of every line whose key is `key` (list items included).
+    let keys = text
+        .lines()
+        .enumerate()
+        .skip(from - 1)
+        .filter_map(|(i, l)| {
+            let body = l.trim_start();
+            let body = body.strip_prefix("- ").unwrap_or(body);
+            let k = body.split(':').next()?.trim();
+            (k == key && body.contains(':')).then(|| (i + 1, l.len() - body.len()))
+        });
+    if kind.ends_with("duplicate") {
+        let mut seen = Vec::new();
+        for (line, indent) in keys {
+            if seen.contains(&indent) {
+                return Some(line);
+            }
+            seen.push(indent);
+        }
+        None
+    } else {
+        keys.map(|(line, _)| line).next()
+    }
 }
 
 /// A bad value's error, with the line of the value itself: serde_norway gives the line of the
@@ -406,5 +450,56 @@ abort:
         assert!(err(&none).starts_with("target: give exactly one"));
         let url = GOOD.replace("http://10.0.0.2", "10.0.0.2");
         assert!(err(&url).contains("must start with http://"));
+    }
+
+    /// Each class of file error names its line, at the top level and nested.
+    #[test]
+    fn every_error_class_names_its_line() {
+        let cases = [
+            // (what, the file, the line to name, words of the message)
+            (
+                "duplicate, top",
+                GOOD.replace("duration: 60s\n", "duration: 60s\nduration: 2s\n"),
+                6,
+                "duplicate field `duration`",
+            ),
+            (
+                "duplicate, nested",
+                GOOD.replace("    start: 10s\n", "    start: 10s\n    start: 2s\n"),
+                20,
+                "duplicate field `start`",
+            ),
+            (
+                "unknown, top",
+                GOOD.replace("duration: 60s\n", "duration: 60s\nduraton: 2s\n"),
+                6,
+                "unknown field `duraton`",
+            ),
+            (
+                "unknown, nested",
+                GOOD.replace("    start: 10s", "    strat: 10s"),
+                19,
+                "unknown field `strat`",
+            ),
+            (
+                "bad value, top",
+                GOOD.replace("duration: 60s", "duration: soon"),
+                5,
+                "'soon'",
+            ),
+            (
+                "bad value, nested",
+                GOOD.replace("interval: 500ms", "interval: 5xs"),
+                14,
+                "'5xs'",
+            ),
+        ];
+        for (what, text, line, words) in cases {
+            let e = err(&text);
+            assert!(
+                e.contains(&format!("line {line}: ")) && e.contains(words),
+                "{what}: {e}"
+            );
+        }
     }
 }

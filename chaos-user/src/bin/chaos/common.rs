@@ -42,11 +42,12 @@ pub fn clap_exit(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-pub fn fail(e: &Error) -> ExitCode {
+/// Prints the error as one line and returns `status` (README, "Exit status").
+pub fn fail(e: &Error, status: i32) -> ExitCode {
     // The whole error, verifier log included, for CHAOS_LOG=debug.
     tracing::debug!("{e:#?}");
     eprintln!("chaos: {}", chaos::error::chain(e));
-    ExitCode::from(e.exit_code() as u8)
+    ExitCode::from(status as u8)
 }
 
 pub fn init_logging() {

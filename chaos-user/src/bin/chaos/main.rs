@@ -72,9 +72,15 @@ fn main() -> ExitCode {
     };
     let rt = match rt {
         Ok(rt) => rt,
-        Err(e) => return common::fail(&chaos::Error::io("starting the runtime", e)),
+        Err(e) => {
+            let e = chaos::Error::io("starting the runtime", e);
+            return common::fail(&e, e.exit_code());
+        }
     };
     let json = cli.json;
+    // `chaos run` keeps 1 for "the hypothesis did not hold": any error there is 2 (README,
+    // "Exit status").
+    let is_run = matches!(cli.command, Command::Run(_));
     let result = rt.block_on(async move {
         match cli.command {
             Command::Net(cmd) => net::run(cmd, json).await,
@@ -91,7 +97,8 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
-        Err(e) => common::fail(&e),
+        Err(e) if is_run => common::fail(&e, 2),
+        Err(e) => common::fail(&e, e.exit_code()),
     }
 }
 
