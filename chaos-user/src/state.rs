@@ -314,10 +314,21 @@ pub fn remove_tc(entry: &TcEntry) -> Result<()> {
     result.map_err(|e| Error::io("removing a cls_bpf filter", std::io::Error::other(e)))
 }
 
-/// Removes clsact from `iface` (current namespace) when no filter is left on either hook.
+/// The mark that chaos added the clsact qdisc of `iface` in the current thread's network
+/// namespace. Every chaos fault that finds it owns the qdisc together with the one that added
+/// it, so that the last to leave removes it, whichever came first; a clsact without the mark
+/// was there before chaos and is never removed.
+pub fn clsact_mark(iface: &str) -> PathBuf {
+    let ino = fs::metadata("/proc/thread-self/ns/net").map_or(0, |m| m.ino());
+    state_dir().join(format!("clsact-{ino}-{iface}"))
+}
+
+/// Removes clsact from `iface` (current namespace) when no filter is left on either hook, and
+/// its mark with it.
 pub fn remove_clsact_if_empty(iface: &str) -> std::result::Result<(), String> {
     let qdiscs = tc(&["qdisc", "show", "dev", iface])?;
     if !qdiscs.contains("clsact") {
+        let _ = fs::remove_file(clsact_mark(iface));
         return Ok(());
     }
     for dir in ["ingress", "egress"] {
@@ -328,7 +339,13 @@ pub fn remove_clsact_if_empty(iface: &str) -> std::result::Result<(), String> {
             return Ok(()); // someone else's filters live there
         }
     }
-    tc(&["qdisc", "del", "dev", iface, "clsact"]).map(|_| ())
+    tc(&["qdisc", "del", "dev", iface, "clsact"])?;
+    if let Err(e) = fs::remove_file(clsact_mark(iface))
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(format!("removing {}: {e}", clsact_mark(iface).display()));
+    }
+    Ok(())
 }
 
 /// Removes the leftovers of foreground faults whose chaos died (run by every fault command).

@@ -223,14 +223,33 @@ impl Drop for TcAttachment {
     }
 }
 
-/// Adds the clsact qdisc to `iface` (current namespace); whether it was added (false: it was
-/// there already).
-pub(super) fn add_clsact(iface: &str) -> std::result::Result<bool, tc::TcError> {
-    match tc::qdisc_add_clsact(iface) {
-        Ok(()) => Ok(true),
-        Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
-        Err(e) => Err(e),
+/// Adds the clsact qdisc to `iface` (current namespace), marked as chaos's before it is
+/// created (state::clsact_mark); whether chaos owns it: added now, or added by another chaos
+/// fault still marked (false: it was there before chaos, and stays).
+pub(super) fn add_clsact(iface: &str) -> std::result::Result<bool, String> {
+    let mark = state::clsact_mark(iface);
+    if mark.exists() {
+        return match tc::qdisc_add_clsact(iface) {
+            Ok(()) => Ok(true),
+            Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(true),
+            Err(e) => Err(e.to_string()),
+        };
     }
+    let write = mark
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&mark, iface));
+    write.map_err(|e| format!("recording {}: {e}", mark.display()))?;
+    let added = match tc::qdisc_add_clsact(iface) {
+        Ok(()) => return Ok(true),
+        Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+        Err(e) => Err(e.to_string()),
+    };
+    // Not ours after all: someone's clsact, or none.
+    if let Err(e) = std::fs::remove_file(&mark) {
+        tracing::warn!("removing {}: {e}", mark.display());
+    }
+    added
 }
 
 /// Removes the clsact qdisc chaos added, once no filter (ours or anyone's) is left on it.
