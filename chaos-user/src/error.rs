@@ -98,6 +98,11 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         }
         cause = c.source();
     }
+    // aya prints a netlink error without an extended ack as an empty list.
+    let text = text.replace(
+        "netlink error: []",
+        "netlink error (the kernel gave no detail)",
+    );
     match text.split_once(". Verifier output:") {
         Some((head, log)) => {
             let telling = log.lines().map(str::trim).find(|l| {
@@ -159,5 +164,14 @@ mod tests {
         assert!(chain(&e).ends_with(
             "(verifier: program of this type cannot use helper bpf_override_return#58)"
         ));
+    }
+
+    #[test]
+    fn an_empty_netlink_error_list_says_so() {
+        let e = Load("removing the filter: netlink error: []");
+        assert_eq!(
+            chain(&e),
+            "removing the filter: netlink error (the kernel gave no detail)"
+        );
     }
 }

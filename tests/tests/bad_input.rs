@@ -168,3 +168,41 @@ fn every_bad_input_is_refused_before_attaching() {
     }
     lab.finish();
 }
+
+/// Log lines are plain text when stderr is not a terminal, and on a terminal with NO_COLOR set
+/// (no-color.org); coloured only on a terminal without it. `script` gives chaos a terminal.
+#[test]
+fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+    let bin = chaos_tests::chaos_bin();
+    let bin = bin.to_str().expect("utf-8 path");
+    let redirected = std::process::Command::new(bin)
+        .arg("doctor")
+        .env("CHAOS_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("chaos doctor");
+    let err = String::from_utf8_lossy(&redirected.stderr);
+    assert!(err.contains("DEBUG"), "some log lines: {err}");
+    assert!(!err.contains('\x1b'), "colour codes in a file: {err:?}");
+    let on_terminal = |no_color: Option<&str>| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &format!("{bin} doctor >/dev/null"), "/dev/null"])
+            .env("CHAOS_LOG", "debug")
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().expect("script (util-linux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = on_terminal(None);
+    assert!(
+        coloured.contains("DEBUG") && coloured.contains('\x1b'),
+        "{coloured:?}"
+    );
+    let plain = on_terminal(Some("1"));
+    assert!(
+        plain.contains("DEBUG") && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
+}

@@ -180,14 +180,22 @@ impl TcAttachment {
         let (iface, clsact) = (self.iface.clone(), self.clsact_added);
         let done = netns::within(self.netns.as_ref(), move || {
             if let Err(e) = link.detach() {
-                tracing::warn!("detaching classifier from {iface}: {e}");
+                tracing::warn!(
+                    "detaching the classifier from {iface} failed ({}); it stops acting at the \
+                     fault's deadline, and `chaos cleanup` removes what is left",
+                    crate::error::chain(&e)
+                );
             }
             if clsact {
                 remove_clsact(&iface);
             }
         });
         if let Err(e) = done {
-            tracing::warn!("detaching classifier from {}: {e}", self.iface);
+            tracing::warn!(
+                "detaching the classifier from {} failed ({e}); it stops acting at the fault's \
+                 deadline, and `chaos cleanup` removes what is left",
+                self.iface
+            );
         }
     }
 }
