@@ -390,7 +390,7 @@ fn probe_kprobe(obj: &mut Ebpf, prog: &str, name: &'static str, attach: bool) ->
 }
 
 fn probe_fq() -> Feature {
-    let out = Command::new("tc")
+    let out = crate::child::dies_with_parent(&mut Command::new("tc"))
         .args(["qdisc", "add", "dev", "lo", "root", "fq"])
         .output();
     let r = match out {

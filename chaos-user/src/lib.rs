@@ -6,6 +6,7 @@
 pub mod background;
 pub mod bpf_sys;
 pub mod cgroup;
+pub mod child;
 pub mod cidr;
 pub mod controls;
 pub mod doctor;

@@ -38,7 +38,7 @@ pub struct Sandbox {
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
+    let out = crate::child::dies_with_parent(&mut Command::new("ip"))
         .args(args)
         .output()
         .map_err(|e| Error::io("running ip (install iproute2)", e))?;
@@ -125,6 +125,7 @@ impl Sandbox {
 
     fn client_command(&self, program: &str, procs: Option<PathBuf>) -> Command {
         let mut cmd = Command::new(program);
+        crate::child::dies_with_parent(&mut cmd);
         let ns_fd = self
             .client
             .as_ref()

@@ -5,7 +5,7 @@ use std::process::Command;
 
 /// Runs `tc ARGS`; stdout on success, stderr (trimmed) on failure.
 pub fn tc(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("tc")
+    let out = crate::child::dies_with_parent(&mut Command::new("tc"))
         .args(args)
         .output()
         .map_err(|e| format!("cannot run tc: {e}"))?;

@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask setup|demo|test|bench`. Every task that builds runs the
 //! idempotent set-up first, so a fresh machine needs nothing else.
 
+mod child;
 mod expect;
 mod tally;
 mod test;

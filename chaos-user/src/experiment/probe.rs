@@ -58,7 +58,8 @@ async fn check(kind: &ProbeKind, timeout: Duration) -> Result<String, String> {
             .map(|_| "connected".to_string())
             .map_err(|e| format!("connect {addr}: {e}")),
         ProbeKind::Command { argv } => {
-            let out = tokio::process::Command::new(&argv[0])
+            let mut cmd = tokio::process::Command::new(&argv[0]);
+            let out = crate::child::tokio_dies_with_parent(&mut cmd)
                 .args(&argv[1..])
                 .stdin(std::process::Stdio::null())
                 .kill_on_drop(true)

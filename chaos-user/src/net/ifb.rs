@@ -12,7 +12,7 @@ use crate::{
 use std::process::Command;
 
 fn ip(args: &[&str]) -> std::result::Result<(), String> {
-    let out = Command::new("ip")
+    let out = crate::child::dies_with_parent(&mut Command::new("ip"))
         .args(args)
         .output()
         .map_err(|e| format!("cannot run ip: {e}"))?;

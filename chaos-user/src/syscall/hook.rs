@@ -142,7 +142,7 @@ const LSM_LIST: &str = "/sys/kernel/security/lsm";
 /// program attaches but never runs unless `bpf` is in the list. securityfs is mounted if needed.
 pub fn lsm_active() -> std::result::Result<(), String> {
     if !std::path::Path::new(LSM_LIST).exists() {
-        let _ = std::process::Command::new("mount")
+        let _ = crate::child::dies_with_parent(&mut std::process::Command::new("mount"))
             .args(["-t", "securityfs", "securityfs", "/sys/kernel/security"])
             // Its complaint would be noise: the read below says what is missing.
             .output();

@@ -30,6 +30,8 @@ fn cache_dir() -> PathBuf {
 
 /// `cargo xtask build-kernel`: what `Prebuild` runs in the background.
 pub fn build_kernel(root: &Path, short: &str) -> Result<()> {
+    // Started by Prebuild as the leader of its own process group.
+    crate::child::group_dies_on_term();
     kernel::fetch(short, &cache_dir(), root).map(|_| ())
 }
 

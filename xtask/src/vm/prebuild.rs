@@ -31,7 +31,9 @@ impl Prebuild {
         }
         fs::create_dir_all(p.log.parent().context("log dir")?)?;
         let out = fs::File::create(&p.log)?;
-        let child = Command::new("nice")
+        let mut cmd = Command::new("nice");
+        // SIGTERM when the runner goes, which kills the build's whole group (build_kernel).
+        let child = crate::child::dies_with_parent(&mut cmd, libc::SIGTERM)
             .args(["-n", "19"])
             .arg(std::env::current_exe()?)
             .args(["build-kernel", short])

@@ -36,14 +36,11 @@ pub fn boot(
     } else {
         &["-accel", "tcg", "-cpu", "max"]
     };
-    let mut child = Command::new("timeout")
-        .arg(timeout.as_secs().to_string())
-        .args([
-            "qemu-system-x86_64",
-            "-nodefaults",
-            "-no-user-config",
-            "-no-reboot",
-        ])
+    let mut qemu = Command::new("qemu-system-x86_64");
+    // qemu dies with the runner (SIGTERM, SIGKILL, a crash); `timeout(1)` is not used because
+    // it puts qemu in a process group of its own, out of reach of the signals sent to ours.
+    let mut child = crate::child::dies_with_parent(&mut qemu, libc::SIGKILL)
+        .args(["-nodefaults", "-no-user-config", "-no-reboot"])
         .args(accel)
         .args([
             "-m", "2048", "-smp", "1", "-display", "none", "-serial", "stdio",
@@ -61,6 +58,26 @@ pub fn boot(
         .spawn()
         .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
     let started = Instant::now();
+    // The time limit: a watchdog kills qemu; the console then ends and the status is missing.
+    let pid = child.id() as libc::pid_t;
+    let (done, timed_out) = (
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    {
+        let (done, timed_out) = (done.clone(), timed_out.clone());
+        std::thread::spawn(move || {
+            while started.elapsed() < timeout {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            timed_out.store(true, std::sync::atomic::Ordering::Relaxed);
+            // SAFETY: kill on our own child, not reaped yet (wait comes after the console ends).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        });
+    }
     let mut status = None;
     let mut console = Vec::new();
     for line in BufReader::new(child.stdout.take().context("console")?).lines() {
@@ -74,6 +91,7 @@ pub fn boot(
         console.push(line);
     }
     let exit = child.wait()?;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
     eprintln!(
         "vm: qemu exited {exit} after {:.1}s",
         started.elapsed().as_secs_f64()
@@ -81,7 +99,7 @@ pub fn boot(
     // No status marker is a failure like any other: the tests it did not finish count as
     // failed (see tally), and the runs after it go ahead.
     let status = status.unwrap_or_else(|| {
-        if exit.code() == Some(124) {
+        if timed_out.load(std::sync::atomic::Ordering::Relaxed) {
             eprintln!("vm: FAILED: the VM timed out after {}s", timeout.as_secs());
         } else {
             eprintln!("vm: FAILED: the guest printed no status (kernel panic or crash?)");
