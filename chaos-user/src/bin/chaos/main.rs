@@ -111,4 +111,67 @@ mod tests {
     fn cli_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// Every `chaos ...` command line in the README's code blocks (continuation lines joined,
+    /// comments cut), as the shell would split it.
+    fn readme_commands() -> Vec<Vec<String>> {
+        let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+        let text = std::fs::read_to_string(readme).expect("README.md");
+        let (mut lines, mut in_code, mut pending) = (Vec::new(), false, String::new());
+        for line in text.lines() {
+            if line.trim_start().starts_with("```") {
+                in_code = !in_code;
+                continue;
+            }
+            if !in_code {
+                continue;
+            }
+            let line = line.trim().trim_start_matches("$ ");
+            if pending.is_empty() && !line.starts_with("chaos ") {
+                continue;
+            }
+            match line.strip_suffix('\\') {
+                Some(head) => pending = format!("{pending}{head} "),
+                None => {
+                    lines.push(format!("{pending}{line}"));
+                    pending.clear();
+                }
+            }
+        }
+        lines
+            .iter()
+            .map(|l| {
+                let words = shlex::split(l).unwrap_or_else(|| panic!("shell quoting: {l}"));
+                // A comment after the command.
+                let end = words.iter().position(|w| w.starts_with('#'));
+                words[..end.unwrap_or(words.len())].to_vec()
+            })
+            .collect()
+    }
+
+    /// The README shows only commands the real parser takes (each `--rule` of `net rules` as
+    /// the `chaos net` command it stands for).
+    #[test]
+    fn every_readme_command_parses() {
+        let commands = readme_commands();
+        assert!(
+            commands.len() >= 25,
+            "found only {} commands",
+            commands.len()
+        );
+        for words in commands {
+            if let Err(e) = Cli::try_parse_from(&words) {
+                panic!("{}: {e}", words.join(" "));
+            }
+            let rules = words.windows(2).filter(|w| w[0] == "--rule").map(|w| &w[1]);
+            for rule in rules {
+                let mut line = vec!["chaos".to_string(), "net".to_string()];
+                line.extend(shlex::split(rule).expect("rule quoting"));
+                line.extend(["--iface", "eth0", "--duration", "1m"].map(String::from));
+                if let Err(e) = Cli::try_parse_from(&line) {
+                    panic!("rule {rule:?} of {}: {e}", words.join(" "));
+                }
+            }
+        }
+    }
 }
