@@ -26,5 +26,6 @@ pub mod syscall;
 pub mod target;
 pub mod tc_cmd;
 pub mod units;
+pub mod watch;
 
 pub use error::{Error, Result};

@@ -104,19 +104,28 @@ impl Stop {
     pub async fn wait(&mut self, until: Instant) -> Wake {
         tokio::select! {
             _ = tokio::time::sleep_until(until.into()) => Wake::End(Ended::Deadline),
-            _ = self.int.recv() => Wake::End(Ended::Signal("SIGINT")),
-            _ = self.term.recv() => Wake::End(Ended::Signal("SIGTERM")),
-            _ = self.hup.recv() => Wake::End(Ended::Signal("SIGHUP")),
+            _ = self.int.recv() => Wake::End(Ended::Signal { signal: "SIGINT" }),
+            _ = self.term.recv() => Wake::End(Ended::Signal { signal: "SIGTERM" }),
+            _ = self.hup.recv() => Wake::End(Ended::Signal { signal: "SIGHUP" }),
             _ = self.usr1.recv() => Wake::GoLive,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "by", content = "signal")]
+/// Why a fault ended, as the summary's `ended` object: `{"by": "deadline"}`,
+/// `{"by": "signal", "signal": "SIGINT"}`, `{"by": "target_gone", "target": "...", "after_ms": N}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "by")]
 pub enum Ended {
     Deadline,
-    Signal(&'static str),
+    Signal {
+        signal: &'static str,
+    },
+    /// What the fault acted on vanished (crate::watch); what was left was detached.
+    TargetGone {
+        target: String,
+        after_ms: u64,
+    },
 }
 
 /// The report printed when a fault ends.
@@ -151,26 +160,35 @@ pub struct RuleSummary {
     pub lost: u64,
 }
 
-/// Runs an attached fault until `duration` after `started` or a signal, writing its audit
-/// events meanwhile, then detaches it (by dropping it) and returns the summary.
+/// Runs an attached fault until `duration` after `started`, a signal, or one of `watched`
+/// vanishing (looked at every `watch::EVERY`), writing its audit events meanwhile, then
+/// detaches it (by dropping it) and returns the summary.
 pub async fn run<F: Fault>(
     mut fault: F,
     name: String,
     started: Instant,
     duration: Duration,
     stop: &mut Stop,
+    watched: &[crate::watch::Watched],
 ) -> Result<Summary> {
     let mut events = fault.take_events();
     let until = started + duration;
     let ended = loop {
+        let tick = until.min(Instant::now() + crate::watch::EVERY);
         let wake = match events.as_mut() {
             Some(sink) => tokio::select! {
-                wake = stop.wait(until) => wake,
+                wake = stop.wait(tick) => wake,
                 res = sink.pump() => { res?; continue; }
             },
-            None => stop.wait(until).await,
+            None => stop.wait(tick).await,
         };
         match wake {
+            Wake::End(Ended::Deadline) if Instant::now() < until => {
+                if let Some(target) = crate::watch::first_gone(watched) {
+                    let after_ms = started.elapsed().as_millis() as u64;
+                    break Ended::TargetGone { target, after_ms };
+                }
+            }
             Wake::End(e) => break e,
             Wake::GoLive if fault.dry_run() => {
                 fault.go_live()?;
@@ -222,9 +240,10 @@ impl std::fmt::Display for Summary {
         } else {
             self.injected as f64 * 100.0 / self.matched as f64
         };
-        let why = match self.ended {
+        let why = match &self.ended {
             Ended::Deadline => "duration over".to_string(),
-            Ended::Signal(s) => format!("stopped by {s}"),
+            Ended::Signal { signal } => format!("stopped by {signal}"),
+            Ended::TargetGone { target, .. } => format!("target gone ({target})"),
         };
         let injected = if self.dry_run {
             "would have injected"

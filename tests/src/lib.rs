@@ -137,14 +137,21 @@ impl Running {
     }
 
     /// Waits for the deadline to end the run, then returns the summary line.
-    pub fn finish(mut self) -> Value {
+    pub fn finish(self) -> Value {
+        let (code, summary) = self.finish_with_status();
+        assert_eq!(code, 0, "chaos exited with {code}: {summary}");
+        summary
+    }
+
+    /// Waits for the run to end by itself; its exit status and summary line.
+    pub fn finish_with_status(mut self) -> (i32, Value) {
         let line = self
             .lines
             .recv_timeout(Duration::from_secs(90))
             .expect("summary line");
         let status = self.child.wait().expect("wait chaos");
-        assert!(status.success(), "chaos exited with {status}");
-        serde_json::from_str(&line).expect("summary is JSON")
+        let summary = serde_json::from_str(&line).expect("summary is JSON");
+        (status.code().unwrap_or(-1), summary)
     }
 
     /// SIGKILL: no chance to clean up.

@@ -215,8 +215,8 @@ impl Run<'_> {
                 _ = tokio::time::sleep_until(next.into()) => {}
                 _ = tick.tick() => self.tick(),
                 wake = stop.wait(far) => {
-                    if let Wake::End(Ended::Signal(sig)) = wake {
-                        return Some(Stopped::Interrupted(sig));
+                    if let Wake::End(Ended::Signal { signal }) = wake {
+                        return Some(Stopped::Interrupted(signal));
                     }
                 }
             }

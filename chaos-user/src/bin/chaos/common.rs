@@ -140,6 +140,27 @@ impl Attached<'_> {
     }
 }
 
+/// The exit status of a fault that ran (README, "Exit status"): 3 when its target vanished.
+pub fn exit_status(s: &chaos::session::Summary) -> ExitCode {
+    match s.ended {
+        chaos::session::Ended::TargetGone { .. } => ExitCode::from(3),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// What a network fault acts on: its interface (and namespace) if it has one (a cgroup ingress
+/// drop has none), and its cgroup if scoped.
+pub fn watched(plan: &chaos::net::NetPlan) -> chaos::Result<Vec<chaos::watch::Watched>> {
+    let mut w = Vec::new();
+    if !plan.iface.is_empty() {
+        w = chaos::watch::Watched::interface(plan.netns.as_ref(), &plan.iface)?;
+    }
+    if let Some(cg) = &plan.cgroup {
+        w.push(chaos::watch::Watched::Cgroup(cg.path.clone()));
+    }
+    Ok(w)
+}
+
 pub fn print_summary(s: &chaos::session::Summary, json: bool) {
     if json {
         print_json(s);

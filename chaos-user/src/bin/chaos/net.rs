@@ -202,6 +202,7 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
     let background = args.controls.background;
     let spec = args.spec(action)?;
     let plan = spec.validate()?;
+    let watched = common::watched(&plan)?;
     let mut stop = Stop::install()?;
     let fault = NetFault::attach(&plan)?;
     // The duration counts from the attach (the kernel's deadline too).
@@ -228,9 +229,17 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
         duration_ms,
     }
     .print(json);
-    let summary = session::run(fault, plan.fault.into(), started, spec.duration, &mut stop).await?;
+    let summary = session::run(
+        fault,
+        plan.fault.into(),
+        started,
+        spec.duration,
+        &mut stop,
+        &watched,
+    )
+    .await?;
     common::print_summary(&summary, json);
-    Ok(ExitCode::SUCCESS)
+    Ok(common::exit_status(&summary))
 }
 
 pub enum Split {

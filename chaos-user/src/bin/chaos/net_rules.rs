@@ -109,6 +109,11 @@ pub async fn run(a: RulesArgs, json: bool) -> chaos::Result<ExitCode> {
                 .map_err(|e| rule_error(i, rule, chaos::error::chain(&e)))?,
         );
     }
+    // Every rule is on the set's interface; each may have its own cgroup.
+    let mut watched = Vec::new();
+    for p in &plans {
+        watched.extend(common::watched(p)?);
+    }
     let mut stop = Stop::install()?;
     let fault = NetFault::attach_set(&plans)?;
     // The duration counts from the attach (the kernel's deadline too).
@@ -123,7 +128,8 @@ pub async fn run(a: RulesArgs, json: bool) -> chaos::Result<ExitCode> {
         duration_ms: a.duration.as_millis() as u64,
     }
     .print(json);
-    let summary = session::run(fault, "net rules".into(), started, a.duration, &mut stop).await?;
+    let name = "net rules".to_string();
+    let summary = session::run(fault, name, started, a.duration, &mut stop, &watched).await?;
     common::print_summary(&summary, json);
-    Ok(ExitCode::SUCCESS)
+    Ok(common::exit_status(&summary))
 }

@@ -105,6 +105,7 @@ pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
         controls,
     };
     let plan = spec.validate()?;
+    let watched = [chaos::watch::Watched::target(&spec.target)?];
     let mut stop = Stop::install()?;
     let fault = SyscallFault::attach(&plan)?;
     // The duration counts from the attach (the kernel's deadline too).
@@ -133,9 +134,9 @@ pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
         duration_ms,
     }
     .print(json);
-    let summary = session::run(fault, name, started, duration, &mut stop).await?;
+    let summary = session::run(fault, name, started, duration, &mut stop, &watched).await?;
     common::print_summary(&summary, json);
-    Ok(ExitCode::SUCCESS)
+    Ok(common::exit_status(&summary))
 }
 
 #[derive(serde::Serialize)]
