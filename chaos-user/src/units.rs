@@ -38,6 +38,22 @@ impl Percent {
     }
 }
 
+/// Refuses a probability that would inject nothing: 0, or a value below the kernel's resolution
+/// (one in 2^32, see `Percent::threshold`), which would round to 0. Accepting it would run a
+/// fault that silently never fires.
+pub fn check_injects(p: Percent, flag: &'static str) -> crate::error::Result<()> {
+    if p.threshold() == 0 {
+        return Err(crate::error::Error::input(
+            flag,
+            format!(
+                "{p} would inject nothing; give a probability above 0, or use --dry-run to \
+                 count matches without injecting"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl std::str::FromStr for Percent {
     type Err = String;
 
@@ -149,6 +165,38 @@ mod tests {
         assert_eq!(Percent::ALL.threshold(), 1 << 32);
         assert_eq!("0".parse::<Percent>().map(Percent::threshold), Ok(0));
         assert_eq!("50".parse::<Percent>().map(Percent::threshold), Ok(1 << 31));
+    }
+
+    /// Probabilities at their edges: 0 and values the kernel cannot resolve are refused; the
+    /// rest fire at the promised long-run rate through the kernel's own decision code
+    /// (Percent::threshold, then chaos_common::roll), within a 99.9 % binomial interval.
+    #[test]
+    fn probabilities_at_their_edges() {
+        let p = |s: &str| s.parse::<Percent>().unwrap();
+        assert!(check_injects(p("0"), "--percent").is_err());
+        assert!(check_injects(p("0.000000001"), "--percent").is_err());
+        assert!(check_injects(p("0.000001"), "--percent").is_ok());
+        let mut x: u32 = 0x9e37_79b9;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        const N: u32 = 1_000_000;
+        for s in ["0.01", "0.5", "12.5", "50", "99.5", "99.99", "100"] {
+            let q = p(s).value() / 100.0;
+            let t = p(s).threshold();
+            let hits = (0..N).filter(|_| chaos_common::roll(t, next())).count() as f64;
+            let (mean, sd) = (q * N as f64, (q * (1.0 - q) * N as f64).sqrt());
+            assert!(
+                (hits - mean).abs() <= 3.29 * sd + 1.0,
+                "{s}%: {hits} of {N}"
+            );
+        }
+        // 100 % is every call, the largest random number included; just under is not.
+        assert!(chaos_common::roll(p("100").threshold(), u32::MAX));
+        assert!(!chaos_common::roll(p("99.9999").threshold(), u32::MAX));
     }
 
     #[test]

@@ -6,6 +6,21 @@ use chaos_tests::{chaos, lab::Lab};
 /// (arguments with {if}/{ns}/{cg} standing for the lab's, flag to name, words of the fix)
 const CASES: &[(&str, &str, &str)] = &[
     (
+        "net drop --iface {if} --netns {ns} --duration 5s --percent 0",
+        "--percent",
+        "--dry-run",
+    ),
+    (
+        "net delay --iface {if} --netns {ns} --duration 5s --latency 10ms --loss 0",
+        "--loss",
+        "above 0",
+    ),
+    (
+        "syscall connect --cgroup {cg} --errno EPERM --duration 5s --percent 0.0000000001",
+        "--percent",
+        "would inject nothing",
+    ),
+    (
         "net drop --iface {if} --netns {ns} --duration 5s --percent 150",
         "--percent",
         "0 to 100",

@@ -309,10 +309,9 @@ impl NetSpec {
                     "drop already drops: set its probability with --percent",
                 ));
             }
-            if loss.value() <= 0.0 {
-                return Err(Error::input("--loss", "use a loss above 0, e.g. 5"));
-            }
+            crate::units::check_injects(loss, "--loss")?;
         }
+        crate::units::check_injects(self.percent, "--percent")?;
         let has_ports = self.sport.is_some() || self.dport.is_some();
         if has_ports && self.protocol == Some(Protocol::Icmp) {
             return Err(Error::input(

@@ -95,6 +95,7 @@ impl SyscallSpec {
         let errno = crate::errno::parse(&self.errno, entry.errnos)
             .map_err(|m| Error::input("--errno", format!("{m} (for {})", entry.name)))?;
         self.check_filters(entry)?;
+        crate::units::check_injects(self.percent, "--percent")?;
         guards::check_duration(self.duration, self.controls.force)?;
         let cgroup = self.target.resolve()?;
         guards::check_cgroup(&cgroup, "--cgroup/--pid", self.controls.force)?;

@@ -108,7 +108,8 @@ pub struct NetArgs {
     /// --cgroup/--pid is given (packets are matched to their sender's cgroup).
     #[arg(long, value_enum)]
     direction: Option<Direction>,
-    /// Probability of faulting a matching packet, 0-100 (decimals allowed).
+    /// Probability of faulting a matching packet, above 0 up to 100 (decimals allowed; 0 is
+    /// refused: it would inject nothing).
     #[arg(long, value_name = "P", default_value = "100", value_parser = common::percent)]
     percent: Percent,
     /// Burst faults: the probability (0-100) that a packet gets the same decision as the one
@@ -116,7 +117,8 @@ pub struct NetArgs {
     /// 1 / ((1 - correlation) (1 - percent)) packets.
     #[arg(long, value_name = "P", value_parser = common::percent)]
     correlation: Option<Percent>,
-    /// Also drop this share (0-100) of the matching packets, rolled apart from the action: e.g.
+    /// Also drop this share (above 0, up to 100) of the matching packets, rolled apart from the
+    /// action: e.g.
     /// `delay --latency 100ms --loss 5` is netem's "delay 100ms loss 5%". Not for drop itself.
     #[arg(long, value_name = "P", value_parser = common::percent)]
     loss: Option<Percent>,

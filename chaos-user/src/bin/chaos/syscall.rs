@@ -51,7 +51,8 @@ pub struct SyscallArgs {
     /// Only threads with this command name (as in /proc/PID/comm).
     #[arg(long, value_name = "NAME")]
     comm: Option<String>,
-    /// Probability of failing a matching call, 0-100 (decimals allowed).
+    /// Probability of failing a matching call, above 0 up to 100 (decimals allowed; 0 is
+    /// refused: it would inject nothing).
     #[arg(long, value_name = "P", default_value = "100", value_parser = common::percent)]
     percent: Percent,
     /// Let the first N matching calls succeed (counted exactly in the kernel).
