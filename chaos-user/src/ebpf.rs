@@ -72,10 +72,9 @@ pub fn load(budget: Option<u32>, skip: Option<u32>) -> Result<Ebpf> {
 
 fn load_new(budget: Option<u32>, skip: Option<u32>) -> Result<Ebpf> {
     raise_memlock();
-    let mut loader = aya::EbpfLoader::new();
     // No kernel BTF: these programs use only UAPI contexts (no CO-RE relocations), and parsing
     // /sys/kernel/btf/vmlinux would cost tens of milliseconds before every fault starts.
-    loader.btf(None);
+    let mut loader = crate::startup::loader();
     let queues = [(BUDGET, budget), (SKIP, skip)];
     for (name, n) in queues {
         if let Some(n) = n {
