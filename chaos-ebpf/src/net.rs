@@ -107,11 +107,18 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
         return None;
     }
     let flow = parse(ctx)?;
+    let hook = if ingress { OPT_INGRESS } else { OPT_EGRESS };
     // Every rule in turn: each acts on the packet it matches (delay, duplicate and corrupt
     // combine); a drop or a redirect ends the walk.
     for slot in 0..MAX_RULES {
         if slot >= n {
             break;
+        }
+        let Some(rule) = CHAOS_NET_CFG.get(slot) else {
+            break;
+        };
+        if !maybe(rule, &flow, hook) {
+            continue;
         }
         let verdict = if ifb {
             chaos_rule_ifb(skb, slot, &flow)
@@ -123,6 +130,24 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
         }
     }
     None
+}
+
+/// Whether the rule might match: a few compares inline, so that most misses cost no call
+/// (a BPF-to-BPF call and return cost about 17 ns here: 8 missing rules took 212 ns over an
+/// empty classifier with the call per rule, 80 ns with the checks inline). Only as many as
+/// keep the verifier's walk of the 8 slots short: protocol and prefixes are left to the rule
+/// function (all of quick_ok inline took 30,815 verified instructions instead of 3,708).
+/// A necessary condition only: "any" is the range 0-65535, and a packet without ports has 0
+/// in both, which only a range holding 0 lets through (the full check then decides).
+#[inline(always)]
+fn maybe(rule: &NetRule, flow: &Flow, hook: u8) -> bool {
+    let at_hook = rule.opts & (OPT_INGRESS | OPT_EGRESS);
+    let span =
+        |r: &chaos_common::PortRange, p: u16| p.wrapping_sub(r.lo) <= r.hi.wrapping_sub(r.lo);
+    rule.deadline_ns != 0
+        && (at_hook == 0 || at_hook == hook)
+        && span(&rule.dport, flow.dport)
+        && span(&rule.sport, flow.sport)
 }
 
 /// One rule of the set applied to a packet: its verdict, or NEXT. A global function (exported,
