@@ -70,17 +70,24 @@ pub fn chaos_tc_in_ifb(ctx: TcContext) -> i32 {
     try_chaos_tc(&ctx, true, true).unwrap_or(PASS)
 }
 
-/// The fields of a packet that rules match on.
+/// The fields of a packet that rules match on. `repr(C)` with no implicit padding: rule
+/// functions get it by pointer, and the verifier checks every byte behind it is written.
+#[repr(C)]
 pub struct Flow {
-    pub family: u8,
-    pub protocol: u8,
     pub src: [u32; 4],
     pub dst: [u32; 4],
-    pub sport: u16,
-    pub dport: u16,
     /// Offset of the L4 header.
     pub l4: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u8,
+    pub protocol: u8,
+    pub _pad: u16,
 }
+const _: () = assert!(core::mem::size_of::<Flow>() == 44);
+
+/// A rule function's "no verdict, try the next rule".
+const NEXT: i32 = i32::MIN;
 
 #[inline(always)]
 fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
@@ -101,8 +108,6 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
     }
     let flow = parse(ctx)?;
     let hook = if ingress { OPT_INGRESS } else { OPT_EGRESS };
-    // The clock is read only once a rule matches (it is the costliest step of a miss).
-    let mut now = 0;
     // Every rule in turn: each acts on the packet it matches (delay, duplicate and corrupt
     // combine); a drop or a redirect ends the walk.
     for slot in 0..MAX_RULES {
@@ -112,25 +117,86 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
         let Some(rule) = CHAOS_NET_CFG.get(slot) else {
             break;
         };
-        let at_hook = rule.opts & (OPT_INGRESS | OPT_EGRESS);
-        if rule.deadline_ns == 0 || (at_hook != 0 && at_hook != hook) {
+        if !maybe(rule, &flow, hook) {
             continue;
         }
-        if !quick_ok(slot, rule, &flow) || !matches_rest(ctx, slot, rule, &flow) {
-            continue;
-        }
-        if now == 0 {
-            // SAFETY: bpf_ktime_get_ns has no preconditions.
-            now = unsafe { bpf_ktime_get_ns() };
-        }
-        if now >= rule.deadline_ns {
-            continue;
-        }
-        if let Some(verdict) = apply(ctx, slot, rule, &flow, ingress, ifb) {
+        let verdict = if ifb {
+            chaos_rule_ifb(skb, slot, &flow)
+        } else {
+            chaos_rule(skb, slot, &flow, ingress as u32)
+        };
+        if verdict != NEXT {
             return Some(verdict);
         }
     }
     None
+}
+
+/// Whether the rule might match: a few compares inline, so that most misses cost no call
+/// (a BPF-to-BPF call and return cost about 17 ns here: 8 missing rules took 212 ns over an
+/// empty classifier with the call per rule, 80 ns with the checks inline). Only as many as
+/// keep the verifier's walk of the 8 slots short: protocol and prefixes are left to the rule
+/// function (all of quick_ok inline took 30,815 verified instructions instead of 3,708).
+/// A necessary condition only: "any" is the range 0-65535, and a packet without ports has 0
+/// in both, which only a range holding 0 lets through (the full check then decides).
+#[inline(always)]
+fn maybe(rule: &NetRule, flow: &Flow, hook: u8) -> bool {
+    let at_hook = rule.opts & (OPT_INGRESS | OPT_EGRESS);
+    let span =
+        |r: &chaos_common::PortRange, p: u16| p.wrapping_sub(r.lo) <= r.hi.wrapping_sub(r.lo);
+    rule.deadline_ns != 0
+        && (at_hook == 0 || at_hook == hook)
+        && span(&rule.dport, flow.dport)
+        && span(&rule.sport, flow.sport)
+}
+
+/// One rule of the set applied to a packet: its verdict, or NEXT. A global function (exported,
+/// never inlined): the verifier checks it once, for any slot, instead of once per slot and per
+/// path into that slot (eight inlined slots took 683,289 verified instructions, 1.7 s).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn chaos_rule(
+    skb: *mut __sk_buff,
+    slot: u32,
+    flow: *const Flow,
+    ingress: u32,
+) -> i32 {
+    // SAFETY: the caller's flow on its stack; the verifier requires the null check.
+    let Some(flow) = (unsafe { flow.as_ref() }) else {
+        return NEXT;
+    };
+    rule_at(&TcContext::new(skb), slot, flow, ingress != 0, false).unwrap_or(NEXT)
+}
+
+/// `chaos_rule` for the ingress classifier that delays through an ifb: a function of its own
+/// so that only that program calls bpf_skb_set_tstamp (Linux 5.18).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn chaos_rule_ifb(skb: *mut __sk_buff, slot: u32, flow: *const Flow) -> i32 {
+    // SAFETY: as in chaos_rule.
+    let Some(flow) = (unsafe { flow.as_ref() }) else {
+        return NEXT;
+    };
+    rule_at(&TcContext::new(skb), slot, flow, true, true).unwrap_or(NEXT)
+}
+
+#[inline(always)]
+fn rule_at(ctx: &TcContext, slot: u32, flow: &Flow, ingress: bool, ifb: bool) -> Option<i32> {
+    let rule = CHAOS_NET_CFG.get(slot)?;
+    let hook = if ingress { OPT_INGRESS } else { OPT_EGRESS };
+    let at_hook = rule.opts & (OPT_INGRESS | OPT_EGRESS);
+    if rule.deadline_ns == 0 || (at_hook != 0 && at_hook != hook) {
+        return None;
+    }
+    if !quick_ok(slot, rule, flow) || !matches_rest(ctx, slot, rule, flow) {
+        return None;
+    }
+    // The clock is read only once a rule matches (it is the costliest step of a miss).
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    if unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns {
+        return None;
+    }
+    apply(ctx, slot, rule, flow, ingress, ifb)
 }
 
 /// One matching rule's fault. Some(verdict) ends the walk (drop, redirect).
@@ -377,6 +443,7 @@ fn parse_v4_linear(ctx: &SkBuff) -> Option<Flow> {
             sport: (ports >> 16) as u16,
             dport: ports as u16,
             l4: L4 as u32,
+            _pad: 0,
         })
     }
 }
@@ -415,6 +482,7 @@ pub fn parse_l3(ctx: &SkBuff, ethertype: u16, l3: usize, direct: bool) -> Option
         sport,
         dport,
         l4: l4 as u32,
+        _pad: 0,
     })
 }
 

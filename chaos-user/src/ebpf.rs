@@ -32,23 +32,26 @@ pub fn preload(budget: Option<u32>, skip: Option<u32>, programs: &[&'static str]
     use aya::programs::Program;
     let mut ebpf = load_new(budget, skip)?;
     for &name in programs {
-        let loaded = match ebpf.program_mut(name) {
-            Some(Program::SchedClassifier(p)) => p.load(),
-            Some(Program::CgroupSockAddr(p)) => p.load(),
-            Some(Program::CgroupSkb(p)) => p.load(),
-            _ => continue,
-        };
-        loaded.map_err(|e| Error::program(format!("loading {name}"), e))?;
+        let loaded = crate::startup::no_interrupt(|| match ebpf.program_mut(name) {
+            Some(Program::SchedClassifier(p)) => Some(p.load()),
+            Some(Program::CgroupSockAddr(p)) => Some(p.load()),
+            Some(Program::CgroupSkb(p)) => Some(p.load()),
+            _ => None,
+        });
+        if let Some(loaded) = loaded {
+            loaded.map_err(|e| Error::program(format!("loading {name}"), e))?;
+        }
     }
     PRELOADED.with(|p| p.borrow_mut().push(((budget, skip), ebpf)));
     Ok(())
 }
 
-/// A program's load, where a preloaded program counts as loaded.
+/// A program's load (`|| prog.load()`), where a preloaded program counts as loaded. A stop
+/// signal does not interrupt the verifier (see `startup::no_interrupt`).
 pub fn load_once(
-    r: std::result::Result<(), aya::programs::ProgramError>,
+    load: impl FnOnce() -> std::result::Result<(), aya::programs::ProgramError>,
 ) -> std::result::Result<(), aya::programs::ProgramError> {
-    match r {
+    match crate::startup::no_interrupt(load) {
         Err(aya::programs::ProgramError::AlreadyLoaded) => Ok(()),
         r => r,
     }
@@ -72,10 +75,9 @@ pub fn load(budget: Option<u32>, skip: Option<u32>) -> Result<Ebpf> {
 
 fn load_new(budget: Option<u32>, skip: Option<u32>) -> Result<Ebpf> {
     raise_memlock();
-    let mut loader = aya::EbpfLoader::new();
     // No kernel BTF: these programs use only UAPI contexts (no CO-RE relocations), and parsing
     // /sys/kernel/btf/vmlinux would cost tens of milliseconds before every fault starts.
-    loader.btf(None);
+    let mut loader = crate::startup::loader();
     let queues = [(BUDGET, budget), (SKIP, skip)];
     for (name, n) in queues {
         if let Some(n) = n {

@@ -44,6 +44,10 @@ pub enum Error {
 
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
+
+    /// A stop signal came while the fault was being set up: it was not attached.
+    #[error("interrupted by {0} while starting: nothing was attached")]
+    Interrupted(&'static str),
 }
 
 impl Error {
@@ -79,6 +83,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Input { .. } | Self::Invalid { .. } | Self::Unhealthy(_) => 2,
+            // As a shell reports a process ended by SIGINT.
+            Self::Interrupted(_) => 130,
             _ => 1,
         }
     }

@@ -59,7 +59,9 @@ impl<R: Rule> FaultCore<R> {
     ) -> Result<Self> {
         // The next fault command removes what a crashed chaos left behind.
         crate::state::reap_stale();
+        crate::startup::check()?;
         let mut ebpf = ebpf::load(controls.max_faults, controls.after)?;
+        crate::startup::check()?;
         let events = controls
             .events
             .as_deref()

@@ -21,6 +21,7 @@ pub mod net;
 pub mod netns;
 pub mod sandbox;
 pub mod session;
+pub mod startup;
 pub mod state;
 pub mod syscall;
 pub mod target;

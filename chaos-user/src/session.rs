@@ -91,6 +91,7 @@ pub enum Wake {
 
 impl Stop {
     pub fn install() -> Result<Self> {
+        crate::startup::watch_signals()?;
         let sig = |k| signal(k).map_err(|e| Error::io("installing signal handlers", e));
         Ok(Self {
             int: sig(SignalKind::interrupt())?,

@@ -278,6 +278,8 @@ impl NetFault {
             fault
                 .program_ids
                 .extend(fault.core.ebpf.program(name).and_then(ebpf::program_id));
+            // A stop signal while starting: Drop undoes what is attached so far.
+            crate::startup::check()?;
             let prog = classifier(&mut fault.core.ebpf, name)?;
             let w = Where {
                 iface: &plan.iface,
@@ -291,7 +293,7 @@ impl NetFault {
         }
         if let (true, Some(cg)) = (plan.cgroup_ingress, &plan.cgroup) {
             let prog = cgroup_skb(&mut fault.core.ebpf)?;
-            ebpf::load_once(prog.load())
+            ebpf::load_once(|| prog.load())
                 .map_err(|e| Error::program(format!("loading {PROG_CGROUP_INGRESS}"), e))?;
             let dir = File::open(&cg.path)
                 .map_err(|e| Error::io(format!("opening {}", cg.path.display()), e))?;
@@ -315,6 +317,7 @@ impl NetFault {
         let deadline = fault.core.rearm()?;
         write_other_slots(&mut fault.core.ebpf, plans, deadline, route)?;
         fault.record.deadline_mono_ns = deadline;
+        crate::startup::check()?;
         // Every running fault is listed (chaos status, chaos stop); cls_bpf and fq were written
         // down before they were created, the rest is recorded now.
         fault.record.save()?;
@@ -442,7 +445,7 @@ fn cgroup_skb(ebpf: &mut aya::Ebpf) -> Result<&mut CgroupSkb> {
 /// A classifier of the object, loaded into the kernel (once).
 fn loaded<'a>(ebpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier> {
     let prog = classifier(ebpf, name)?;
-    ebpf::load_once(prog.load()).map_err(|e| Error::program(format!("loading {name}"), e))?;
+    ebpf::load_once(|| prog.load()).map_err(|e| Error::program(format!("loading {name}"), e))?;
     Ok(prog)
 }
 

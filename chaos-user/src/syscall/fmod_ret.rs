@@ -71,8 +71,12 @@ pub fn attach(
         }
         sys_bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr)
     };
-    let fd = match load(&mut Vec::new()) {
+    let fd = match crate::startup::no_interrupt(|| load(&mut Vec::new())) {
         Ok(fd) => fd,
+        // Interrupted, not refused: loading again with a log would only take longer.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) => {
+            return Err(format!("BPF_PROG_LOAD (fmod_ret) interrupted: {e}"));
+        }
         Err(e) => {
             // Again with a log, to say why.
             let mut log = vec![0u8; 1 << 20];

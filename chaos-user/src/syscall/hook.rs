@@ -223,6 +223,7 @@ impl HookFault {
         // The duration counts from now, when the fault is in force (loading an LSM program
         // parses the kernel's BTF, seconds on a slow machine).
         record.deadline_mono_ns = core.rearm()?;
+        crate::startup::check()?;
         record.save()?;
         Ok(Self {
             core,
@@ -286,7 +287,7 @@ fn attach_lsm(
     lsm_active()?;
     let btf = Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
     let p = lsm_prog(core, prog).map_err(|e| chain(&e))?;
-    p.load(hook, &btf)
+    crate::startup::no_interrupt(|| p.load(hook, &btf))
         .map_err(|e| format!("load refused: {}", chain(&e)))?;
     let id = p
         .attach()

@@ -59,7 +59,7 @@ pub fn attach(
         .collect();
     override_takes_effect(&functions)?;
     let p = program(core, kprobe).map_err(|e| chain(&e))?;
-    ebpf::load_once(p.load()).map_err(|e| format!("load refused: {}", chain(&e)))?;
+    ebpf::load_once(|| p.load()).map_err(|e| format!("load refused: {}", chain(&e)))?;
     let mut links = Vec::new();
     for f in &functions {
         match p.attach(f, 0) {

@@ -124,7 +124,9 @@ impl SockFault {
                 .ok_or(Error::ProgramNotFound(name))?
                 .try_into()
                 .map_err(|e| Error::program("sock_addr type", e))?;
-            ebpf::load_once(prog.load()).map_err(|e| load_error(name, e))?;
+            ebpf::load_once(|| prog.load()).map_err(|e| load_error(name, e))?;
+            // A stop signal while starting: return, and dropping `core` detaches what is.
+            crate::startup::check()?;
             // A cgroup *link* always coexists with others (the kernel attaches links as
             // BPF_F_ALLOW_MULTI) and refuses explicit flags, so the mode must be Single (0).
             let link = prog.attach(&cg, CgroupAttachMode::Single).map_err(|e| {
@@ -138,6 +140,7 @@ impl SockFault {
         }
         // The duration counts from now, when the fault is in force.
         record.deadline_mono_ns = core.rearm()?;
+        crate::startup::check()?;
         // Listed while it runs (chaos status, chaos stop); removed by Drop.
         record.save()?;
         Ok(Self {
