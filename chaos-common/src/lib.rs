@@ -50,6 +50,11 @@ pub const OPT_EGRESS: u8 = 8;
 /// `cb[0]`) and passes, and a cls_bpf filter with a mirred action behind it hands the packet
 /// to the ifb.
 pub const OPT_HANDOFF: u8 = 16;
+/// `--direction both`: the rule names its peer (addresses and ports) as the far end of one
+/// conversation: the destination of a leaving packet and the source of an arriving one. At
+/// ingress (TC ingress, cgroup_skb ingress) the packet's source and destination are swapped
+/// before matching.
+pub const OPT_PEER: u8 = 32;
 /// See `OPT_HANDOFF`.
 pub const HANDOFF_MARK: u32 = 0xC4A0_5EED;
 

@@ -7,7 +7,7 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::cgroup_skb, programs::SkBuffCo
 use chaos_common::ACTION_DROP;
 
 use crate::{
-    net::{CHAOS_NET_CFG, CHAOS_NET_STATS, matches_flow, packet_event, parse_l3},
+    net::{CHAOS_NET_CFG, CHAOS_NET_STATS, matches_arriving, packet_event, parse_l3},
     verdict::{Verdict, decide, emit},
 };
 
@@ -28,7 +28,7 @@ fn cgroup_ingress(ctx: &SkBuffContext) -> Option<i32> {
     // SAFETY: protocol is a readable field of the context.
     let ethertype = u16::from_be(unsafe { (*ctx.skb.skb).protocol } as u16);
     let flow = parse_l3(&ctx.skb, ethertype, 0, false)?;
-    if !matches_flow(0, rule, &flow) {
+    if !matches_arriving(0, rule, &flow) {
         return None;
     }
     // SAFETY: no preconditions.

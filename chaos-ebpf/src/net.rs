@@ -18,8 +18,8 @@ use aya_ebpf::{
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
     DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, MAX_RULES, NetRule, OPT_EGRESS, OPT_HANDOFF,
-    OPT_INGRESS, OPT_NORMAL, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN,
-    STAT_LOSS, STAT_MATCHED,
+    OPT_INGRESS, OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
+    STAT_LEN, STAT_LOSS, STAT_MATCHED,
     filter::{FAMILY_SET, FAMILY_V4, FAMILY_V6, HINT_WORDS, MAX_PREFIXES, hint_bit, lpm_data},
     roll,
 };
@@ -144,10 +144,50 @@ fn maybe(rule: &NetRule, flow: &Flow, hook: u8) -> bool {
     let at_hook = rule.opts & (OPT_INGRESS | OPT_EGRESS);
     let span =
         |r: &chaos_common::PortRange, p: u16| p.wrapping_sub(r.lo) <= r.hi.wrapping_sub(r.lo);
+    let (sport, dport) = ports(flow, hook == OPT_INGRESS && rule.opts & OPT_PEER != 0);
     rule.deadline_ns != 0
         && (at_hook == 0 || at_hook == hook)
-        && span(&rule.dport, flow.dport)
-        && span(&rule.sport, flow.sport)
+        && span(&rule.dport, dport)
+        && span(&rule.sport, sport)
+}
+
+/// A packet's source and destination as a rule sees them.
+pub struct Ends {
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// `flow`'s ends, swapped for a rule that names its peer (OPT_PEER) seeing an arriving packet,
+/// whose peer is its source. Selected with masks, not a branch: the verifier then walks one
+/// path instead of two for every check after it (a branch took the cgroup_skb program from
+/// 2,671 to 4,754 verified instructions).
+#[inline(always)]
+pub fn ends(flow: &Flow, swap: bool) -> Ends {
+    let m = (swap as u32).wrapping_neg();
+    let pick = |keep: u32, other: u32| (keep & !m) | (other & m);
+    let mut src = [0u32; 4];
+    let mut dst = [0u32; 4];
+    for i in 0..4 {
+        src[i] = pick(flow.src[i], flow.dst[i]);
+        dst[i] = pick(flow.dst[i], flow.src[i]);
+    }
+    let (sport, dport) = ports(flow, swap);
+    Ends {
+        src,
+        dst,
+        sport,
+        dport,
+    }
+}
+
+/// The (source, destination) ports of `ends`, alone (the inline checks need only these).
+#[inline(always)]
+fn ports(flow: &Flow, swap: bool) -> (u16, u16) {
+    let m = (swap as u32).wrapping_neg();
+    let (sp, dp) = (u32::from(flow.sport), u32::from(flow.dport));
+    (((sp & !m) | (dp & m)) as u16, ((dp & !m) | (sp & m)) as u16)
 }
 
 /// One rule of the set applied to a packet: its verdict, or NEXT. A global function (exported,
@@ -188,7 +228,8 @@ fn rule_at(ctx: &TcContext, slot: u32, flow: &Flow, ingress: bool, ifb: bool) ->
     if rule.deadline_ns == 0 || (at_hook != 0 && at_hook != hook) {
         return None;
     }
-    if !quick_ok(slot, rule, flow) || !matches_rest(ctx, slot, rule, flow) {
+    let e = ends(flow, ingress && rule.opts & OPT_PEER != 0);
+    if !quick_ok(slot, rule, flow, &e) || !matches_rest(ctx, slot, rule, flow, &e) {
         return None;
     }
     // The clock is read only once a rule matches (it is the costliest step of a miss).
@@ -489,23 +530,25 @@ pub fn parse_l3(ctx: &SkBuff, ethertype: u16, l3: usize, direct: bool) -> Option
 /// What is left once `quick_ok` passed: the trie lookups and the cgroup. A function of its
 /// own (a BPF subprogram): inlined into the rule loop it made the verifier walk every
 /// combination of every slot's branches.
-fn matches_rest(ctx: &TcContext, slot: u32, rule: &NetRule, flow: &Flow) -> bool {
-    in_set(slot, &rule.src, &CHAOS_NET_SRC, flow.family, &flow.src)
-        && in_set(slot, &rule.dst, &CHAOS_NET_DST, flow.family, &flow.dst)
+fn matches_rest(ctx: &TcContext, slot: u32, rule: &NetRule, flow: &Flow, e: &Ends) -> bool {
+    in_set(slot, &rule.src, &CHAOS_NET_SRC, flow.family, &e.src)
+        && in_set(slot, &rule.dst, &CHAOS_NET_DST, flow.family, &e.dst)
         && in_cgroup(ctx, rule)
 }
 
-/// Protocol, ports and addresses (the cgroup is checked by the caller or by the attachment).
-pub fn matches_flow(slot: u32, rule: &NetRule, flow: &Flow) -> bool {
-    quick_ok(slot, rule, flow)
-        && in_set(slot, &rule.src, &CHAOS_NET_SRC, flow.family, &flow.src)
-        && in_set(slot, &rule.dst, &CHAOS_NET_DST, flow.family, &flow.dst)
+/// Protocol, ports and addresses of an arriving packet (the cgroup is checked by the
+/// attachment).
+pub fn matches_arriving(slot: u32, rule: &NetRule, flow: &Flow) -> bool {
+    let e = ends(flow, rule.opts & OPT_PEER != 0);
+    quick_ok(slot, rule, flow, &e)
+        && in_set(slot, &rule.src, &CHAOS_NET_SRC, flow.family, &e.src)
+        && in_set(slot, &rule.dst, &CHAOS_NET_DST, flow.family, &e.dst)
 }
 
 /// Protocol, ports, single prefixes and the prefix sets' first stage: compares and array
 /// reads, checked inline so that most misses cost no call.
 #[inline(always)]
-fn quick_ok(slot: u32, rule: &NetRule, flow: &Flow) -> bool {
+fn quick_ok(slot: u32, rule: &NetRule, flow: &Flow, e: &Ends) -> bool {
     let proto_ok = match rule.protocol {
         PROTO_ANY => true,
         PROTO_ICMP => flow.protocol == PROTO_ICMP || flow.protocol == PROTO_ICMPV6,
@@ -513,10 +556,10 @@ fn quick_ok(slot: u32, rule: &NetRule, flow: &Flow) -> bool {
     };
     let has_ports = flow.protocol == PROTO_TCP || flow.protocol == PROTO_UDP;
     proto_ok
-        && (rule.sport.is_any() || (has_ports && rule.sport.contains(flow.sport)))
-        && (rule.dport.is_any() || (has_ports && rule.dport.contains(flow.dport)))
-        && addr_quick(slot, false, &rule.src, flow.family, &flow.src)
-        && addr_quick(slot, true, &rule.dst, flow.family, &flow.dst)
+        && (rule.sport.is_any() || (has_ports && rule.sport.contains(e.sport)))
+        && (rule.dport.is_any() || (has_ports && rule.dport.contains(e.dport)))
+        && addr_quick(slot, false, &rule.src, flow.family, &e.src)
+        && addr_quick(slot, true, &rule.dst, flow.family, &e.dst)
 }
 
 /// A single prefix decides here; a set passes when its hint bit is set (see

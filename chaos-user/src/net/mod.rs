@@ -26,7 +26,8 @@ use crate::{
 use chaos_common::filter::{FAMILY_SET, MAX_PREFIXES};
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
-    NetRule, OPT_KEEP_CSUM, OPT_NORMAL, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
+    NetRule, OPT_KEEP_CSUM, OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    PortRange,
 };
 use ipnet::IpNet;
 use std::time::Duration;
@@ -441,7 +442,7 @@ impl NetSpec {
                     ..
                 } => OPT_NORMAL,
                 _ => 0,
-            },
+            } | peer(self.direction),
             fault_id: controls::new_fault_id(),
             sample: self.controls.events_sample,
             delay_ns,
@@ -493,5 +494,16 @@ impl NetSpec {
                 Action::Rate { .. } => "net rate",
             },
         })
+    }
+}
+
+/// `--direction both` describes one conversation: the rule's destination is the peer going
+/// out and its source coming in (the kernel swaps an arriving packet's ends, OPT_PEER), so
+/// `--dst 10.0.0.2 --dport 5432` cuts both halves of the talk with 10.0.0.2:5432.
+fn peer(direction: Direction) -> u8 {
+    if direction == Direction::Both {
+        OPT_PEER
+    } else {
+        0
     }
 }

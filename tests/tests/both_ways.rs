@@ -1,0 +1,190 @@
+//! `--direction both` is one conversation: the rule's destination is the peer going out and
+//! its source coming in, for addresses and ports alike. Datagrams are counted by real UDP
+//! receivers on each side, with controls that the fault must spare.
+
+use chaos_tests::{Running, lab::Lab};
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+/// Counts datagrams on HOST:PORT until 1 s of silence (after "ready"), then prints the count.
+const RECEIVE: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.settimeout(1.5)
+print("ready", flush=True)
+n = 0
+try:
+    while True:
+        s.recv(64); n += 1
+except socket.timeout:
+    pass
+print(n, flush=True)
+"#;
+
+/// Sends N datagrams to HOST:PORT from source port SPORT (0: any), 1 ms apart.
+const SEND: &str = r#"
+import socket, sys, time
+host, port, n, sport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("", sport))
+for i in range(n):
+    s.sendto(b"x", (host, port)); time.sleep(0.001)
+"#;
+
+const N: u32 = 50;
+
+struct Receiver(Child, BufReader<std::process::ChildStdout>);
+
+impl Receiver {
+    /// `python3` as prepared by `cmd` (inside or outside the cgroup, in a namespace).
+    fn start(mut cmd: Command, host: &str, port: u16) -> Receiver {
+        let mut child = cmd
+            .args(["-c", RECEIVE, host, &port.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("receiver");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("ready");
+        assert_eq!(line.trim(), "ready");
+        Receiver(child, out)
+    }
+
+    fn count(mut self) -> u32 {
+        let mut line = String::new();
+        self.1.read_line(&mut line).expect("count");
+        self.0.wait().expect("receiver exit");
+        line.trim().parse().expect("a count")
+    }
+}
+
+/// N datagrams from `sender` (python3) at source port `sport` to a receiver started by `rx` on
+/// HOST:PORT; how many arrived.
+fn datagrams(rx: Command, sender: Command, (host, port): (&str, u16), sport: u16) -> u32 {
+    let r = Receiver::start(rx, host, port);
+    let mut sender = sender;
+    let status = sender
+        .args([
+            "-c",
+            SEND,
+            host,
+            &port.to_string(),
+            &N.to_string(),
+            &sport.to_string(),
+        ])
+        .status()
+        .expect("sender");
+    assert!(status.success());
+    r.count()
+}
+
+fn in_server(lab: &Lab) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{}", lab.sb.server_ns))
+        .arg("python3");
+    c
+}
+
+fn fault(lab: &Lab, extra: &[&str]) -> Running {
+    let mut args = vec![
+        "net",
+        "drop",
+        "--iface",
+        &lab.sb.client_if,
+        "--netns",
+        &lab.sb.client_ns,
+        "--direction",
+        "both",
+        "--dst",
+        "10.77.0.2",
+        "--protocol",
+        "udp",
+        "--duration",
+        "60s",
+    ];
+    args.extend_from_slice(extra);
+    lab.start(&args)
+}
+
+/// The issue's case: a partition between a cgroup and a peer, scoped to the cgroup: nothing
+/// goes out to the peer, nothing comes in from it, and processes outside the cgroup talk to it
+/// both ways.
+#[test]
+fn both_ways_with_a_cgroup_cuts_the_peer_in_both_directions() {
+    let lab = Lab::new("bwcg");
+    let cg = lab.cgroup();
+    let f = fault(&lab, &["--cgroup", &cg]);
+    let out = datagrams(
+        in_server(&lab),
+        lab.inside("python3"),
+        ("10.77.0.2", 9000),
+        0,
+    );
+    let back = datagrams(
+        lab.inside("python3"),
+        in_server(&lab),
+        ("10.77.0.1", 9100),
+        0,
+    );
+    let out_ctl = datagrams(
+        in_server(&lab),
+        lab.outside("python3"),
+        ("10.77.0.2", 9001),
+        0,
+    );
+    let back_ctl = datagrams(
+        lab.outside("python3"),
+        in_server(&lab),
+        ("10.77.0.1", 9101),
+        0,
+    );
+    let s = f.interrupt();
+    println!("cgroup to peer {out}, peer to cgroup {back}, controls {out_ctl} {back_ctl}: {s}");
+    assert_eq!((out, back), (0, 0), "both halves cut: {s}");
+    assert_eq!((out_ctl, back_ctl), (N, N), "outside the cgroup: untouched");
+    let back = datagrams(
+        lab.inside("python3"),
+        in_server(&lab),
+        ("10.77.0.1", 9100),
+        0,
+    );
+    assert_eq!(back, N, "recovered");
+    lab.finish();
+}
+
+/// Ports too: `--dport 9000` is the peer's port, the destination going out and the source
+/// coming in; the peer's other ports are spared.
+#[test]
+fn both_ways_names_the_peer_port_in_both_directions() {
+    let lab = Lab::new("bwport");
+    let f = fault(&lab, &["--dport", "9000"]);
+    let out = datagrams(
+        in_server(&lab),
+        lab.outside("python3"),
+        ("10.77.0.2", 9000),
+        0,
+    );
+    let back = datagrams(
+        lab.outside("python3"),
+        in_server(&lab),
+        ("10.77.0.1", 9200),
+        9000,
+    );
+    let other = datagrams(
+        lab.outside("python3"),
+        in_server(&lab),
+        ("10.77.0.1", 9201),
+        9001,
+    );
+    let s = f.interrupt();
+    println!("to peer:9000 {out}, from peer:9000 {back}, from peer:9001 {other}: {s}");
+    assert_eq!(
+        (out, back),
+        (0, 0),
+        "both halves of the conversation with :9000: {s}"
+    );
+    assert_eq!(other, N, "the peer's other port");
+    lab.finish();
+}
