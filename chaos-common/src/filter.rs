@@ -25,15 +25,18 @@ pub fn hint_bit(slot: u32, dst: bool, family: u8, addr0: u32) -> u32 {
     (table << 16) | (u32::from_be(addr0) >> 16)
 }
 
-/// The LPM trie key data of an address for rule `slot`: the slot first (so one trie holds every
-/// rule's prefixes; a prefix of rule `slot` is stored with 32 more bits), then IPv6 as is and
-/// IPv4 as `::ffff:a.b.c.d` (so one trie holds both families; an IPv4 prefix of length L has
-/// 96 + L bits). Words as `Flow` and `Cidr` hold them: network byte order in memory.
+/// The LPM trie key data of an address for rule `slot`: a first word with the slot and the
+/// family (so one trie holds every rule's prefixes of both families, and a prefix of length L
+/// is stored with 32 + L bits), then the address, IPv4 in the first word. The family is part
+/// of the key so that families never cross, as with a single prefix (`Cidr::matches`): an IPv6
+/// prefix such as ::/0 holds no IPv4 packet, an IPv4 prefix no IPv4-mapped IPv6 address.
+/// Words as `Flow` and `Cidr` hold them: network byte order in memory.
 #[inline(always)]
 pub fn lpm_data(slot: u32, family: u8, addr: &[u32; 4]) -> [u32; 5] {
-    let s = slot.to_be();
+    let tag = if family == FAMILY_V4 { 0 } else { 1 << 31 };
+    let s = (slot | tag).to_be();
     if family == FAMILY_V4 {
-        [s, 0, 0, u32::from_ne_bytes([0, 0, 0xff, 0xff]), addr[0]]
+        [s, addr[0], 0, 0, 0]
     } else {
         [s, addr[0], addr[1], addr[2], addr[3]]
     }

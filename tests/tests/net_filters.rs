@@ -113,6 +113,32 @@ fn cidr_set_through_lpm_trie() {
     let s = fault.interrupt();
     assert_eq!(s["injected"], 20, "{s}");
     assert_programs_gone(&ids);
+
+    // IPv6 through the set path, and families never cross: ::ffff:0:0/96 in a set holds no
+    // IPv4 packet (the trie once stored IPv4 as ::ffff:a.b.c.d, and dropped them all). Neighbour
+    // discovery (to ff02::1:ff00:2) is in neither prefix.
+    let fault = lab.drop_at_server(&[
+        "--dst",
+        "::ffff:0:0/96",
+        "--dst",
+        "fd77::/64",
+        "--protocol",
+        "icmp",
+        "--duration",
+        "60s",
+    ]);
+    assert_eq!(
+        ping(lab.outside("ping"), &SERVER_V6.to_string(), 20, "0.01").received,
+        0,
+        "IPv6 in fd77::/64 dropped"
+    );
+    assert_eq!(
+        ping(lab.outside("ping"), &SERVER_V4.to_string(), 20, "0.01").lost(),
+        0,
+        "IPv4 is not under ::ffff:0:0/96"
+    );
+    let s = fault.interrupt();
+    assert_eq!(s["injected"], 20, "{s}");
     lab.finish();
 }
 

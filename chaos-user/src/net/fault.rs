@@ -25,7 +25,6 @@ use aya::programs::{
 };
 use chaos_common::{
     MAX_RULES, NetRule, OPT_EGRESS, OPT_HANDOFF, OPT_INGRESS,
-    filter::lpm_data,
     maps::{
         NET_CFG, NET_DST_SET, NET_SET_HINT, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS,
         PROG_TC_EGRESS, PROG_TC_HANDOFF, PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
@@ -48,11 +47,8 @@ pub fn fill_set(ebpf: &mut aya::Ebpf, dst: bool, slot: u32, set: &[IpNet]) -> Re
         .try_into()
         .map_err(|e| Error::map(format!("opening {name}"), e))?;
     for net in set {
-        let c = crate::cidr::to_kernel(net);
-        let v4 = matches!(net, IpNet::V4(_));
-        let len = 32 + u32::from(net.prefix_len()) + if v4 { 96 } else { 0 };
-        let key = Key::new(len, lpm_data(slot, c.family, &c.addr));
-        trie.insert(&key, 1, 0)
+        let (len, data) = super::set_hint::trie_key(slot, net);
+        trie.insert(&Key::new(len, data), 1, 0)
             .map_err(|e| Error::map(format!("adding {net} to {name}"), e))?;
     }
     let mut hint: Array<_, u64> = ebpf

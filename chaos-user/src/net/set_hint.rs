@@ -2,7 +2,7 @@
 //! some prefix of the set can hold (`chaos_common::filter::hint_bit`), so that most misses
 //! never reach the trie.
 
-use chaos_common::filter::{FAMILY_V4, FAMILY_V6, hint_bit};
+use chaos_common::filter::{FAMILY_V4, FAMILY_V6, hint_bit, lpm_data};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 
@@ -20,30 +20,28 @@ pub fn words(slot: u32, dst: bool, set: &[IpNet]) -> BTreeMap<u32, u64> {
     words
 }
 
-/// Inclusive ranges of first-16-bit values, per packet family, of the addresses `net` holds.
-/// The trie stores IPv4 as ::ffff:a.b.c.d, so an IPv6 prefix spanning that range holds IPv4
-/// packets too, and an IPv4 prefix holds IPv4-mapped IPv6 addresses (first 16 bits zero).
+/// The LPM trie key of `net` for rule `slot`: (prefix length in bits, data), as the kernel
+/// looks addresses up (`lpm_data` with 160 bits).
+pub fn trie_key(slot: u32, net: &IpNet) -> (u32, [u32; 5]) {
+    let c = crate::cidr::to_kernel(net);
+    (
+        32 + u32::from(net.prefix_len()),
+        lpm_data(slot, c.family, &c.addr),
+    )
+}
+
+/// Inclusive ranges of first-16-bit values, per packet family, of the addresses `net` holds
+/// (families never cross: see `lpm_data`).
 fn ranges(net: &IpNet) -> Vec<(u8, u16, u16)> {
     match net {
         IpNet::V4(n) => {
             let (lo, hi) = span(u32::from(n.network()), n.prefix_len());
-            vec![(FAMILY_V4, lo, hi), (FAMILY_V6, 0, 0)]
+            vec![(FAMILY_V4, lo, hi)]
         }
         IpNet::V6(n) => {
             let p = u128::from(n.network());
-            let len = n.prefix_len();
-            let (lo, hi) = span((p >> 96) as u32, len.min(32));
-            let mut r = vec![(FAMILY_V6, lo, hi)];
-            const MAPPED: u128 = 0xffff << 32;
-            if len <= 96 {
-                if len == 0 || (p ^ MAPPED) >> (128 - u32::from(len)) == 0 {
-                    r.push((FAMILY_V4, 0, u16::MAX));
-                }
-            } else if p >> 32 == 0xffff {
-                let (lo, hi) = span(p as u32, len - 96);
-                r.push((FAMILY_V4, lo, hi));
-            }
-            r
+            let (lo, hi) = span((p >> 96) as u32, n.prefix_len().min(32));
+            vec![(FAMILY_V6, lo, hi)]
         }
     }
 }
@@ -62,95 +60,137 @@ fn span(addr: u32, len: u8) -> (u16, u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{IpAddr, Ipv6Addr};
+    use crate::cidr::{packet_words, to_kernel};
+    use proptest::prelude::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-    /// The trie's view: both families as 128-bit addresses, IPv4 mapped.
-    fn mapped(a: IpAddr) -> u128 {
-        match a {
-            IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
-            IpAddr::V6(a) => u128::from(a),
-        }
-    }
+    const SLOT: u32 = 3;
 
-    fn trie_holds(net: &IpNet, a: IpAddr) -> bool {
-        let (p, len) = match net {
-            IpNet::V4(n) => (
-                mapped(IpAddr::V4(n.network())),
-                96 + u32::from(n.prefix_len()),
-            ),
-            IpNet::V6(n) => (u128::from(n.network()), u32::from(n.prefix_len())),
-        };
-        len == 0 || (p ^ mapped(a)) >> (128 - len) == 0
+    /// The trie's answer for `a`, from the keys fill_set stores: some key's first `len` bits
+    /// equal the lookup's (a longest-prefix match finds a key exactly when one covers it).
+    fn trie_holds(set: &[IpNet], a: IpAddr) -> bool {
+        let (family, words) = packet_words(a);
+        let bytes = |d: [u32; 5]| -> Vec<u8> { d.iter().flat_map(|w| w.to_ne_bytes()).collect() };
+        let look = bytes(lpm_data(SLOT, family, &words));
+        set.iter().any(|net| {
+            let (len, data) = trie_key(SLOT, net);
+            let key = bytes(data);
+            (0..len as usize).all(|b| (key[b / 8] ^ look[b / 8]) & (0x80 >> (b % 8)) == 0)
+        })
     }
 
     fn hint_holds(words: &BTreeMap<u32, u64>, dst: bool, a: IpAddr) -> bool {
-        let (family, addr0) = match a {
-            IpAddr::V4(a) => (FAMILY_V4, u32::from(a).to_be()),
-            IpAddr::V6(a) => (FAMILY_V6, ((u128::from(a) >> 96) as u32).to_be()),
-        };
-        let bit = hint_bit(3, dst, family, addr0);
+        let (family, w) = packet_words(a);
+        let bit = hint_bit(SLOT, dst, family, w[0]);
         words
             .get(&(bit >> 6))
             .is_some_and(|w| w & (1 << (bit & 63)) != 0)
     }
 
-    /// No false negative: every address some prefix holds has its bit set; and the stage does
-    /// filter: addresses far from every prefix are settled by it.
+    /// What the kernel's set path answers: the first stage, then the trie.
+    fn set_path(set: &[IpNet], a: IpAddr) -> bool {
+        hint_holds(&words(SLOT, true, set), true, a) && trie_holds(set, a)
+    }
+
+    /// What the single-prefix path answers, prefix by prefix (chaos_common's Cidr::matches).
+    fn single_path(set: &[IpNet], a: IpAddr) -> bool {
+        let (family, w) = packet_words(a);
+        set.iter().any(|n| to_kernel(n).matches(family, &w))
+    }
+
+    fn prefix() -> impl Strategy<Value = IpNet> {
+        prop_oneof![
+            (any::<u32>(), 0u8..=32).prop_map(|(a, l)| IpNet::new(Ipv4Addr::from(a).into(), l)
+                .expect("valid")
+                .trunc()),
+            (any::<u128>(), 0u8..=128).prop_map(|(a, l)| IpNet::new(Ipv6Addr::from(a).into(), l)
+                .expect("valid")
+                .trunc()),
+            // Around the IPv4-mapped range, where the families once crossed.
+            (any::<u32>(), 0u8..=128).prop_map(|(a, l)| {
+                let mapped = Ipv4Addr::from(a).to_ipv6_mapped();
+                IpNet::new(mapped.into(), l).expect("valid").trunc()
+            }),
+        ]
+    }
+
+    /// An address: random of either family, IPv4-mapped, or inside one of `set`.
+    fn address(set: Vec<IpNet>) -> impl Strategy<Value = (Vec<IpNet>, IpAddr)> {
+        let n = set.len();
+        (Just(set), 0..n, any::<u128>(), 0u8..4).prop_map(|(set, i, r, kind)| {
+            let a = match kind {
+                0 => IpAddr::V4(Ipv4Addr::from(r as u32)),
+                1 => IpAddr::V6(Ipv6Addr::from(r)),
+                2 => IpAddr::V6(Ipv4Addr::from(r as u32).to_ipv6_mapped()),
+                _ => match set[i] {
+                    IpNet::V4(p) => {
+                        let host = (r as u32) & !u32::from(p.netmask());
+                        IpAddr::V4((u32::from(p.network()) | host).into())
+                    }
+                    IpNet::V6(p) => {
+                        let host = r & !u128::from(p.netmask());
+                        IpAddr::V6((u128::from(p.network()) | host).into())
+                    }
+                },
+            };
+            (set, a)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+        /// One prefix or many, a packet gets the same answer: the set path (first stage and
+        /// trie, as the kernel walks them) equals the single-prefix path over the same prefixes.
+        #[test]
+        fn a_set_answers_as_its_prefixes_do(
+            (set, a) in prop::collection::vec(prefix(), 1..6).prop_flat_map(address)
+        ) {
+            prop_assert_eq!(set_path(&set, a), single_path(&set, a), "{:?} {}", set, a);
+        }
+    }
+
+    /// Families never cross, in either path (the trie once held IPv4 as ::ffff:a.b.c.d).
     #[test]
-    fn every_held_address_passes_the_hint() {
-        let nets: Vec<IpNet> = [
+    fn families_never_cross() {
+        let set: Vec<IpNet> = ["::/0", "::ffff:0:0/96"]
+            .map(|s| s.parse().expect("prefix"))
+            .to_vec();
+        let v4: IpAddr = "10.0.0.1".parse().expect("ip");
+        assert!(!set_path(&set, v4) && !single_path(&set, v4));
+        let set: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("prefix")];
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+        assert!(!set_path(&set, mapped) && !single_path(&set, mapped));
+    }
+
+    /// The stage does filter: most addresses far from every prefix never reach the trie.
+    #[test]
+    fn the_first_stage_settles_most_misses() {
+        let set: Vec<IpNet> = [
             "10.1.0.0/16",
             "192.168.7.0/24",
-            "172.16.0.0/12",
-            "8.8.8.8/32",
             "2001:db8::/32",
-            "fd00:1::/48",
-            "::ffff:100.64.0.0/106",
             "fe80::/10",
         ]
-        .iter()
-        .map(|s| s.parse().expect("a prefix"))
-        .collect();
-        let words = words(3, true, &nets);
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        let (mut held, mut settled) = (0, 0);
-        for _ in 0..200_000 {
-            let net = &nets[(next() % nets.len() as u64) as usize];
-            // An address inside `net` half of the time, a random one otherwise.
-            let a = match net {
-                IpNet::V4(n) if next() % 2 == 0 => {
-                    let host = (next() as u32) & !u32::from(n.netmask());
-                    IpAddr::V4((u32::from(n.network()) | host).into())
-                }
-                IpNet::V6(n) if next() % 2 == 0 => {
-                    let r = u128::from(next()) << 64 | u128::from(next());
-                    let host = r & !u128::from(n.netmask());
-                    IpAddr::V6(Ipv6Addr::from(u128::from(n.network()) | host))
-                }
-                IpNet::V4(_) => IpAddr::V4((next() as u32).into()),
-                IpNet::V6(_) => IpAddr::V6(Ipv6Addr::from(u128::from(next()) << 64)),
-            };
-            let in_set = nets.iter().any(|n| trie_holds(n, a));
-            let passes = hint_holds(&words, true, a);
+        .map(|s| s.parse().expect("prefix"))
+        .to_vec();
+        let words = words(SLOT, true, &set);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut settled = 0;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let a = IpAddr::V4(Ipv4Addr::from(x as u32));
+            settled += !hint_holds(&words, true, a) as u32;
             assert!(
-                !in_set || passes,
-                "{a} is in the set but its hint bit is clear"
+                !hint_holds(&words, false, a),
+                "the other side has no prefixes"
             );
-            held += in_set as u32;
-            settled += !passes as u32;
-            // The other side of the same slot has no prefixes.
-            assert!(!hint_holds(&words, false, a));
         }
-        assert!(held > 50_000, "the sample holds too few members: {held}");
         assert!(
-            settled > 50_000,
-            "the hint settles too few misses: {settled}"
+            settled > 99_000,
+            "the stage settles too few misses: {settled}"
         );
     }
 
@@ -160,12 +200,9 @@ mod tests {
         assert_eq!(span(0x0a01_0203, 32), (0x0a01, 0x0a01));
         assert_eq!(span(0xac10_0000, 12), (0xac10, 0xac1f));
         assert_eq!(span(0, 0), (0, 0xffff));
-        // An IPv6 prefix spanning ::ffff:0:0/96 holds every IPv4 address.
-        assert!(ranges(&"::/0".parse().expect("a prefix")).contains(&(FAMILY_V4, 0, 0xffff)));
-        assert!(
-            !ranges(&"2001::/16".parse().expect("a prefix"))
-                .iter()
-                .any(|r| r.0 == FAMILY_V4)
+        assert_eq!(
+            ranges(&"::/0".parse().expect("a prefix")),
+            vec![(FAMILY_V6, 0, 0xffff)]
         );
     }
 }
