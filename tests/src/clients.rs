@@ -154,32 +154,103 @@ while True:
         c, _ = s.accept(); c.close()
 "#;
 
-/// Receives datagrams `d` on 10.77.0.2:9000 until 1 s of silence; prints MEASURE of each.
+/// Receives datagrams `d` on HOST:PORT and prints MEASURE of each, space-separated, once the
+/// test says the sender is done (a line on stdin) and 1 s has passed without a datagram: how
+/// long the sender takes to start (seconds in an emulated guest under load) does not count.
 const UDP_RECEIVE: &str = r#"
-import socket
+import select, socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("10.77.0.2", 9000)); s.settimeout(1.0)
+s.bind((sys.argv[1], int(sys.argv[2])))
 print("ready", flush=True)
-got = []
-try:
-    while True:
+got, end = [], None
+while end is None or time.monotonic() < end:
+    watch = [s] if end is not None else [s, sys.stdin]
+    wait = None if end is None else end - time.monotonic()
+    r, _, _ = select.select(watch, [], [], max(wait, 0) if wait is not None else None)
+    if s in r:
         d = s.recv(128)
         got.append(MEASURE)
-except socket.timeout:
-    pass
-print(" ".join(got))
+        if end is not None:
+            end = time.monotonic() + 1.0
+    elif sys.stdin in r:
+        sys.stdin.readline()
+        end = time.monotonic() + 1.0
+print(" ".join(got), flush=True)
 "#;
 
-/// Sends argv[1] datagrams `i` of PAYLOAD, 1 ms apart.
+/// Sends argv[3] datagrams `i` of PAYLOAD to HOST:PORT from source port argv[4] (0: any), 1 ms
+/// apart.
 const UDP_SEND: &str = r#"
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(int(sys.argv[1])):
-    s.sendto(PAYLOAD, ("10.77.0.2", 9000)); time.sleep(0.001)
+s.bind(("", int(sys.argv[4])))
+for i in range(int(sys.argv[3])):
+    s.sendto(PAYLOAD, (sys.argv[1], int(sys.argv[2]))); time.sleep(0.001)
 "#;
 
+/// A UDP receiver (python3 as `cmd` prepares it: a namespace, a cgroup) on HOST:PORT.
+pub struct UdpReceiver {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl UdpReceiver {
+    /// Starts it and waits until it listens; `measure` is a Python expression of `d`.
+    pub fn start(mut cmd: Command, (host, port): (&str, u16), measure: &str) -> UdpReceiver {
+        use std::io::BufRead;
+        let mut child = cmd
+            .args([
+                "-c",
+                &UDP_RECEIVE.replace("MEASURE", measure),
+                host,
+                &port.to_string(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("receiver");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("ready");
+        assert_eq!(line.trim(), "ready", "receiver did not start");
+        UdpReceiver { child, out }
+    }
+
+    /// Tells it the sender is done; what it measured of each datagram, in arrival order.
+    pub fn finish(mut self) -> Vec<u32> {
+        use std::io::{BufRead, Write};
+        let mut stdin = self.child.stdin.take().expect("stdin");
+        writeln!(stdin, "done").expect("tell the receiver");
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("received");
+        self.child.wait().expect("receiver exit");
+        line.split_whitespace()
+            .map(|x| x.parse().expect("number"))
+            .collect()
+    }
+}
+
+/// Sends `n` datagrams of `payload` (a Python bytes expression of `i`) from `sender` (python3,
+/// prepared) to HOST:PORT from source port `sport` (0: any); waits for it to finish.
+pub fn udp_send(mut sender: Command, (host, port): (&str, u16), n: u32, sport: u16, payload: &str) {
+    let tx = UDP_SEND.replace("PAYLOAD", payload);
+    let sent = sender
+        .args([
+            "-c",
+            &tx,
+            host,
+            &port.to_string(),
+            &n.to_string(),
+            &sport.to_string(),
+        ])
+        .status()
+        .expect("sender");
+    assert!(sent.success(), "the sender failed");
+}
+
 /// Sends datagrams 0..n (1 ms apart) from `sender` (a prepared "python3" command) to a receiver
-/// in the netns `server_ns`; returns the sequence numbers received, in arrival order.
+/// on 10.77.0.2:9000 in the netns `server_ns`; returns the sequence numbers received, in
+/// arrival order.
 pub fn udp_exchange(server_ns: &str, sender: Command, n: u32) -> Vec<u32> {
     exchange(server_ns, sender, n, "d.decode()", "str(i).encode()")
 }
@@ -191,38 +262,16 @@ pub fn udp_bit_errors(server_ns: &str, sender: Command, n: u32) -> Vec<u32> {
     exchange(server_ns, sender, n, bits, r#"b"\x55" * 64"#)
 }
 
-/// Runs the receiver in `server_ns` (it prints "ready", then one line of numbers: `measure` of
-/// each datagram), then the sender of `n` datagrams of `payload` from `sender`; returns the
-/// receiver's numbers.
-fn exchange(
-    server_ns: &str,
-    mut sender: Command,
-    n: u32,
-    measure: &str,
-    payload: &str,
-) -> Vec<u32> {
-    use std::io::{BufRead, BufReader};
-    let mut rx = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{server_ns}"))
-        .args(["python3", "-c", &UDP_RECEIVE.replace("MEASURE", measure)])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("receiver");
-    let mut out = BufReader::new(rx.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    out.read_line(&mut line).expect("ready");
-    let tx = UDP_SEND.replace("PAYLOAD", payload);
-    let sent = sender
-        .args(["-c", &tx, &n.to_string()])
-        .status()
-        .expect("sender");
-    assert!(sent.success());
-    line.clear();
-    out.read_line(&mut line).expect("received");
-    rx.wait().expect("receiver exit");
-    line.split_whitespace()
-        .map(|x| x.parse().expect("number"))
-        .collect()
+/// The receiver in `server_ns` on 10.77.0.2:9000, then `n` datagrams of `payload` from
+/// `sender`; the receiver's `measure` of each.
+fn exchange(server_ns: &str, sender: Command, n: u32, measure: &str, payload: &str) -> Vec<u32> {
+    let mut rx = Command::new("nsenter");
+    rx.arg(format!("--net=/run/netns/{server_ns}"))
+        .arg("python3");
+    let to = ("10.77.0.2", 9000);
+    let r = UdpReceiver::start(rx, to, measure);
+    udp_send(sender, to, n, 0, payload);
+    r.finish()
 }
 
 /// A counter from /proc/net/snmp in network namespace `ns`, e.g. ("Udp", "InCsumErrors").

@@ -2,82 +2,21 @@
 //! its source coming in, for addresses and ports alike. Datagrams are counted by real UDP
 //! receivers on each side, with controls that the fault must spare.
 
-use chaos_tests::{Running, lab::Lab};
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+use chaos_tests::{
+    Running,
+    clients::{UdpReceiver, udp_send},
+    lab::Lab,
 };
-
-/// Counts datagrams on HOST:PORT until 1 s of silence (after "ready"), then prints the count.
-const RECEIVE: &str = r#"
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.settimeout(1.5)
-print("ready", flush=True)
-n = 0
-try:
-    while True:
-        s.recv(64); n += 1
-except socket.timeout:
-    pass
-print(n, flush=True)
-"#;
-
-/// Sends N datagrams to HOST:PORT from source port SPORT (0: any), 1 ms apart.
-const SEND: &str = r#"
-import socket, sys, time
-host, port, n, sport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("", sport))
-for i in range(n):
-    s.sendto(b"x", (host, port)); time.sleep(0.001)
-"#;
+use std::process::Command;
 
 const N: u32 = 50;
 
-struct Receiver(Child, BufReader<std::process::ChildStdout>);
-
-impl Receiver {
-    /// `python3` as prepared by `cmd` (inside or outside the cgroup, in a namespace).
-    fn start(mut cmd: Command, host: &str, port: u16) -> Receiver {
-        let mut child = cmd
-            .args(["-c", RECEIVE, host, &port.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("receiver");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        out.read_line(&mut line).expect("ready");
-        assert_eq!(line.trim(), "ready");
-        Receiver(child, out)
-    }
-
-    fn count(mut self) -> u32 {
-        let mut line = String::new();
-        self.1.read_line(&mut line).expect("count");
-        self.0.wait().expect("receiver exit");
-        line.trim().parse().expect("a count")
-    }
-}
-
 /// N datagrams from `sender` (python3) at source port `sport` to a receiver started by `rx` on
 /// HOST:PORT; how many arrived.
-fn datagrams(rx: Command, sender: Command, (host, port): (&str, u16), sport: u16) -> u32 {
-    let r = Receiver::start(rx, host, port);
-    let mut sender = sender;
-    let status = sender
-        .args([
-            "-c",
-            SEND,
-            host,
-            &port.to_string(),
-            &N.to_string(),
-            &sport.to_string(),
-        ])
-        .status()
-        .expect("sender");
-    assert!(status.success());
-    r.count()
+fn datagrams(rx: Command, sender: Command, to: (&str, u16), sport: u16) -> u32 {
+    let r = UdpReceiver::start(rx, to, "d.decode()");
+    udp_send(sender, to, N, sport, "str(i).encode()");
+    r.finish().len() as u32
 }
 
 fn in_server(lab: &Lab) -> Command {
