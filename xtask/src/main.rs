@@ -53,6 +53,17 @@ enum Task {
     /// Build a kernel of the VM matrix that is built from source (6.12-kprobe), if not cached.
     #[command(hide = true)]
     BuildKernel { kernel: String },
+    /// SIGKILL chaos at N random moments across the fault kinds this kernel runs; after each,
+    /// `chaos cleanup` must leave nothing (a benchmark-style run, not a test: see tests/src/bin/soak.rs).
+    Soak {
+        /// How many kills.
+        #[arg(default_value = "100")]
+        kills: u32,
+        /// Run it inside VMs with these kernels (as for `vm --kernel`): fq delay and ifb
+        /// ingress delay need a kernel with fq.
+        #[arg(long)]
+        kernel: Option<String>,
+    },
     /// Benchmarks (not tests): `lifecycle` measures time to first drop and to detach.
     Bench {
         #[arg(default_value = "lifecycle")]
@@ -122,24 +133,30 @@ fn main() -> Result<()> {
             vm::matrix::run(&root())
         }
         Task::Bench { what, runs, kernel } => {
-            setup()?;
-            run(cargo().args(["build", "--release", "-p", "chaos-user", "--bin", "chaos"]))?;
-            let bin = format!("bench-{what}");
-            if let Some(k) = kernel {
-                run(cargo().args(["build", "--release", "-p", "chaos-tests", "--bin", &bin]))?;
-                let release = root().join("target/release");
-                return vm::run_program(
-                    &root(),
-                    &vm::kernels(&k),
-                    &release.join("chaos"),
-                    &release.join(&bin),
-                    &runs.to_string(),
-                );
-            }
-            run(cargo()
-                .args(["run", "--release", "-p", "chaos-tests", "--bin", &bin, "--"])
-                .arg(runs.to_string())
-                .env("CHAOS_BIN", root().join("target/release/chaos")))
+            release_program(&format!("bench-{what}"), runs, kernel)
         }
+        Task::Soak { kills, kernel } => release_program("soak", kills, kernel),
     }
+}
+
+/// Builds `bin` of the tests package in release and runs it with `arg` here, or in guests of
+/// `kernel`.
+fn release_program(bin: &str, arg: u32, kernel: Option<String>) -> Result<()> {
+    setup()?;
+    run(cargo().args(["build", "--release", "-p", "chaos-user", "--bin", "chaos"]))?;
+    if let Some(k) = kernel {
+        run(cargo().args(["build", "--release", "-p", "chaos-tests", "--bin", bin]))?;
+        let release = root().join("target/release");
+        return vm::run_program(
+            &root(),
+            &vm::kernels(&k),
+            &release.join("chaos"),
+            &release.join(bin),
+            &arg.to_string(),
+        );
+    }
+    run(cargo()
+        .args(["run", "--release", "-p", "chaos-tests", "--bin", bin, "--"])
+        .arg(arg.to_string())
+        .env("CHAOS_BIN", root().join("target/release/chaos")))
 }
