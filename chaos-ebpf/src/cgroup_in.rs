@@ -7,7 +7,8 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::cgroup_skb, programs::SkBuffCo
 use chaos_common::ACTION_DROP;
 
 use crate::{
-    net::{CHAOS_NET_CFG, CHAOS_NET_STATS, matches_arriving, packet_event, parse_l3},
+    net::{CHAOS_NET_CFG, CHAOS_NET_STATS, matches_arriving, packet_event},
+    parse::parse_l3,
     verdict::{Verdict, decide, emit},
 };
 

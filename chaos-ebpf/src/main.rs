@@ -9,6 +9,7 @@ mod corrupt;
 mod handoff;
 mod lsm;
 mod net;
+mod parse;
 mod probe;
 mod rate;
 mod scope;
