@@ -51,24 +51,80 @@ pub const KPROBE: &str = "kprobe";
 pub const OVERRIDE_RETURN: &str = "bpf_override_return";
 pub const FQ: &str = "fq";
 
+/// Which groups of features to probe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// TCX and cls_bpf (every network fault).
+    pub tc: bool,
+    /// The fq qdisc (delay, reorder, rate).
+    pub fq: bool,
+    /// cgroup sock_addr hooks and bpf_set_retval (connect, sendmsg, bind).
+    pub sock: bool,
+    /// BPF LSM, trampolines and kprobes, with the kernel's BTF (every other syscall).
+    pub hooks: bool,
+}
+
+impl Needs {
+    pub const ALL: Needs = Needs {
+        tc: true,
+        fq: true,
+        sock: true,
+        hooks: true,
+    };
+
+    /// What the faults named as `chaos doctor` names them ("net delay", "syscall write")
+    /// need probed.
+    pub fn of(kinds: &[&str]) -> Needs {
+        let mut n = Needs::default();
+        for k in kinds {
+            match k.split_once(' ') {
+                Some(("net", action)) => {
+                    n.tc = true;
+                    n.fq |= matches!(action, "delay" | "reorder" | "rate");
+                }
+                Some(("syscall", "connect" | "sendmsg" | "bind")) => n.sock = true,
+                _ => n.hooks = true,
+            }
+        }
+        n
+    }
+}
+
+/// Probes every feature (`chaos doctor`).
 pub fn run() -> Result<Report> {
+    run_for(Needs::ALL)
+}
+
+/// Probes only what `needs` names (`chaos run` checks its faults without the rest: no LSM,
+/// trampoline or kprobe attempts and no kernel BTF for an experiment of network faults).
+/// Features not probed are absent from the report, and the faults that need them show as
+/// unavailable.
+pub fn run_for(needs: Needs) -> Result<Report> {
     let mut features = Vec::new();
     let mut obj = ebpf::load(None, None)?;
-    let (tcx, cls) = in_scratch_netns(|| probe_tc(&mut obj));
-    features.push(tcx);
-    features.push(cls);
-    features.extend(probe_cgroup_hooks(&mut obj));
-    let btf = Btf::from_sys_fs();
-    features.push(probe_lsm(&mut obj, btf.as_ref().ok()));
-    features.push(probe_fentry(&mut obj, btf.as_ref().ok()));
-    features.push(probe_kprobe(&mut obj, "probe_kprobe", KPROBE, true));
-    features.push(probe_kprobe(
-        &mut obj,
-        "probe_override",
-        OVERRIDE_RETURN,
-        false,
-    ));
-    features.push(in_scratch_netns(probe_fq));
+    if needs.tc {
+        let (tcx, cls) = in_scratch_netns(|| probe_tc(&mut obj));
+        features.push(tcx);
+        features.push(cls);
+    }
+    if needs.sock {
+        features.extend(probe_cgroup_hooks(&mut obj));
+    }
+    if needs.hooks {
+        let btf = Btf::from_sys_fs();
+        features.push(probe_lsm(&mut obj, btf.as_ref().ok()));
+        features.push(probe_fentry(&mut obj, btf.as_ref().ok()));
+        features.push(probe_kprobe(&mut obj, "probe_kprobe", KPROBE, true));
+        features.push(probe_kprobe(
+            &mut obj,
+            "probe_override",
+            OVERRIDE_RETURN,
+            false,
+        ));
+    }
+    if needs.fq {
+        features.push(in_scratch_netns(probe_fq));
+    }
     let faults = faults(&features);
     Ok(Report {
         kernel: kernel_release(),
@@ -402,4 +458,40 @@ fn probe_fq() -> Feature {
         Err(e) => Err(format!("cannot run tc: {e}")),
     };
     feature(FQ, r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `chaos run` probes what its faults need and nothing else.
+    #[test]
+    fn needs_follow_the_fault_kinds() {
+        let net = Needs::of(&["net drop", "net duplicate"]);
+        assert_eq!(
+            net,
+            Needs {
+                tc: true,
+                ..Needs::default()
+            }
+        );
+        assert!(Needs::of(&["net delay"]).fq && Needs::of(&["net rate"]).fq);
+        let sock = Needs::of(&["syscall connect", "syscall bind"]);
+        assert_eq!(
+            sock,
+            Needs {
+                sock: true,
+                ..Needs::default()
+            }
+        );
+        let hooks = Needs::of(&["syscall write"]);
+        assert_eq!(
+            hooks,
+            Needs {
+                hooks: true,
+                ..Needs::default()
+            }
+        );
+        assert_eq!(Needs::of(&[]), Needs::default());
+    }
 }

@@ -105,7 +105,8 @@ pub fn prepare(exp: &Experiment, dry_run: bool) -> Result<Vec<Ready>> {
 /// Refuses, before anything is injected, an experiment with a fault this kernel cannot run
 /// (as `chaos doctor` finds it), naming the missing mechanism and what would work.
 pub fn check_kernel(ready: &[Ready]) -> Result<()> {
-    let support = crate::doctor::run()?.faults;
+    let kinds: Vec<&str> = ready.iter().map(|r| r.kind.as_str()).collect();
+    let support = crate::doctor::run_for(crate::doctor::Needs::of(&kinds))?.faults;
     for (i, r) in ready.iter().enumerate() {
         if let Some(s) = support.iter().find(|s| s.fault == r.kind && !s.available) {
             return Err(Error::Invalid {
