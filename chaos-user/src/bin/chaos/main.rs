@@ -112,6 +112,110 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    use proptest::prelude::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000)
+        ))]
+
+        /// Random command lines from chaos's own words and odd values: clap and the value
+        /// parsers answer each with a parse or an error, never a panic.
+        #[test]
+        fn any_command_line_parses_or_errs(
+            words in proptest::collection::vec(
+                proptest::prelude::prop_oneof![
+                    proptest::sample::select(WORDS.to_vec()).prop_map(String::from),
+                    proptest::prelude::any::<String>(),
+                ],
+                0..10,
+            )
+        ) {
+            let mut argv = vec!["chaos".to_string()];
+            argv.extend(words);
+            let _ = Cli::try_parse_from(&argv);
+        }
+    }
+
+    /// Words of chaos's command lines, and values at and past their edges.
+    const WORDS: &[&str] = &[
+        "net",
+        "syscall",
+        "run",
+        "status",
+        "stop",
+        "live",
+        "cleanup",
+        "doctor",
+        "drop",
+        "delay",
+        "reorder",
+        "rate",
+        "duplicate",
+        "corrupt",
+        "rules",
+        "connect",
+        "write",
+        "open",
+        "fork",
+        "--iface",
+        "--netns",
+        "--duration",
+        "--percent",
+        "--loss",
+        "--correlation",
+        "--dst",
+        "--src",
+        "--dport",
+        "--sport",
+        "--protocol",
+        "--direction",
+        "--cgroup",
+        "--pid",
+        "--errno",
+        "--after",
+        "--times",
+        "--max-faults",
+        "--events",
+        "--events-sample",
+        "--rule",
+        "--latency",
+        "--jitter",
+        "--rate",
+        "--path",
+        "--comm",
+        "--json",
+        "--force",
+        "--dry-run",
+        "--background",
+        "--tc-attach",
+        "--list",
+        "both",
+        "ingress",
+        "egress",
+        "tcp",
+        "udp",
+        "icmp",
+        "0",
+        "100",
+        "100.0001",
+        "-1",
+        "1e400",
+        "NaN",
+        "0s",
+        "25h",
+        "1ms",
+        "65535",
+        "65536",
+        "1-0",
+        "10.0.0.0/33",
+        "::/0",
+        "ENOSPC",
+        "EPERM",
+        "999999999999",
+        "",
+    ];
+
     /// Every `chaos ...` command line in the README's code blocks (continuation lines joined,
     /// comments cut), as the shell would split it.
     fn readme_commands() -> Vec<Vec<String>> {
