@@ -7,6 +7,11 @@
 //! - detach: from SIGINT to the send time of the first datagram that arrives again;
 //! - exit:   from SIGINT to the chaos process having exited.
 //!
+//! for a one-rule TCX and cls_bpf drop and an 8-rule `net rules` set (the matching rule last);
+//! and for `syscall connect`: from spawning chaos to the first connect() refused in a process
+//! of the target cgroup that connects in a loop. Every case runs idle, then again with both
+//! CPUs kept busy by spinning threads of this process (busy/idle ratio).
+//!
 //! Usage: bench-lifecycle [RUNS]  (CHAOS_BIN should point at a release build)
 
 use chaos::sandbox::{SERVER_V4, Sandbox};
@@ -86,31 +91,58 @@ fn start_stream(sb: &Sandbox) -> Stream {
     }
 }
 
-/// One run: returns (inject, detach, exit) in milliseconds.
-fn one_run(sb: &Sandbox, mode: &str) -> (f64, f64, f64) {
+/// The chaos command line of a network case.
+fn net_args(sb: &Sandbox, case: &str) -> Vec<String> {
+    let port = PORT.to_string();
+    let mut a: Vec<String> = match case {
+        "rules8" => {
+            let mut a = vec!["net", "rules"]
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>();
+            // Seven rules that miss, then the one that drops the stream.
+            for p in 7001..7008 {
+                a.extend(["--rule".into(), format!("drop --protocol tcp --dport {p}")]);
+            }
+            a.extend([
+                "--rule".into(),
+                format!("drop --protocol udp --dport {port}"),
+            ]);
+            a
+        }
+        mode => [
+            "net",
+            "drop",
+            "--protocol",
+            "udp",
+            "--dport",
+            &port,
+            "--tc-attach",
+            mode,
+        ]
+        .map(String::from)
+        .to_vec(),
+    };
+    let rest = [
+        "--iface",
+        &sb.server_if,
+        "--netns",
+        &sb.server_ns,
+        "--duration",
+        "30s",
+        "--json",
+    ];
+    a.extend(rest.map(String::from));
+    a
+}
+
+/// One run of a network case: returns (inject, detach, exit) in milliseconds.
+fn one_run(sb: &Sandbox, case: &str) -> (f64, f64, f64) {
     let stream = start_stream(sb);
     std::thread::sleep(Duration::from_millis(100));
     let spawn_at = stream.t0.elapsed();
     let mut child = Command::new(chaos_bin())
-        .args([
-            "net",
-            "drop",
-            "--iface",
-            &sb.server_if,
-            "--netns",
-            &sb.server_ns,
-            "--protocol",
-            "udp",
-        ])
-        .args([
-            "--dport",
-            &PORT.to_string(),
-            "--duration",
-            "30s",
-            "--tc-attach",
-            mode,
-            "--json",
-        ])
+        .args(net_args(sb, case))
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn chaos");
@@ -146,9 +178,137 @@ fn one_run(sb: &Sandbox, mode: &str) -> (f64, f64, f64) {
     )
 }
 
+/// Connects (UDP, so no packet is needed: cgroup connect4 runs on the call) in a loop and
+/// prints CLOCK_MONOTONIC in seconds at the first ECONNREFUSED.
+const CONNECT_LOOP: &str = r#"
+import errno, socket, sys, time
+print("ready", flush=True)
+while True:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("10.77.0.2", 9))
+    except OSError as e:
+        if e.errno == errno.ECONNREFUSED:
+            print(time.monotonic(), flush=True)
+            break
+    finally:
+        s.close()
+"#;
+
+/// One run of `syscall connect`: (start of chaos -> first refused connect, SIGINT -> exited), ms.
+fn connect_run(sb: &Sandbox) -> (f64, f64) {
+    let mut victim = sb
+        .in_cgroup("python3")
+        .args(["-c", CONNECT_LOOP])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut out = BufReader::new(victim.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready");
+    let cg = sb.cgroup.to_string_lossy().into_owned();
+    let spawn_at = monotonic();
+    let args = [
+        "syscall",
+        "connect",
+        "--errno",
+        "ECONNREFUSED",
+        "--dport",
+        "9",
+        "--cgroup",
+        &cg,
+    ];
+    let mut child = Command::new(chaos_bin())
+        .args(args)
+        .args(["--duration", "30s", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn chaos");
+    line.clear();
+    out.read_line(&mut line).expect("refused at");
+    let refused_at: f64 = line.trim().parse().expect("a time");
+    victim.wait().expect("victim");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut attached = String::new();
+    stdout.read_line(&mut attached).expect("attached line");
+    let int_at = monotonic();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    child.wait().expect("wait chaos");
+    ((refused_at - spawn_at) * 1e3, (monotonic() - int_at) * 1e3)
+}
+
+/// CLOCK_MONOTONIC in seconds, as Python's time.monotonic() reads it.
+fn monotonic() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// Threads that keep every CPU busy until dropped.
+struct Hogs(Arc<AtomicBool>);
+
+impl Hogs {
+    fn start() -> Hogs {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for _ in 0..cpus {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+        Hogs(stop)
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Medians of `runs` runs of every case: [(case, start -> fault, SIGINT -> exited)].
+fn measure(sb: &Sandbox, runs: usize) -> Vec<(&'static str, f64, f64)> {
+    let mut rows = Vec::new();
+    for case in ["tcx", "cls-bpf", "rules8"] {
+        let (mut inj, mut det, mut ex) = (vec![], vec![], vec![]);
+        for _ in 0..runs {
+            let (i, d, e) = one_run(sb, case);
+            inj.push(i);
+            det.push(d);
+            ex.push(e);
+        }
+        let (i, e) = (median(inj), median(ex));
+        println!(
+            "  {case:<8} start->first drop {i:>6.1} ms   SIGINT->traffic back {:>5.1} ms   SIGINT->exited {e:>5.1} ms",
+            median(det),
+        );
+        rows.push((case, i, e));
+    }
+    let (mut inj, mut ex) = (vec![], vec![]);
+    for _ in 0..runs {
+        let (i, e) = connect_run(sb);
+        inj.push(i);
+        ex.push(e);
+    }
+    let (i, e) = (median(inj), median(ex));
+    println!(
+        "  connect  start->first refused {i:>6.1} ms                             SIGINT->exited {e:>5.1} ms"
+    );
+    rows.push(("connect", i, e));
+    rows
 }
 
 fn main() {
@@ -159,24 +319,16 @@ fn main() {
         .unwrap_or(10);
     let sb = Sandbox::create("bench").expect("sandbox");
     println!(
-        "chaos lifecycle, {runs} runs per mode, UDP datagram every {} us, medians:",
+        "chaos lifecycle, {runs} runs per case, UDP datagram every {} us, medians; idle:",
         GAP.as_micros()
     );
-    for mode in ["tcx", "cls-bpf"] {
-        let (mut inj, mut det, mut ex) = (vec![], vec![], vec![]);
-        for _ in 0..runs {
-            let (i, d, e) = one_run(&sb, mode);
-            inj.push(i);
-            det.push(d);
-            ex.push(e);
-        }
-        println!(
-            "  {mode:<8} start->first drop {:>6.1} ms   SIGINT->traffic back {:>5.1} ms   SIGINT->exited {:>5.1} ms   (min/max first drop {:.1}/{:.1})",
-            median(inj.clone()),
-            median(det),
-            median(ex),
-            inj.iter().cloned().fold(f64::MAX, f64::min),
-            inj.iter().cloned().fold(0.0, f64::max)
-        );
+    let idle = measure(&sb, runs);
+    println!("with every CPU kept busy by spinning threads:");
+    let hogs = Hogs::start();
+    let busy = measure(&sb, runs);
+    drop(hogs);
+    println!("busy / idle, start -> fault:");
+    for ((case, i, _), (_, b, _)) in idle.iter().zip(&busy) {
+        println!("  {case:<8} {:.2}", b / i);
     }
 }
