@@ -31,6 +31,8 @@ const TOOLS: &[&str] = &[
     "/usr/bin/nsenter",
     "/usr/sbin/ethtool",
     "/usr/bin/dash",
+    // A terminal for the colour test (util-linux's script).
+    "/usr/bin/script",
 ];
 /// Parts of Python's standard library the test clients never import.
 const PY_SKIP: &[&str] = &[
@@ -195,7 +197,8 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CHAOS_BIN=/usr/bin/chaos RU
 export CHAOS_EXAMPLES=/examples
 export CHAOS_SKIP_LOG=/tmp/skipped.log
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp; mount -t tmpfs run /run; mkdir -p /run/netns
+mount -t tmpfs tmp /tmp; mount -t tmpfs run /run; mkdir -p /run/netns /dev/pts
+mount -t devpts devpts /dev/pts
 mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
