@@ -100,12 +100,18 @@ impl Lab {
         self.sb.cgroup.to_string_lossy().into_owned()
     }
 
-    /// TCP listeners in the server namespace, e.g. ["10.77.0.2:7001", "[fd77::2]:7001"].
-    pub fn tcp_server(&self, addrs: &[&str]) -> Server {
+    /// `program` in the server namespace (outside any lab cgroup).
+    pub fn in_server(&self, program: &str) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/run/netns/{}", self.sb.server_ns))
-            .args(["python3", "-c", crate::clients::LISTEN])
-            .args(addrs);
+            .arg(program);
+        cmd
+    }
+
+    /// TCP listeners in the server namespace, e.g. ["10.77.0.2:7001", "[fd77::2]:7001"].
+    pub fn tcp_server(&self, addrs: &[&str]) -> Server {
+        let mut cmd = self.in_server("python3");
+        cmd.args(["-c", crate::clients::LISTEN]).args(addrs);
         Server::start(cmd, "python3 TCP server")
     }
 

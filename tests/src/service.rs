@@ -84,15 +84,9 @@ impl Lab {
     /// Polls the service's `/dep` (which answers 502 while the dependency is unreachable)
     /// every 100 ms from the server namespace, until stopped.
     pub fn poll_dep(&self) -> Poller {
-        let child = std::process::Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.sb.server_ns))
-            .args([
-                "python3",
-                "-c",
-                POLL,
-                &format!("http://{SERVICE_ADDR}/dep"),
-                "0.1",
-            ])
+        let child = self
+            .in_server("python3")
+            .args(["-c", POLL, &format!("http://{SERVICE_ADDR}/dep"), "0.1"])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("start the HTTP poller");

@@ -19,13 +19,6 @@ fn datagrams(rx: Command, sender: Command, to: (&str, u16), sport: u16) -> u32 {
     r.finish().len() as u32
 }
 
-fn in_server(lab: &Lab) -> Command {
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net=/run/netns/{}", lab.sb.server_ns))
-        .arg("python3");
-    c
-}
-
 fn fault(lab: &Lab, extra: &[&str]) -> Running {
     let mut args = vec![
         "net",
@@ -56,26 +49,26 @@ fn both_ways_with_a_cgroup_cuts_the_peer_in_both_directions() {
     let cg = lab.cgroup();
     let f = fault(&lab, &["--cgroup", &cg]);
     let out = datagrams(
-        in_server(&lab),
+        lab.in_server("python3"),
         lab.inside("python3"),
         ("10.77.0.2", 9000),
         0,
     );
     let back = datagrams(
         lab.inside("python3"),
-        in_server(&lab),
+        lab.in_server("python3"),
         ("10.77.0.1", 9100),
         0,
     );
     let out_ctl = datagrams(
-        in_server(&lab),
+        lab.in_server("python3"),
         lab.outside("python3"),
         ("10.77.0.2", 9001),
         0,
     );
     let back_ctl = datagrams(
         lab.outside("python3"),
-        in_server(&lab),
+        lab.in_server("python3"),
         ("10.77.0.1", 9101),
         0,
     );
@@ -85,7 +78,7 @@ fn both_ways_with_a_cgroup_cuts_the_peer_in_both_directions() {
     assert_eq!((out_ctl, back_ctl), (N, N), "outside the cgroup: untouched");
     let back = datagrams(
         lab.inside("python3"),
-        in_server(&lab),
+        lab.in_server("python3"),
         ("10.77.0.1", 9100),
         0,
     );
@@ -100,20 +93,20 @@ fn both_ways_names_the_peer_port_in_both_directions() {
     let lab = Lab::new("bwport");
     let f = fault(&lab, &["--dport", "9000"]);
     let out = datagrams(
-        in_server(&lab),
+        lab.in_server("python3"),
         lab.outside("python3"),
         ("10.77.0.2", 9000),
         0,
     );
     let back = datagrams(
         lab.outside("python3"),
-        in_server(&lab),
+        lab.in_server("python3"),
         ("10.77.0.1", 9200),
         9000,
     );
     let other = datagrams(
         lab.outside("python3"),
-        in_server(&lab),
+        lab.in_server("python3"),
         ("10.77.0.1", 9201),
         9001,
     );
