@@ -126,3 +126,82 @@ fn a_target_that_stays_lets_the_fault_run_to_its_deadline() {
     );
     lab.finish();
 }
+
+/// In an experiment too: the cgroup of `target:` removed while a fault acts ends the run at
+/// once, rolls everything back, says which fault and what vanished, and exits 3.
+#[test]
+fn an_experiment_whose_target_vanishes_rolls_back_with_status_3() {
+    let lab = Lab::new("tgexp");
+    let sub = lab.sb.cgroup.join("sub");
+    std::fs::create_dir(&sub).expect("mkdir sub-cgroup");
+    let sub_path = sub.to_str().expect("utf-8").to_string();
+    let dir = std::env::temp_dir().join(format!("chaos-tgexp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let file = dir.join("experiment.yaml");
+    let yaml = format!(
+        r#"name: target gone
+hypothesis: connections are refused for a minute
+target:
+  cgroup: {sub_path}
+duration: 60s
+steady_state:
+  interval: 1s
+  probes:
+    - name: always
+      command: ["true"]
+faults:
+  - name: refused
+    start: 0s
+    duration: 60s
+    syscall:
+      name: connect
+      errno: ECONNREFUSED
+recovery:
+  timeout: 5s
+"#
+    );
+    std::fs::write(&file, yaml).expect("write experiment");
+    let report = dir.join("report");
+    let child = lab
+        .chaos_cmd()
+        .args(["run", file.to_str().expect("utf-8")])
+        .args(["--report", report.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("chaos run");
+    // Attached, seen from the kernel side: a program on the cgroup.
+    let t = Instant::now();
+    while !sh(Command::new("bpftool").args(["cgroup", "show", &sub_path])).contains("connect4") {
+        assert!(t.elapsed().as_secs() < 60, "fault never attached");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_dir(&sub).expect("rmdir sub-cgroup");
+    let gone_at = Instant::now();
+    let out = child.wait_with_output().expect("chaos run ends");
+    let took = gone_at.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(report.join("report.json")).expect("report.json"),
+    )
+    .expect("report JSON");
+    println!("chaos run exited {took:?} after the cgroup was removed: {}", r["reasons"]);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(r["outcome"], "target_gone", "{r}");
+    let reason = r["reasons"][0].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("'refused'") && reason.contains("cgroup") && reason.contains("removed"),
+        "{reason}"
+    );
+    assert!(took < NOTICED_WITHIN, "noticed after {took:?}");
+    let ids: Vec<u64> = r["faults"][0]["program_ids"]
+        .as_array()
+        .expect("program ids")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert!(!ids.is_empty(), "{r}");
+    assert_programs_gone(&ids);
+    let _ = std::fs::remove_dir_all(&dir);
+    lab.finish();
+}

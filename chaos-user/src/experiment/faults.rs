@@ -13,6 +13,7 @@ use crate::{
     syscall::{SyscallFault, SyscallPlan, SyscallSpec},
     target::Target,
     units::Percent,
+    watch::Watched,
 };
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub struct Ready {
     pub kind: String,
     pub detail: String,
     plan: Plan,
+    /// The experiment's target (`target:`), which syscall faults act on.
+    target: Target,
 }
 
 enum Plan {
@@ -62,6 +65,15 @@ impl Ready {
                 },
                 SyscallPlan::Hook(_) => Vec::new(),
             },
+        }
+    }
+
+    /// What the fault acts on, as it is now (taken when it attaches): the run ends when one
+    /// vanishes (crate::watch).
+    pub fn watched(&self) -> Result<Vec<Watched>> {
+        match &self.plan {
+            Plan::Net(p) => p.watched(),
+            Plan::Syscall(_) => Ok(vec![Watched::target(&self.target)?]),
         }
     }
 
@@ -159,6 +171,7 @@ fn ready(f: &PlannedFault, target: &Target, controls: &Controls) -> Result<Ready
         kind,
         detail,
         plan,
+        target: target.clone(),
     })
 }
 

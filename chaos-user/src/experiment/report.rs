@@ -16,15 +16,20 @@ pub enum Outcome {
     Interrupted,
     /// A fault could not be attached; everything was rolled back.
     Error,
+    /// What a fault acted on vanished mid-run (its process exited; its cgroup, interface or
+    /// network namespace was deleted): everything was rolled back (crate::watch).
+    TargetGone,
 }
 
 impl Outcome {
-    /// 0 when the hypothesis held, 1 when it did not, 2 when the run could not tell.
+    /// 0 when the hypothesis held, 1 when it did not, 2 when the run could not tell, 3 when a
+    /// target vanished (README, "Exit status").
     pub fn exit_code(self) -> u8 {
         match self {
             Self::Held => 0,
             Self::NotHeld | Self::Aborted => 1,
             Self::Interrupted | Self::Error => 2,
+            Self::TargetGone => 3,
         }
     }
 }
@@ -136,6 +141,7 @@ impl Report {
             Outcome::Aborted => "**did not hold** (aborted)",
             Outcome::Interrupted => "not tested to the end (interrupted)",
             Outcome::Error => "not tested (error)",
+            Outcome::TargetGone => "not tested to the end (a target vanished)",
         };
         let _ = writeln!(m, "# Experiment: {}\n", self.experiment);
         let dry = if self.dry_run {

@@ -14,6 +14,7 @@ use super::{
 use crate::{
     error::{Error, Result},
     session::{Ended, Fault, Stop, Wake},
+    watch::Watched,
 };
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
@@ -27,6 +28,8 @@ pub struct Options {
 struct Slot {
     ready: Ready,
     fault: Option<Box<dyn Fault>>,
+    /// What the attached fault acts on, as it was when it attached.
+    watched: Vec<Watched>,
     rep: FaultReport,
 }
 
@@ -42,6 +45,8 @@ enum Stopped {
     Abort(AbortReport),
     Interrupted(&'static str),
     Error(String),
+    /// A fault's target vanished: "fault 'NAME': WHAT".
+    TargetGone(String),
 }
 
 /// Everything the run observed, turned into the report at the end.
@@ -126,6 +131,7 @@ pub async fn run(
             },
             ready: r,
             fault: None,
+            watched: Vec::new(),
         })
         .collect();
     let mut run = Run {
@@ -197,6 +203,7 @@ impl Run<'_> {
         let end = self.t0 + self.exp.duration;
         let far = end + Duration::from_secs(24 * 3600);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut look = tokio::time::interval(crate::watch::EVERY);
         loop {
             if let Some(s) = self.due_events() {
                 return Some(s);
@@ -214,6 +221,11 @@ impl Run<'_> {
                 }
                 _ = tokio::time::sleep_until(next.into()) => {}
                 _ = tick.tick() => self.tick(),
+                _ = look.tick() => {
+                    if let Some(gone) = self.target_gone() {
+                        return Some(gone);
+                    }
+                }
                 wake = stop.wait(far) => {
                     if let Wake::End(Ended::Signal { signal }) = wake {
                         return Some(Stopped::Interrupted(signal));
@@ -261,13 +273,27 @@ impl Run<'_> {
             .min()
     }
 
+    /// The first attached fault whose target vanished, if any.
+    fn target_gone(&self) -> Option<Stopped> {
+        let at = self.now_s();
+        self.slots.iter().filter(|s| s.fault.is_some()).find_map(|s| {
+            let what = crate::watch::first_gone(&s.watched)?;
+            Some(Stopped::TargetGone(format!(
+                "fault '{}': {what} (noticed at {at:.1}s)",
+                s.rep.name
+            )))
+        })
+    }
+
     fn attach(&mut self, i: usize) -> std::result::Result<(), String> {
         // The window opens when attaching begins: the first link acts before the call returns
         // (a VM run saw a failure it caused 23 ms before), which a window opened on return missed.
         let at = self.now_s();
-        match self.slots[i].ready.attach() {
-            Ok(f) => {
+        let ready = &self.slots[i].ready;
+        match ready.watched().and_then(|w| Ok((w, ready.attach()?))) {
+            Ok((watched, f)) => {
                 let slot = &mut self.slots[i];
+                slot.watched = watched;
                 slot.rep.program_ids = f.program_ids();
                 slot.rep.attached_s = Some(at);
                 slot.fault = Some(f);
@@ -556,6 +582,7 @@ impl Run<'_> {
             Some(Stopped::Abort(_)) => Outcome::Aborted,
             Some(Stopped::Interrupted(_)) => Outcome::Interrupted,
             Some(Stopped::Error(_)) => Outcome::Error,
+            Some(Stopped::TargetGone(_)) => Outcome::TargetGone,
             None if reasons.is_empty() => Outcome::Held,
             None => Outcome::NotHeld,
         };
@@ -569,6 +596,9 @@ impl Run<'_> {
             }
             Some(Stopped::Error(e)) => {
                 reasons.insert(0, format!("{e}; everything was rolled back"));
+            }
+            Some(Stopped::TargetGone(what)) => {
+                reasons.insert(0, format!("{what}; everything was rolled back"));
             }
             None => {}
         }

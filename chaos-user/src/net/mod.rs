@@ -6,6 +6,7 @@ mod handoff;
 mod ifb;
 mod qdisc;
 mod set_hint;
+mod targets;
 mod tc;
 
 pub use fault::{NetFault, classifier_for, fill_set};

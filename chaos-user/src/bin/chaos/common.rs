@@ -148,19 +148,6 @@ pub fn exit_status(s: &chaos::session::Summary) -> ExitCode {
     }
 }
 
-/// What a network fault acts on: its interface (and namespace) if it has one (a cgroup ingress
-/// drop has none), and its cgroup if scoped.
-pub fn watched(plan: &chaos::net::NetPlan) -> chaos::Result<Vec<chaos::watch::Watched>> {
-    let mut w = Vec::new();
-    if !plan.iface.is_empty() {
-        w = chaos::watch::Watched::interface(plan.netns.as_ref(), &plan.iface)?;
-    }
-    if let Some(cg) = &plan.cgroup {
-        w.push(chaos::watch::Watched::Cgroup(cg.path.clone()));
-    }
-    Ok(w)
-}
-
 pub fn print_summary(s: &chaos::session::Summary, json: bool) {
     if json {
         print_json(s);

@@ -204,7 +204,7 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
     let background = args.controls.background;
     let spec = args.spec(action)?;
     let plan = spec.validate()?;
-    let watched = common::watched(&plan)?;
+    let watched = plan.watched()?;
     let mut stop = Stop::install()?;
     let fault = NetFault::attach(&plan)?;
     // The duration counts from the attach (the kernel's deadline too).

@@ -112,7 +112,7 @@ pub async fn run(a: RulesArgs, json: bool) -> chaos::Result<ExitCode> {
     // Every rule is on the set's interface; each may have its own cgroup.
     let mut watched = Vec::new();
     for p in &plans {
-        watched.extend(common::watched(p)?);
+        watched.extend(p.watched()?);
     }
     let mut stop = Stop::install()?;
     let fault = NetFault::attach_set(&plans)?;

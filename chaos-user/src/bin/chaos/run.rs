@@ -97,6 +97,7 @@ fn summary(r: &experiment::Report) -> String {
         experiment::Outcome::Aborted => "ABORTED, hypothesis did not hold",
         experiment::Outcome::Interrupted => "INTERRUPTED",
         experiment::Outcome::Error => "ERROR",
+        experiment::Outcome::TargetGone => "TARGET GONE, hypothesis not tested to the end",
     };
     let mut s = format!("{}: {verdict}", r.experiment);
     for reason in &r.reasons {
