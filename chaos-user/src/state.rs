@@ -54,6 +54,13 @@ pub struct QdiscEntry {
     pub iface: String,
 }
 
+impl QdiscEntry {
+    /// The same interface in the same namespace (however each fault named the namespace).
+    pub fn same_place(&self, other: &QdiscEntry) -> bool {
+        self.iface == other.iface && self.netns_ino == other.netns_ino
+    }
+}
+
 /// An ifb device chaos created (delay of arriving packets); removing means deleting it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IfbEntry {
@@ -150,6 +157,12 @@ impl Record {
         start_time(self.owner_pid).is_some_and(|t| t == self.owner_start)
     }
 
+    /// Whether the fault still acts: a background one until it is stopped, a foreground one
+    /// while its chaos runs.
+    pub fn in_force(&self) -> bool {
+        self.background || self.owner_alive()
+    }
+
     pub fn expired(&self) -> bool {
         crate::ebpf::monotonic_ns() >= self.deadline_mono_ns
     }
@@ -196,7 +209,7 @@ impl Record {
             }
         }
         for q in &self.qdiscs {
-            if let Err(e) = restore_qdisc(q) {
+            if let Err(e) = restore_qdisc(q, &self.id) {
                 tracing::warn!("fault {}: {}", self.id, crate::error::chain(&e));
                 failures += 1;
             }
@@ -234,10 +247,41 @@ fn remove_pins(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-fn restore_qdisc(q: &QdiscEntry) -> Result<()> {
+/// Whether a fault other than `except` that is still in force relies on the fq chaos
+/// installed at `q`: the fq stays until the last of them ends, whichever installed it.
+pub fn fq_in_use(q: &QdiscEntry, except: &str) -> bool {
+    Record::load_all()
+        .iter()
+        .any(|r| r.id != except && r.in_force() && r.qdiscs.iter().any(|o| o.same_place(q)))
+}
+
+/// Serialises the check-then-change of shared qdiscs between chaos processes: held while a
+/// fault decides whether fq is chaos's and installs it, or whether it is the last user and
+/// removes it. The lock is on the state directory itself (no file to leave behind), released
+/// when the returned handle closes.
+pub fn qdisc_lock() -> Result<fs::File> {
+    let dir = state_dir();
+    fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let file =
+        fs::File::open(&dir).map_err(|e| Error::io(format!("opening {}", dir.display()), e))?;
+    // SAFETY: flock on an fd we own; blocks until no other chaos holds it.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+        return Err(Error::io(
+            format!("locking {}", dir.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(file)
+}
+
+fn restore_qdisc(q: &QdiscEntry, owner: &str) -> Result<()> {
     let Some(ns) = open_netns(q.netns.as_deref(), q.netns_ino)? else {
         return Ok(());
     };
+    let _lock = qdisc_lock()?;
+    if fq_in_use(q, owner) {
+        return Ok(()); // another fault still delays through it; the last one restores
+    }
     netns::within(ns.as_ref(), || crate::net::restore_default_qdisc(&q.iface))?.map_err(|e| {
         Error::io(
             format!("restoring the qdisc of {}", q.iface),

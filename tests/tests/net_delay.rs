@@ -157,6 +157,84 @@ fn sigkilled_delay_leaves_a_record_that_cleanup_restores() {
     lab.finish();
 }
 
+/// Two delay faults on one interface share the fq the first installed: it stays while either
+/// acts, whichever stops first (also when the first is SIGKILLed and `chaos cleanup` runs), and
+/// the last one restores the default; an fq the operator installed stays.
+#[test]
+fn two_delay_faults_share_fq_whichever_stops_first() {
+    let lab = Lab::new("dlys");
+    if !kernel_has("fq", "two_delay_faults_share_fq_whichever_stops_first") {
+        lab.finish();
+        return;
+    }
+    let before = qdiscs(&lab);
+    let (dst, client) = (SERVER_V4.to_string(), CLIENT_V4.to_string());
+    // The first delays UDP, which nothing here sends; the second the echo replies.
+    let udp = lab.at_server(
+        "delay",
+        &[
+            "--protocol",
+            "udp",
+            "--latency",
+            "30ms",
+            "--duration",
+            "60s",
+        ],
+    );
+    let icmp = lab.at_server(
+        "delay",
+        &[
+            "--protocol",
+            "icmp",
+            "--dst",
+            &client,
+            "--latency",
+            "100ms",
+            "--duration",
+            "60s",
+        ],
+    );
+    let mean_rtt = || rtt(&ping(lab.outside("ping"), &dst, 10, "0.05"))[1];
+    let healthy = mean_rtt();
+    for how in ["interrupted", "SIGKILLed"] {
+        let first = lab.start(&udp);
+        let second = lab.start(&icmp);
+        if how == "interrupted" {
+            first.interrupt();
+        } else {
+            first.kill();
+            let (code, out, err) = lab.run(&["cleanup"]);
+            assert_eq!(code, 0, "{out} {err}");
+        }
+        assert!(
+            qdiscs(&lab).contains("qdisc fq "),
+            "first {how}: fq stays while the second uses it: {}",
+            qdiscs(&lab)
+        );
+        let added = mean_rtt() - healthy;
+        assert!(
+            (90.0..=130.0).contains(&added),
+            "first {how}: the second still delays, +{added:.1} ms"
+        );
+        second.interrupt();
+        assert_eq!(
+            qdiscs(&lab),
+            before,
+            "first {how}: the last restores the default"
+        );
+    }
+
+    let (ns, dev) = (&lab.sb.server_ns, &lab.sb.server_if);
+    sh(Command::new("tc").args(["-n", ns, "qdisc", "replace", "dev", dev, "root", "fq"]));
+    let operators = qdiscs(&lab);
+    let (first, second) = (lab.start(&udp), lab.start(&icmp));
+    first.interrupt();
+    second.interrupt();
+    assert_eq!(qdiscs(&lab), operators, "the operator's fq stays");
+    sh(Command::new("tc").args(["-n", ns, "qdisc", "del", "dev", dev, "root"]));
+    lab.finish();
+}
+
 /// reorder: 30 % of the datagrams leave at once, the rest 50 ms later, so the early ones arrive
 /// ahead of datagrams sent before them; none is lost and the qdisc is restored.
 #[test]

@@ -185,7 +185,10 @@ recovery:
         &std::fs::read_to_string(report.join("report.json")).expect("report.json"),
     )
     .expect("report JSON");
-    println!("chaos run exited {took:?} after the cgroup was removed: {}", r["reasons"]);
+    println!(
+        "chaos run exited {took:?} after the cgroup was removed: {}",
+        r["reasons"]
+    );
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert_eq!(r["outcome"], "target_gone", "{r}");
     let reason = r["reasons"][0].as_str().unwrap_or_default();

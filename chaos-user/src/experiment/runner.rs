@@ -276,13 +276,16 @@ impl Run<'_> {
     /// The first attached fault whose target vanished, if any.
     fn target_gone(&self) -> Option<Stopped> {
         let at = self.now_s();
-        self.slots.iter().filter(|s| s.fault.is_some()).find_map(|s| {
-            let what = crate::watch::first_gone(&s.watched)?;
-            Some(Stopped::TargetGone(format!(
-                "fault '{}': {what} (noticed at {at:.1}s)",
-                s.rep.name
-            )))
-        })
+        self.slots
+            .iter()
+            .filter(|s| s.fault.is_some())
+            .find_map(|s| {
+                let what = crate::watch::first_gone(&s.watched)?;
+                Some(Stopped::TargetGone(format!(
+                    "fault '{}': {what} (noticed at {at:.1}s)",
+                    s.rep.name
+                )))
+            })
     }
 
     fn attach(&mut self, i: usize) -> std::result::Result<(), String> {

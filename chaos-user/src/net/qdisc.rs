@@ -1,11 +1,13 @@
 //! The fq qdisc that delay needs: EDT departure times are only honoured by fq. chaos installs
 //! it when the egress root qdisc is the kernel's default (recorded first, so a crash leaves a
 //! record), and restores the default afterwards. A configured root qdisc is never replaced.
+//! Several delay faults on one interface share the fq chaos installed: each lists it in its
+//! record, and the last one in force restores the default (state::fq_in_use).
 
 use crate::{
     error::{Error, Result},
     netns::{self, Netns},
-    state::{QdiscEntry, Record},
+    state::{self, QdiscEntry, Record},
     tc_cmd::tc,
 };
 
@@ -41,10 +43,27 @@ pub fn ensure_fq(
             "{why}; load sch_fq or run on a kernel that has it (Debian's do: see `chaos doctor`)"
         ),
     };
+    let (netns_path, netns_ino) = Netns::identity(netns);
+    let entry = QdiscEntry {
+        netns: netns_path,
+        netns_ino,
+        iface: iface.to_string(),
+    };
+    let lock = state::qdisc_lock()?;
     let (kind, handle, children) = netns::within(netns, || root_of(iface))?
         .map_err(|e| Error::io("reading qdiscs", std::io::Error::other(e)))?;
     if kind == "fq" || (kind == "mq" && !children.is_empty() && fq_children(iface, netns)?) {
-        return Ok(None);
+        if !state::fq_in_use(&entry, &record.id) {
+            return Ok(None); // the operator's fq: used as it is, never removed
+        }
+        // Installed by another chaos fault still in force: owned together from now on.
+        record.qdiscs.push(entry.clone());
+        record.save()?;
+        return Ok(Some(FqGuard {
+            entry,
+            owner: record.id.clone(),
+            netns: netns.map(Netns::try_clone).transpose()?,
+        }));
     }
     if handle != "0:" {
         return Err(Error::input(
@@ -55,16 +74,11 @@ pub fn ensure_fq(
             ),
         ));
     }
-    let (netns_path, netns_ino) = Netns::identity(netns);
-    let entry = QdiscEntry {
-        netns: netns_path,
-        netns_ino,
-        iface: iface.to_string(),
-    };
     record.qdiscs.push(entry.clone());
     record.save()?;
     let guard = FqGuard {
         entry,
+        owner: record.id.clone(),
         netns: netns.map(Netns::try_clone).transpose()?,
     };
     let installed = netns::within(netns, || {
@@ -80,6 +94,7 @@ pub fn ensure_fq(
     match installed {
         Ok(()) => Ok(Some(guard)),
         Err(e) => {
+            drop(lock); // the guard takes it again
             drop(guard); // puts the default back if anything was changed
             Err(unsupported(format!("tc refused fq on {iface}: {e}")))
         }
@@ -94,15 +109,28 @@ fn fq_children(iface: &str, netns: Option<&Netns>) -> Result<bool> {
         .all(|l| l.starts_with("qdisc fq ")))
 }
 
-/// Restores the kernel's default root qdisc on drop.
+/// Restores the kernel's default root qdisc on drop, unless another fault in force still uses
+/// the fq.
 pub struct FqGuard {
     entry: QdiscEntry,
+    /// The id of the record that lists `entry` (not counted as another user).
+    owner: String,
     netns: Option<Netns>,
 }
 
 impl Drop for FqGuard {
     fn drop(&mut self) {
         let iface = self.entry.iface.clone();
+        let _lock = match state::qdisc_lock() {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("{e}; restoring the qdisc of {iface} without it");
+                None
+            }
+        };
+        if state::fq_in_use(&self.entry, &self.owner) {
+            return; // the last fault using it restores the default
+        }
         match netns::within(self.netns.as_ref(), || restore_default(&iface)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("restoring the qdisc of {iface}: {e}"),
