@@ -21,6 +21,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "would inject nothing",
     ),
     (
+        "net drop --iface {if} --netns {ns} --duration 5s --percent 50 --correlation 100",
+        "--correlation",
+        "below 100",
+    ),
+    (
         "net drop --iface {if} --netns {ns} --duration 5s --percent 150",
         "--percent",
         "0 to 100",

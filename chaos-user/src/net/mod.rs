@@ -274,6 +274,17 @@ impl NetSpec {
 
     /// Checks everything that can be checked before attaching; errors name the flag.
     pub fn validate(&self) -> Result<NetPlan> {
+        if self
+            .correlation
+            .is_some_and(|c| c.threshold() >= chaos_common::THRESHOLD_ALWAYS)
+        {
+            // roll_correlated would repeat the first decision for every packet after it.
+            return Err(Error::input(
+                "--correlation",
+                "100 repeats the first decision for every packet (all or nothing, not the \
+                 rate asked for): use a value below 100, e.g. 75",
+            ));
+        }
         let netns = self.netns.as_deref().map(Netns::resolve).transpose()?;
         // Arriving traffic scoped to a cgroup is dropped by a cgroup_skb program on the cgroup
         // (at TC ingress a packet has no socket yet); that needs no interface.

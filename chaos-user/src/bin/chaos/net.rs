@@ -114,7 +114,8 @@ pub struct NetArgs {
     percent: Percent,
     /// Burst faults: the probability (0-100) that a packet gets the same decision as the one
     /// before it; the overall rate stays --percent, the mean burst grows to
-    /// 1 / ((1 - correlation) (1 - percent)) packets.
+    /// 1 / ((1 - correlation) (1 - percent)) packets. Below 100 (at 100 the first decision
+    /// would hold for every packet).
     #[arg(long, value_name = "P", value_parser = common::percent)]
     correlation: Option<Percent>,
     /// Also drop this share (above 0, up to 100) of the matching packets, rolled apart from the
