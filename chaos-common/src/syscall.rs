@@ -20,6 +20,15 @@ pub const OP_FORK: u8 = 12;
 pub const OP_LISTEN: u8 = 13;
 pub const OP_ACCEPT: u8 = 14;
 
+/// The syscall an `OP_*` code stands for (the catalogue's name, as events print it).
+pub fn op_name(op: u8) -> Option<&'static str> {
+    const NAMES: [&str; 14] = [
+        "connect", "sendmsg", "bind", "open", "read", "write", "unlink", "mkdir", "rename",
+        "truncate", "mmap", "fork", "listen", "accept",
+    ];
+    NAMES.get(usize::from(op).checked_sub(1)?).copied()
+}
+
 /// `--path` prefixes per rule.
 pub const MAX_PATHS: usize = 8;
 /// Directory levels walked up from a file looking for a `--path` prefix.

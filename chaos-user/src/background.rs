@@ -6,7 +6,7 @@ use crate::{
     ebpf::{self, Counters},
     error::{Error, Result},
     fault::Rule,
-    state::{self, Record},
+    state::{self, Record, RuleKind},
 };
 use aya::{
     Ebpf,
@@ -154,16 +154,10 @@ pub fn go_live(id: &str) -> Result<()> {
         )
     })?;
     let mut map = pinned(dir, CFG)?;
-    // The rule type follows from the fault's kind: "net ..." or "syscall NAME".
-    let sock_addr = r
-        .fault
-        .strip_prefix("syscall ")
-        .and_then(crate::syscall::catalogue::find)
-        .map(|e| matches!(e.hook, crate::syscall::Hook::SockAddr { .. }));
-    match sock_addr {
-        None => clear_dry_run::<NetRule>(&mut map),
-        Some(true) => clear_dry_run::<SockRule>(&mut map),
-        Some(false) => clear_dry_run::<SysRule>(&mut map),
+    match r.rule {
+        RuleKind::Net => clear_dry_run::<NetRule>(&mut map),
+        RuleKind::Sock => clear_dry_run::<SockRule>(&mut map),
+        RuleKind::Sys => clear_dry_run::<SysRule>(&mut map),
     }
 }
 
@@ -234,7 +228,7 @@ pub fn cleanup() -> (usize, usize) {
             if !known.contains(&name) {
                 let orphan = Record {
                     pins: Some(d.path()),
-                    ..Record::new(0, "orphan", String::new(), 0)
+                    ..Record::new(0, "orphan", RuleKind::Net, String::new(), 0)
                 };
                 failed += orphan.remove_all();
                 removed += 1;

@@ -80,7 +80,7 @@ fn record(e: &Event, offset: i128) -> Record {
             _ => "syscall",
         },
         syscall: (!packet)
-            .then(|| crate::syscall::catalogue::by_op(e.action).map(|c| c.name))
+            .then(|| chaos_common::syscall::op_name(e.action))
             .flatten(),
         dry_run: e.dry_run != 0,
         pid: e.pid,

@@ -11,6 +11,60 @@ use aya::{Ebpf, Pod};
 use chaos_common::{FLAG_DRY_RUN, NetRule, SockRule, syscall::SysRule};
 use std::time::Duration;
 
+/// What every attached fault offers the runner.
+pub trait Fault {
+    fn counters(&self) -> Result<Counters>;
+    fn program_ids(&self) -> Vec<u32>;
+    fn dry_run(&self) -> bool;
+    /// Leaves dry-run mode with one map update.
+    fn go_live(&mut self) -> Result<()>;
+    fn take_events(&mut self) -> Option<EventSink>;
+    fn fault_id(&self) -> u32;
+    /// A rule set's rules with their own counters (empty for a single rule).
+    fn rules(&self) -> Result<Vec<(String, Counters)>> {
+        Ok(Vec::new())
+    }
+}
+
+/// `Fault` through the fault's `core`; the counters (and a rule set's breakdown) may come from
+/// the fault itself.
+macro_rules! delegate_to_core {
+    ($t:ty) => {
+        $crate::fault::delegate_to_core!(
+            $t,
+            |f: &$t| f.core.counters(),
+            |_: &$t| Ok(Vec::new()),
+            |f: &mut $t| f.core.go_live()
+        );
+    };
+    ($t:ty, $counters:expr, $rules:expr, $go_live:expr) => {
+        impl $crate::fault::Fault for $t {
+            fn counters(&self) -> $crate::Result<$crate::ebpf::Counters> {
+                ($counters)(self)
+            }
+            fn program_ids(&self) -> Vec<u32> {
+                <$t>::program_ids(self)
+            }
+            fn dry_run(&self) -> bool {
+                self.core.dry_run()
+            }
+            fn go_live(&mut self) -> $crate::Result<()> {
+                ($go_live)(self)
+            }
+            fn take_events(&mut self) -> Option<$crate::events::EventSink> {
+                self.core.take_events()
+            }
+            fn fault_id(&self) -> u32 {
+                self.core.fault_id()
+            }
+            fn rules(&self) -> $crate::Result<Vec<(String, $crate::ebpf::Counters)>> {
+                ($rules)(self)
+            }
+        }
+    };
+}
+pub(crate) use delegate_to_core;
+
 /// A kernel rule type (one-entry config map value).
 pub trait Rule: Pod {
     fn set_deadline(&mut self, ns: u64);

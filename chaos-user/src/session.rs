@@ -1,77 +1,14 @@
 //! Running a fault in the foreground: wait for its deadline or a signal, then detach and report.
 //! The kernel stops injecting at the deadline on its own; this only decides when to detach.
 
+pub use crate::fault::Fault;
 use crate::{
-    ebpf::Counters,
     error::{Error, Result},
     events::EventSink,
-    net::NetFault,
-    syscall::{HookFault, SockFault},
 };
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
-
-/// What every attached fault offers the runner.
-pub trait Fault {
-    fn counters(&self) -> Result<Counters>;
-    fn program_ids(&self) -> Vec<u32>;
-    fn dry_run(&self) -> bool;
-    /// Leaves dry-run mode with one map update.
-    fn go_live(&mut self) -> Result<()>;
-    fn take_events(&mut self) -> Option<EventSink>;
-    fn fault_id(&self) -> u32;
-    /// A rule set's rules with their own counters (empty for a single rule).
-    fn rules(&self) -> Result<Vec<(String, Counters)>> {
-        Ok(Vec::new())
-    }
-}
-
-/// `Fault` through the fault's `core`; the counters (and a rule set's breakdown) may come from
-/// the fault itself.
-macro_rules! delegate_to_core {
-    ($t:ty) => {
-        delegate_to_core!(
-            $t,
-            |f: &$t| f.core.counters(),
-            |_: &$t| Ok(Vec::new()),
-            |f: &mut $t| f.core.go_live()
-        );
-    };
-    ($t:ty, $counters:expr, $rules:expr, $go_live:expr) => {
-        impl Fault for $t {
-            fn counters(&self) -> Result<Counters> {
-                ($counters)(self)
-            }
-            fn program_ids(&self) -> Vec<u32> {
-                <$t>::program_ids(self)
-            }
-            fn dry_run(&self) -> bool {
-                self.core.dry_run()
-            }
-            fn go_live(&mut self) -> Result<()> {
-                ($go_live)(self)
-            }
-            fn take_events(&mut self) -> Option<EventSink> {
-                self.core.take_events()
-            }
-            fn fault_id(&self) -> u32 {
-                self.core.fault_id()
-            }
-            fn rules(&self) -> Result<Vec<(String, Counters)>> {
-                ($rules)(self)
-            }
-        }
-    };
-}
-delegate_to_core!(
-    NetFault,
-    NetFault::total_counters,
-    NetFault::rules_breakdown,
-    NetFault::go_live
-);
-delegate_to_core!(SockFault);
-delegate_to_core!(HookFault);
 
 /// Signals that end a fault early. Created before attaching, so that a signal arriving while
 /// attaching is not fatal (the default action would skip our cleanup).

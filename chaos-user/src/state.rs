@@ -69,10 +69,27 @@ pub struct IfbEntry {
     pub name: String,
 }
 
+/// Which kernel rule type a fault's config map holds, so that `chaos live` can switch a
+/// background fault without knowing its family.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// chaos_common::NetRule (packet faults).
+    #[default]
+    Net,
+    /// chaos_common::SockRule (cgroup sock_addr syscall faults).
+    Sock,
+    /// chaos_common::syscall::SysRule (LSM / fmod_ret / kprobe syscall faults).
+    Sys,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
     pub fault: String,
+    /// The rule type in its pinned config map.
+    #[serde(default)]
+    pub rule: RuleKind,
     pub detail: String,
     pub owner_pid: u32,
     /// /proc/PID/stat start time of the owner, so a recycled PID is not taken for it.
@@ -110,11 +127,18 @@ impl Record {
         self.save()
     }
 
-    pub fn new(id: u32, fault: &str, detail: String, deadline_mono_ns: u64) -> Self {
+    pub fn new(
+        id: u32,
+        fault: &str,
+        rule: RuleKind,
+        detail: String,
+        deadline_mono_ns: u64,
+    ) -> Self {
         let pid = std::process::id();
         Self {
             id: format!("{id:08x}"),
             fault: fault.into(),
+            rule,
             detail,
             owner_pid: pid,
             owner_start: start_time(pid).unwrap_or(0),
@@ -282,7 +306,10 @@ fn restore_qdisc(q: &QdiscEntry, owner: &str) -> Result<()> {
     if fq_in_use(q, owner) {
         return Ok(()); // another fault still delays through it; the last one restores
     }
-    netns::within(ns.as_ref(), || crate::net::restore_default_qdisc(&q.iface))?.map_err(|e| {
+    netns::within(ns.as_ref(), || {
+        crate::tc_cmd::restore_default_qdisc(&q.iface)
+    })?
+    .map_err(|e| {
         Error::io(
             format!("restoring the qdisc of {}", q.iface),
             std::io::Error::other(e),
@@ -294,7 +321,7 @@ fn remove_ifb(i: &IfbEntry) -> Result<()> {
     let Some(ns) = open_netns(i.netns.as_deref(), i.netns_ino)? else {
         return Ok(());
     };
-    netns::within(ns.as_ref(), || crate::net::delete_ifb(&i.name))?.map_err(|e| {
+    netns::within(ns.as_ref(), || crate::tc_cmd::delete_link(&i.name))?.map_err(|e| {
         Error::io(
             format!("deleting the ifb device {}", i.name),
             std::io::Error::other(e),

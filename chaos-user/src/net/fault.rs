@@ -13,7 +13,7 @@ use crate::{
     ebpf::{self, Counters},
     error::{Error, Result},
     fault::FaultCore,
-    state::Record,
+    state::{Record, RuleKind},
 };
 use aya::maps::{
     Array,
@@ -201,7 +201,13 @@ impl NetFault {
         } else {
             (plan.fault, plan.detail.clone())
         };
-        let record = Record::new(core.fault_id(), fault_name, detail, core.deadline_ns());
+        let record = Record::new(
+            core.fault_id(),
+            fault_name,
+            RuleKind::Net,
+            detail,
+            core.deadline_ns(),
+        );
         // Built field by field so that Drop sees (and undoes) every attachment made so far.
         let mut fault = Self {
             attachments: Vec::new(),
@@ -448,3 +454,10 @@ fn loaded<'a>(ebpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut Sch
 fn classifier<'a>(ebpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier> {
     ebpf::program_as(ebpf, name, "classifier type")
 }
+
+crate::fault::delegate_to_core!(
+    NetFault,
+    NetFault::total_counters,
+    NetFault::rules_breakdown,
+    NetFault::go_live
+);

@@ -8,28 +8,8 @@ use crate::{
     error::{Error, Result},
     netns::{self, Netns},
     state::{IfbEntry, Record},
+    tc_cmd::{delete_link, ip},
 };
-use std::process::Command;
-
-fn ip(args: &[&str]) -> std::result::Result<(), String> {
-    let out = crate::child::dies_with_parent(&mut Command::new("ip"))
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
-/// Deletes an ifb device; gone already is fine.
-pub fn delete(name: &str) -> std::result::Result<(), String> {
-    match ip(&["link", "del", name]) {
-        Err(e) if e.contains("Cannot find device") => Ok(()),
-        other => other,
-    }
-}
 
 /// The ifb device of one fault; deleted on drop.
 pub struct IfbGuard {
@@ -83,7 +63,7 @@ impl IfbGuard {
 impl Drop for IfbGuard {
     fn drop(&mut self) {
         let name = self.name.clone();
-        match netns::within(self.netns.as_ref(), || delete(&name)) {
+        match netns::within(self.netns.as_ref(), || delete_link(&name)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("deleting {name}: {e}"),
             Err(e) => tracing::warn!("deleting {name}: {e}"),

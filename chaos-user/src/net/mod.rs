@@ -17,8 +17,6 @@ mod tests;
 
 pub use encode::{Encoded, Scope, action_code, encode};
 pub use fault::{NetFault, classifier_for, fill_set};
-pub use ifb::delete as delete_ifb;
 pub use plan::NetPlan;
-pub use qdisc::restore_default as restore_default_qdisc;
 pub use spec::{Action, Direction, Distribution, NetSpec, Protocol};
 pub use tc::AttachMode;

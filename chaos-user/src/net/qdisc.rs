@@ -8,7 +8,7 @@ use crate::{
     error::{Error, Result},
     netns::{self, Netns},
     state::{self, QdiscEntry, Record},
-    tc_cmd::tc,
+    tc_cmd::{restore_default_qdisc, tc},
 };
 
 /// The root qdisc's kind and handle, e.g. ("noqueue", "0:"), and the parents of mq's children.
@@ -131,25 +131,10 @@ impl Drop for FqGuard {
         if state::fq_in_use(&self.entry, &self.owner) {
             return; // the last fault using it restores the default
         }
-        match netns::within(self.netns.as_ref(), || restore_default(&iface)) {
+        match netns::within(self.netns.as_ref(), || restore_default_qdisc(&iface)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("restoring the qdisc of {iface}: {e}"),
             Err(e) => tracing::warn!("restoring the qdisc of {iface}: {e}"),
         }
-    }
-}
-
-/// Deleting the root puts the kernel's default back (noqueue, pfifo_fast, or mq + defaults).
-pub fn restore_default(iface: &str) -> std::result::Result<(), String> {
-    match tc(&["qdisc", "del", "dev", iface, "root"]) {
-        Ok(_) => Ok(()),
-        // Already default (nothing to delete), or the interface is gone.
-        Err(e)
-            if e.contains("Cannot delete qdisc with handle of zero")
-                || e.contains("Cannot find device") =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e),
     }
 }

@@ -346,6 +346,8 @@ mod tests {
                 );
             }
             assert_eq!(by_op(e.op).map(|x| x.name), Some(e.name), "ops are unique");
+            // Events name the syscall from chaos-common's table: the same name.
+            assert_eq!(chaos_common::syscall::op_name(e.op), Some(e.name));
             assert_eq!(e.full_name, format!("syscall {}", e.name));
         }
     }

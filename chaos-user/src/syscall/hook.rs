@@ -10,7 +10,7 @@ use crate::{
     ebpf,
     error::{Error, Result, chain},
     fault::FaultCore,
-    state::Record,
+    state::{Record, RuleKind},
 };
 use aya::{
     Btf,
@@ -170,6 +170,7 @@ impl HookFault {
         let mut record = Record::new(
             core.fault_id(),
             &format!("syscall {}", plan.entry.name),
+            RuleKind::Sys,
             plan.detail.clone(),
             core.deadline_ns(),
         );
@@ -304,3 +305,5 @@ impl Drop for HookFault {
         }
     }
 }
+
+crate::fault::delegate_to_core!(HookFault);

@@ -11,7 +11,7 @@ use crate::{
     ebpf,
     error::{Error, Result},
     fault::FaultCore,
-    state::Record,
+    state::{Record, RuleKind},
 };
 use aya::programs::{
     CgroupAttachMode, CgroupSockAddr, cgroup_sock_addr::CgroupSockAddrLinkId, links::FdLink,
@@ -107,6 +107,7 @@ impl SockFault {
         let mut record = Record::new(
             core.fault_id(),
             &format!("syscall {}", plan.entry.name),
+            RuleKind::Sock,
             plan.detail.clone(),
             core.deadline_ns(),
         );
@@ -217,3 +218,5 @@ fn load_error(name: &str, e: aya::programs::ProgramError) -> Error {
     }
     Error::program(format!("loading {name}"), e)
 }
+
+crate::fault::delegate_to_core!(SockFault);
