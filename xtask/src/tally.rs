@@ -28,13 +28,20 @@ pub struct Tally {
     pub skipped: BTreeMap<String, String>,
     /// The open binary: how many tests it announced, how many it has reported.
     open: Option<(u64, u64)>,
+    /// A test whose verdict did not follow its name on the line (a child process of the test
+    /// wrote there first): the verdict comes on a line of its own.
+    pending: Option<String>,
 }
 
 impl Tally {
     /// Takes one line of libtest output (or of a guest's console).
     pub fn add_line(&mut self, line: &str) {
         let line = line.trim();
-        if let Some(skip) = line.strip_prefix("CHAOS_") {
+        if let (Some(name), "ok" | "FAILED") = (&self.pending, line) {
+            let name = name.clone();
+            self.verdict(&name, line);
+            self.pending = None;
+        } else if let Some(skip) = line.strip_prefix("CHAOS_") {
             self.add_skip(skip);
         } else if let Some(rest) = line.strip_prefix("test result: ") {
             let num = |key: &str| -> u64 {
@@ -54,18 +61,30 @@ impl Tally {
             self.close_crashed();
             self.open = Some((n, 0));
         } else if let Some(rest) = line.strip_prefix("test ") {
-            let Some((name, verdict)) = rest.rsplit_once(" ... ") else {
-                return;
+            let (name, verdict) = match rest.rsplit_once(" ... ") {
+                Some(split) => split,
+                None => match rest.strip_suffix(" ...") {
+                    Some(name) => (name, ""),
+                    None => return,
+                },
             };
-            match verdict {
-                "ok" => self.ok.insert(name.to_string()),
-                "FAILED" => self.failed_names.insert(name.to_string()),
-                _ => false,
-            };
+            if !self.verdict(name, verdict) {
+                self.pending = Some(name.to_string());
+            }
             if let Some((_, seen)) = &mut self.open {
                 *seen += 1;
             }
         }
+    }
+
+    /// Records `name`'s verdict; false when `verdict` is none ("ignored" counts as one).
+    fn verdict(&mut self, name: &str, verdict: &str) -> bool {
+        match verdict {
+            "ok" => self.ok.insert(name.to_string()),
+            "FAILED" => self.failed_names.insert(name.to_string()),
+            _ => return verdict.starts_with("ignored"),
+        };
+        true
     }
 
     /// Takes one skip line ("SKIPPED name: reason"); other lines are ignored.
@@ -151,6 +170,23 @@ mod tests {
         lines.iter().for_each(|l| t.add_line(l));
         t.finish();
         t
+    }
+
+    #[test]
+    fn a_verdict_after_a_child_s_output_still_counts() {
+        // A test's dd wrote to the console between its name and its verdict (CI, 6.12 guest).
+        let t = tally(&[
+            "running 2 tests",
+            "test background_write ... 1+0 records in",
+            "dd: error writing '/tmp/f': No space left on device",
+            "ok",
+            "test other ...",
+            "FAILED",
+            "test result: FAILED. 1 passed; 1 failed; 0 ignored",
+        ]);
+        assert!(t.ok.contains("background_write"), "{t:?}");
+        assert!(t.failed_names.contains("other"), "{t:?}");
+        assert_eq!(t.missing(&["background_write".into()]), Vec::<String>::new());
     }
 
     #[test]
