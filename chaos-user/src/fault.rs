@@ -103,9 +103,25 @@ pub struct FaultCore<R: Rule> {
 
 impl<R: Rule> FaultCore<R> {
     /// Loads the object (with the budget), sets the deadline `duration` from now and writes the
-    /// rule. Programs are loaded and attached by the caller.
+    /// rule. Programs are loaded and attached by the caller, which calls `arm` once they are in
+    /// force, so that the fault lasts its whole duration from then.
     pub fn load(
-        mut rule: R,
+        rule: R,
+        controls: &Controls,
+        duration: Duration,
+        cfg_map: &'static str,
+        stats_map: &'static str,
+    ) -> Result<Self> {
+        let mut core = Self::open(rule, controls, duration, cfg_map, stats_map)?;
+        core.arm()?;
+        Ok(core)
+    }
+
+    /// Loads the object (with the budget) and keeps the rule without writing it: the config
+    /// map stays all zero, which every program reads as "no rule", until `arm`. The deadline
+    /// is provisional (`duration` from now) until then.
+    pub fn open(
+        rule: R,
         controls: &Controls,
         duration: Duration,
         cfg_map: &'static str,
@@ -121,18 +137,20 @@ impl<R: Rule> FaultCore<R> {
             .as_deref()
             .map(|p| EventSink::new(&mut ebpf, p))
             .transpose()?;
-        let deadline_ns = ebpf::deadline_after(duration);
-        rule.set_deadline(deadline_ns);
-        ebpf::set_config(&mut ebpf, cfg_map, rule)?;
         Ok(Self {
             ebpf,
             rule,
-            deadline_ns,
+            deadline_ns: ebpf::deadline_after(duration),
             duration,
             cfg_map,
             stats_map,
             events,
         })
+    }
+
+    /// The rule `arm` will write (slot 0).
+    pub fn set_rule(&mut self, rule: R) {
+        self.rule = rule;
     }
 
     pub fn counters(&self) -> Result<Counters> {
@@ -144,10 +162,11 @@ impl<R: Rule> FaultCore<R> {
         *r.flags_mut() & FLAG_DRY_RUN != 0
     }
 
-    /// Starts the duration again now that the fault is attached: loading and verifying can take
-    /// seconds on a slow machine, and the fault must last its whole duration once in force. The
-    /// first deadline (set at load) stays in force until this one replaces it. Returns it.
-    pub fn rearm(&mut self) -> Result<u64> {
+    /// Sets the deadline `duration` from now and writes the rule (one map update): called when
+    /// the fault is (about to be) in force, as loading and verifying can take seconds on a slow
+    /// machine and the fault must last its whole duration. A deadline written before stays in
+    /// force until this one replaces it. Returns it.
+    pub fn arm(&mut self) -> Result<u64> {
         let ns = ebpf::deadline_after(self.duration);
         self.deadline_ns = ns;
         self.rule.set_deadline(ns);

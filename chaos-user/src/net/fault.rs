@@ -124,25 +124,6 @@ impl IfbRoute {
     }
 }
 
-/// Writes rules 1.. of a set (slot 0 is the core's) with `deadline` and the way to the ifb.
-fn write_other_slots(
-    ebpf: &mut aya::Ebpf,
-    plans: &[NetPlan],
-    deadline: u64,
-    route: IfbRoute,
-) -> Result<()> {
-    for (slot, p) in (0u32..).zip(plans).skip(1) {
-        let rule = NetRule {
-            deadline_ns: deadline,
-            opts: p.rule.opts | hook_bits(p) | route.opts(p),
-            redirect_ifindex: if p.ifb { route.ifindex } else { 0 },
-            ..p.rule
-        };
-        ebpf::set_config_at(ebpf, NET_CFG, slot, rule)?;
-    }
-    Ok(())
-}
-
 /// In a rule set, each rule applies only at the hooks it asked for.
 fn hook_bits(p: &NetPlan) -> u8 {
     match p.hooks {
@@ -181,46 +162,16 @@ impl NetFault {
 
     /// Several rules on one interface in one program per hook: rule i in slot i of the rule
     /// set, each with its own counters; the first plan's controls and duration apply to all.
+    /// In order: the prefix sets, the qdiscs and ifb (each recorded before it is made), the
+    /// programs loaded (verified), every rule written once, then the attachments.
     pub fn attach_set(plans: &[NetPlan]) -> Result<Self> {
         let plan = check_set(plans)?;
-        let mut core =
-            FaultCore::load(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
-        let several = plans.len() > 1;
+        let core = FaultCore::open(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
+        let mut fault = Self::new(core, plans);
         for (slot, p) in (0u32..).zip(plans) {
-            fill_set(&mut core.ebpf, false, slot, &p.src_set)?;
-            fill_set(&mut core.ebpf, true, slot, &p.dst_set)?;
+            fill_set(&mut fault.core.ebpf, false, slot, &p.src_set)?;
+            fill_set(&mut fault.core.ebpf, true, slot, &p.dst_set)?;
         }
-        if several {
-            core.update(|r| r.opts |= hook_bits(plan))?;
-        }
-        // The set is complete: from this write on the classifier reads it.
-        core.update(|r| r.rules = plans.len() as u32)?;
-        let (fault_name, detail) = if several {
-            let each: Vec<&str> = plans.iter().map(|p| p.detail.as_str()).collect();
-            ("net rules", each.join("; "))
-        } else {
-            (plan.fault, plan.detail.clone())
-        };
-        let record = Record::new(
-            core.fault_id(),
-            fault_name,
-            RuleKind::Net,
-            detail,
-            core.deadline_ns(),
-        );
-        // Built field by field so that Drop sees (and undoes) every attachment made so far.
-        let mut fault = Self {
-            attachments: Vec::new(),
-            handoff: None,
-            ifb: None,
-            cgroup_link: None,
-            fq: None,
-            core,
-            program_ids: Vec::new(),
-            record,
-            slots: plans.len() as u32,
-            rule_details: plans.iter().map(|p| p.detail.clone()).collect(),
-        };
         // fq first (recorded before it is installed), so the classifier never sets departure
         // times that nothing honours.
         let fq_needed = plans
@@ -229,59 +180,14 @@ impl NetFault {
         if fq_needed {
             fault.fq = qdisc::ensure_fq(&plan.iface, plan.netns.as_ref(), &mut fault.record)?;
         }
-        let ifb_needed = plans.iter().any(|p| p.ifb);
-        let mut mode = plan.attach;
-        let mut route = IfbRoute::default();
+        let (mode, route) = fault.route_to_ifb(plans)?;
+        let hooks = fault.load_programs(plans)?;
+        fault.write_rules(plans, route)?;
         let handle = fault.core.fault_id().max(1);
-        if ifb_needed {
-            let ifb = IfbGuard::create(
-                fault.core.fault_id(),
-                plan.netns.as_ref(),
-                &mut fault.record,
-            )?;
-            let (ifb_name, ifindex) = (ifb.name.clone(), ifb.ifindex);
-            fault.ifb = Some(ifb);
-            // The classifier needs to know now whether it redirects or marks for the handoff.
-            let prog = loaded(&mut fault.core.ebpf, PROG_TC_INGRESS_IFB)?;
-            mode = tc::resolve_mode(prog, mode, &ifb_name, plan.netns.as_ref())?;
-            route = IfbRoute {
-                ifindex,
-                handoff: mode == AttachMode::ClsBpf,
-            };
-            if route.handoff {
-                let prog = loaded(&mut fault.core.ebpf, PROG_TC_HANDOFF)?;
-                fault.handoff = Some(HandoffFilter::create(
-                    prog,
-                    &plan.iface,
-                    &ifb_name,
-                    plan.netns.as_ref(),
-                    &mut fault.record,
-                    handle ^ 0x8000_0000,
-                )?);
-            }
-            let opts = route.opts(plan);
-            fault.core.update(|r| {
-                r.redirect_ifindex = route.ifindex;
-                r.opts |= opts;
-            })?;
-        }
-        // Rules 1.. before any program can read them (slot 0 is the core's).
-        let deadline = fault.core.deadline_ns();
-        write_other_slots(&mut fault.core.ebpf, plans, deadline, route)?;
-        let mut hooks: Vec<Direction> = Vec::new();
-        for h in plans.iter().flat_map(|p| p.hooks.iter().copied()) {
-            if !hooks.contains(&h) {
-                hooks.push(h);
-            }
-        }
         for hook in hooks {
-            let name = classifier_for(hook, ifb_needed);
-            loaded(&mut fault.core.ebpf, name)?;
-            fault
-                .program_ids
-                .extend(fault.core.ebpf.program(name).and_then(ebpf::program_id));
             // A stop signal while starting: Drop undoes what is attached so far.
             crate::startup::check()?;
+            let name = classifier_for(hook, route.ifindex != 0);
             let prog = classifier(&mut fault.core.ebpf, name)?;
             let w = Where {
                 iface: &plan.iface,
@@ -293,37 +199,147 @@ impl NetFault {
             };
             fault.attachments.push(tc::attach(prog, w)?);
         }
-        if let (true, Some(cg)) = (plan.cgroup_ingress, &plan.cgroup) {
-            let prog = cgroup_skb(&mut fault.core.ebpf)?;
-            ebpf::load_once(|| prog.load())
-                .map_err(|e| Error::program(format!("loading {PROG_CGROUP_INGRESS}"), e))?;
-            let dir = File::open(&cg.path)
-                .map_err(|e| Error::io(format!("opening {}", cg.path.display()), e))?;
-            // A link coexists with other programs on the cgroup; explicit flags are refused.
-            let id = prog
-                .attach(&dir, CgroupSkbAttachType::Ingress, CgroupAttachMode::Single)
-                .map_err(|e| {
-                    Error::program(format!("attaching to {} ingress", cg.path.display()), e)
-                })?;
-            fault.cgroup_link = Some(id);
-            fault.program_ids.extend(
-                fault
-                    .core
-                    .ebpf
-                    .program(PROG_CGROUP_INGRESS)
-                    .and_then(ebpf::program_id),
-            );
-        }
-        // The duration counts from now, when the fault is in force (verifying the classifier
-        // can take seconds on a slow machine).
-        let deadline = fault.core.rearm()?;
-        write_other_slots(&mut fault.core.ebpf, plans, deadline, route)?;
-        fault.record.deadline_mono_ns = deadline;
+        fault.attach_cgroup_ingress(plan)?;
         crate::startup::check()?;
         // Every running fault is listed (chaos status, chaos stop); cls_bpf and fq were written
         // down before they were created, the rest is recorded now.
+        fault.record.deadline_mono_ns = fault.core.deadline_ns();
         fault.record.save()?;
         Ok(fault)
+    }
+
+    /// The fault before anything is attached: its record, and no attachment for Drop to undo.
+    fn new(core: FaultCore<NetRule>, plans: &[NetPlan]) -> Self {
+        let (fault_name, detail) = if plans.len() > 1 {
+            let each: Vec<&str> = plans.iter().map(|p| p.detail.as_str()).collect();
+            ("net rules", each.join("; "))
+        } else {
+            (plans[0].fault, plans[0].detail.clone())
+        };
+        let record = Record::new(
+            core.fault_id(),
+            fault_name,
+            RuleKind::Net,
+            detail,
+            core.deadline_ns(),
+        );
+        Self {
+            attachments: Vec::new(),
+            handoff: None,
+            ifb: None,
+            cgroup_link: None,
+            fq: None,
+            core,
+            program_ids: Vec::new(),
+            record,
+            slots: plans.len() as u32,
+            rule_details: plans.iter().map(|p| p.detail.clone()).collect(),
+        }
+    }
+
+    /// When a rule holds arriving packets back: the ifb device, how the classifiers attach
+    /// (the ifb decides between TCX and cls_bpf) and, over cls_bpf, the handoff filter.
+    fn route_to_ifb(&mut self, plans: &[NetPlan]) -> Result<(AttachMode, IfbRoute)> {
+        let plan = &plans[0];
+        if !plans.iter().any(|p| p.ifb) {
+            return Ok((plan.attach, IfbRoute::default()));
+        }
+        let id = self.core.fault_id();
+        let ifb = IfbGuard::create(id, plan.netns.as_ref(), &mut self.record)?;
+        let (ifb_name, ifindex) = (ifb.name.clone(), ifb.ifindex);
+        self.ifb = Some(ifb);
+        let prog = loaded(&mut self.core.ebpf, PROG_TC_INGRESS_IFB)?;
+        let mode = tc::resolve_mode(prog, plan.attach, &ifb_name, plan.netns.as_ref())?;
+        let route = IfbRoute {
+            ifindex,
+            handoff: mode == AttachMode::ClsBpf,
+        };
+        if route.handoff {
+            let prog = loaded(&mut self.core.ebpf, PROG_TC_HANDOFF)?;
+            self.handoff = Some(HandoffFilter::create(
+                prog,
+                &plan.iface,
+                &ifb_name,
+                plan.netns.as_ref(),
+                &mut self.record,
+                id.max(1) ^ 0x8000_0000,
+            )?);
+        }
+        Ok((mode, route))
+    }
+
+    /// Loads (verifies) the classifier of every hook the rules use, and the cgroup_skb program
+    /// for a cgroup's arriving traffic; returns the hooks, each once.
+    fn load_programs(&mut self, plans: &[NetPlan]) -> Result<Vec<Direction>> {
+        let ifb = plans.iter().any(|p| p.ifb);
+        let mut hooks: Vec<Direction> = Vec::new();
+        for h in plans.iter().flat_map(|p| p.hooks.iter().copied()) {
+            if !hooks.contains(&h) {
+                hooks.push(h);
+            }
+        }
+        for &hook in &hooks {
+            let name = classifier_for(hook, ifb);
+            loaded(&mut self.core.ebpf, name)?;
+            let id = self.core.ebpf.program(name).and_then(ebpf::program_id);
+            self.program_ids.extend(id);
+        }
+        if plans[0].cgroup_ingress {
+            let prog = cgroup_skb(&mut self.core.ebpf)?;
+            ebpf::load_once(|| prog.load())
+                .map_err(|e| Error::program(format!("loading {PROG_CGROUP_INGRESS}"), e))?;
+            let id = self
+                .core
+                .ebpf
+                .program(PROG_CGROUP_INGRESS)
+                .and_then(ebpf::program_id);
+            self.program_ids.extend(id);
+        }
+        Ok(hooks)
+    }
+
+    /// Writes every rule of the set once, with one deadline (`duration` from now: the programs
+    /// are verified, only attaching is left) and the way to the ifb. Slot 0 carries the rule
+    /// count, which makes the set visible to the classifiers.
+    fn write_rules(&mut self, plans: &[NetPlan], route: IfbRoute) -> Result<()> {
+        let several = plans.len() > 1;
+        let rule = |p: &NetPlan| NetRule {
+            opts: p.rule.opts | if several { hook_bits(p) } else { 0 } | route.opts(p),
+            redirect_ifindex: if p.ifb { route.ifindex } else { 0 },
+            ..p.rule
+        };
+        self.core.set_rule(NetRule {
+            rules: plans.len() as u32,
+            ..rule(&plans[0])
+        });
+        // Nothing is attached yet: the order of the writes does not matter.
+        let deadline = self.core.arm()?;
+        for (slot, p) in (0u32..).zip(plans).skip(1) {
+            let r = NetRule {
+                deadline_ns: deadline,
+                ..rule(p)
+            };
+            ebpf::set_config_at(&mut self.core.ebpf, NET_CFG, slot, r)?;
+        }
+        Ok(())
+    }
+
+    /// The cgroup_skb ingress link (fd-owned) for drops scoped to a cgroup's arriving traffic.
+    fn attach_cgroup_ingress(&mut self, plan: &NetPlan) -> Result<()> {
+        let (true, Some(cg)) = (plan.cgroup_ingress, &plan.cgroup) else {
+            return Ok(());
+        };
+        let prog = cgroup_skb(&mut self.core.ebpf)?;
+        let dir = File::open(&cg.path)
+            .map_err(|e| Error::io(format!("opening {}", cg.path.display()), e))?;
+        // A link coexists with other programs on the cgroup; explicit flags are refused.
+        let id = prog
+            .attach(&dir, CgroupSkbAttachType::Ingress, CgroupAttachMode::Single)
+            .map_err(|e| {
+                Error::program(format!("attaching to {} ingress", cg.path.display()), e)
+            })?;
+        self.cgroup_link = Some(id);
+        Ok(())
     }
 
     /// Each rule of the set with its counters, in slot order.

@@ -223,7 +223,7 @@ impl HookFault {
         };
         // The duration counts from now, when the fault is in force (loading an LSM program
         // parses the kernel's BTF, seconds on a slow machine).
-        record.deadline_mono_ns = core.rearm()?;
+        record.deadline_mono_ns = core.arm()?;
         crate::startup::check()?;
         record.save()?;
         Ok(Self {

@@ -140,7 +140,7 @@ impl SockFault {
             program_ids.extend(core.ebpf.program(name).and_then(ebpf::program_id));
         }
         // The duration counts from now, when the fault is in force.
-        record.deadline_mono_ns = core.rearm()?;
+        record.deadline_mono_ns = core.arm()?;
         crate::startup::check()?;
         // Listed while it runs (chaos status, chaos stop); removed by Drop.
         record.save()?;
