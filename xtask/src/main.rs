@@ -48,7 +48,7 @@ enum Task {
         args: Vec<String>,
     },
     /// Run `chaos doctor` here and in a VM for every kernel of the matrix; write the tables
-    /// into README.md.
+    /// into docs/kernels.md.
     DoctorMatrix,
     /// Build a kernel of the VM matrix that is built from source (6.12-kprobe), if not cached.
     #[command(hide = true)]

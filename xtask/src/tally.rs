@@ -186,7 +186,10 @@ mod tests {
         ]);
         assert!(t.ok.contains("background_write"), "{t:?}");
         assert!(t.failed_names.contains("other"), "{t:?}");
-        assert_eq!(t.missing(&["background_write".into()]), Vec::<String>::new());
+        assert_eq!(
+            t.missing(&["background_write".into()]),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

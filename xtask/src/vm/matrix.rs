@@ -1,5 +1,5 @@
 //! `cargo xtask doctor-matrix`: `chaos doctor --json` on this machine and on every kernel of the
-//! VM matrix, rendered as tables into the README (between markers), never typed by hand.
+//! VM matrix, rendered as tables into docs/kernels.md (between markers), never typed by hand.
 
 use super::{boot, cache_dir, initramfs::Payload, kernel};
 use anyhow::{Context, Result, bail};
@@ -58,14 +58,14 @@ pub fn run(root: &Path) -> Result<()> {
         ));
     }
     let tables = render(&columns);
-    let readme = root.join("README.md");
+    let readme = root.join("docs/kernels.md");
     let text = std::fs::read_to_string(&readme)?;
     let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
-        bail!("README lacks the {START}/{END} markers")
+        bail!("docs/kernels.md lacks the {START}/{END} markers")
     };
     let new = format!("{}{START}\n{tables}{}", &text[..a], &text[b..]);
     std::fs::write(&readme, new)?;
-    eprintln!("README.md: doctor matrix updated");
+    eprintln!("docs/kernels.md: doctor matrix updated");
     Ok(())
 }
 

@@ -216,11 +216,28 @@ mod tests {
         "",
     ];
 
-    /// Every `chaos ...` command line in the README's code blocks (continuation lines joined,
-    /// comments cut), as the shell would split it.
+    /// The README and every page of docs/.
+    fn documentation() -> String {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut pages = vec![root.join("README.md")];
+        let docs = std::fs::read_dir(root.join("docs")).expect("docs/");
+        pages.extend(
+            docs.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "md")),
+        );
+        assert!(pages.len() >= 6, "README and docs pages: {pages:?}");
+        pages
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Every `chaos ...` command line in the code blocks of the README and docs/ (continuation
+    /// lines joined, comments cut), as the shell would split it.
     fn readme_commands() -> Vec<Vec<String>> {
-        let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
-        let text = std::fs::read_to_string(readme).expect("README.md");
+        let text = documentation();
         let (mut lines, mut in_code, mut pending) = (Vec::new(), false, String::new());
         for line in text.lines() {
             if line.trim_start().starts_with("```") {
@@ -253,8 +270,8 @@ mod tests {
             .collect()
     }
 
-    /// The README shows only commands the real parser takes (each `--rule` of `net rules` as
-    /// the `chaos net` command it stands for).
+    /// The README and docs/ show only commands the real parser takes (each `--rule` of
+    /// `net rules` as the `chaos net` command it stands for).
     #[test]
     fn every_readme_command_parses() {
         let commands = readme_commands();

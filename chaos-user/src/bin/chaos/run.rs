@@ -1,4 +1,4 @@
-//! `chaos run FILE`: an experiment (see README, "Experiments").
+//! `chaos run FILE`: an experiment (docs/experiments.md).
 
 use crate::common::{self, out};
 use chaos::{experiment, session::Stop};
