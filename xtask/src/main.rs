@@ -1,8 +1,9 @@
-//! Project tasks: `cargo xtask setup|demo|test|bench`. Every task that builds runs the
+//! Project tasks: `cargo xtask setup|demo|install|test|vm|bench|soak`. Every task that builds runs the
 //! idempotent set-up first, so a fresh machine needs nothing else.
 
 mod child;
 mod expect;
+mod install;
 mod tally;
 mod test;
 mod vm;
@@ -26,6 +27,8 @@ enum Task {
     Setup,
     /// Set up, build (release) and run `chaos demo`.
     Demo,
+    /// Set up, build (release) and install chaos with its shell completions and man page.
+    Install(install::InstallArgs),
     /// Set up, build, and run every test: unit tests, the privileged integration tests on this
     /// kernel, then the same tests in a VM with Debian's 6.12 kernel (and the syscall tests on
     /// 6.12 without BPF LSM and on a 6.12 built with kprobe override, ingress delay on 6.1).
@@ -114,6 +117,7 @@ fn main() -> Result<()> {
             run(cargo().args(["build", "--release", "-p", "chaos-user", "--bin", "chaos"]))?;
             run(Command::new(root().join("target/release/chaos")).arg("demo"))
         }
+        Task::Install(a) => install::install(a),
         Task::Test { no_vm, args } => test::test(no_vm, &args),
         Task::Vm { kernel, args } => {
             setup()?;

@@ -3,6 +3,7 @@
 mod common;
 mod demo;
 mod doctor;
+mod generated;
 mod lifecycle;
 mod net;
 mod net_rules;
@@ -52,6 +53,10 @@ enum Command {
     Demo(demo::DemoArgs),
     #[command(hide = true, name = "demo-client")]
     DemoClient(workload::ClientArgs),
+    /// Print the shell completion script (bash, zsh, fish, ...).
+    Completions(generated::CompletionsArgs),
+    /// Print the man page, chaos(1), in roff.
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -93,6 +98,8 @@ fn main() -> ExitCode {
             Command::Cleanup => lifecycle::cleanup(),
             Command::Demo(args) => demo::run(args).await,
             Command::DemoClient(args) => demo::client(args),
+            Command::Completions(args) => generated::completions(args),
+            Command::Man => generated::man(),
         }
     });
     match result {

@@ -1,0 +1,91 @@
+//! Shell completions and the man page, generated from the clap definitions themselves, so they
+//! never drift from the flags (`cargo xtask install` writes them where shells and man look).
+
+use clap::{CommandFactory, ValueEnum};
+use std::{io::Write, process::ExitCode};
+
+/// `chaos completions SHELL`: the completion script on stdout.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+pub fn completions(a: CompletionsArgs) -> chaos::Result<ExitCode> {
+    let mut cmd = crate::Cli::command();
+    clap_complete::generate(a.shell, &mut cmd, "chaos", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `chaos man`: the man page (roff, section 1) on stdout.
+pub fn man() -> chaos::Result<ExitCode> {
+    let page = render_man().map_err(|e| chaos::Error::io("writing the man page", e))?;
+    std::io::stdout()
+        .write_all(&page)
+        .map_err(|e| chaos::Error::io("writing the man page", e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// chaos(1): the top-level page, then each subcommand's options as a section of it.
+fn render_man() -> std::io::Result<Vec<u8>> {
+    let cmd = crate::Cli::command();
+    let mut out = Vec::new();
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    man.render_subcommands_section(&mut out)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let subs: Vec<_> = std::iter::once(sub.clone())
+            .chain(sub.get_subcommands().cloned())
+            .collect();
+        for s in subs {
+            let name = if s.get_name() == sub.get_name() {
+                format!("chaos {}", s.get_name())
+            } else {
+                format!("chaos {} {}", sub.get_name(), s.get_name())
+            };
+            writeln!(out, ".SH \"{}\"", name.to_uppercase())?;
+            if let Some(about) = s.get_about() {
+                writeln!(out, "{about}")?;
+            }
+            clap_mangen::Man::new(s.clone()).render_options_section(&mut out)?;
+        }
+    }
+    man.render_version_section(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every visible subcommand and its flags are in the page; completions know the
+    /// subcommands in every shell clap_complete supports.
+    #[test]
+    fn the_man_page_and_completions_cover_every_subcommand() {
+        let page = String::from_utf8(render_man().expect("render")).expect("utf-8");
+        for needle in [
+            "CHAOS NET DROP",
+            "CHAOS NET DELAY",
+            "CHAOS SYSCALL",
+            "CHAOS RUN",
+            "\\-\\-duration",
+            "\\-\\-errno",
+            "\\-\\-latency",
+        ] {
+            assert!(page.contains(needle), "man page lacks {needle}");
+        }
+        for shell in clap_complete::Shell::value_variants() {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut crate::Cli::command(), "chaos", &mut script);
+            let script = String::from_utf8(script).expect("utf-8");
+            for sub in ["net", "syscall", "doctor", "cleanup"] {
+                assert!(script.contains(sub), "{shell} completions lack {sub}");
+            }
+        }
+    }
+}
