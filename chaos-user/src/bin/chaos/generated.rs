@@ -1,7 +1,7 @@
 //! Shell completions and the man page, generated from the clap definitions themselves, so they
 //! never drift from the flags (`cargo xtask install` writes them where shells and man look).
 
-use clap::{CommandFactory, ValueEnum};
+use clap::CommandFactory;
 use std::{io::Write, process::ExitCode};
 
 /// `chaos completions SHELL`: the completion script on stdout.
