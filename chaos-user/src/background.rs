@@ -81,12 +81,8 @@ pub fn pin_maps(ebpf: &Ebpf, dir: &Path, cfg: &'static str, stats: &'static str)
     for (name, file) in [(cfg, CFG), (stats, STATS)] {
         let map = ebpf.map(name).ok_or(Error::MapNotFound(name))?;
         let path = dir.join(file);
-        map.pin(&path).map_err(|e| {
-            Error::io(
-                format!("pinning {}", path.display()),
-                std::io::Error::other(format!("{e}")),
-            )
-        })?;
+        map.pin(&path)
+            .map_err(|e| Error::pin(format!("pinning {}", path.display()), e))?;
     }
     Ok(())
 }
@@ -142,6 +138,17 @@ pub fn status() -> Vec<Status> {
             }
         })
         .collect()
+}
+
+/// Pins an attachment's link at `path` (it becomes fd-owned first), so that it outlives chaos.
+pub fn pin_link<L>(link: L, what: &str, path: &Path) -> Result<()>
+where
+    L: TryInto<aya::programs::links::FdLink, Error = aya::programs::links::LinkError>,
+{
+    let fd = link.try_into().map_err(|e| Error::link(what, e))?;
+    fd.pin(path)
+        .map_err(|e| Error::pin(format!("pinning {} at {}", what, path.display()), e))?;
+    Ok(())
 }
 
 /// Switches a background dry run to live: one update of the pinned config map.

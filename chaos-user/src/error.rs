@@ -45,6 +45,30 @@ pub enum Error {
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 
+    /// Pinning a map, program or link in bpffs (background faults).
+    #[error("{context}: {source}")]
+    Pin {
+        context: String,
+        source: aya::pin::PinError,
+    },
+
+    /// Turning an attachment into an fd-owned link (to pin it).
+    #[error("{context}: {source}")]
+    Link {
+        context: String,
+        source: aya::programs::links::LinkError,
+    },
+
+    /// An iproute2 command (`tc`, `ip`) refused: its own message, the only detail there is.
+    #[error("{context}: {message}")]
+    Tool { context: String, message: String },
+
+    #[error("{context}: {source}")]
+    Json {
+        context: String,
+        source: serde_json::Error,
+    },
+
     /// A stop signal came while the fault was being set up: it was not attached.
     #[error("interrupted by {0} while starting: nothing was attached")]
     Interrupted(&'static str),
@@ -69,6 +93,28 @@ impl Error {
         Self::Program {
             context: context.into(),
             source,
+        }
+    }
+
+    pub fn pin(context: impl Into<String>, source: aya::pin::PinError) -> Self {
+        Self::Pin {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn link(context: impl Into<String>, source: aya::programs::links::LinkError) -> Self {
+        Self::Link {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// `message` is what the tool printed on failure.
+    pub fn tool(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Tool {
+            context: context.into(),
+            message: message.into(),
         }
     }
 

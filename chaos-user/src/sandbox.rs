@@ -43,9 +43,9 @@ fn ip(args: &[&str]) -> Result<()> {
         .output()
         .map_err(|e| Error::io("running ip (install iproute2)", e))?;
     if !out.status.success() {
-        return Err(Error::io(
+        return Err(Error::tool(
             format!("ip {}", args.join(" ")),
-            std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+            String::from_utf8_lossy(&out.stderr).trim(),
         ));
     }
     Ok(())

@@ -161,8 +161,10 @@ impl Record {
         fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let tmp = dir.join(format!(".{}.tmp", self.id));
-        let text = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::io("encoding a state record", e.into()))?;
+        let text = serde_json::to_vec_pretty(self).map_err(|source| Error::Json {
+            context: "encoding a state record".into(),
+            source,
+        })?;
         fs::write(&tmp, text).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
         fs::rename(&tmp, self.path())
             .map_err(|e| Error::io(format!("writing {}", self.path().display()), e))
@@ -309,24 +311,15 @@ fn restore_qdisc(q: &QdiscEntry, owner: &str) -> Result<()> {
     netns::within(ns.as_ref(), || {
         crate::tc_cmd::restore_default_qdisc(&q.iface)
     })?
-    .map_err(|e| {
-        Error::io(
-            format!("restoring the qdisc of {}", q.iface),
-            std::io::Error::other(e),
-        )
-    })
+    .map_err(|e| Error::tool(format!("restoring the qdisc of {}", q.iface), e))
 }
 
 fn remove_ifb(i: &IfbEntry) -> Result<()> {
     let Some(ns) = open_netns(i.netns.as_deref(), i.netns_ino)? else {
         return Ok(());
     };
-    netns::within(ns.as_ref(), || crate::tc_cmd::delete_link(&i.name))?.map_err(|e| {
-        Error::io(
-            format!("deleting the ifb device {}", i.name),
-            std::io::Error::other(e),
-        )
-    })
+    netns::within(ns.as_ref(), || crate::tc_cmd::delete_link(&i.name))?
+        .map_err(|e| Error::tool(format!("deleting the ifb device {}", i.name), e))
 }
 
 /// Opens the namespace of an entry, if it still exists and is the same one.
@@ -382,7 +375,7 @@ pub fn remove_tc(entry: &TcEntry) -> Result<()> {
         }
         Ok(())
     })?;
-    result.map_err(|e| Error::io("removing a cls_bpf filter", std::io::Error::other(e)))
+    result.map_err(|e| Error::tool("removing a cls_bpf filter", e))
 }
 
 /// The mark that chaos added the clsact qdisc of `iface` in the current thread's network

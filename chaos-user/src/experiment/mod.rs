@@ -50,8 +50,10 @@ pub fn in_file(path: &Path, e: Error) -> Error {
 pub fn write_report(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let json = serde_json::to_string_pretty(report)
-        .map_err(|e| Error::io("serializing the report", std::io::Error::other(e)))?;
+    let json = serde_json::to_string_pretty(report).map_err(|source| Error::Json {
+        context: "serializing the report".into(),
+        source,
+    })?;
     let files = [
         ("report.json", json),
         ("report.md", report.to_markdown()),

@@ -21,7 +21,6 @@ use aya::maps::{
 };
 use aya::programs::{
     CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, SchedClassifier, cgroup_skb::CgroupSkbLinkId,
-    links::FdLink,
 };
 use chaos_common::{
     MAX_RULES, NetRule, OPT_EGRESS, OPT_HANDOFF, OPT_INGRESS,
@@ -416,16 +415,7 @@ impl NetFault {
             let link = cgroup_skb(&mut self.core.ebpf)?
                 .take_link(id)
                 .map_err(|e| Error::program("taking the cgroup link", e))?;
-            let fd: FdLink = link
-                .try_into()
-                .map_err(|e| Error::io("cgroup link", std::io::Error::other(format!("{e}"))))?;
-            let path = dir.join("link-cgroup");
-            fd.pin(&path).map_err(|e| {
-                Error::io(
-                    format!("pinning {}", path.display()),
-                    std::io::Error::other(format!("{e}")),
-                )
-            })?;
+            background::pin_link(link, "the cgroup link", &dir.join("link-cgroup"))?;
         }
         // The record lists the qdisc, the ifb and the handoff filter: `chaos stop`/`cleanup`
         // remove them.

@@ -50,8 +50,7 @@ impl HandoffFilter {
         let dir = background::pin_dir(record)?;
         let pin = dir.join("handoff");
         prog.pin(&pin).map_err(|e| {
-            let e = std::io::Error::other(e.to_string());
-            Error::io(
+            Error::pin(
                 format!("pinning the handoff program at {}", pin.display()),
                 e,
             )

@@ -43,8 +43,7 @@ impl IfbGuard {
                          peer)"
                 ),
             })?;
-            ip(&["link", "set", &name, "up"])
-                .map_err(|e| Error::io("setting the ifb up", std::io::Error::other(e)))?;
+            ip(&["link", "set", &name, "up"]).map_err(|e| Error::tool("setting the ifb up", e))?;
             crate::tc_cmd::tc(&["qdisc", "replace", "dev", &name, "root", "fq"]).map_err(|e| {
                 Error::Unsupported {
                     feature: "the fq qdisc (sch_fq), which delay needs to honour departure times",
@@ -52,7 +51,7 @@ impl IfbGuard {
                 }
             })?;
             netns::ifindex(&name)
-                .ok_or_else(|| Error::io("the new ifb", std::io::Error::other("no ifindex")))
+                .ok_or_else(|| Error::tool(format!("the new ifb {name}"), "it has no ifindex"))
         })?;
         let mut guard = guard;
         guard.ifindex = made?;

@@ -50,8 +50,8 @@ pub fn ensure_fq(
         iface: iface.to_string(),
     };
     let lock = state::qdisc_lock()?;
-    let (kind, handle, children) = netns::within(netns, || root_of(iface))?
-        .map_err(|e| Error::io("reading qdiscs", std::io::Error::other(e)))?;
+    let (kind, handle, children) =
+        netns::within(netns, || root_of(iface))?.map_err(|e| Error::tool("reading qdiscs", e))?;
     if kind == "fq" || (kind == "mq" && !children.is_empty() && fq_children(iface, netns)?) {
         if !state::fq_in_use(&entry, &record.id) {
             return Ok(None); // the operator's fq: used as it is, never removed

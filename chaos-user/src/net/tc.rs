@@ -8,7 +8,6 @@ use crate::{
 };
 use aya::programs::{
     Link, LinkOrder, SchedClassifier, TcAttachType,
-    links::FdLink,
     tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions, TcHandle},
 };
 use std::path::Path;
@@ -208,15 +207,7 @@ impl TcAttachment {
             return Ok(());
         };
         if self.mode == AttachMode::Tcx {
-            let fd: FdLink = link
-                .try_into()
-                .map_err(|e| Error::io("TCX link", std::io::Error::other(format!("{e}"))))?;
-            fd.pin(pin).map_err(|e| {
-                Error::io(
-                    format!("pinning {}", pin.display()),
-                    std::io::Error::other(format!("{e}")),
-                )
-            })?;
+            crate::background::pin_link(link, "the TCX link", pin)?;
         } else {
             // Dropping an NlLink detaches it; forgetting it leaves the filter in place.
             std::mem::forget(link);

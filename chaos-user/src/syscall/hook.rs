@@ -251,12 +251,7 @@ impl HookFault {
     pub fn persist(mut self) -> Result<Record> {
         let dir = background::adopt(&mut self.record)?;
         let path = dir.join("link0");
-        let pin_err = |e: String| {
-            Error::io(
-                format!("pinning {}", path.display()),
-                std::io::Error::other(e),
-            )
-        };
+        let what = format!("pinning {}", path.display());
         match self.link.take() {
             Some(Link::Lsm(id)) => {
                 let p = lsm_prog(&mut self.core, self.prog)?;
@@ -264,9 +259,9 @@ impl HookFault {
                     .take_link(id)
                     .map_err(|e| Error::program("taking the LSM link", e))?;
                 let fd: FdLink = link.into();
-                fd.pin(&path).map_err(|e| pin_err(e.to_string()))?;
+                fd.pin(&path).map_err(|e| Error::pin(what, e))?;
             }
-            Some(Link::FModRet(f)) => f.pin(&path).map_err(|e| pin_err(e.to_string()))?,
+            Some(Link::FModRet(f)) => f.pin(&path).map_err(|e| Error::io(what, e))?,
             Some(Link::Kprobe(k)) => k.pin(&mut self.core, &dir)?,
             None => {}
         }

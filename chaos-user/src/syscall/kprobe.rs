@@ -11,7 +11,7 @@ use crate::{
     error::{Error, Result, chain},
     fault::FaultCore,
 };
-use aya::programs::{KProbe, kprobe::KProbeLinkId, links::FdLink};
+use aya::programs::{KProbe, kprobe::KProbeLinkId};
 use chaos_common::syscall::SysRule;
 use std::path::Path;
 
@@ -137,22 +137,17 @@ impl Kprobes {
         let p = program(core, self.prog)?;
         for (i, id) in self.links.into_iter().enumerate() {
             let path = dir.join(format!("link{i}"));
-            let pin_err = |e: String| {
-                Error::io(
-                    format!("pinning {}", path.display()),
-                    std::io::Error::other(e),
-                )
-            };
             let link = p
                 .take_link(id)
                 .map_err(|e| Error::program("taking a kprobe link", e))?;
-            let fd: FdLink = link.try_into().map_err(|e| {
-                pin_err(format!(
-                    "this kernel attaches kprobes without BPF links ({e}); run it in the \
-                     foreground"
-                ))
-            })?;
-            fd.pin(&path).map_err(|e| pin_err(e.to_string()))?;
+            // A kernel that attaches kprobes without BPF links cannot pin them: the message
+            // says so; run such a fault in the foreground.
+            crate::background::pin_link(
+                link,
+                "a kprobe link (a kernel attaching kprobes without BPF links cannot pin it: run \
+                 the fault in the foreground)",
+                &path,
+            )?;
         }
         Ok(())
     }

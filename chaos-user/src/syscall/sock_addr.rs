@@ -13,9 +13,7 @@ use crate::{
     fault::FaultCore,
     state::{Record, RuleKind},
 };
-use aya::programs::{
-    CgroupAttachMode, CgroupSockAddr, cgroup_sock_addr::CgroupSockAddrLinkId, links::FdLink,
-};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr, cgroup_sock_addr::CgroupSockAddrLinkId};
 use chaos_common::{
     Cidr, PROTO_ANY, PROTO_TCP, PROTO_UDP, PortRange, SockRule,
     maps::{SOCK_CFG, SOCK_STATS},
@@ -166,16 +164,7 @@ impl SockFault {
             let link = prog
                 .take_link(id)
                 .map_err(|e| Error::program("taking a cgroup link", e))?;
-            let fd: FdLink = link
-                .try_into()
-                .map_err(|e| Error::io("cgroup link", std::io::Error::other(format!("{e}"))))?;
-            let path = dir.join(format!("link{i}"));
-            fd.pin(&path).map_err(|e| {
-                Error::io(
-                    format!("pinning {}", path.display()),
-                    std::io::Error::other(format!("{e}")),
-                )
-            })?;
+            background::pin_link(link, "a cgroup link", &dir.join(format!("link{i}")))?;
         }
         background::pin_maps(&self.core.ebpf, &dir, SOCK_CFG, SOCK_STATS)?;
         Ok(self.record.clone())

@@ -62,6 +62,7 @@ fn render_man() -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum;
 
     /// Every visible subcommand and its flags are in the page; completions know the
     /// subcommands in every shell clap_complete supports.
