@@ -38,27 +38,27 @@ impl Controls {
     }
 }
 
-pub fn parse_budget(s: &str) -> Result<u32, String> {
-    let n: u32 = s
+/// A whole number within `lo..=MAX_BUDGET` (`what` names it in the error); too large is out of
+/// range, not "not a number".
+fn count(s: &str, lo: u32, what: &str, example: u32) -> Result<u32, String> {
+    let n: u64 = s
         .trim()
         .parse()
-        .map_err(|_| format!("'{s}' is not a whole number; use e.g. 100"))?;
-    if n == 0 || n > MAX_BUDGET {
-        return Err(format!("use a budget from 1 to {MAX_BUDGET}"));
+        .map_err(|_| format!("'{s}' is not a whole number; use e.g. {example}"))?;
+    if n < u64::from(lo) || n > u64::from(MAX_BUDGET) {
+        return Err(format!("use a {what} from {lo} to {MAX_BUDGET}"));
     }
-    Ok(n)
+    Ok(n as u32)
+}
+
+/// `--times N` / `--max-faults N`: at least 1 (0 would inject nothing).
+pub fn parse_budget(s: &str) -> Result<u32, String> {
+    count(s, 1, "budget", 100)
 }
 
 /// `--after N`: 0 means "from the first call" and is the same as leaving it out.
 pub fn parse_after(s: &str) -> Result<u32, String> {
-    let n: u32 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number; use e.g. 10"))?;
-    if n > MAX_BUDGET {
-        return Err(format!("use a count from 0 to {MAX_BUDGET}"));
-    }
-    Ok(n)
+    count(s, 0, "count", 10)
 }
 
 pub fn parse_sample(s: &str) -> Result<u32, String> {
@@ -98,5 +98,35 @@ mod tests {
         assert!(parse_budget("0").is_err() && parse_budget("2000000").is_err());
         assert_eq!(parse_sample("10"), Ok(10));
         assert!(parse_sample("0").is_err());
+    }
+
+    /// --times, --after and --events-sample at 0, at the maximum, above it and with decimals:
+    /// what --help says, or refused with the range (issue 15).
+    #[test]
+    fn counts_at_their_edges() {
+        assert_eq!(parse_after("0"), Ok(0));
+        assert_eq!(parse_after("1000000"), Ok(1_000_000));
+        assert_eq!(parse_budget("1000000"), Ok(1_000_000));
+        for too_big in ["1000001", "4294967296", "99999999999999999999"] {
+            let e = parse_budget(too_big).expect_err(too_big);
+            assert!(
+                e.contains("from 1 to 1000000") || e.contains("whole number"),
+                "{e}"
+            );
+            assert!(parse_after(too_big).is_err());
+        }
+        assert!(
+            parse_budget("4294967296")
+                .expect_err("2^32")
+                .contains("from 1 to")
+        );
+        for bad in ["1.5", "-1", "", "ten"] {
+            assert!(
+                parse_budget(bad).is_err()
+                    && parse_after(bad).is_err()
+                    && parse_sample(bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 }
