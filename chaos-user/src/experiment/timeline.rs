@@ -51,6 +51,24 @@ fn text(x: f64, y: f64, s: impl Into<String>) -> Text {
     Text::new(s).set("x", x).set("y", y).set("font-size", 12)
 }
 
+/// Where things go: the time scale and both panels' value ranges.
+struct Plot {
+    sc: Scale,
+    max_lat: f64,
+    rate_top: f64,
+    max_rate: f64,
+}
+
+impl Plot {
+    fn lat_y(&self, ms: f64) -> f64 {
+        TOP + LAT_H - ms / self.max_lat * LAT_H
+    }
+
+    fn bottom(&self) -> f64 {
+        self.rate_top + RATE_H
+    }
+}
+
 pub fn render(r: &Report) -> String {
     let t_min = r.timeline.iter().map(|s| s.t_s).fold(0.0, f64::min);
     let t_max = r
@@ -58,23 +76,60 @@ pub fn render(r: &Report) -> String {
         .iter()
         .map(|s| s.t_s)
         .fold(r.ended_s.max(r.planned_duration_s), f64::max);
-    let sc = Scale {
-        t0: t_min.floor(),
-        t1: t_max.ceil().max(t_min.floor() + 1.0),
-    };
-    let max_lat = r.timeline.iter().map(|s| s.latency_ms).fold(1.0, f64::max) * 1.1;
-    let lat_y = |ms: f64| TOP + LAT_H - ms / max_lat * LAT_H;
-    let rate_top = TOP + LAT_H + GAP;
     let rates = rates(r);
-    let max_rate = rates.iter().map(|r| r.3).fold(1.0, f64::max) * 1.1;
-    let height = rate_top + RATE_H + 60.0;
+    let plot = Plot {
+        sc: Scale {
+            t0: t_min.floor(),
+            t1: t_max.ceil().max(t_min.floor() + 1.0),
+        },
+        max_lat: r.timeline.iter().map(|s| s.latency_ms).fold(1.0, f64::max) * 1.1,
+        rate_top: TOP + LAT_H + GAP,
+        max_rate: rates.iter().map(|r| r.3).fold(1.0, f64::max) * 1.1,
+    };
+    let mut doc = frame(r, plot.bottom() + 60.0);
+    for g in fault_windows(r, &plot) {
+        doc = doc.add(g);
+    }
+    doc = doc.add(axes(
+        &plot.sc,
+        plot.lat_y(0.0),
+        plot.bottom(),
+        plot.max_lat,
+        plot.max_rate,
+        plot.rate_top,
+    ));
+    for g in probe_lines(r, &plot) {
+        doc = doc.add(g);
+    }
+    // Faults injected per second.
+    for (fi, t_a, t_b, rate) in rates {
+        let h = rate / plot.max_rate * RATE_H;
+        doc = doc.add(
+            Rectangle::new()
+                .set("class", "injection-rate")
+                .set("x", plot.sc.x(t_a))
+                .set("y", plot.bottom() - h)
+                .set("width", (plot.sc.x(t_b) - plot.sc.x(t_a)).max(0.5))
+                .set("height", h)
+                .set("fill", FAULT_FILL[fi % FAULT_FILL.len()])
+                .set("fill-opacity", 0.8),
+        );
+    }
+    for g in marks(r, &plot) {
+        doc = doc.add(g);
+    }
+    doc.to_string()
+}
+
+/// The page: size, background, and the title with the verdict.
+fn frame(r: &Report, height: f64) -> Document {
     let verdict = if r.hypothesis_held {
         "hypothesis held"
     } else {
         "hypothesis did not hold"
     };
     let dry = if r.dry_run { " (dry run)" } else { "" };
-    let mut doc = Document::new()
+    Document::new()
         .set("viewBox", (0, 0, W, height))
         .set("width", W)
         .set("height", height)
@@ -90,14 +145,18 @@ pub fn render(r: &Report) -> String {
             text(LEFT, 22.0, format!("{}: {verdict}{dry}", r.experiment))
                 .set("font-size", 16)
                 .set("font-weight", "bold"),
-        );
-    // Fault windows, across both panels.
+        )
+}
+
+/// Each fault's window, shaded across both panels.
+fn fault_windows(r: &Report, plot: &Plot) -> Vec<Group> {
+    let mut out = Vec::new();
     for (i, f) in r.faults.iter().enumerate() {
         let (Some(a), Some(d)) = (f.attached_s, f.detached_s) else {
             continue;
         };
-        let (x0, x1) = (sc.x(a), sc.x(d));
-        doc = doc.add(
+        let (x0, x1) = (plot.sc.x(a), plot.sc.x(d));
+        out.push(
             Group::new()
                 .set("class", "fault-window")
                 .set("data-fault", f.name.as_str())
@@ -112,7 +171,7 @@ pub fn render(r: &Report) -> String {
                         .set("x", x0)
                         .set("y", TOP)
                         .set("width", (x1 - x0).max(1.0))
-                        .set("height", rate_top + RATE_H - TOP)
+                        .set("height", plot.bottom() - TOP)
                         .set("fill", FAULT_FILL[i % FAULT_FILL.len()])
                         .set("fill-opacity", 0.15),
                 )
@@ -123,22 +182,19 @@ pub fn render(r: &Report) -> String {
                 )),
         );
     }
-    doc = doc.add(axes(
-        &sc,
-        lat_y(0.0),
-        rate_top + RATE_H,
-        max_lat,
-        max_rate,
-        rate_top,
-    ));
-    // Probe latency lines, failed samples as red crosses.
+    out
+}
+
+/// Each probe's latency line, its failed samples as red dots, and its legend entry.
+fn probe_lines(r: &Report, plot: &Plot) -> Vec<Group> {
+    let mut out = Vec::new();
     for (pi, p) in r.probes.iter().enumerate() {
         let colour = COLOURS[pi % COLOURS.len()];
         let pts: Vec<String> = r
             .timeline
             .iter()
             .filter(|s| s.probe == p.name)
-            .map(|s| format!("{:.1},{:.1}", sc.x(s.t_s), lat_y(s.latency_ms)))
+            .map(|s| format!("{:.1},{:.1}", plot.sc.x(s.t_s), plot.lat_y(s.latency_ms)))
             .collect();
         let mut g = Group::new()
             .set("class", "probe")
@@ -154,8 +210,8 @@ pub fn render(r: &Report) -> String {
             g = g.add(
                 Circle::new()
                     .set("class", "failure")
-                    .set("cx", sc.x(s.t_s))
-                    .set("cy", lat_y(s.latency_ms))
+                    .set("cx", plot.sc.x(s.t_s))
+                    .set("cy", plot.lat_y(s.latency_ms))
                     .set("r", 3.5)
                     .set("fill", "#d62728")
                     .add(Title::new(format!(
@@ -165,6 +221,11 @@ pub fn render(r: &Report) -> String {
             );
         }
         let ly = TOP + 14.0 * pi as f64;
+        let state = if p.within_tolerance {
+            "ok"
+        } else {
+            "over tolerance"
+        };
         g = g
             .add(
                 Line::new()
@@ -175,56 +236,36 @@ pub fn render(r: &Report) -> String {
                     .set("stroke", colour)
                     .set("stroke-width", 2),
             )
-            .add(text(
-                W - 175.0,
-                ly,
-                format!(
-                    "{} ({})",
-                    p.name,
-                    if p.within_tolerance {
-                        "ok"
-                    } else {
-                        "over tolerance"
-                    }
-                ),
-            ));
-        doc = doc.add(g);
+            .add(text(W - 175.0, ly, format!("{} ({state})", p.name)));
+        out.push(g);
     }
-    // Faults injected per second.
-    for (fi, t_a, t_b, rate) in rates {
-        let h = rate / max_rate * RATE_H;
-        doc = doc.add(
-            Rectangle::new()
-                .set("class", "injection-rate")
-                .set("x", sc.x(t_a))
-                .set("y", rate_top + RATE_H - h)
-                .set("width", (sc.x(t_b) - sc.x(t_a)).max(0.5))
-                .set("height", h)
-                .set("fill", FAULT_FILL[fi % FAULT_FILL.len()])
-                .set("fill-opacity", 0.8),
-        );
-    }
+    out
+}
+
+/// The rollback and, if one tripped, the abort, as dashed lines.
+fn marks(r: &Report, plot: &Plot) -> Vec<Group> {
     let mut marks = vec![("rollback", r.rolled_back_s, "#444")];
     if let Some(a) = &r.abort {
         marks.push(("abort", a.tripped_s, "#d62728"));
     }
-    for (label, t, colour) in marks {
-        doc = doc.add(
+    marks
+        .into_iter()
+        .map(|(label, t, colour)| {
+            let x = plot.sc.x(t);
             Group::new()
                 .set("class", label)
                 .add(
                     Line::new()
-                        .set("x1", sc.x(t))
-                        .set("x2", sc.x(t))
+                        .set("x1", x)
+                        .set("x2", x)
                         .set("y1", TOP)
-                        .set("y2", rate_top + RATE_H)
+                        .set("y2", plot.bottom())
                         .set("stroke", colour)
                         .set("stroke-dasharray", "4 3"),
                 )
-                .add(text(sc.x(t) + 3.0, rate_top - 6.0, label).set("fill", colour)),
-        );
-    }
-    doc.to_string()
+                .add(text(x + 3.0, plot.rate_top - 6.0, label).set("fill", colour))
+        })
+        .collect()
 }
 
 fn axes(
