@@ -1,7 +1,10 @@
 //! What the running kernel supports, learnt by trying (loading and briefly attaching tiny
 //! programs in a throwaway network namespace and cgroup), never from version numbers.
 
-use crate::syscall::{CATALOGUE, Hook, catalogue::KP_CALL};
+pub use crate::support::{
+    BPF_LSM, CGROUP_SOCK_ADDR, CLS_BPF, FQ, FaultSupport, Feature, KPROBE, OVERRIDE_RETURN,
+    SET_RETVAL, TCX, TRAMPOLINE,
+};
 use crate::{
     cgroup, ebpf,
     error::{Result, chain},
@@ -19,37 +22,11 @@ use serde::Serialize;
 use std::{fs, process::Command};
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Feature {
-    pub name: &'static str,
-    pub available: bool,
-    /// How it was probed and what the kernel said.
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FaultSupport {
-    pub fault: &'static str,
-    pub available: bool,
-    /// The mechanism used here, or why the fault is not available.
-    pub detail: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub kernel: String,
     pub features: Vec<Feature>,
     pub faults: Vec<FaultSupport>,
 }
-
-pub const TCX: &str = "tcx";
-pub const CLS_BPF: &str = "cls_bpf";
-pub const CGROUP_SOCK_ADDR: &str = "cgroup_sock_addr";
-pub const SET_RETVAL: &str = "bpf_set_retval";
-pub const BPF_LSM: &str = "bpf_lsm";
-pub const TRAMPOLINE: &str = "trampoline";
-pub const KPROBE: &str = "kprobe";
-pub const OVERRIDE_RETURN: &str = "bpf_override_return";
-pub const FQ: &str = "fq";
 
 /// Which groups of features to probe.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -138,140 +115,12 @@ fn kernel_release() -> String {
         .map_or_else(|_| "?".into(), |s| s.trim().into())
 }
 
-fn has(features: &[Feature], name: &str) -> bool {
-    features.iter().any(|f| f.name == name && f.available)
-}
-
-/// Which fault types this kernel can run, derived from the probed features.
+/// Which fault types this kernel can run, derived from the probed features: each family says
+/// for its own faults.
 pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
-    let net_drop = if has(f, TCX) {
-        (true, "TC classifier on a TCX link (fd-owned)".to_string())
-    } else if has(f, CLS_BPF) {
-        (
-            true,
-            "TC classifier via clsact + cls_bpf (recorded and removed by chaos)".to_string(),
-        )
-    } else {
-        (
-            false,
-            "neither TCX links nor cls_bpf could be attached".to_string(),
-        )
-    };
-    let connect = match (has(f, CGROUP_SOCK_ADDR), has(f, SET_RETVAL)) {
-        (true, true) => (
-            true,
-            "cgroup_sock_addr hooks (IPv4, IPv6) + bpf_set_retval".to_string(),
-        ),
-        (true, false) => (
-            false,
-            "bpf_set_retval missing (Linux < 5.18): only EPERM could be returned".to_string(),
-        ),
-        _ => (
-            false,
-            "cgroup_sock_addr programs cannot be attached".to_string(),
-        ),
-    };
-    let tc = has(f, TCX) || has(f, CLS_BPF);
-    let delay = match (has(f, FQ), tc) {
-        (true, true) => (
-            true,
-            "TC classifier sets departure times; fq installed for the duration".to_string(),
-        ),
-        (false, _) => (
-            false,
-            "needs the fq qdisc to honour departure times; sch_fq is not available".to_string(),
-        ),
-        (true, false) => (false, "no way to attach a TC classifier".to_string()),
-    };
-    let duplicate = if tc {
-        (
-            true,
-            "TC classifier + bpf_clone_redirect through the same hook".to_string(),
-        )
-    } else {
-        (false, "no way to attach a TC classifier".to_string())
-    };
-    let corrupt = if tc {
-        (
-            true,
-            "TC classifier + bpf_skb_store_bytes, checksum fixed or left broken".to_string(),
-        )
-    } else {
-        (false, "no way to attach a TC classifier".to_string())
-    };
-    let row = |fault, (available, detail): (bool, String)| FaultSupport {
-        fault,
-        available,
-        detail,
-    };
-    let mut rows = vec![
-        row("net drop", net_drop),
-        row("net duplicate", duplicate),
-        row("net corrupt", corrupt),
-        row("net delay", delay.clone()),
-        row("net reorder", delay.clone()),
-        row("net rate", delay),
-    ];
-    for e in CATALOGUE {
-        let support = match e.hook {
-            Hook::SockAddr { .. } => connect.clone(),
-            Hook::Lsm { hook, kprobe, .. } => lsm_backend(f, hook, kprobe == KP_CALL),
-        };
-        rows.push(FaultSupport {
-            fault: e.full_name,
-            available: support.0,
-            detail: support.1,
-        });
-    }
+    let mut rows = crate::net::support(f);
+    rows.extend(crate::syscall::support(f));
     rows
-}
-
-fn reason<'a>(f: &'a [Feature], name: &str) -> &'a str {
-    f.iter()
-        .find(|x| x.name == name)
-        .map_or("not probed", |x| x.detail.as_str())
-}
-
-/// Which backend an LSM-hook syscall gets here, and why the ones before it are out.
-/// `no_path`: at syscall entry the call's path is not looked up yet (no --path with kprobes).
-fn lsm_backend(f: &[Feature], hook: &str, no_path: bool) -> (bool, String) {
-    if has(f, BPF_LSM) {
-        (true, format!("BPF LSM on {hook}"))
-    } else if has(f, TRAMPOLINE) {
-        (
-            true,
-            format!(
-                "fmod_ret on security_{hook} (BPF LSM out: {})",
-                reason(f, BPF_LSM)
-            ),
-        )
-    } else if has(f, KPROBE) && has(f, OVERRIDE_RETURN) {
-        (
-            true,
-            format!(
-                "kprobe + bpf_override_return on the syscall entry{} (BPF LSM out: {}; \
-                 fmod_ret out: {})",
-                if no_path { ", without --path" } else { "" },
-                reason(f, BPF_LSM),
-                reason(f, TRAMPOLINE)
-            ),
-        )
-    } else {
-        let kprobe = if has(f, KPROBE) {
-            reason(f, OVERRIDE_RETURN)
-        } else {
-            reason(f, KPROBE)
-        };
-        (
-            false,
-            format!(
-                "BPF LSM out: {}; fmod_ret out: {}; kprobe + bpf_override_return out: {kprobe}. \
-                 Kernels with BPF LSM active (Debian 6.1/6.12/7.3) run it",
-                reason(f, BPF_LSM),
-                reason(f, TRAMPOLINE)
-            ),
-        )
-    }
 }
 
 /// Runs `f` on a fresh thread in a new, empty network namespace that vanishes with the thread,

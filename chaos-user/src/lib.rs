@@ -23,6 +23,7 @@ pub mod sandbox;
 pub mod session;
 pub mod startup;
 pub mod state;
+pub mod support;
 pub mod syscall;
 pub mod target;
 pub mod tc_cmd;

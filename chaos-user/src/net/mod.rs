@@ -10,6 +10,7 @@ mod plan;
 mod qdisc;
 mod set_hint;
 mod spec;
+mod support;
 mod targets;
 mod tc;
 #[cfg(test)]
@@ -19,4 +20,5 @@ pub use encode::{Encoded, Scope, action_code, encode};
 pub use fault::{NetFault, classifier_for, fill_set};
 pub use plan::NetPlan;
 pub use spec::{Action, Direction, Distribution, NetSpec, Protocol};
+pub use support::support;
 pub use tc::AttachMode;

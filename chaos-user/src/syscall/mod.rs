@@ -10,10 +10,12 @@ pub mod kernel_btf;
 pub(crate) mod kprobe;
 mod paths;
 mod sock_addr;
+mod support;
 
 pub use catalogue::{CATALOGUE, Entry, Filters, Hook};
 pub use hook::{Backend, HookFault, HookPlan, lsm_active};
 pub use sock_addr::{SockFault, SockPlan, SockProtocol, set_retval_refused};
+pub use support::support;
 
 use crate::{
     cgroup::Cgroup,

@@ -1,0 +1,48 @@
+//! Which packet faults this kernel can run, from the probed features (`chaos doctor`).
+
+use crate::support::{CLS_BPF, FQ, FaultSupport, Feature, TCX, has, row};
+
+/// One row per `chaos net` action: the mechanism used here, or why it is out.
+pub fn support(f: &[Feature]) -> Vec<FaultSupport> {
+    let tc = has(f, TCX) || has(f, CLS_BPF);
+    let no_tc = || (false, "no way to attach a TC classifier".to_string());
+    let drop = if has(f, TCX) {
+        (true, "TC classifier on a TCX link (fd-owned)".to_string())
+    } else if has(f, CLS_BPF) {
+        (
+            true,
+            "TC classifier via clsact + cls_bpf (recorded and removed by chaos)".to_string(),
+        )
+    } else {
+        (
+            false,
+            "neither TCX links nor cls_bpf could be attached".to_string(),
+        )
+    };
+    let delay = match (has(f, FQ), tc) {
+        (true, true) => (
+            true,
+            "TC classifier sets departure times; fq installed for the duration".to_string(),
+        ),
+        (false, _) => (
+            false,
+            "needs the fq qdisc to honour departure times; sch_fq is not available".to_string(),
+        ),
+        (true, false) => no_tc(),
+    };
+    let with_tc = |how: &str| if tc { (true, how.to_string()) } else { no_tc() };
+    vec![
+        row("net drop", drop),
+        row(
+            "net duplicate",
+            with_tc("TC classifier + bpf_clone_redirect through the same hook"),
+        ),
+        row(
+            "net corrupt",
+            with_tc("TC classifier + bpf_skb_store_bytes, checksum fixed or left broken"),
+        ),
+        row("net delay", delay.clone()),
+        row("net reorder", delay.clone()),
+        row("net rate", delay),
+    ]
+}

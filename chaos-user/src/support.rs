@@ -1,0 +1,53 @@
+//! What the kernel offers (features, probed by `doctor`) and what a fault family can do with
+//! it (`FaultSupport`): the shared vocabulary between `doctor`, which probes, and the families,
+//! which each say what their faults need (`net::support`, `syscall::support`).
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Feature {
+    pub name: &'static str,
+    pub available: bool,
+    /// How it was probed and what the kernel said.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultSupport {
+    pub fault: &'static str,
+    pub available: bool,
+    /// The mechanism used here, or why the fault is not available.
+    pub detail: String,
+}
+
+pub const TCX: &str = "tcx";
+pub const CLS_BPF: &str = "cls_bpf";
+pub const CGROUP_SOCK_ADDR: &str = "cgroup_sock_addr";
+pub const SET_RETVAL: &str = "bpf_set_retval";
+pub const BPF_LSM: &str = "bpf_lsm";
+pub const TRAMPOLINE: &str = "trampoline";
+pub const KPROBE: &str = "kprobe";
+pub const OVERRIDE_RETURN: &str = "bpf_override_return";
+pub const FQ: &str = "fq";
+
+/// Whether `name` was probed and is available.
+pub fn has(features: &[Feature], name: &str) -> bool {
+    features.iter().any(|f| f.name == name && f.available)
+}
+
+/// What the probe of `name` found (why it is out), or "not probed".
+pub fn reason<'a>(features: &'a [Feature], name: &str) -> &'a str {
+    features
+        .iter()
+        .find(|x| x.name == name)
+        .map_or("not probed", |x| x.detail.as_str())
+}
+
+/// A row of the fault table.
+pub fn row(fault: &'static str, (available, detail): (bool, String)) -> FaultSupport {
+    FaultSupport {
+        fault,
+        available,
+        detail,
+    }
+}
