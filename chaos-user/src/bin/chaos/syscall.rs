@@ -1,4 +1,4 @@
-//! `chaos syscall NAME --errno ERRNO ...` and `chaos syscall --list`.
+//! `chaos syscall NAME --errno ERRNO ...` and `chaos syscall list` (or `--list`).
 
 use crate::common::{self, Attached, Backgrounded, out};
 use chaos::{
@@ -17,15 +17,19 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 ///   chaos syscall open --errno EACCES --path /etc/app --percent 10 --after 100 --times 5 --cgroup app --duration 5m
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("target").args(["cgroup", "pid"])))]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct SyscallArgs {
-    /// The syscall to fail (see --list): connect, sendmsg, bind, listen, accept, open, read,
-    /// write, unlink, mkdir, rename, truncate, mmap, fork.
+    #[command(subcommand)]
+    command: Option<SyscallCommand>,
+    /// The syscall to fail (see `chaos syscall list`): connect, sendmsg, bind, listen, accept,
+    /// open, read, write, unlink, mkdir, rename, truncate, mmap, fork.
     #[arg(value_name = "NAME", required_unless_present = "list")]
     name: Option<String>,
-    /// Print the catalogue: syscalls, the errnos each accepts, the hook that carries it.
+    /// Print the catalogue (the same as `chaos syscall list`).
     #[arg(long, exclusive = true)]
     list: bool,
-    /// Errno to return, by name or number; it must be one the syscall can return (see --list).
+    /// Errno to return, by name or number; it must be one the syscall can return (see
+    /// `chaos syscall list`).
     #[arg(long, value_name = "ERRNO", required_unless_present = "list")]
     errno: Option<String>,
     /// connect/sendmsg: only calls to this address or CIDR; bind: binding this address.
@@ -74,19 +78,25 @@ pub struct SyscallArgs {
     controls: common::ControlArgs,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum SyscallCommand {
+    /// Print the catalogue: syscalls, the errnos each accepts, the hook that carries it.
+    List,
+}
+
 pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
-    if a.list {
+    let (Some(name), Some(errno), Some(duration)) = (a.name, a.errno, a.duration) else {
+        // `list`, `--list`, or nothing to run (clap demands all three otherwise).
         print_list(json);
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     let background = a.controls.background;
-    let duration = a.duration.expect("clap requires --duration");
     let mut controls: chaos::controls::Controls = a.controls.into();
     controls.max_faults = controls.max_faults.or(a.times);
     controls.after = a.after.filter(|&n| n > 0);
     let spec = SyscallSpec {
-        name: a.name.expect("clap requires NAME"),
-        errno: a.errno.expect("clap requires --errno"),
+        name,
+        errno,
         dst: a.dst,
         dport: a.dport,
         protocol: a.protocol,
