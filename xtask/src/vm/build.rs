@@ -13,15 +13,26 @@ use std::{
     process::Command,
 };
 
-/// (short name, source package, config fragment under xtask/kernel, kernel command line)
-pub const BUILT: &[(&str, &str, &str, &str)] = &[(
-    "6.12-kprobe",
-    "linux-source-6.12",
-    "kprobe.config",
+/// A kernel built here from a Debian source package.
+pub struct Built {
+    /// Its name in `--kernel` and tests/expect.toml.
+    pub short: &'static str,
+    /// The source package apt fetches.
+    pub package: &'static str,
+    /// The config fragment under xtask/kernel/.
+    pub fragment: &'static str,
+    /// Added to the guest's kernel command line.
+    pub cmdline: &'static str,
+}
+
+pub const BUILT: &[Built] = &[Built {
+    short: "6.12-kprobe",
+    package: "linux-source-6.12",
+    fragment: "kprobe.config",
     // Without the function tracer kprobes are breakpoints that the kernel optimizes into jumps,
     // and an optimized kprobe ignores bpf_override_return (chaos refuses then, tested).
-    "sysctl.debug.kprobes-optimization=0",
-)];
+    cmdline: "sysctl.debug.kprobes-optimization=0",
+}];
 
 /// The fragment's `CONFIG_X=y` and `# CONFIG_X is not set` lines as (option, wanted).
 fn wanted(fragment: &str) -> Vec<(String, bool)> {
@@ -55,16 +66,16 @@ fn make(src: &Path, args: &[&str]) -> Result<String> {
 }
 
 /// `short`'s entry in BUILT.
-fn spec(short: &str) -> Result<&'static (&'static str, &'static str, &'static str, &'static str)> {
+fn spec(short: &str) -> Result<&'static Built> {
     BUILT
         .iter()
-        .find(|(s, ..)| *s == short)
+        .find(|b| b.short == short)
         .with_context(|| format!("unknown built kernel {short}"))
 }
 
 /// Where `short` is built: a tree keyed by the fragment's content (changing it rebuilds).
 fn tree(short: &str, cache: &Path, xtask_dir: &Path) -> Result<(PathBuf, PathBuf, String)> {
-    let &(_, _, frag_name, _) = spec(short)?;
+    let frag_name = spec(short)?.fragment;
     let fragment_path = xtask_dir.join("kernel").join(frag_name);
     let fragment = fs::read_to_string(&fragment_path)
         .with_context(|| format!("reading {}", fragment_path.display()))?;
@@ -82,7 +93,11 @@ pub fn needs_build(short: &str, cache: &Path, xtask_dir: &Path) -> bool {
 }
 
 pub fn build(short: &str, cache: &Path, xtask_dir: &Path) -> Result<Kernel> {
-    let &(_, pkg, _, cmdline) = spec(short)?;
+    let Built {
+        package: pkg,
+        cmdline,
+        ..
+    } = spec(short)?;
     let (dir, fragment_path, fragment) = tree(short, cache, xtask_dir)?;
     let src = dir.join("src");
     let image = src.join("arch/x86/boot/bzImage");

@@ -139,7 +139,7 @@ pub(super) fn download(pkg: &str, opts: &[String], debs: &Path) -> Result<PathBu
 }
 
 pub fn fetch(short: &str, cache: &Path, root: &Path) -> Result<Kernel> {
-    if super::build::BUILT.iter().any(|(s, ..)| *s == short) {
+    if super::build::BUILT.iter().any(|b| b.short == short) {
         return super::build::build(short, cache, &root.join("xtask"));
     }
     let &(_, meta, suite) = MATRIX

@@ -25,7 +25,7 @@ pub fn run(root: &Path) -> Result<()> {
         host,
     )];
     let shorts = kernel::MATRIX.iter().map(|k| k.0);
-    for short in shorts.chain(super::build::BUILT.iter().map(|k| k.0)) {
+    for short in shorts.chain(super::build::BUILT.iter().map(|k| k.short)) {
         let k = kernel::fetch(short, &cache_dir(), root)?;
         // No tests: the init prints the doctor report at boot, then runs this no-op.
         let payload = Payload {
