@@ -90,6 +90,25 @@ fn default_route_interface_needs_force() {
     lab.assert_nothing_attached();
     lab.start(&[&args[..], &HARMLESS[..], &["--force"]].concat())
         .interrupt();
+    // An experiment's fault meets the same guard, and `chaos run --force` overrides it.
+    let file = std::env::temp_dir().join(format!("chaos-gdef-{}.yaml", std::process::id()));
+    let yaml = format!(
+        "name: main interface\nhypothesis: none\ntarget: {{cgroup: {}}}\nduration: 2s\nsteady_state: {{probes: [{{name: ok, command: [\"true\"]}}]}}\nfaults:\n  \
+         - name: cut\n    start: 0s\n    duration: 1s\n    net: {{action: drop, iface: {}, netns: \
+         {}}}\n",
+        lab.cgroup(),
+        lab.sb.client_if,
+        lab.sb.client_ns
+    );
+    std::fs::write(&file, yaml).expect("experiment file");
+    let path = file.to_str().expect("utf-8");
+    let (code, out, err) = lab.run(&["run", "--check", path]);
+    assert_eq!(code, 2, "{out} {err}");
+    assert!(err.contains("default route") && err.contains("--force"), "{err}");
+    let (code, out, err) = lab.run(&["run", "--check", "--force", path]);
+    assert_eq!(code, 0, "chaos run --force: {out} {err}");
+    let _ = std::fs::remove_file(&file);
+    lab.assert_nothing_attached();
     lab.finish();
 }
 

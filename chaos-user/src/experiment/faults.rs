@@ -86,10 +86,12 @@ impl Ready {
     }
 }
 
-/// Validates every fault (interfaces, cgroups, filters, guards) before any is attached.
-pub fn prepare(exp: &Experiment, dry_run: bool) -> Result<Vec<Ready>> {
+/// Validates every fault (interfaces, cgroups, filters, guards) before any is attached;
+/// `force` overrides the blast-radius guards as `--force` does for a single fault.
+pub fn prepare(exp: &Experiment, dry_run: bool, force: bool) -> Result<Vec<Ready>> {
     let controls = Controls {
         dry_run,
+        force,
         events_sample: 1,
         ..Controls::default()
     };

@@ -25,6 +25,11 @@ pub struct RunArgs {
     /// and whether this kernel can run each fault); attach nothing, probe nothing.
     #[arg(long, conflicts_with = "dry_run")]
     check: bool,
+    /// Override the blast-radius guards for every fault of the file (the node's default-route
+    /// or SSH interface, a cgroup holding chaos or PID 1, durations over 24h), as `--force`
+    /// does for a single fault.
+    #[arg(long)]
+    force: bool,
     /// Directory for the report (default: chaos-report/<experiment>-<unix time>).
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
@@ -33,7 +38,8 @@ pub struct RunArgs {
 pub async fn run(a: RunArgs, json: bool) -> chaos::Result<ExitCode> {
     let exp = experiment::load(&a.file)?;
     let ready =
-        experiment::prepare(&exp, a.dry_run).map_err(|e| experiment::in_file(&a.file, e))?;
+        experiment::prepare(&exp, a.dry_run, a.force)
+            .map_err(|e| experiment::in_file(&a.file, e))?;
     experiment::check_kernel(&ready).map_err(|e| experiment::in_file(&a.file, e))?;
     if a.check {
         for r in &ready {
