@@ -104,7 +104,10 @@ fn default_route_interface_needs_force() {
     let path = file.to_str().expect("utf-8");
     let (code, out, err) = lab.run(&["run", "--check", path]);
     assert_eq!(code, 2, "{out} {err}");
-    assert!(err.contains("default route") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("default route") && err.contains("--force"),
+        "{err}"
+    );
     let (code, out, err) = lab.run(&["run", "--check", "--force", path]);
     assert_eq!(code, 0, "chaos run --force: {out} {err}");
     let _ = std::fs::remove_file(&file);

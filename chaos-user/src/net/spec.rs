@@ -191,23 +191,58 @@ impl NetSpec {
         } else {
             ""
         };
+        let what = format!(
+            "{} {} of {}",
+            self.action.describe(),
+            self.percent,
+            self.packets()
+        );
         if self.iface.is_empty() {
-            return format!(
-                "{dry}{} {} of matching packets arriving at sockets of the cgroup",
-                self.action.describe(),
-                self.percent
-            );
+            return format!("{dry}{what} arriving at sockets of the cgroup");
         }
         let loss = self
             .loss
             .map_or(String::new(), |l| format!(", and drop {l} of them"));
         format!(
-            "{dry}{} {} of matching packets{loss} on {}{ns} ({})",
-            self.action.describe(),
-            self.percent,
+            "{dry}{what}{loss} on {}{ns} ({})",
             self.iface,
             format!("{:?}", self.direction).to_lowercase()
         )
+    }
+
+    /// "packets", or "packets (udp, dst 10.0.0.0/8, dport 53, cgroup app)": the filters, so
+    /// that the rules of a set and the faults of `chaos status` can be told apart.
+    fn packets(&self) -> String {
+        let nets = |side: &str, v: &[IpNet]| match v {
+            [] => None,
+            [one] => Some(format!("{side} {one}")),
+            many => Some(format!("{side} one of {} prefixes", many.len())),
+        };
+        let port = |side: &str, p: Option<PortRange>| {
+            p.map(|p| match p.lo == p.hi {
+                true => format!("{side} {}", p.lo),
+                false => format!("{side} {}-{}", p.lo, p.hi),
+            })
+        };
+        let filters: Vec<String> = [
+            self.protocol.map(|p| format!("{p:?}").to_lowercase()),
+            nets("src", &self.src),
+            nets("dst", &self.dst),
+            port("sport", self.sport),
+            port("dport", self.dport),
+            self.target.as_ref().map(|t| match t {
+                Target::Cgroup(c) => format!("cgroup {c}"),
+                Target::Pid(p) => format!("cgroup of pid {p}"),
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if filters.is_empty() {
+            "packets".into()
+        } else {
+            format!("packets ({})", filters.join(", "))
+        }
     }
 
     /// Departure times are honoured on the way out only (fq is an egress qdisc); arriving

@@ -302,3 +302,18 @@ fn scope_probabilities_and_controls_are_carried() {
     assert_eq!(r.flags & FLAG_DRY_RUN, FLAG_DRY_RUN);
     assert_eq!(r.sample, 10);
 }
+
+#[test]
+fn the_description_names_the_filters() {
+    let mut s = spec(Action::Drop);
+    s.percent = pct(30.0);
+    assert_eq!(s.describe(), "drop 30% of packets on eth0 (ingress)");
+    s.protocol = Some(Protocol::Udp);
+    s.dport = Some(PortRange { lo: 53, hi: 53 });
+    s.dst = nets(&["10.0.0.0/8", "192.168.0.0/16"]);
+    s.target = Some(Target::Cgroup("app".into()));
+    assert_eq!(
+        s.describe(),
+        "drop 30% of packets (udp, dst one of 2 prefixes, dport 53, cgroup app) on eth0 (ingress)"
+    );
+}

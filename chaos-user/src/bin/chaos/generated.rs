@@ -55,9 +55,46 @@ fn render_man() -> std::io::Result<Vec<u8>> {
             clap_mangen::Man::new(s.clone()).render_options_section(&mut out)?;
         }
     }
+    out.extend_from_slice(EXTRA.as_bytes());
     man.render_version_section(&mut out)?;
     Ok(out)
 }
+
+/// What clap does not know: exit statuses (README, "Exit status"), files and environment.
+const EXTRA: &str = r#".SH "EXIT STATUS"
+.TP
+0
+The fault ran until its duration, a signal or chaos stop ended it; for chaos run, the hypothesis held.
+.TP
+1
+The kernel lacks a mechanism or an attach failed, nothing left attached; for chaos run, the hypothesis did not hold.
+.TP
+2
+Bad input (a flag, a file, a guard without \-\-force), nothing attached; for chaos run, any error.
+.TP
+3
+The target vanished mid-fault (process, cgroup, interface or network namespace); everything was detached.
+.TP
+130
+Interrupted while starting; nothing was attached.
+.SH FILES
+.TP
+/run/chaos
+Records of what the kernel would not remove by itself (cls_bpf filters, qdiscs, ifb devices, background faults), written before it is created; chaos cleanup reads them.
+.TP
+/sys/fs/bpf/chaos
+Pinned links and maps of background faults.
+.SH ENVIRONMENT
+.TP
+CHAOS_STATE_DIR, CHAOS_PIN_DIR
+Other places for the two directories above.
+.TP
+NO_COLOR
+No colour in log lines (there is none either when stderr is not a terminal).
+.TP
+SSH_CONNECTION
+Names the interface an SSH session arrives on, which the guards protect.
+"#;
 
 #[cfg(test)]
 mod tests {
@@ -70,6 +107,7 @@ mod tests {
     fn the_man_page_and_completions_cover_every_subcommand() {
         let page = String::from_utf8(render_man().expect("render")).expect("utf-8");
         for needle in [
+            "EXIT STATUS",
             "CHAOS NET DROP",
             "CHAOS NET DELAY",
             "CHAOS SYSCALL",

@@ -38,8 +38,8 @@ enum Command {
     Syscall(syscall::SyscallArgs),
     /// Run an experiment: steady-state probes, faults in phases, abort conditions, report.
     Run(run::RunArgs),
-    /// List faults that outlive a command: background ones (active or expired, with counters)
-    /// and leftovers of a crashed chaos.
+    /// List every fault: running foreground ones (with their chaos's pid), background ones
+    /// (active or expired, with counters) and leftovers of a crashed chaos.
     Status,
     /// Stop a background fault (or ask a foreground one to stop), or all of them.
     Stop(lifecycle::StopArgs),

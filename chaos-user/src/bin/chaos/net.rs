@@ -112,7 +112,7 @@ pub struct NetArgs {
     /// refused: it would inject nothing).
     #[arg(long, value_name = "P", default_value = "100", value_parser = common::percent)]
     percent: Percent,
-    /// Burst faults: the probability (0-100) that a packet gets the same decision as the one
+    /// Burst faults: the probability (0 to below 100) that a packet gets the same decision as the one
     /// before it; the overall rate stays --percent, the mean burst grows to
     /// 1 / ((1 - correlation) (1 - percent)) packets. Below 100 (at 100 the first decision
     /// would hold for every packet).

@@ -37,9 +37,8 @@ pub struct RunArgs {
 
 pub async fn run(a: RunArgs, json: bool) -> chaos::Result<ExitCode> {
     let exp = experiment::load(&a.file)?;
-    let ready =
-        experiment::prepare(&exp, a.dry_run, a.force)
-            .map_err(|e| experiment::in_file(&a.file, e))?;
+    let ready = experiment::prepare(&exp, a.dry_run, a.force)
+        .map_err(|e| experiment::in_file(&a.file, e))?;
     experiment::check_kernel(&ready).map_err(|e| experiment::in_file(&a.file, e))?;
     if a.check {
         for r in &ready {
