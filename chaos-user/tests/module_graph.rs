@@ -1,8 +1,9 @@
 //! The library's layers, checked from its sources (issue 16): the top-level modules import one
 //! another without cycles; the core (state, fault, session, background, events, ...) never
 //! imports a fault family (`net`, `syscall`); a family never imports another family or the
-//! layers above (`experiment`, `doctor`). An import is any `crate::MODULE` path, including
-//! those inside `use crate::{...}` groups; unit tests are not counted.
+//! layers above (`experiment`, `doctor`); and the library uses no clap (the binary's). An
+//! import is any `crate::MODULE` path, including those inside `use crate::{...}` groups; unit
+//! tests are not counted.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -173,5 +174,18 @@ fn the_core_never_imports_a_family_and_families_stay_apart() {
                 assert!(!to_family && !to_above, "core module {m} imports {d}");
             }
         }
+    }
+}
+
+/// clap is the binary's: the library (which an agent will call without a command line) names
+/// no clap item.
+#[test]
+fn the_library_does_not_use_clap() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    for p in files {
+        let text = std::fs::read_to_string(&p).expect("read source");
+        assert!(!text.contains("clap::"), "{} uses clap", p.display());
     }
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use super::Direction;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttachMode {
     /// TCX if the kernel has it (>= 6.6), else cls_bpf.

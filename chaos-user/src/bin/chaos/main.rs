@@ -1,5 +1,6 @@
 //! `chaos`: kernel-level fault injection with eBPF. See `chaos --help`.
 
+mod choices;
 mod common;
 mod demo;
 mod doctor;

@@ -1,8 +1,9 @@
 //! `chaos net ...`
 
+use crate::choices::{AttachMode, Direction, Distribution, Protocol};
 use crate::common::{self, Attached, Backgrounded};
 use chaos::{
-    net::{Action, AttachMode, Direction, Distribution, NetFault, NetSpec, Protocol},
+    net::{Action, NetFault, NetSpec},
     session::{self, Stop},
     target::Target,
     units::Percent,
@@ -175,7 +176,7 @@ impl NetArgs {
         let target = Target::from_args(self.cgroup, self.pid);
         let direction = self
             .direction
-            .unwrap_or(action.default_direction(target.is_some()));
+            .map_or(action.default_direction(target.is_some()), Into::into);
         Ok(NetSpec {
             action,
             iface: self.iface.unwrap_or_default(),
@@ -184,14 +185,14 @@ impl NetArgs {
             percent: self.percent,
             correlation: self.correlation,
             loss: self.loss,
-            protocol: self.protocol,
+            protocol: self.protocol.map(Into::into),
             src,
             dst,
             sport: self.sport,
             dport: self.dport,
             target,
             duration: self.duration,
-            attach: self.tc_attach,
+            attach: self.tc_attach.into(),
             controls: self.controls.into(),
         })
     }
@@ -259,7 +260,7 @@ pub fn split(cmd: NetCommand) -> Split {
             Action::Delay {
                 latency: d.latency,
                 jitter: d.jitter,
-                distribution: d.distribution,
+                distribution: d.distribution.into(),
                 reorder: false,
             },
         ),
@@ -268,7 +269,7 @@ pub fn split(cmd: NetCommand) -> Split {
             Action::Delay {
                 latency: d.latency,
                 jitter: d.jitter,
-                distribution: d.distribution,
+                distribution: d.distribution.into(),
                 reorder: true,
             },
         ),

@@ -2,13 +2,14 @@
 //! parsed exactly as `chaos net ACTION` would parse it, with the set's interface, namespace and
 //! duration added; the run controls (dry run, budget, events, guards) belong to the set.
 
+use crate::choices::AttachMode;
 use crate::{
     common::{self, Attached},
     net::{NetCommand, Split, split},
 };
 use chaos::{
     Error,
-    net::{AttachMode, NetFault},
+    net::NetFault,
     session::{self, Stop},
 };
 use clap::{Args, Parser};

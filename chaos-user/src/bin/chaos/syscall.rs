@@ -1,10 +1,11 @@
 //! `chaos syscall NAME --errno ERRNO ...` and `chaos syscall list` (or `--list`).
 
+use crate::choices::SockProtocol;
 use crate::common::{self, Attached, Backgrounded, out};
 use chaos::{
     errno,
     session::{self, Stop},
-    syscall::{CATALOGUE, Filters, Hook, SockProtocol, SyscallFault, SyscallSpec},
+    syscall::{CATALOGUE, Filters, Hook, SyscallFault, SyscallSpec},
     target::Target,
     units::Percent,
 };
@@ -99,7 +100,7 @@ pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
         errno,
         dst: a.dst,
         dport: a.dport,
-        protocol: a.protocol,
+        protocol: a.protocol.map(Into::into),
         paths: a.path,
         all_files: a.all_files,
         port: a.port,
