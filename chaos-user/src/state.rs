@@ -304,14 +304,21 @@ fn restore_qdisc(q: &QdiscEntry, owner: &str) -> Result<()> {
     let Some(ns) = open_netns(q.netns.as_deref(), q.netns_ino)? else {
         return Ok(());
     };
-    let _lock = qdisc_lock()?;
+    release_fq(q, owner, ns.as_ref())
+}
+
+/// Puts the default root qdisc back at `q` (in `ns`) for the fault `owner`, unless another
+/// fault in force still delays through the fq: the last one restores. Under the qdisc lock
+/// when it can be taken (without it, a warning, and the restore still happens).
+pub fn release_fq(q: &QdiscEntry, owner: &str, ns: Option<&Netns>) -> Result<()> {
+    let _lock = qdisc_lock()
+        .inspect_err(|e| tracing::warn!("{e}; restoring the qdisc of {} without it", q.iface))
+        .ok();
     if fq_in_use(q, owner) {
-        return Ok(()); // another fault still delays through it; the last one restores
+        return Ok(());
     }
-    netns::within(ns.as_ref(), || {
-        crate::tc_cmd::restore_default_qdisc(&q.iface)
-    })?
-    .map_err(|e| Error::tool(format!("restoring the qdisc of {}", q.iface), e))
+    netns::within(ns, || crate::tc_cmd::restore_default_qdisc(&q.iface))?
+        .map_err(|e| Error::tool(format!("restoring the qdisc of {}", q.iface), e))
 }
 
 fn remove_ifb(i: &IfbEntry) -> Result<()> {

@@ -179,14 +179,15 @@ impl NetFault {
         if fq_needed {
             fault.fq = qdisc::ensure_fq(&plan.iface, plan.netns.as_ref(), &mut fault.record)?;
         }
-        let (mode, route) = fault.route_to_ifb(plans)?;
-        let hooks = fault.load_programs(plans)?;
+        let ifb = plans.iter().any(|p| p.ifb);
+        let (mode, route) = fault.route_to_ifb(plans, ifb)?;
+        let hooks = fault.load_programs(plans, ifb)?;
         fault.write_rules(plans, route)?;
         let handle = fault.core.fault_id().max(1);
         for hook in hooks {
             // A stop signal while starting: Drop undoes what is attached so far.
             crate::startup::check()?;
-            let name = classifier_for(hook, route.ifindex != 0);
+            let name = classifier_for(hook, ifb);
             let prog = classifier(&mut fault.core.ebpf, name)?;
             let w = Where {
                 iface: &plan.iface,
@@ -238,9 +239,9 @@ impl NetFault {
 
     /// When a rule holds arriving packets back: the ifb device, how the classifiers attach
     /// (the ifb decides between TCX and cls_bpf) and, over cls_bpf, the handoff filter.
-    fn route_to_ifb(&mut self, plans: &[NetPlan]) -> Result<(AttachMode, IfbRoute)> {
+    fn route_to_ifb(&mut self, plans: &[NetPlan], ifb: bool) -> Result<(AttachMode, IfbRoute)> {
         let plan = &plans[0];
-        if !plans.iter().any(|p| p.ifb) {
+        if !ifb {
             return Ok((plan.attach, IfbRoute::default()));
         }
         let id = self.core.fault_id();
@@ -269,8 +270,7 @@ impl NetFault {
 
     /// Loads (verifies) the classifier of every hook the rules use, and the cgroup_skb program
     /// for a cgroup's arriving traffic; returns the hooks, each once.
-    fn load_programs(&mut self, plans: &[NetPlan]) -> Result<Vec<Direction>> {
-        let ifb = plans.iter().any(|p| p.ifb);
+    fn load_programs(&mut self, plans: &[NetPlan], ifb: bool) -> Result<Vec<Direction>> {
         let mut hooks: Vec<Direction> = Vec::new();
         for h in plans.iter().flat_map(|p| p.hooks.iter().copied()) {
             if !hooks.contains(&h) {

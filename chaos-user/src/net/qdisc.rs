@@ -8,7 +8,7 @@ use crate::{
     error::{Error, Result},
     netns::{self, Netns},
     state::{self, QdiscEntry, Record},
-    tc_cmd::{restore_default_qdisc, tc},
+    tc_cmd::tc,
 };
 
 /// The root qdisc's kind and handle, e.g. ("noqueue", "0:"), and the parents of mq's children.
@@ -120,21 +120,8 @@ pub struct FqGuard {
 
 impl Drop for FqGuard {
     fn drop(&mut self) {
-        let iface = self.entry.iface.clone();
-        let _lock = match state::qdisc_lock() {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!("{e}; restoring the qdisc of {iface} without it");
-                None
-            }
-        };
-        if state::fq_in_use(&self.entry, &self.owner) {
-            return; // the last fault using it restores the default
-        }
-        match netns::within(self.netns.as_ref(), || restore_default_qdisc(&iface)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("restoring the qdisc of {iface}: {e}"),
-            Err(e) => tracing::warn!("restoring the qdisc of {iface}: {e}"),
+        if let Err(e) = state::release_fq(&self.entry, &self.owner, self.netns.as_ref()) {
+            tracing::warn!("{}", crate::error::chain(&e));
         }
     }
 }
