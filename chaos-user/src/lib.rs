@@ -20,6 +20,7 @@ pub mod guards;
 pub mod net;
 pub mod netns;
 pub mod sandbox;
+pub mod scalar;
 pub mod session;
 pub mod startup;
 pub mod state;

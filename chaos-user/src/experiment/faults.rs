@@ -1,18 +1,14 @@
 //! An experiment's faults: built into the same specs the `chaos net` and `chaos syscall`
 //! commands build, validated against the system before anything runs, attached per phase.
 
-use super::{
-    plan::{Experiment, PlannedFault},
-    spec::{NetAction, NetFaultSpec, SyscallFaultSpec},
-};
+use super::plan::{Experiment, PlannedFault};
 use crate::{
     controls::Controls,
     error::{Error, Result},
-    net::{Action, AttachMode, NetFault, NetPlan, NetSpec},
+    net::{NetFault, NetPlan},
     session::Fault,
-    syscall::{SyscallFault, SyscallPlan, SyscallSpec},
+    syscall::{SyscallFault, SyscallPlan},
     target::Target,
-    units::Percent,
     watch::Watched,
 };
 use std::time::Duration;
@@ -146,7 +142,9 @@ fn yaml_key(flag: &str) -> String {
 fn ready(f: &PlannedFault, target: &Target, controls: &Controls) -> Result<Ready> {
     let (kind, detail, queues, plan) = match (&f.spec.net, &f.spec.syscall) {
         (Some(n), None) => {
-            let spec = net_spec(n, target, f.duration, controls)?;
+            let spec = n
+                .clone()
+                .into_spec(Some(target.clone()), f.duration, controls.clone())?;
             let p = spec.validate()?;
             let q = (spec.controls.max_faults, spec.controls.after);
             (
@@ -157,7 +155,9 @@ fn ready(f: &PlannedFault, target: &Target, controls: &Controls) -> Result<Ready
             )
         }
         (None, Some(s)) => {
-            let spec = syscall_spec(s, target, f.duration, controls);
+            let spec = s
+                .clone()
+                .into_spec(target.clone(), f.duration, controls.clone());
             let p = spec.validate()?;
             let q = (spec.controls.max_faults, spec.controls.after);
             let name = p.name();
@@ -175,111 +175,4 @@ fn ready(f: &PlannedFault, target: &Target, controls: &Controls) -> Result<Ready
         plan,
         target: target.clone(),
     })
-}
-
-fn field(at: &str, message: &str) -> Error {
-    Error::Invalid {
-        at: at.into(),
-        message: message.into(),
-    }
-}
-
-fn net_spec(
-    n: &NetFaultSpec,
-    target: &Target,
-    duration: Duration,
-    controls: &Controls,
-) -> Result<NetSpec> {
-    let delay_like = matches!(n.action, NetAction::Delay | NetAction::Reorder);
-    if !delay_like && (n.latency.is_some() || n.jitter.is_some() || n.distribution.is_some()) {
-        return Err(field(
-            "net.latency",
-            "only delay and reorder take latency/jitter",
-        ));
-    }
-    if n.action != NetAction::Rate && (n.rate.is_some() || n.horizon.is_some()) {
-        return Err(field("net.rate", "only the rate action takes rate/horizon"));
-    }
-    if n.action != NetAction::Corrupt && n.keep_checksum {
-        return Err(field(
-            "net.keep_checksum",
-            "only corrupt takes keep_checksum",
-        ));
-    }
-    let action = match n.action {
-        NetAction::Drop => Action::Drop,
-        NetAction::Duplicate => Action::Duplicate,
-        NetAction::Corrupt => Action::Corrupt {
-            keep_checksum: n.keep_checksum,
-        },
-        NetAction::Delay | NetAction::Reorder => Action::Delay {
-            latency: n
-                .latency
-                .ok_or_else(|| {
-                    field(
-                        "net.latency",
-                        "delay and reorder need a latency, e.g. 100ms",
-                    )
-                })?
-                .0,
-            jitter: n.jitter.map_or(Duration::ZERO, |d| d.0),
-            distribution: n.distribution.unwrap_or_default(),
-            reorder: n.action == NetAction::Reorder,
-        },
-        NetAction::Rate => Action::Rate {
-            bits_per_sec: n
-                .rate
-                .ok_or_else(|| field("net.rate", "rate needs a bandwidth, e.g. 10mbit"))?
-                .0,
-            horizon: n.horizon.map_or(Duration::from_secs(1), |d| d.0),
-        },
-    };
-    let target = (!n.whole_interface).then(|| target.clone());
-    Ok(NetSpec {
-        action,
-        iface: n.iface.clone().unwrap_or_default(),
-        netns: n.netns.clone(),
-        direction: n
-            .direction
-            .unwrap_or(action.default_direction(target.is_some())),
-        percent: n.percent.map_or(Percent::ALL, |p| p.0),
-        correlation: n.correlation.map(|p| p.0),
-        loss: n.loss.map(|p| p.0),
-        protocol: n.protocol,
-        src: n.src.clone().into_vec().into_iter().map(|c| c.0).collect(),
-        dst: n.dst.clone().into_vec().into_iter().map(|c| c.0).collect(),
-        sport: n.sport.map(|p| p.0),
-        dport: n.dport.map(|p| p.0),
-        target,
-        duration,
-        attach: AttachMode::Auto,
-        controls: controls.clone(),
-    })
-}
-
-fn syscall_spec(
-    s: &SyscallFaultSpec,
-    target: &Target,
-    duration: Duration,
-    controls: &Controls,
-) -> SyscallSpec {
-    SyscallSpec {
-        name: s.name.clone(),
-        errno: s.errno.0.clone(),
-        dst: s.dst.map(|c| c.0),
-        dport: s.dport.map(|p| p.0),
-        protocol: s.protocol,
-        paths: s.path.clone().into_vec(),
-        all_files: s.all_files,
-        port: s.port.map(|p| p.0),
-        comm: s.comm.clone(),
-        percent: s.percent.map_or(Percent::ALL, |p| p.0),
-        target: target.clone(),
-        duration,
-        controls: Controls {
-            max_faults: s.times,
-            after: s.after.filter(|&n| n > 0),
-            ..controls.clone()
-        },
-    }
 }

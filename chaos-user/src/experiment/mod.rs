@@ -9,7 +9,6 @@ mod probe;
 mod progress;
 pub mod report;
 mod runner;
-mod scalar;
 mod spec;
 mod timeline;
 

@@ -1,11 +1,8 @@
 //! The experiment file checked and turned into what the runner executes. Checks here need no
 //! kernel; the faults are checked against the system by `faults::prepare`.
 
-use super::{
-    scalar,
-    spec::{self, ExperimentFile, ProbeSpec},
-};
-use crate::{error::Error, target::Target};
+use super::spec::{self, ExperimentFile, ProbeSpec};
+use crate::{error::Error, scalar, target::Target};
 use std::time::Duration;
 
 pub struct Experiment {

@@ -1,11 +1,10 @@
 //! The experiment file, as written. Every struct rejects unknown fields, so that a typo is an
 //! error with its line number instead of a silently ignored setting.
 
-use super::scalar::{Cidr, Dur, OneOrMany, Pct, Ports, Rate, Text};
-use crate::net::{Direction, Distribution, Protocol};
-use crate::syscall::SockProtocol;
+use crate::net::NetFaultSpec;
+use crate::scalar::{Dur, Pct};
+use crate::syscall::SyscallFaultSpec;
 use serde::Deserialize;
-use std::path::PathBuf;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,68 +79,6 @@ pub struct FaultEntry {
     pub duration: Option<Dur>,
     pub net: Option<NetFaultSpec>,
     pub syscall: Option<SyscallFaultSpec>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NetAction {
-    Drop,
-    Delay,
-    Reorder,
-    Duplicate,
-    Corrupt,
-    Rate,
-}
-
-/// `chaos net ACTION` options, by the same names.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetFaultSpec {
-    pub action: NetAction,
-    pub iface: Option<String>,
-    pub netns: Option<String>,
-    pub direction: Option<Direction>,
-    pub percent: Option<Pct>,
-    pub correlation: Option<Pct>,
-    /// Extra drop on top of the action.
-    pub loss: Option<Pct>,
-    pub protocol: Option<Protocol>,
-    #[serde(default)]
-    pub src: OneOrMany<Cidr>,
-    #[serde(default)]
-    pub dst: OneOrMany<Cidr>,
-    pub sport: Option<Ports>,
-    pub dport: Option<Ports>,
-    pub latency: Option<Dur>,
-    pub jitter: Option<Dur>,
-    pub distribution: Option<Distribution>,
-    #[serde(default)]
-    pub keep_checksum: bool,
-    pub rate: Option<Rate>,
-    pub horizon: Option<Dur>,
-    /// Fault every matching packet on the interface, not only the target's.
-    #[serde(default)]
-    pub whole_interface: bool,
-}
-
-/// `chaos syscall NAME` options, by the same names.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SyscallFaultSpec {
-    pub name: String,
-    pub errno: Text,
-    pub dst: Option<Cidr>,
-    pub dport: Option<Ports>,
-    pub protocol: Option<SockProtocol>,
-    #[serde(default)]
-    pub path: OneOrMany<PathBuf>,
-    #[serde(default)]
-    pub all_files: bool,
-    pub port: Option<Ports>,
-    pub comm: Option<String>,
-    pub percent: Option<Pct>,
-    pub after: Option<u32>,
-    pub times: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,4 +1,5 @@
-//! Packet faults at TC, in four steps: `spec` (what the user asked for, checked on its own),
+//! Packet faults at TC, in four steps: `spec` (what the user asked for: `input` as written, with
+//! the defaults applied in one place, then checked on its own),
 //! `encode` (the kernel's rule, pure), `plan` (`NetSpec::validate`: looked up on this system,
 //! nothing attached) and `fault` (`NetFault::attach` applies a plan; undone on drop).
 
@@ -6,6 +7,7 @@ mod encode;
 mod fault;
 mod handoff;
 mod ifb;
+mod input;
 mod plan;
 mod qdisc;
 mod set_hint;
@@ -18,6 +20,7 @@ mod tests;
 
 pub use encode::{Encoded, Scope, action_code, encode};
 pub use fault::{NetFault, classifier_for, fill_set};
+pub use input::{DEFAULT_HORIZON, NetAction, NetFaultSpec};
 pub use plan::NetPlan;
 pub use spec::{Action, Direction, Distribution, NetSpec, Protocol};
 pub use support::support;

@@ -14,10 +14,11 @@ use std::path::Path;
 
 use super::Direction;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttachMode {
     /// TCX if the kernel has it (>= 6.6), else cls_bpf.
+    #[default]
     Auto,
     /// TCX links only.
     Tcx,

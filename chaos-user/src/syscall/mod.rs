@@ -6,6 +6,7 @@
 pub mod catalogue;
 mod fmod_ret;
 mod hook;
+mod input;
 pub mod kernel_btf;
 pub(crate) mod kprobe;
 mod paths;
@@ -14,6 +15,7 @@ mod support;
 
 pub use catalogue::{CATALOGUE, Entry, Filters, Hook};
 pub use hook::{Backend, HookFault, HookPlan, lsm_active};
+pub use input::SyscallFaultSpec;
 pub use sock_addr::{SockFault, SockPlan, SockProtocol, set_retval_refused};
 pub use support::support;
 
@@ -30,7 +32,7 @@ use chaos_common::{PortRange, syscall::Scope};
 use ipnet::IpNet;
 use std::{path::PathBuf, time::Duration};
 
-/// What the user asked for, as given.
+/// What the user asked for, with the defaults applied (`SyscallFaultSpec::into_spec`).
 #[derive(Debug, Clone)]
 pub struct SyscallSpec {
     /// Catalogue name or alias.

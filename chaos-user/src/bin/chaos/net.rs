@@ -3,7 +3,8 @@
 use crate::choices::{AttachMode, Direction, Distribution, Protocol};
 use crate::common::{self, Attached, Backgrounded};
 use chaos::{
-    net::{Action, NetFault, NetSpec},
+    net::{NetAction, NetFault, NetFaultSpec, NetSpec},
+    scalar::{Cidr, Dur, OneOrMany, Pct, Ports, Rate},
     session::{self, Stop},
     target::Target,
     units::Percent,
@@ -63,8 +64,9 @@ pub struct RateArgs {
     #[arg(long, value_name = "RATE", value_parser = chaos::units::parse_rate)]
     rate: u64,
     /// Drop packets that would leave more than this far in the future (a queue bound in time).
-    #[arg(long, value_name = "D", default_value = "1s", value_parser = common::latency)]
-    horizon: std::time::Duration,
+    /// Default: 1s.
+    #[arg(long, value_name = "D", value_parser = common::latency)]
+    horizon: Option<std::time::Duration>,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -84,13 +86,13 @@ pub struct DelayArgs {
     #[arg(long, value_name = "D", value_parser = common::latency)]
     latency: std::time::Duration,
     /// Jitter: each packet gets latency +- up to this much (at most --latency); with
-    /// --distribution normal, the standard deviation.
-    #[arg(long, value_name = "D", default_value = "0ms", value_parser = common::latency)]
-    jitter: std::time::Duration,
-    /// How the jitter is drawn. With --correlation P, each draw leans P % on the previous one
-    /// (netem's delay correlation), so that delays drift instead of jumping.
-    #[arg(long, value_enum, default_value = "uniform")]
-    distribution: Distribution,
+    /// --distribution normal, the standard deviation. Default: none.
+    #[arg(long, value_name = "D", value_parser = common::latency)]
+    jitter: Option<std::time::Duration>,
+    /// How the jitter is drawn (default: uniform). With --correlation P, each draw leans P % on
+    /// the previous one (netem's delay correlation), so that delays drift instead of jumping.
+    #[arg(long, value_enum)]
+    distribution: Option<Distribution>,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -110,9 +112,9 @@ pub struct NetArgs {
     #[arg(long, value_enum)]
     direction: Option<Direction>,
     /// Probability of faulting a matching packet, above 0 up to 100 (decimals allowed; 0 is
-    /// refused: it would inject nothing).
-    #[arg(long, value_name = "P", default_value = "100", value_parser = common::percent)]
-    percent: Percent,
+    /// refused: it would inject nothing). Default: 100.
+    #[arg(long, value_name = "P", value_parser = common::percent)]
+    percent: Option<Percent>,
     /// Burst faults: the probability (0 to below 100) that a packet gets the same decision as the one
     /// before it; the overall rate stays --percent, the mean burst grows to
     /// 1 / ((1 - correlation) (1 - percent)) packets. Below 100 (at 100 the first decision
@@ -157,44 +159,39 @@ pub struct NetArgs {
     #[arg(long, value_name = "D", value_parser = common::duration)]
     duration: std::time::Duration,
     /// How to attach: TCX links (fd-owned, Linux >= 6.6) or clsact + cls_bpf (older kernels).
-    #[arg(long, value_enum, default_value = "auto")]
-    tc_attach: AttachMode,
+    /// Default: auto.
+    #[arg(long, value_enum)]
+    tc_attach: Option<AttachMode>,
     #[command(flatten)]
     controls: common::ControlArgs,
 }
 
 impl NetArgs {
-    pub fn spec(self, action: Action) -> chaos::Result<NetSpec> {
+    /// The flags as the family's spec (`NetFaultSpec`, which applies the defaults), the
+    /// action's own options already in `f`.
+    pub fn spec(self, mut f: NetFaultSpec) -> chaos::Result<NetSpec> {
         let mut src = self.src;
         let mut dst = self.dst;
-        if let Some(f) = &self.src_file {
-            src.extend(chaos::cidr::read_file(f, "--src-file")?);
+        if let Some(file) = &self.src_file {
+            src.extend(chaos::cidr::read_file(file, "--src-file")?);
         }
-        if let Some(f) = &self.dst_file {
-            dst.extend(chaos::cidr::read_file(f, "--dst-file")?);
+        if let Some(file) = &self.dst_file {
+            dst.extend(chaos::cidr::read_file(file, "--dst-file")?);
         }
+        f.iface = self.iface;
+        f.netns = self.netns;
+        f.direction = self.direction.map(Into::into);
+        f.percent = self.percent.map(Pct);
+        f.correlation = self.correlation.map(Pct);
+        f.loss = self.loss.map(Pct);
+        f.protocol = self.protocol.map(Into::into);
+        f.src = OneOrMany::Many(src.into_iter().map(Cidr).collect());
+        f.dst = OneOrMany::Many(dst.into_iter().map(Cidr).collect());
+        f.sport = self.sport.map(Ports);
+        f.dport = self.dport.map(Ports);
+        f.tc_attach = self.tc_attach.map(Into::into);
         let target = Target::from_args(self.cgroup, self.pid);
-        let direction = self
-            .direction
-            .map_or(action.default_direction(target.is_some()), Into::into);
-        Ok(NetSpec {
-            action,
-            iface: self.iface.unwrap_or_default(),
-            netns: self.netns,
-            direction,
-            percent: self.percent,
-            correlation: self.correlation,
-            loss: self.loss,
-            protocol: self.protocol.map(Into::into),
-            src,
-            dst,
-            sport: self.sport,
-            dport: self.dport,
-            target,
-            duration: self.duration,
-            attach: self.tc_attach.into(),
-            controls: self.controls.into(),
-        })
+        f.into_spec(target, self.duration, self.controls.into())
     }
 }
 
@@ -247,47 +244,45 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
 }
 
 pub enum Split {
-    One(NetArgs, Action),
+    One(Box<NetArgs>, NetFaultSpec),
     Rules(crate::net_rules::RulesArgs),
 }
 
-/// A single-rule command as its filters and its action.
+/// A single-rule command as its filters and its action (with the action's own options).
 pub fn split(cmd: NetCommand) -> Split {
+    let delay = |action, d: &DelayArgs| NetFaultSpec {
+        latency: Some(Dur(d.latency)),
+        jitter: d.jitter.map(Dur),
+        distribution: d.distribution.map(Into::into),
+        ..NetFaultSpec::new(action)
+    };
     let (args, action) = match cmd {
-        NetCommand::Drop(args) => (args, Action::Drop),
-        NetCommand::Delay(d) => (
-            d.net,
-            Action::Delay {
-                latency: d.latency,
-                jitter: d.jitter,
-                distribution: d.distribution.into(),
-                reorder: false,
-            },
-        ),
-        NetCommand::Reorder(d) => (
-            d.net,
-            Action::Delay {
-                latency: d.latency,
-                jitter: d.jitter,
-                distribution: d.distribution.into(),
-                reorder: true,
-            },
-        ),
-        NetCommand::Duplicate(args) => (args, Action::Duplicate),
+        NetCommand::Drop(args) => (args, NetFaultSpec::new(NetAction::Drop)),
+        NetCommand::Delay(d) => {
+            let f = delay(NetAction::Delay, &d);
+            (d.net, f)
+        }
+        NetCommand::Reorder(d) => {
+            let f = delay(NetAction::Reorder, &d);
+            (d.net, f)
+        }
+        NetCommand::Duplicate(args) => (args, NetFaultSpec::new(NetAction::Duplicate)),
         NetCommand::Rate(r) => (
             r.net,
-            Action::Rate {
-                bits_per_sec: r.rate,
-                horizon: r.horizon,
+            NetFaultSpec {
+                rate: Some(Rate(r.rate)),
+                horizon: r.horizon.map(Dur),
+                ..NetFaultSpec::new(NetAction::Rate)
             },
         ),
         NetCommand::Corrupt(a) => (
             a.net,
-            Action::Corrupt {
+            NetFaultSpec {
                 keep_checksum: a.keep_checksum,
+                ..NetFaultSpec::new(NetAction::Corrupt)
             },
         ),
         NetCommand::Rules(r) => return Split::Rules(r),
     };
-    Split::One(args, action)
+    Split::One(Box::new(args), action)
 }

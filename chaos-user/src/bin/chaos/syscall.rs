@@ -4,8 +4,9 @@ use crate::choices::SockProtocol;
 use crate::common::{self, Attached, Backgrounded, out};
 use chaos::{
     errno,
+    scalar::{Cidr, OneOrMany, Pct, Ports},
     session::{self, Stop},
-    syscall::{CATALOGUE, Filters, Hook, SyscallFault, SyscallSpec},
+    syscall::{CATALOGUE, Filters, Hook, SyscallFault, SyscallFaultSpec},
     target::Target,
     units::Percent,
 };
@@ -57,9 +58,9 @@ pub struct SyscallArgs {
     #[arg(long, value_name = "NAME")]
     comm: Option<String>,
     /// Probability of failing a matching call, above 0 up to 100 (decimals allowed; 0 is
-    /// refused: it would inject nothing).
-    #[arg(long, value_name = "P", default_value = "100", value_parser = common::percent)]
-    percent: Percent,
+    /// refused: it would inject nothing). Default: 100.
+    #[arg(long, value_name = "P", value_parser = common::percent)]
+    percent: Option<Percent>,
     /// Let the first N matching calls succeed (counted exactly in the kernel).
     #[arg(long, value_name = "N", value_parser = chaos::controls::parse_after)]
     after: Option<u32>,
@@ -92,30 +93,27 @@ pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let background = a.controls.background;
-    let mut controls: chaos::controls::Controls = a.controls.into();
-    controls.max_faults = controls.max_faults.or(a.times);
-    controls.after = a.after.filter(|&n| n > 0);
-    let spec = SyscallSpec {
-        name,
-        errno,
-        dst: a.dst,
-        dport: a.dport,
+    let target = Target::from_args(a.cgroup, a.pid).ok_or_else(|| {
+        chaos::Error::input(
+            "--cgroup/--pid",
+            "say whom to fault: --cgroup PATH (a cgroup v2 and its descendants) or --pid PID \
+             (one process)",
+        )
+    })?;
+    let spec = SyscallFaultSpec {
+        dst: a.dst.map(Cidr),
+        dport: a.dport.map(Ports),
         protocol: a.protocol.map(Into::into),
-        paths: a.path,
+        path: OneOrMany::Many(a.path),
         all_files: a.all_files,
-        port: a.port,
+        port: a.port.map(Ports),
         comm: a.comm,
-        percent: a.percent,
-        target: Target::from_args(a.cgroup, a.pid).ok_or_else(|| {
-            chaos::Error::input(
-                "--cgroup/--pid",
-                "say whom to fault: --cgroup PATH (a cgroup v2 and its descendants) or --pid PID \
-                 (one process)",
-            )
-        })?,
-        duration,
-        controls,
-    };
+        percent: a.percent.map(Pct),
+        after: a.after,
+        times: a.times,
+        ..SyscallFaultSpec::new(name, errno)
+    }
+    .into_spec(target, duration, a.controls.into());
     let plan = spec.validate()?;
     let watched = [chaos::watch::Watched::target(&spec.target)?];
     let mut stop = Stop::install()?;

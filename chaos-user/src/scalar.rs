@@ -1,6 +1,7 @@
-//! Scalars of an experiment file parsed as the CLI parses them (`30s`, `12.5%`, `8000-8100`,
+//! Scalars of a fault spec parsed as the CLI parses them (`30s`, `12.5%`, `8000-8100`,
 //! `10.0.0.0/8`, `10mbit`). Each is parsed inside serde so that a bad value is reported with its
-//! line and column, like an unknown field.
+//! line and column, like an unknown field. The family specs (`net::NetFaultSpec`,
+//! `syscall::SyscallFaultSpec`) and experiment files share them.
 
 use crate::units::{self, Percent};
 use serde::de::{self, Deserializer, Visitor};
@@ -8,7 +9,7 @@ use std::{cell::RefCell, fmt, time::Duration};
 
 thread_local! {
     /// The text of the last scalar that failed to parse. serde_norway places a custom error at
-    /// the enclosing mapping, not at the value; `plan::parse` uses this to find the value's line.
+    /// the enclosing mapping, not at the value; `experiment::plan::parse` uses this to find the value's line.
     static BAD: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
