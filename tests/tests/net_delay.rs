@@ -53,79 +53,16 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
     }
     let healthy = rtt(&ping(lab.outside("ping"), &dst, 20, "0.05"));
 
-    // 100 ms on the server's egress delays every echo reply.
-    let fault = lab.start(&[&base[..], &["--latency", "100ms", "--duration", "60s"]].concat());
-    assert!(
-        qdiscs(&lab).contains("qdisc fq "),
-        "fq installed: {}",
-        qdiscs(&lab)
-    );
-    let delayed = rtt(&ping(lab.outside("ping"), &dst, 20, "0.05"));
-    let s = fault.interrupt();
-    let added = delayed[1] - healthy[1];
-    println!(
-        "RTT ms min/avg/max/mdev: healthy {healthy:?}, delayed 100ms {delayed:?} (+{added:.1})"
-    );
-    assert!(
-        (90.0..=110.0).contains(&added),
-        "added {added:.1} ms (healthy {healthy:?}, delayed {delayed:?}), {s}"
-    );
-    assert_eq!(qdiscs(&lab), before, "qdisc restored exactly");
-
-    // +- 40 ms of jitter spreads the round trips around the same mean.
-    let fault = lab.start(
-        &[
-            &base[..],
-            &[
-                "--latency",
-                "100ms",
-                "--jitter",
-                "40ms",
-                "--duration",
-                "60s",
-            ],
-        ]
-        .concat(),
-    );
-    let jittered = rtt(&ping(lab.outside("ping"), &dst, 50, "0.05"));
-    fault.interrupt();
-    let spread = jittered[2] - jittered[0];
-    println!("RTT ms with 100ms +- 40ms: {jittered:?}");
-    assert!(
-        spread > 30.0 && jittered[3] > 8.0,
-        "jitter visible: {jittered:?}"
-    );
-    assert!(
-        jittered[0] - healthy[1] > 55.0,
-        "nothing faster than latency - jitter: {jittered:?}"
-    );
-    assert!(
-        (80.0..=120.0).contains(&(jittered[1] - healthy[1])),
-        "mean near the latency: {jittered:?}"
-    );
-    assert_eq!(qdiscs(&lab), before, "qdisc restored exactly");
-
-    // Combined on one rule: 50 ms for every reply, and 20 % of them lost (netem's
-    // "delay 50ms loss 20%").
-    let args = ["--latency", "50ms", "--loss", "20", "--duration", "60s"];
-    let fault = lab.start(&[&base[..], &args[..]].concat());
-    let p = ping(lab.outside("ping"), &dst, 200, "0.02");
-    let s = fault.interrupt();
-    let (lo, hi) = binomial_999(200, 0.2);
-    println!(
-        "50ms and 20 % loss: ping lost {} of 200; chaos: {s}",
-        p.lost()
-    );
-    // What chaos dropped is what ping missed, then the probability: a failure says which of
-    // the two went wrong.
-    assert_eq!(s["lost"].as_u64(), Some(p.lost()), "ping {p:?}, chaos {s}");
-    assert!(
-        (lo..=hi).contains(&p.lost()),
-        "{} lost of 200, expected {lo}..={hi}: {s}",
-        p.lost()
-    );
-    assert!(rtt(&p)[0] - healthy[1] > 40.0, "every reply delayed: {p:?}");
-    assert_eq!(qdiscs(&lab), before, "qdisc restored exactly");
+    let case = DelayCase {
+        lab: &lab,
+        base: &base,
+        dst: &dst,
+        healthy,
+        before: &before,
+    };
+    case.plain();
+    case.jitter();
+    case.with_loss();
     assert_eq!(
         ping(lab.outside("ping"), &dst, 10, "0.05")
             .rtt
@@ -133,6 +70,104 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
         Some(true)
     );
     lab.finish();
+}
+
+/// One lab's delay cases: each starts a fault from `base`, pings the server from outside and
+/// checks the round trips against the healthy ones, then that the qdiscs are as `before`.
+struct DelayCase<'a> {
+    lab: &'a Lab,
+    base: &'a [&'a str],
+    dst: &'a str,
+    healthy: [f64; 4],
+    before: &'a str,
+}
+
+impl DelayCase<'_> {
+    fn plain(&self) {
+        let (lab, base, dst, healthy, before) =
+            (self.lab, self.base, self.dst, self.healthy, self.before);
+        // 100 ms on the server's egress delays every echo reply.
+        let fault = lab.start(&[base, &["--latency", "100ms", "--duration", "60s"]].concat());
+        assert!(
+            qdiscs(lab).contains("qdisc fq "),
+            "fq installed: {}",
+            qdiscs(lab)
+        );
+        let delayed = rtt(&ping(lab.outside("ping"), dst, 20, "0.05"));
+        let s = fault.interrupt();
+        let added = delayed[1] - healthy[1];
+        println!(
+            "RTT ms min/avg/max/mdev: healthy {healthy:?}, delayed 100ms {delayed:?} (+{added:.1})"
+        );
+        assert!(
+            (90.0..=110.0).contains(&added),
+            "added {added:.1} ms (healthy {healthy:?}, delayed {delayed:?}), {s}"
+        );
+        assert_eq!(qdiscs(lab), before, "qdisc restored exactly");
+    }
+
+    fn jitter(&self) {
+        let (lab, base, dst, healthy, before) =
+            (self.lab, self.base, self.dst, self.healthy, self.before);
+        // +- 40 ms of jitter spreads the round trips around the same mean.
+        let fault = lab.start(
+            &[
+                base,
+                &[
+                    "--latency",
+                    "100ms",
+                    "--jitter",
+                    "40ms",
+                    "--duration",
+                    "60s",
+                ],
+            ]
+            .concat(),
+        );
+        let jittered = rtt(&ping(lab.outside("ping"), dst, 50, "0.05"));
+        fault.interrupt();
+        let spread = jittered[2] - jittered[0];
+        println!("RTT ms with 100ms +- 40ms: {jittered:?}");
+        assert!(
+            spread > 30.0 && jittered[3] > 8.0,
+            "jitter visible: {jittered:?}"
+        );
+        assert!(
+            jittered[0] - healthy[1] > 55.0,
+            "nothing faster than latency - jitter: {jittered:?}"
+        );
+        assert!(
+            (80.0..=120.0).contains(&(jittered[1] - healthy[1])),
+            "mean near the latency: {jittered:?}"
+        );
+        assert_eq!(qdiscs(lab), before, "qdisc restored exactly");
+    }
+
+    fn with_loss(&self) {
+        let (lab, base, dst, healthy, before) =
+            (self.lab, self.base, self.dst, self.healthy, self.before);
+        // Combined on one rule: 50 ms for every reply, and 20 % of them lost (netem's
+        // "delay 50ms loss 20%").
+        let args = ["--latency", "50ms", "--loss", "20", "--duration", "60s"];
+        let fault = lab.start(&[base, &args[..]].concat());
+        let p = ping(lab.outside("ping"), dst, 200, "0.02");
+        let s = fault.interrupt();
+        let (lo, hi) = binomial_999(200, 0.2);
+        println!(
+            "50ms and 20 % loss: ping lost {} of 200; chaos: {s}",
+            p.lost()
+        );
+        // What chaos dropped is what ping missed, then the probability: a failure says which of
+        // the two went wrong.
+        assert_eq!(s["lost"].as_u64(), Some(p.lost()), "ping {p:?}, chaos {s}");
+        assert!(
+            (lo..=hi).contains(&p.lost()),
+            "{} lost of 200, expected {lo}..={hi}: {s}",
+            p.lost()
+        );
+        assert!(rtt(&p)[0] - healthy[1] > 40.0, "every reply delayed: {p:?}");
+        assert_eq!(qdiscs(lab), before, "qdisc restored exactly");
+    }
 }
 
 /// SIGKILL leaves fq installed (a qdisc is not tied to a process); the record written before
@@ -444,34 +479,45 @@ fn ingress_delay_through_ifb() {
         // Also says that no clsact (and so no filter) is left.
         assert_eq!(qdiscs(&lab), before, "the interface's qdiscs as they were");
 
-        // SIGKILL: the ifb (and cls_bpf filters) outlive chaos; cleanup deletes them.
-        Running::start_via(lab.chaos_cmd(), &args).kill();
-        assert!(links(&lab).contains(": chaos"), "ifb outlives SIGKILL");
-        let (code, _, err) = chaos_tests::chaos_via(lab.chaos_cmd(), &["cleanup"]);
-        assert_eq!(code, 0, "{err}");
-        assert!(
-            !links(&lab).contains(": chaos"),
-            "cleanup deleted it: {}",
-            links(&lab)
-        );
-        assert_eq!(qdiscs(&lab), before, "cleanup restored the qdiscs");
-
+        sigkill_then_cleanup(&lab, &args, &before);
         if mode == "cls-bpf" {
-            // A clsact that was there before (someone else's) survives a cleanup after a crash.
-            let tc_clsact = |verb: &str| {
-                let ns = &lab.sb.server_ns;
-                let dev = &lab.sb.server_if;
-                sh(Command::new("tc").args(["-n", ns, "qdisc", verb, "dev", dev, "clsact"]))
-            };
-            tc_clsact("add");
-            let theirs = qdiscs(&lab);
-            Running::start_via(lab.chaos_cmd(), &args).kill();
-            let (code, _, err) = chaos_tests::chaos_via(lab.chaos_cmd(), &["cleanup"]);
-            assert_eq!(code, 0, "{err}");
-            assert_eq!(qdiscs(&lab), theirs, "their clsact kept");
-            assert_eq!(ingress_filters().trim(), "", "our filters removed");
-            tc_clsact("del");
+            their_clsact_survives_cleanup(&lab, &args);
         }
     }
     lab.finish();
+}
+
+/// SIGKILL: the ifb (and cls_bpf filters) outlive chaos; `chaos cleanup` deletes them.
+fn sigkill_then_cleanup(lab: &Lab, args: &[&str], before: &str) {
+    Running::start_via(lab.chaos_cmd(), args).kill();
+    assert!(links(lab).contains(": chaos"), "ifb outlives SIGKILL");
+    let (code, _, err) = chaos_tests::chaos_via(lab.chaos_cmd(), &["cleanup"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !links(lab).contains(": chaos"),
+        "cleanup deleted it: {}",
+        links(lab)
+    );
+    assert_eq!(qdiscs(lab), before, "cleanup restored the qdiscs");
+}
+
+/// A clsact that was there before (someone else's) survives a cleanup after a crash.
+fn their_clsact_survives_cleanup(lab: &Lab, args: &[&str]) {
+    let ingress_filters = || {
+        let (ns, dev) = (&lab.sb.server_ns, &lab.sb.server_if);
+        sh(Command::new("tc").args(["-n", ns, "filter", "show", "dev", dev, "ingress"]))
+    };
+    let tc_clsact = |verb: &str| {
+        let ns = &lab.sb.server_ns;
+        let dev = &lab.sb.server_if;
+        sh(Command::new("tc").args(["-n", ns, "qdisc", verb, "dev", dev, "clsact"]))
+    };
+    tc_clsact("add");
+    let theirs = qdiscs(lab);
+    Running::start_via(lab.chaos_cmd(), args).kill();
+    let (code, _, err) = chaos_tests::chaos_via(lab.chaos_cmd(), &["cleanup"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(qdiscs(lab), theirs, "their clsact kept");
+    assert_eq!(ingress_filters().trim(), "", "our filters removed");
+    tc_clsact("del");
 }

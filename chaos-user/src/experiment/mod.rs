@@ -3,6 +3,7 @@
 //! runner checks steady state, injects, probes throughout, rolls back, measures the recovery,
 //! and writes a report (JSON, Markdown, SVG timeline).
 
+mod check;
 mod faults;
 mod plan;
 mod probe;

@@ -133,8 +133,18 @@ pub struct InjectionPoint {
 }
 
 impl Report {
+    /// The report as Markdown (report.md): verdict, faults table, probes table, rollback.
     pub fn to_markdown(&self) -> String {
         let mut m = String::new();
+        self.md_head(&mut m);
+        self.md_faults(&mut m);
+        self.md_probes(&mut m);
+        self.md_rollback(&mut m);
+        let _ = writeln!(m, "\n![timeline](timeline.svg)");
+        m
+    }
+
+    fn md_head(&self, m: &mut String) {
         let verdict = match self.outcome {
             Outcome::Held => "**held**",
             Outcome::NotHeld => "**did not hold**",
@@ -164,6 +174,9 @@ impl Report {
         if !self.reasons.is_empty() {
             m.push('\n');
         }
+    }
+
+    fn md_faults(&self, m: &mut String) {
         let _ = writeln!(m, "## Faults\n");
         let _ = writeln!(
             m,
@@ -188,6 +201,9 @@ impl Report {
                 f.injected
             );
         }
+    }
+
+    fn md_probes(&self, m: &mut String) {
         let _ = writeln!(m, "\n## Probes\n");
         let _ = writeln!(
             m,
@@ -213,6 +229,9 @@ impl Report {
                 p.latency_max_ms
             );
         }
+    }
+
+    fn md_rollback(&self, m: &mut String) {
         let _ = writeln!(m, "\n## Rollback and recovery\n");
         if let Some(a) = &self.abort {
             let _ = writeln!(
@@ -234,8 +253,6 @@ impl Report {
                 );
             }
         }
-        let _ = writeln!(m, "\n![timeline](timeline.svg)");
-        m
     }
 }
 

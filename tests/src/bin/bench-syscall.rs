@@ -142,58 +142,13 @@ fn main() {
         },
     ];
     println!("bench-syscall: {CALLS} calls per run, {rounds} interleaved rounds, medians");
+    let cgroups = Cgroups {
+        home: &home,
+        target: &target,
+        inside: &inside,
+    };
     for case in &cases {
-        let args = |cg: &Path| -> Vec<String> {
-            case.fault
-                .iter()
-                .map(|a| a.replace("{cg}", &cg.to_string_lossy()))
-                .collect()
-        };
-        let (mut base, mut out, mut ins) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut skipped, mut how) = (None, String::new());
-        for _ in 0..rounds {
-            enter(&inside);
-            base.push((case.run)());
-            enter(&home);
-            let outside_args = args(&target);
-            match fault(&outside_args.iter().map(String::as_str).collect::<Vec<_>>()) {
-                Ok((c, detail)) => {
-                    how = detail;
-                    enter(&inside);
-                    out.push((case.run)());
-                    enter(&home);
-                    stop(c);
-                }
-                Err(why) => {
-                    skipped = Some(why);
-                    break;
-                }
-            }
-            let inside_args = args(&inside);
-            let (c, _) = fault(&inside_args.iter().map(String::as_str).collect::<Vec<_>>())
-                .expect("the same fault attaches to the loop's cgroup");
-            enter(&inside);
-            ins.push((case.run)());
-            enter(&home);
-            stop(c);
-        }
-        if let Some(why) = skipped {
-            println!("{}: not available on this kernel: {why}", case.name);
-            continue;
-        }
-        let (b, o, i) = (median(&mut base), median(&mut out), median(&mut ins));
-        println!("{}: {how}", case.name);
-        println!("  no program           {b:8.1} ns/call");
-        println!(
-            "  outside the target   {o:8.1} ns/call  ratio {:.3}  ({:+.1} ns)",
-            o / b,
-            o - b
-        );
-        println!(
-            "  inside, no match     {i:8.1} ns/call  ratio {:.3}  ({:+.1} ns)",
-            i / b,
-            i - b
-        );
+        measure(case, rounds, &cgroups);
     }
     enter(&home);
     for d in [&target, &inside] {
@@ -201,4 +156,64 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(&other_dir);
     let _ = std::fs::remove_file(&file);
+}
+
+/// The cgroups of a run: where the benchmark lives, the fault's target (not the loop's), and
+/// the loop's own.
+struct Cgroups<'a> {
+    home: &'a Path,
+    target: &'a Path,
+    inside: &'a Path,
+}
+
+/// Interleaved rounds of one case: no program, a fault on another cgroup, a fault on the loop's
+/// cgroup that matches nothing; prints the medians and their ratios to the first.
+fn measure(case: &Case, rounds: usize, cg: &Cgroups) {
+    let args = |on: &Path| -> Vec<String> {
+        case.fault
+            .iter()
+            .map(|a| a.replace("{cg}", &on.to_string_lossy()))
+            .collect()
+    };
+    let timed = |on: &Path| -> Result<(f64, String), String> {
+        let a = args(on);
+        let (c, detail) = fault(&a.iter().map(String::as_str).collect::<Vec<_>>())?;
+        enter(cg.inside);
+        let ns = (case.run)();
+        enter(cg.home);
+        stop(c);
+        Ok((ns, detail))
+    };
+    let (mut base, mut out, mut ins) = (Vec::new(), Vec::new(), Vec::new());
+    let mut how = String::new();
+    for _ in 0..rounds {
+        enter(cg.inside);
+        base.push((case.run)());
+        enter(cg.home);
+        match timed(cg.target) {
+            Ok((ns, detail)) => {
+                out.push(ns);
+                how = detail;
+            }
+            Err(why) => {
+                println!("{}: not available on this kernel: {why}", case.name);
+                return;
+            }
+        }
+        let (ns, _) = timed(cg.inside).expect("the same fault attaches to the loop's cgroup");
+        ins.push(ns);
+    }
+    let (b, o, i) = (median(&mut base), median(&mut out), median(&mut ins));
+    println!("{}: {how}", case.name);
+    println!("  no program           {b:8.1} ns/call");
+    println!(
+        "  outside the target   {o:8.1} ns/call  ratio {:.3}  ({:+.1} ns)",
+        o / b,
+        o - b
+    );
+    println!(
+        "  inside, no match     {i:8.1} ns/call  ratio {:.3}  ({:+.1} ns)",
+        i / b,
+        i - b
+    );
 }

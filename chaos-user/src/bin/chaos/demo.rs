@@ -8,10 +8,11 @@ use crate::{
 use chaos::{
     Error, Result,
     controls::Controls,
-    net::{Action, AttachMode, Direction, NetFault, NetSpec, Protocol},
+    net::{Direction, NetAction, NetFault, NetFaultSpec, Protocol},
     sandbox::{self, Sandbox},
+    scalar::{Pct, Ports},
     session::Fault,
-    syscall::{SockProtocol, SyscallFault, SyscallSpec},
+    syscall::{SockProtocol, SyscallFault, SyscallFaultSpec},
     target::Target,
     units::Percent,
 };
@@ -29,6 +30,9 @@ pub fn client(a: ClientArgs) -> Result<ExitCode> {
     common::print_json(&seen);
     Ok(ExitCode::SUCCESS)
 }
+
+/// Long enough for the demo's three measurements; the faults are detached before it ends.
+const FAULT_DURATION: Duration = Duration::from_secs(60);
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from((sandbox::SERVER_V4, port))
@@ -94,45 +98,27 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
     show("healthy:", &measure(&sb, true)?);
 
-    let net = NetSpec {
-        action: Action::Drop,
-        iface: sb.server_if.clone(),
+    let one = |port| Ports(chaos_common::PortRange { lo: port, hi: port });
+    let net = NetFaultSpec {
+        iface: Some(sb.server_if.clone()),
         netns: Some(sb.server_ns.clone()),
-        direction: Direction::Ingress,
-        percent: args.percent,
-        correlation: None,
-        loss: None,
+        direction: Some(Direction::Ingress),
+        percent: Some(Pct(args.percent)),
         protocol: Some(Protocol::Udp),
-        src: Vec::new(),
-        dst: Vec::new(),
-        sport: None,
-        dport: Some(chaos_common::PortRange {
-            lo: UDP_PORT,
-            hi: UDP_PORT,
-        }),
-        target: None,
-        duration: Duration::from_secs(60),
-        attach: AttachMode::Auto,
-        controls: Controls::default(),
-    };
-    let conn = SyscallSpec {
-        name: "connect".into(),
-        errno: "ECONNREFUSED".into(),
-        dst: None,
-        dport: Some(chaos_common::PortRange {
-            lo: TCP_PORT,
-            hi: TCP_PORT,
-        }),
+        dport: Some(one(UDP_PORT)),
+        ..NetFaultSpec::new(NetAction::Drop)
+    }
+    .into_spec(None, FAULT_DURATION, Controls::default())?;
+    let conn = SyscallFaultSpec {
+        dport: Some(one(TCP_PORT)),
         protocol: Some(SockProtocol::Tcp),
-        paths: Vec::new(),
-        all_files: false,
-        port: None,
-        comm: None,
-        percent: Percent::ALL,
-        target: Target::Cgroup(sb.cgroup.to_string_lossy().into_owned()),
-        duration: Duration::from_secs(60),
-        controls: Controls::default(),
-    };
+        ..SyscallFaultSpec::new("connect".into(), "ECONNREFUSED".into())
+    }
+    .into_spec(
+        Target::Cgroup(sb.cgroup.to_string_lossy().into_owned()),
+        FAULT_DURATION,
+        Controls::default(),
+    );
     let t = Instant::now();
     let drop_fault = NetFault::attach(&net.validate()?)?;
     let conn_fault = SyscallFault::attach(&conn.validate()?)?;

@@ -15,6 +15,7 @@ use crate::{
 };
 use std::time::{Duration, Instant, SystemTime};
 
+mod observe;
 mod verdict;
 use tokio::sync::mpsc;
 
@@ -30,6 +31,30 @@ struct Slot {
     /// What the attached fault acts on, as it was when it attached.
     watched: Vec<Watched>,
     rep: FaultReport,
+}
+
+impl Slot {
+    /// A fault not yet attached, with its report's plan filled in.
+    fn new(r: Ready) -> Self {
+        Slot {
+            rep: FaultReport {
+                name: r.name.clone(),
+                kind: r.kind.clone(),
+                detail: r.detail.clone(),
+                planned_start_s: r.start.as_secs_f64(),
+                planned_end_s: (r.start + r.duration).as_secs_f64(),
+                attached_s: None,
+                detached_s: None,
+                matched: 0,
+                injected: 0,
+                program_ids: Vec::new(),
+                error: None,
+            },
+            ready: r,
+            fault: None,
+            watched: Vec::new(),
+        }
+    }
 }
 
 #[derive(Default, Clone)]
@@ -117,27 +142,7 @@ pub async fn run(
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     progress.start();
     let t0 = Instant::now();
-    let slots = ready
-        .into_iter()
-        .map(|r| Slot {
-            rep: FaultReport {
-                name: r.name.clone(),
-                kind: r.kind.clone(),
-                detail: r.detail.clone(),
-                planned_start_s: r.start.as_secs_f64(),
-                planned_end_s: (r.start + r.duration).as_secs_f64(),
-                attached_s: None,
-                detached_s: None,
-                matched: 0,
-                injected: 0,
-                program_ids: Vec::new(),
-                error: None,
-            },
-            ready: r,
-            fault: None,
-            watched: Vec::new(),
-        })
-        .collect();
+    let slots = ready.into_iter().map(Slot::new).collect();
     let mut run = Run {
         exp,
         t0,
@@ -155,19 +160,7 @@ pub async fn run(
         run.detach(i);
     }
     let rolled_back = run.last_detach.unwrap_or_else(Instant::now);
-    let abort = match &stopped {
-        Some(Stopped::Abort(a)) => {
-            let mut a = a.clone();
-            a.rolled_back_s = secs(t0, rolled_back);
-            run.progress.line(&format!(
-                "ABORT: {}; every fault detached {:.0} ms after it tripped",
-                a.condition,
-                (a.rolled_back_s - a.tripped_s) * 1e3
-            ));
-            Some(a)
-        }
-        _ => None,
-    };
+    let abort = run.abort_report(&stopped, rolled_back);
     run.progress.line("rolled back; measuring the recovery");
     let recovered_at = run.recover(&mut rx, stop, rolled_back).await;
     drop(probing);
@@ -194,6 +187,25 @@ pub async fn run(
 }
 
 impl Run<'_> {
+    /// The abort's report, with the time every fault was detached, printed as it happens.
+    fn abort_report(
+        &mut self,
+        stopped: &Option<Stopped>,
+        rolled_back: Instant,
+    ) -> Option<AbortReport> {
+        let Some(Stopped::Abort(a)) = stopped else {
+            return None;
+        };
+        let mut a = a.clone();
+        a.rolled_back_s = secs(self.t0, rolled_back);
+        self.progress.line(&format!(
+            "ABORT: {}; every fault detached {:.0} ms after it tripped",
+            a.condition,
+            (a.rolled_back_s - a.tripped_s) * 1e3
+        ));
+        Some(a)
+    }
+
     fn now_s(&self) -> f64 {
         secs(self.t0, Instant::now())
     }
@@ -350,118 +362,6 @@ impl Run<'_> {
                 injected: c.injected,
             });
         }
-    }
-
-    /// Each second: the counters of the attached faults, and the status line.
-    fn tick(&mut self) {
-        let at = self.now_s();
-        for i in 0..self.slots.len() {
-            if let Some(f) = self.slots[i].fault.take() {
-                self.record_counters(i, f.as_ref(), at);
-                self.slots[i].fault = Some(f);
-            }
-        }
-        let active: Vec<&str> = self
-            .slots
-            .iter()
-            .filter(|s| s.fault.is_some())
-            .map(|s| s.rep.name.as_str())
-            .collect();
-        let injected: u64 = self.slots.iter().map(|s| s.rep.injected).sum();
-        let left = self.exp.duration.as_secs_f64() - at;
-        let probes: Vec<String> = self
-            .exp
-            .probes
-            .iter()
-            .zip(&self.states)
-            .map(|(p, st)| {
-                let s = match st.last_ok {
-                    Some(true) => "ok",
-                    Some(false) => "FAILING",
-                    None => "…",
-                };
-                format!("{} {s}", p.name)
-            })
-            .collect();
-        let phase = if active.is_empty() {
-            "no fault active".to_string()
-        } else {
-            format!("active: {}", active.join(", "))
-        };
-        let text = format!(
-            "{phase} | {:.0}s left | injected {injected} | {}",
-            left.max(0.0),
-            probes.join(", ")
-        );
-        self.progress.status(&text);
-    }
-
-    fn fault_active_at(&self, t: f64) -> bool {
-        self.slots.iter().any(|s| {
-            s.rep.attached_s.is_some_and(|a| a <= t) && s.rep.detached_s.is_none_or(|d| t < d)
-        })
-    }
-
-    /// Records a sample; during injection (`check_abort`) returns the abort it trips.
-    fn observe(&mut self, s: Sample, check_abort: bool) -> Option<Stopped> {
-        let t = secs(self.t0, s.at);
-        let during = self.fault_active_at(t);
-        let p = &self.exp.probes[s.probe];
-        let st = &mut self.states[s.probe];
-        // Log changes of state (not the first success).
-        let changed = st.last_ok.unwrap_or(true) != s.ok;
-        st.last_ok = Some(s.ok);
-        st.consecutive = if s.ok { 0 } else { st.consecutive + 1 };
-        if during {
-            st.during += 1;
-            st.failed_during += u32::from(!s.ok);
-        }
-        let st = st.clone();
-        if changed {
-            let what = if s.ok {
-                "passes again".to_string()
-            } else {
-                format!("FAILED at {t:.2}s: {}", s.message)
-            };
-            self.progress.line(&format!("probe '{}' {what}", p.name));
-        }
-        self.samples.push((s.clone(), during));
-        if !check_abort {
-            return None;
-        }
-        let abort = self.exp.abort;
-        let condition = if abort
-            .consecutive_failures
-            .is_some_and(|n| st.consecutive >= n)
-        {
-            Some(format!(
-                "probe '{}' failed {} times in a row (abort.consecutive_failures)",
-                p.name, st.consecutive
-            ))
-        } else if let Some((ratio, min)) = abort.failure_ratio
-            && st.during >= min
-            && f64::from(st.failed_during) > ratio * f64::from(st.during)
-        {
-            Some(format!(
-                "probe '{}' failed {} of {} samples during faults, over {:.1}% \
-                 (abort.failure_ratio)",
-                p.name,
-                st.failed_during,
-                st.during,
-                ratio * 100.0
-            ))
-        } else {
-            None
-        };
-        condition.map(|condition| {
-            Stopped::Abort(AbortReport {
-                condition,
-                probe: p.name.clone(),
-                sample_t_s: t,
-                tripped_s: self.now_s(),
-                rolled_back_s: 0.0,
-            })
-        })
     }
 
     /// After the rollback: probes go on until each has passed once, or the timeout. Returns
