@@ -17,9 +17,8 @@ use aya::{
     programs::{Lsm, links::FdLink, lsm::LsmLinkId},
 };
 use chaos_common::{
-    PortRange,
     maps::{SYS_CFG, SYS_STATS},
-    syscall::{FILES_ANY, FILES_REGULAR, FileKey, MAX_PATHS, SysRule},
+    syscall::{FileKey, SysRule},
 };
 use std::time::Duration;
 
@@ -40,39 +39,16 @@ impl HookPlan {
             spec,
             errno,
             scope,
-            threshold,
             fault_id,
             detail,
         } = v;
-        let mut keys = [FileKey::default(); MAX_PATHS];
-        keys[..paths.len()].copy_from_slice(&paths);
-        let rw = matches!(entry.filters, super::Filters::Path { rw: true });
-        let rule = SysRule {
-            deadline_ns: 0,
-            threshold,
-            scope,
-            paths: keys,
-            offsets: Default::default(),
-            errno: errno as u32,
-            fault_id,
-            sample: spec.controls.events_sample,
-            port: spec.port.unwrap_or(PortRange::ANY),
-            op: entry.op,
-            flags: spec.controls.flags(),
-            n_paths: paths.len() as u8,
-            file_types: if rw && !spec.all_files {
-                FILES_REGULAR
-            } else {
-                FILES_ANY
-            },
-            retval: -errno,
-        };
+        let rule = super::encode::sys_rule(entry, spec, errno, scope, &paths, fault_id);
         let mut detail = detail;
         if !spec.paths.is_empty() {
             let p: Vec<_> = spec.paths.iter().map(|p| p.display().to_string()).collect();
             detail.push_str(&format!(" under {}", p.join(", ")));
         }
-        if rw && !spec.all_files {
+        if super::encode::regular_only(entry, spec) {
             detail.push_str(" (regular files)");
         }
         Self {

@@ -6,7 +6,6 @@ use super::{Entry, Hook, Validated};
 use crate::{
     background,
     cgroup::Cgroup,
-    cidr,
     controls::Controls,
     ebpf,
     error::{Error, Result},
@@ -15,9 +14,8 @@ use crate::{
 };
 use aya::programs::{CgroupAttachMode, CgroupSockAddr, cgroup_sock_addr::CgroupSockAddrLinkId};
 use chaos_common::{
-    Cidr, PROTO_ANY, PROTO_TCP, PROTO_UDP, PortRange, SockRule,
+    SockRule,
     maps::{SOCK_CFG, SOCK_STATS},
-    syscall::Scope,
 };
 use std::{fs::File, time::Duration};
 
@@ -45,34 +43,10 @@ impl SockPlan {
             spec,
             errno,
             scope,
-            threshold,
             fault_id,
             detail,
         } = v;
-        // The programs are attached to the cgroup itself, which covers its descendants.
-        let scope = Scope {
-            cgroup_id: 0,
-            cgroup_level: 0,
-            ..scope
-        };
-        let rule = SockRule {
-            deadline_ns: 0,
-            threshold,
-            scope,
-            dst: spec.dst.as_ref().map_or(Cidr::ANY, cidr::to_kernel),
-            dport: spec.dport.unwrap_or(PortRange::ANY),
-            errno: errno as u32,
-            protocol: match spec.protocol {
-                None => PROTO_ANY,
-                Some(SockProtocol::Tcp) => PROTO_TCP,
-                Some(SockProtocol::Udp) => PROTO_UDP,
-            },
-            flags: spec.controls.flags(),
-            op: entry.op,
-            _pad: 0,
-            fault_id,
-            sample: spec.controls.events_sample,
-        };
+        let rule = super::encode::sock_rule(entry, spec, errno, scope, fault_id);
         Self {
             entry,
             cgroup,
