@@ -49,21 +49,15 @@ impl Needs {
         hooks: true,
     };
 
-    /// What the faults named as `chaos doctor` names them ("net delay", "syscall write")
-    /// need probed.
-    pub fn of(kinds: &[&str]) -> Needs {
-        let mut n = Needs::default();
-        for k in kinds {
-            match k.split_once(' ') {
-                Some(("net", action)) => {
-                    n.tc = true;
-                    n.fq |= matches!(action, "delay" | "reorder" | "rate");
-                }
-                Some(("syscall", "connect" | "sendmsg" | "bind")) => n.sock = true,
-                _ => n.hooks = true,
-            }
+    /// Both sets of probes: what an experiment of several faults needs (each family says what
+    /// one of its faults needs: `net::needs`, `syscall::needs`).
+    pub fn union(self, o: Needs) -> Needs {
+        Needs {
+            tc: self.tc || o.tc,
+            fq: self.fq || o.fq,
+            sock: self.sock || o.sock,
+            hooks: self.hooks || o.hooks,
         }
-        n
     }
 }
 

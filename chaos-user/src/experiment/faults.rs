@@ -4,6 +4,7 @@
 use super::plan::{Experiment, PlannedFault};
 use crate::{
     controls::Controls,
+    doctor::Needs,
     error::{Error, Result},
     net::{NetFault, NetPlan},
     session::Fault,
@@ -64,6 +65,14 @@ impl Ready {
         }
     }
 
+    /// What `chaos doctor` must probe for this fault, as its family says.
+    fn needs(&self) -> Needs {
+        match &self.plan {
+            Plan::Net(p) => crate::net::needs(p.action),
+            Plan::Syscall(p) => p.needs(),
+        }
+    }
+
     /// What the fault acts on, as it is now (taken when it attaches): the run ends when one
     /// vanishes (crate::watch).
     pub fn watched(&self) -> Result<Vec<Watched>> {
@@ -115,8 +124,10 @@ pub fn prepare(exp: &Experiment, dry_run: bool, force: bool) -> Result<Vec<Ready
 /// Refuses, before anything is injected, an experiment with a fault this kernel cannot run
 /// (as `chaos doctor` finds it), naming the missing mechanism and what would work.
 pub fn check_kernel(ready: &[Ready]) -> Result<()> {
-    let kinds: Vec<&str> = ready.iter().map(|r| r.kind.as_str()).collect();
-    let support = crate::doctor::run_for(crate::doctor::Needs::of(&kinds))?.faults;
+    let needs = ready
+        .iter()
+        .fold(Needs::default(), |n, r| n.union(r.needs()));
+    let support = crate::doctor::run_for(needs)?.faults;
     for (i, r) in ready.iter().enumerate() {
         if let Some(s) = support.iter().find(|s| s.fault == r.kind && !s.available) {
             return Err(Error::Invalid {

@@ -23,5 +23,5 @@ pub use fault::{NetFault, classifier_for, fill_set};
 pub use input::{DEFAULT_HORIZON, NetAction, NetFaultSpec};
 pub use plan::NetPlan;
 pub use spec::{Action, Direction, Distribution, NetSpec, Protocol};
-pub use support::support;
+pub use support::{needs, support};
 pub use tc::AttachMode;

@@ -41,6 +41,7 @@ pub struct NetPlan {
     pub detail: String,
     /// "net drop", "net delay".
     pub fault: &'static str,
+    pub action: super::Action,
 }
 
 impl NetSpec {
@@ -90,6 +91,7 @@ impl NetSpec {
             controls: self.controls.clone(),
             detail: self.describe(),
             fault: self.action.fault_name(),
+            action: self.action,
         })
     }
 }

@@ -1,6 +1,20 @@
 //! Which packet faults this kernel can run, from the probed features (`chaos doctor`).
 
-use crate::support::{CLS_BPF, FQ, FaultSupport, Feature, TCX, has, row};
+use super::Action;
+use crate::{
+    doctor::Needs,
+    support::{CLS_BPF, FQ, FaultSupport, Feature, TCX, has, row},
+};
+
+/// What `chaos doctor` must probe for a fault of this action: TC attachment, and fq for the
+/// actions that set departure times (delay, reorder, rate).
+pub fn needs(action: Action) -> Needs {
+    Needs {
+        tc: true,
+        fq: matches!(action, Action::Delay { .. } | Action::Rate { .. }),
+        ..Needs::default()
+    }
+}
 
 /// One row per `chaos net` action: the mechanism used here, or why it is out.
 pub fn support(f: &[Feature]) -> Vec<FaultSupport> {

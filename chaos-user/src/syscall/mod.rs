@@ -28,4 +28,4 @@ pub use plan::SyscallPlan;
 use plan::Validated;
 pub use sock_addr::{SockFault, SockPlan, SockProtocol, set_retval_refused};
 pub use spec::SyscallSpec;
-pub use support::support;
+pub use support::{needs, support};

@@ -27,12 +27,20 @@ impl SyscallPlan {
             Self::Hook(p) => &p.detail,
         }
     }
-    pub fn name(&self) -> String {
-        let entry = match self {
+    /// What `chaos doctor` must probe for this fault.
+    pub fn needs(&self) -> crate::doctor::Needs {
+        super::needs(self.entry())
+    }
+
+    fn entry(&self) -> &'static super::Entry {
+        match self {
             Self::Sock(p) => p.entry,
             Self::Hook(p) => p.entry,
-        };
-        format!("syscall {}", entry.name)
+        }
+    }
+
+    pub fn name(&self) -> String {
+        format!("syscall {}", self.entry().name)
     }
 }
 

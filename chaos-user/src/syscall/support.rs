@@ -1,11 +1,29 @@
 //! Which syscall faults this kernel can run, from the probed features (`chaos doctor`), in the
 //! order `hook.rs` tries the backends: BPF LSM, then fmod_ret, then kprobe + override.
 
-use super::{CATALOGUE, Hook, catalogue::KP_CALL};
-use crate::support::{
-    BPF_LSM, CGROUP_SOCK_ADDR, FaultSupport, Feature, KPROBE, OVERRIDE_RETURN, SET_RETVAL,
-    TRAMPOLINE, has, reason,
+use super::{CATALOGUE, Entry, Hook, catalogue::KP_CALL};
+use crate::{
+    doctor::Needs,
+    support::{
+        BPF_LSM, CGROUP_SOCK_ADDR, FaultSupport, Feature, KPROBE, OVERRIDE_RETURN, SET_RETVAL,
+        TRAMPOLINE, has, reason,
+    },
 };
+
+/// What `chaos doctor` must probe for a fault of this syscall: the cgroup sock_addr hooks, or
+/// the LSM-hook backends (BPF LSM, fmod_ret, kprobe) with the kernel's BTF.
+pub fn needs(entry: &Entry) -> Needs {
+    match entry.hook {
+        Hook::SockAddr { .. } => Needs {
+            sock: true,
+            ..Needs::default()
+        },
+        Hook::Lsm { .. } => Needs {
+            hooks: true,
+            ..Needs::default()
+        },
+    }
+}
 
 /// One row per syscall of the catalogue.
 pub fn support(f: &[Feature]) -> Vec<FaultSupport> {
