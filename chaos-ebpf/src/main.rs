@@ -1,19 +1,14 @@
-//! Kernel programs of `chaos`. Entry points are thin; each fault family lives in its own module.
+//! Kernel programs of `chaos`. Entry points are thin; each fault family lives in its own folder,
+//! named as in chaos-user (`net/`, `syscall/`), over the core they share (`verdict`, `scope`).
 //! Every program fails open: no config, an expired deadline or an unparsable packet means
 //! "do nothing".
 #![no_std]
 #![no_main]
 
-mod cgroup_in;
-mod corrupt;
-mod handoff;
-mod lsm;
 mod net;
-mod parse;
 mod probe;
-mod rate;
 mod scope;
-mod sock;
+mod syscall;
 mod verdict;
 
 #[cfg(not(test))]

@@ -307,34 +307,20 @@ fn probe_fq() -> Feature {
 mod tests {
     use super::*;
 
-    /// `chaos run` probes what its faults need and nothing else.
+    /// An experiment probes what its faults need together, and nothing else.
     #[test]
-    fn needs_follow_the_fault_kinds() {
-        let net = Needs::of(&["net drop", "net duplicate"]);
-        assert_eq!(
-            net,
-            Needs {
-                tc: true,
-                ..Needs::default()
-            }
-        );
-        assert!(Needs::of(&["net delay"]).fq && Needs::of(&["net rate"]).fq);
-        let sock = Needs::of(&["syscall connect", "syscall bind"]);
-        assert_eq!(
-            sock,
-            Needs {
-                sock: true,
-                ..Needs::default()
-            }
-        );
-        let hooks = Needs::of(&["syscall write"]);
-        assert_eq!(
-            hooks,
-            Needs {
-                hooks: true,
-                ..Needs::default()
-            }
-        );
-        assert_eq!(Needs::of(&[]), Needs::default());
+    fn needs_add_up() {
+        let tc = Needs {
+            tc: true,
+            ..Needs::default()
+        };
+        let hooks = Needs {
+            hooks: true,
+            ..Needs::default()
+        };
+        let both = tc.union(hooks);
+        assert!(both.tc && both.hooks && !both.fq && !both.sock);
+        assert_eq!(Needs::default().union(Needs::default()), Needs::default());
+        assert_eq!(Needs::ALL.union(tc), Needs::ALL);
     }
 }

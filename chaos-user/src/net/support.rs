@@ -60,3 +60,32 @@ pub fn support(f: &[Feature]) -> Vec<FaultSupport> {
         row("net rate", delay),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// `chaos run` probes what its faults need and nothing else.
+    #[test]
+    fn needs_follow_the_action() {
+        let tc_only = Needs {
+            tc: true,
+            ..Needs::default()
+        };
+        assert_eq!(needs(Action::Drop), tc_only);
+        assert_eq!(needs(Action::Duplicate), tc_only);
+        let delay = Action::Delay {
+            latency: Duration::from_millis(1),
+            jitter: Duration::ZERO,
+            distribution: Default::default(),
+            reorder: true,
+        };
+        let rate = Action::Rate {
+            bits_per_sec: 8_000,
+            horizon: Duration::from_secs(1),
+        };
+        assert!(needs(delay).fq && needs(rate).fq && needs(delay).tc);
+        assert!(!needs(delay).hooks && !needs(delay).sock);
+    }
+}

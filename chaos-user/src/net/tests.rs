@@ -1,5 +1,5 @@
 //! The net family without root: `NetSpec::check` names the flag of every input error, and
-//! `encode` writes each action and filter where the kernel side (chaos-ebpf/src/net.rs) reads
+//! `encode` writes each action and filter where the kernel side (chaos-ebpf/src/net/mod.rs) reads
 //! it.
 
 use super::{Action, Direction, Distribution, NetSpec, Protocol, Scope, encode};

@@ -98,3 +98,22 @@ fn lsm_backend(f: &[Feature], hook: &str, no_path: bool) -> (bool, String) {
         )
     }
 }
+
+#[cfg(test)]
+mod needs_tests {
+    use super::*;
+    use crate::syscall::catalogue::find;
+
+    /// `chaos run` probes what its faults need and nothing else.
+    #[test]
+    fn needs_follow_the_hook() {
+        for name in ["connect", "sendmsg", "bind"] {
+            let n = needs(find(name).expect("in the catalogue"));
+            assert!(n.sock && !n.hooks && !n.tc, "{name}");
+        }
+        for name in ["write", "open", "listen", "fork"] {
+            let n = needs(find(name).expect("in the catalogue"));
+            assert!(n.hooks && !n.sock && !n.tc, "{name}");
+        }
+    }
+}

@@ -6,11 +6,8 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::cgroup_skb, programs::SkBuffContext};
 use chaos_common::ACTION_DROP;
 
-use crate::{
-    net::{CHAOS_NET_CFG, CHAOS_NET_STATS, matches_arriving, packet_event},
-    parse::parse_l3,
-    verdict::{Verdict, decide, emit},
-};
+use super::{CHAOS_NET_CFG, CHAOS_NET_STATS, matches_arriving, packet_event, parse::parse_l3};
+use crate::verdict::{Verdict, decide, emit};
 
 const DROP: i32 = 0;
 const PASS: i32 = 1;

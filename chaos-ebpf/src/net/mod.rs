@@ -24,12 +24,18 @@ use chaos_common::{
     roll,
 };
 
-use crate::{
+mod cgroup_in;
+mod corrupt;
+mod handoff;
+mod parse;
+mod rate;
+
+use self::{
     corrupt::corrupt,
     parse::{Flow, parse},
     rate::pace,
-    verdict::{Verdict, bump, decide, emit},
 };
+use crate::verdict::{Verdict, bump, decide, emit};
 
 #[map]
 pub static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(MAX_RULES, 0);
@@ -339,7 +345,7 @@ pub fn depart_via_ifb(skb: *mut __sk_buff, t: u64, rule: &NetRule) -> Option<i32
     unsafe {
         bpf_skb_set_tstamp(skb, t, BPF_SKB_TSTAMP_DELIVERY_MONO);
         if rule.opts & OPT_HANDOFF != 0 {
-            crate::handoff::mark(skb);
+            handoff::mark(skb);
             return Some(PASS);
         }
         Some(bpf_redirect(rule.redirect_ifindex, 0) as i32)
