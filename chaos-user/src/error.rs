@@ -69,6 +69,10 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// The container runtime (CRI) refused or could not be reached: its socket and message.
+    #[error("container runtime at {endpoint}: {message}")]
+    Runtime { endpoint: String, message: String },
+
     /// A stop signal came while the fault was being set up: it was not attached.
     #[error("interrupted by {0} while starting: nothing was attached")]
     Interrupted(&'static str),

@@ -20,9 +20,16 @@ pub trait Fault {
     fn go_live(&mut self) -> Result<()>;
     fn take_events(&mut self) -> Option<EventSink>;
     fn fault_id(&self) -> u32;
-    /// A rule set's rules with their own counters (empty for a single rule).
+    /// A rule set's rules, or a fault's targets, with their own counters (empty for a single
+    /// rule on a single target).
     fn rules(&self) -> Result<Vec<(String, Counters)>> {
         Ok(Vec::new())
+    }
+    /// For a fault on several targets (`multi::MultiFault`): detaches the parts whose target
+    /// vanished, names them ("TARGET: what vanished"), and says whether none is left. A fault
+    /// on one target has none: the session watches its target itself.
+    fn detach_gone(&mut self) -> (Vec<String>, bool) {
+        (Vec::new(), false)
     }
 }
 

@@ -17,6 +17,8 @@ pub mod events;
 pub mod experiment;
 pub mod fault;
 pub mod guards;
+pub mod k8s;
+pub mod multi;
 pub mod net;
 pub mod netns;
 pub mod sandbox;

@@ -128,3 +128,33 @@ pub fn ifindex(name: &str) -> Option<u32> {
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     (idx != 0).then_some(idx)
 }
+
+/// The interfaces of the current thread's namespace but `lo`, in index order.
+pub fn interfaces() -> Vec<String> {
+    let mut out = Vec::new();
+    // SAFETY: if_nameindex returns an array ended by a zero entry, freed below.
+    unsafe {
+        let list = libc::if_nameindex();
+        if list.is_null() {
+            return out;
+        }
+        let mut i = list;
+        while (*i).if_index != 0 {
+            let name = std::ffi::CStr::from_ptr((*i).if_name)
+                .to_string_lossy()
+                .into_owned();
+            if name != "lo" {
+                out.push(name);
+            }
+            i = i.add(1);
+        }
+        libc::if_freenameindex(list);
+    }
+    out
+}
+
+/// The interfaces but `lo` of the network namespace at `path` (`/proc/PID/ns/net`): a pod's
+/// own interface is found this way, not by the name eth0.
+pub fn interfaces_in(path: &std::path::Path) -> Result<Vec<String>> {
+    Netns::resolve(&path.to_string_lossy())?.enter(interfaces)
+}

@@ -122,8 +122,16 @@ pub async fn run<F: Fault>(
         };
         match wake {
             Wake::End(Ended::Deadline) if Instant::now() < until => {
+                let (parts_gone, none_left) = fault.detach_gone();
+                for part in &parts_gone {
+                    tracing::warn!("{name}: detached from {part}; the other targets go on");
+                }
+                let after_ms = started.elapsed().as_millis() as u64;
+                if none_left {
+                    let target = "every target".to_string();
+                    break Ended::TargetGone { target, after_ms };
+                }
                 if let Some(target) = crate::watch::first_gone(watched) {
-                    let after_ms = started.elapsed().as_millis() as u64;
                     break Ended::TargetGone { target, after_ms };
                 }
             }

@@ -21,6 +21,10 @@ pub struct Run {
     pub filters: Vec<String>,
     /// Used by the runner (cargo xtask test).
     pub must_run: Vec<String>,
+    /// Whether containerd (with runc and the CNI plugins) is installed for the Kubernetes
+    /// tests: on the host (scripts/setup.sh installs it), not in the guests.
+    #[serde(default)]
+    pub containerd: bool,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +68,11 @@ pub fn feature(feature: &str) -> Option<bool> {
     Some(*run.features.get(feature).unwrap_or_else(|| {
         panic!("tests/expect.toml: run {name} says nothing of feature {feature:?}")
     }))
+}
+
+/// Whether the run expects containerd for the Kubernetes tests; None without expectations.
+pub fn containerd() -> Option<bool> {
+    current().map(|(_, r)| r.containerd)
 }
 
 /// The syscall-hook backend this run expects (lsm, fmod_ret, kprobe, none); None without

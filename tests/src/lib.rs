@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod expect;
+pub mod kubelet;
 pub mod lab;
 pub mod repl;
 pub mod service;

@@ -9,6 +9,7 @@ mod handoff;
 mod ifb;
 mod input;
 mod plan;
+pub mod pods;
 mod qdisc;
 mod set_hint;
 mod spec;

@@ -15,6 +15,7 @@ pub mod kernel_btf;
 pub(crate) mod kprobe;
 mod paths;
 mod plan;
+pub mod pods;
 mod sock_addr;
 mod spec;
 mod support;

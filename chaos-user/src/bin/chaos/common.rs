@@ -183,6 +183,12 @@ pub struct ControlArgs {
     pub background: bool,
 }
 
+impl ControlArgs {
+    pub fn events_given(&self) -> bool {
+        self.events.is_some()
+    }
+}
+
 impl From<ControlArgs> for chaos::controls::Controls {
     fn from(a: ControlArgs) -> Self {
         Self {

@@ -8,6 +8,7 @@ mod generated;
 mod lifecycle;
 mod net;
 mod net_rules;
+mod pods;
 mod run;
 mod syscall;
 mod workload;
@@ -37,6 +38,9 @@ enum Command {
     Net(net::NetCommand),
     /// Make syscalls of processes in a cgroup (or of one process) fail with a chosen errno.
     Syscall(syscall::SyscallArgs),
+    /// Show what a Kubernetes target (--pod, --selector) resolves to on this node: pods,
+    /// containers, pids, cgroups, network namespaces and interfaces, and which --mode picks.
+    Targets(pods::TargetsArgs),
     /// Run an experiment: steady-state probes, faults in phases, abort conditions, report.
     Run(run::RunArgs),
     /// List every fault: running foreground ones (with their chaos's pid), background ones
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
             Command::Net(cmd) => net::run(cmd, json).await,
             Command::Syscall(cmd) => syscall::run(cmd, json).await,
             Command::Run(args) => run::run(args, json).await,
+            Command::Targets(args) => pods::targets(args, json).await,
             Command::Doctor(args) => doctor::run(args, json),
             Command::Status => lifecycle::status(json),
             Command::Stop(args) => lifecycle::stop(args),
@@ -198,6 +203,17 @@ mod tests {
         "--background",
         "--tc-attach",
         "--list",
+        "targets",
+        "--pod",
+        "--selector",
+        "--namespace",
+        "--container",
+        "--mode",
+        "--runtime-endpoint",
+        "shop/web-0",
+        "app=web,env in (a,b)",
+        "fixed:2",
+        "percent:0",
         "both",
         "ingress",
         "egress",

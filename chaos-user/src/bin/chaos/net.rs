@@ -163,13 +163,24 @@ pub struct NetArgs {
     #[arg(long, value_enum)]
     tc_attach: Option<AttachMode>,
     #[command(flatten)]
+    pods: crate::pods::PodArgs,
+    #[command(flatten)]
     controls: common::ControlArgs,
+}
+
+/// The flags as the family's spec and what goes with it.
+pub struct Input {
+    pub spec: NetFaultSpec,
+    pub target: Option<Target>,
+    pub duration: std::time::Duration,
+    pub controls: chaos::controls::Controls,
+    pub pods: crate::pods::PodArgs,
 }
 
 impl NetArgs {
     /// The flags as the family's spec (`NetFaultSpec`, which applies the defaults), the
     /// action's own options already in `f`.
-    pub fn spec(self, mut f: NetFaultSpec) -> chaos::Result<NetSpec> {
+    pub fn input(self, mut f: NetFaultSpec) -> chaos::Result<Input> {
         let mut src = self.src;
         let mut dst = self.dst;
         if let Some(file) = &self.src_file {
@@ -190,8 +201,26 @@ impl NetArgs {
         f.sport = self.sport.map(Ports);
         f.dport = self.dport.map(Ports);
         f.tc_attach = self.tc_attach.map(Into::into);
-        let target = Target::from_args(self.cgroup, self.pid);
-        f.into_spec(target, self.duration, self.controls.into())
+        Ok(Input {
+            spec: f,
+            target: Target::from_args(self.cgroup, self.pid),
+            duration: self.duration,
+            controls: self.controls.into(),
+            pods: self.pods,
+        })
+    }
+
+    /// The spec of a rule of `chaos net rules`, which takes no Kubernetes target.
+    pub fn spec(self, f: NetFaultSpec) -> chaos::Result<NetSpec> {
+        let i = self.input(f)?;
+        if i.pods.query().is_set() {
+            return Err(chaos::Error::input(
+                "--pod",
+                "the rules of `chaos net rules` take no Kubernetes target yet: give the pod's \
+                 network namespace and cgroup (--netns, --cgroup; see `chaos targets`)",
+            ));
+        }
+        i.spec.into_spec(i.target, i.duration, i.controls)
     }
 }
 
@@ -201,7 +230,13 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
         Split::Rules(r) => return crate::net_rules::run(r, json).await,
     };
     let background = args.controls.background;
-    let spec = args.spec(action)?;
+    let events = args.controls.events_given();
+    let i = args.input(action)?;
+    if let Some(targets) = i.pods.resolve(json).await? {
+        crate::pods::check_controls(targets.len(), events, background)?;
+        return on_pods(i, &targets, json).await;
+    }
+    let spec = i.spec.into_spec(i.target, i.duration, i.controls)?;
     let plan = spec.validate()?;
     let watched = plan.watched()?;
     let mut stop = Stop::install()?;
@@ -241,6 +276,36 @@ pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
     .await?;
     common::print_summary(&summary, json);
     Ok(common::exit_status(&summary))
+}
+
+/// The fault on each chosen pod (or container), every one checked before any is attached.
+async fn on_pods(
+    i: Input,
+    targets: &[chaos::k8s::Resolved],
+    json: bool,
+) -> chaos::Result<ExitCode> {
+    let specs = chaos::net::pods::specs_for(&i.spec, targets, i.duration, &i.controls)?;
+    let mut planned = Vec::new();
+    for (label, spec) in specs {
+        planned.push(crate::pods::Planned {
+            label,
+            plan: spec.validate()?,
+        });
+    }
+    let name = planned[0].plan.fault.to_string();
+    let attach = |plan: &chaos::net::NetPlan| {
+        let watched = plan.watched()?;
+        let fault = NetFault::attach(plan)?;
+        let code = fault.mode().code();
+        let detail = plan.detail.clone();
+        Ok((
+            Box::new(fault) as Box<dyn chaos::session::Fault>,
+            watched,
+            code,
+            detail,
+        ))
+    };
+    crate::pods::run_parts(name, planned, attach, i.duration, json).await
 }
 
 pub enum Split {

@@ -77,6 +77,8 @@ pub struct SyscallArgs {
     #[arg(long, value_name = "D", value_parser = common::duration, required_unless_present = "list")]
     duration: Option<std::time::Duration>,
     #[command(flatten)]
+    pods: crate::pods::PodArgs,
+    #[command(flatten)]
     controls: common::ControlArgs,
 }
 
@@ -93,14 +95,7 @@ pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let background = a.controls.background;
-    let target = Target::from_args(a.cgroup, a.pid).ok_or_else(|| {
-        chaos::Error::input(
-            "--cgroup/--pid",
-            "say whom to fault: --cgroup PATH (a cgroup v2 and its descendants) or --pid PID \
-             (one process)",
-        )
-    })?;
-    let spec = SyscallFaultSpec {
+    let input = SyscallFaultSpec {
         dst: a.dst.map(Cidr),
         dport: a.dport.map(Ports),
         protocol: a.protocol.map(Into::into),
@@ -112,8 +107,20 @@ pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
         after: a.after,
         times: a.times,
         ..SyscallFaultSpec::new(name, errno)
+    };
+    if let Some(targets) = a.pods.resolve(json).await? {
+        let events = a.controls.events_given();
+        crate::pods::check_controls(targets.len(), events, background)?;
+        return on_pods(input, &targets, duration, a.controls.into(), json).await;
     }
-    .into_spec(target, duration, a.controls.into());
+    let target = Target::from_args(a.cgroup, a.pid).ok_or_else(|| {
+        chaos::Error::input(
+            "--cgroup/--pid",
+            "say whom to fault: --cgroup PATH (a cgroup v2 and its descendants), --pid PID \
+             (one process), or --pod/--selector (Kubernetes containers on this node)",
+        )
+    })?;
+    let spec = input.into_spec(target, duration, a.controls.into());
     let plan = spec.validate()?;
     let watched = [chaos::watch::Watched::target(&spec.target)?];
     let mut stop = Stop::install()?;
@@ -147,6 +154,38 @@ pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
     let summary = session::run(fault, name, started, duration, &mut stop, &watched).await?;
     common::print_summary(&summary, json);
     Ok(common::exit_status(&summary))
+}
+
+/// The fault on each chosen container, every one checked before any is attached.
+async fn on_pods(
+    input: SyscallFaultSpec,
+    targets: &[chaos::k8s::Resolved],
+    duration: std::time::Duration,
+    controls: chaos::controls::Controls,
+    json: bool,
+) -> chaos::Result<ExitCode> {
+    let specs = chaos::syscall::pods::specs_for(&input, targets, duration, &controls);
+    let mut planned = Vec::new();
+    for (label, spec) in specs {
+        let plan = spec.validate()?;
+        planned.push(crate::pods::Planned {
+            label,
+            plan: (plan, spec.target.clone()),
+        });
+    }
+    let name = planned[0].plan.0.name();
+    let attach = |(plan, target): &(chaos::syscall::SyscallPlan, Target)| {
+        let fault = SyscallFault::attach(plan)?;
+        let watched = vec![chaos::watch::Watched::target(target)?];
+        let (code, detail) = (fault.backend_code(), plan.detail().to_string());
+        Ok((
+            Box::new(fault) as Box<dyn chaos::session::Fault>,
+            watched,
+            code,
+            detail,
+        ))
+    };
+    crate::pods::run_parts(name, planned, attach, duration, json).await
 }
 
 #[derive(serde::Serialize)]

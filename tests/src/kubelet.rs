@@ -1,0 +1,593 @@
+//! A node for Kubernetes tests: a real containerd (Debian's, with runc and the CNI plugins)
+//! started with its own root, state, socket and CNI configuration under a temporary directory,
+//! a busybox image built here and imported (nothing can be pulled), and the tests acting as the
+//! kubelet through CRI: pod sandboxes with the kubelet's labels and cgroup parents, containers
+//! created and started in them. Everything is removed on drop: pods, containerd, its mounts,
+//! the CNI bridge, the cgroups the pods had. See ../shared/kubernetes.md for what was measured.
+
+use k8s_cri::v1::{
+    ContainerConfig, ContainerMetadata, ContainerStatusRequest, CreateContainerRequest, ImageSpec,
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopContainerRequest, StopPodSandboxRequest, runtime_service_client::RuntimeServiceClient,
+};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// The image every pod and container runs (and the sandbox image).
+pub const IMAGE: &str = "chaos.local/busybox:1";
+/// busybox applets the containers use.
+const APPLETS: &[&str] = &[
+    "sh", "sleep", "nc", "ping", "wget", "httpd", "cat", "echo", "kill", "ip", "dd", "ls", "true",
+];
+
+static NODES: AtomicU32 = AtomicU32::new(0);
+
+/// A pod the test created.
+#[derive(Debug, Clone)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub sandbox_id: String,
+    /// The pod's IPv4 address on the node's bridge (POD network), if any.
+    pub ip: Option<String>,
+}
+
+impl Pod {
+    /// `NAMESPACE/NAME`, as `--pod` takes it.
+    pub fn arg(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// How a pod is networked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// The node's namespace (hostNetwork: true).
+    Host,
+    /// Its own namespace on the node's CNI bridge.
+    Pod,
+}
+
+pub struct Node {
+    pub dir: PathBuf,
+    pub endpoint: PathBuf,
+    /// The bridge the POD network's pods are on, and its subnet's first three octets.
+    pub bridge: String,
+    pub subnet: String,
+    daemon: Child,
+    rt: tokio::runtime::Runtime,
+    client: RuntimeServiceClient<Channel>,
+    pods: Vec<Pod>,
+}
+
+/// Why a node cannot start here (no containerd installed), for the test's skip line.
+pub fn unavailable() -> Option<String> {
+    for bin in ["containerd", "ctr", "runc", "/usr/lib/cni/bridge"] {
+        let found = if bin.starts_with('/') {
+            Path::new(bin).exists()
+        } else {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {bin}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !found {
+            return Some(format!(
+                "{bin} is not installed (apt-get install containerd runc containernetworking-plugins; \
+                 scripts/setup.sh does it on the host)"
+            ));
+        }
+    }
+    None
+}
+
+/// A node for `test`, or None (the skip printed and counted) where containerd is missing and
+/// the run allows it (tests/expect.toml: `containerd`).
+pub fn node_for(test: &str) -> Option<Node> {
+    crate::require_root();
+    match unavailable() {
+        None => Some(Node::start("k")),
+        Some(why) => {
+            let allowed = crate::expect::containerd() != Some(true);
+            crate::expect::skip(test, &why, allowed);
+            None
+        }
+    }
+}
+
+impl Node {
+    /// Starts containerd and imports the image. Panics with containerd's log if it fails.
+    pub fn start(tag: &str) -> Node {
+        let n = NODES.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{tag}{}x{n}", std::process::id() % 100_000);
+        let dir = std::env::temp_dir().join(format!("chaos-k8s-{id}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("net.d")).expect("node dir");
+        let endpoint = dir.join("containerd.sock");
+        // Unique per node: tests of one binary run at once.
+        let octet = 100 + (std::process::id() as usize * 7 + n as usize) % 150;
+        let subnet = format!("10.{octet}.{}", n % 250);
+        let bridge = format!("chbr{}", id.chars().rev().take(9).collect::<String>());
+        write_config(&dir, &endpoint, &bridge, &subnet);
+        let log = std::fs::File::create(dir.join("containerd.log")).expect("log");
+        let daemon = Command::new("containerd")
+            .args(["--config"])
+            .arg(dir.join("config.toml"))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !endpoint.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not listen: {}",
+                std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let client = rt.block_on(connect(&endpoint));
+        let node = Node {
+            dir,
+            endpoint,
+            bridge,
+            subnet,
+            daemon,
+            rt,
+            client,
+            pods: Vec::new(),
+        };
+        node.import_image();
+        node
+    }
+
+    fn import_image(&self) {
+        let tar = build_image(&self.dir);
+        let out = Command::new("ctr")
+            .arg("-a")
+            .arg(&self.endpoint)
+            .args(["-n", "k8s.io", "images", "import"])
+            .arg(&tar)
+            .output()
+            .expect("ctr");
+        assert!(
+            out.status.success(),
+            "importing the image: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs a pod sandbox as the kubelet does: its labels plus the kubelet's, the cgroupfs
+    /// driver's cgroup parent `/kubepods/besteffort/pod<uid>`.
+    pub fn run_pod(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        labels: &[(&str, &str)],
+        network: Network,
+    ) -> Pod {
+        let uid = new_uid();
+        let mut all: HashMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.insert("io.kubernetes.pod.name".into(), name.into());
+        all.insert("io.kubernetes.pod.namespace".into(), namespace.into());
+        all.insert("io.kubernetes.pod.uid".into(), uid.clone());
+        let ns_mode = match network {
+            Network::Host => 2, // NODE
+            Network::Pod => 0,  // POD
+        };
+        let config = PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: name.into(),
+                uid: uid.clone(),
+                namespace: namespace.into(),
+                attempt: 0,
+            }),
+            hostname: if network == Network::Pod {
+                name.into()
+            } else {
+                String::new()
+            },
+            log_directory: self.dir.join("logs").join(&uid).display().to_string(),
+            labels: all,
+            linux: Some(LinuxPodSandboxConfig {
+                cgroup_parent: format!("/kubepods/besteffort/pod{uid}"),
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        network: ns_mode,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let req = RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        };
+        let mut c = self.client.clone();
+        let id = self
+            .rt
+            .block_on(c.run_pod_sandbox(req))
+            .unwrap_or_else(|e| panic!("RunPodSandbox {namespace}/{name}: {e}"))
+            .into_inner()
+            .pod_sandbox_id;
+        let ip = (network == Network::Pod)
+            .then(|| self.pod_ip(&id))
+            .flatten();
+        let pod = Pod {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid,
+            sandbox_id: id,
+            ip,
+        };
+        self.pods.push(pod.clone());
+        self.configs().insert(pod.sandbox_id.clone(), config);
+        pod
+    }
+
+    fn configs(&self) -> std::sync::MutexGuard<'static, HashMap<String, PodSandboxConfig>> {
+        static CONFIGS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, PodSandboxConfig>>> =
+            std::sync::OnceLock::new();
+        CONFIGS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pod_ip(&mut self, sandbox_id: &str) -> Option<String> {
+        let mut c = self.client.clone();
+        let req = k8s_cri::v1::PodSandboxStatusRequest {
+            pod_sandbox_id: sandbox_id.into(),
+            verbose: false,
+        };
+        let status = self
+            .rt
+            .block_on(c.pod_sandbox_status(req))
+            .ok()?
+            .into_inner();
+        status
+            .status?
+            .network
+            .map(|n| n.ip)
+            .filter(|ip| !ip.is_empty())
+    }
+
+    /// Creates and starts a container in `pod` running `cmd`; returns its id.
+    pub fn run_container(&mut self, pod: &Pod, name: &str, cmd: &[&str]) -> String {
+        let sandbox_config = self.configs().get(&pod.sandbox_id).cloned();
+        let req = CreateContainerRequest {
+            pod_sandbox_id: pod.sandbox_id.clone(),
+            config: Some(ContainerConfig {
+                metadata: Some(ContainerMetadata {
+                    name: name.into(),
+                    attempt: 0,
+                }),
+                image: Some(ImageSpec {
+                    image: IMAGE.into(),
+                    ..Default::default()
+                }),
+                command: cmd.iter().map(|s| s.to_string()).collect(),
+                labels: HashMap::from([
+                    ("io.kubernetes.container.name".into(), name.into()),
+                    ("io.kubernetes.pod.name".into(), pod.name.clone()),
+                    ("io.kubernetes.pod.namespace".into(), pod.namespace.clone()),
+                    ("io.kubernetes.pod.uid".into(), pod.uid.clone()),
+                ]),
+                log_path: format!("{name}.log"),
+                ..Default::default()
+            }),
+            sandbox_config,
+        };
+        let mut c = self.client.clone();
+        let id = self
+            .rt
+            .block_on(c.create_container(req))
+            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}"))
+            .into_inner()
+            .container_id;
+        self.rt
+            .block_on(c.start_container(StartContainerRequest {
+                container_id: id.clone(),
+            }))
+            .unwrap_or_else(|e| panic!("StartContainer {name}: {e}"));
+        id
+    }
+
+    /// The host pid of a container's init process.
+    pub fn pid(&mut self, container_id: &str) -> u32 {
+        let mut c = self.client.clone();
+        let info = self
+            .rt
+            .block_on(c.container_status(ContainerStatusRequest {
+                container_id: container_id.into(),
+                verbose: true,
+            }))
+            .expect("ContainerStatus")
+            .into_inner()
+            .info;
+        let v: serde_json::Value =
+            serde_json::from_str(info.get("info").expect("verbose info")).expect("info JSON");
+        v["pid"].as_u64().expect("info.pid") as u32
+    }
+
+    /// The container's state as the runtime reports it (CONTAINER_RUNNING = 1,
+    /// CONTAINER_EXITED = 2) and its exit code.
+    pub fn container_state(&mut self, container_id: &str) -> (i32, i32) {
+        let mut c = self.client.clone();
+        let s = self
+            .rt
+            .block_on(c.container_status(ContainerStatusRequest {
+                container_id: container_id.into(),
+                verbose: false,
+            }))
+            .expect("ContainerStatus")
+            .into_inner()
+            .status
+            .expect("status");
+        (s.state, s.exit_code)
+    }
+
+    /// Stops and removes a pod (its containers with it), as the kubelet does on deletion.
+    pub fn delete_pod(&mut self, pod: &Pod) {
+        let mut c = self.client.clone();
+        let id = pod.sandbox_id.clone();
+        let _ = self.rt.block_on(c.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: id.clone(),
+        }));
+        let _ = self
+            .rt
+            .block_on(c.remove_pod_sandbox(RemovePodSandboxRequest {
+                pod_sandbox_id: id.clone(),
+            }));
+        remove_pod_cgroups(&pod.uid);
+        self.pods.retain(|p| p.sandbox_id != id);
+    }
+
+    /// Stops a container (SIGTERM, then SIGKILL after `timeout_s`).
+    pub fn stop_container(&mut self, container_id: &str) {
+        let mut c = self.client.clone();
+        self.rt
+            .block_on(c.stop_container(StopContainerRequest {
+                container_id: container_id.into(),
+                timeout: 1,
+            }))
+            .expect("StopContainer");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for pod in self.pods.clone() {
+            self.delete_pod(&pod);
+        }
+        // SAFETY: SIGTERM to our own child.
+        unsafe { libc::kill(self.daemon.id() as i32, libc::SIGTERM) };
+        let _ = self.daemon.wait();
+        // containerd's mounts (snapshots, netns, shm) under our directory, deepest first.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .filter(|m| m.starts_with(&*self.dir.to_string_lossy()))
+            .collect();
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        remove_kubepods();
+    }
+}
+
+async fn connect(endpoint: &Path) -> RuntimeServiceClient<Channel> {
+    let sock = endpoint.to_path_buf();
+    let channel = Endpoint::from_static("http://[::]:0")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let sock = sock.clone();
+            async move {
+                let s = tokio::net::UnixStream::connect(sock).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+            }
+        }))
+        .await
+        .expect("connect to containerd's CRI socket");
+    RuntimeServiceClient::new(channel)
+}
+
+/// containerd's default configuration with this node's paths and what these machines need
+/// (../shared/kubernetes.md): no CAP_SYS_RESOURCE for oom_score_adj, a local sandbox image,
+/// netns mounts under our state directory, Debian's CNI plugin directory.
+fn write_config(dir: &Path, endpoint: &Path, bridge: &str, subnet: &str) {
+    let out = Command::new("containerd")
+        .args(["config", "default"])
+        .output()
+        .expect("containerd config default");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let d = dir.display();
+    for (from, to) in [
+        (
+            "root = \"/var/lib/containerd\"",
+            format!("root = \"{d}/root\""),
+        ),
+        (
+            "state = \"/run/containerd\"",
+            format!("state = \"{d}/state\""),
+        ),
+        (
+            "[grpc]\n  address = \"/run/containerd/containerd.sock\"",
+            format!("[grpc]\n  address = \"{}\"", endpoint.display()),
+        ),
+        (
+            "restrict_oom_score_adj = false",
+            "restrict_oom_score_adj = true".into(),
+        ),
+        (
+            "netns_mounts_under_state_dir = false",
+            "netns_mounts_under_state_dir = true".into(),
+        ),
+        (
+            "sandbox_image = \"registry.k8s.io/pause:3.6\"",
+            format!("sandbox_image = \"{IMAGE}\""),
+        ),
+        (
+            "bin_dir = \"/opt/cni/bin\"",
+            "bin_dir = \"/usr/lib/cni\"".into(),
+        ),
+        (
+            "conf_dir = \"/etc/cni/net.d\"",
+            format!("conf_dir = \"{d}/net.d\""),
+        ),
+    ] {
+        assert!(
+            text.contains(from),
+            "containerd's default config has no {from}"
+        );
+        text = text.replace(from, &to);
+    }
+    std::fs::write(dir.join("config.toml"), text).expect("config.toml");
+    let cni = serde_json::json!({
+        "cniVersion": "0.4.0",
+        "name": bridge,
+        "plugins": [{
+            "type": "bridge",
+            "bridge": bridge,
+            "isGateway": true,
+            "ipMasq": false,
+            "ipam": {
+                "type": "host-local",
+                "dataDir": format!("{d}/ipam"),
+                "ranges": [[{"subnet": format!("{subnet}.0/24")}]],
+            },
+        }],
+    });
+    std::fs::write(dir.join("net.d/10-chaos.conflist"), cni.to_string()).expect("conflist");
+}
+
+/// A docker-archive tarball (manifest.json, a config with Cmd, one layer) of busybox-static
+/// and its applet links, which `ctr images import` takes.
+fn build_image(dir: &Path) -> PathBuf {
+    let root = dir.join("image/rootfs/bin");
+    std::fs::create_dir_all(&root).expect("rootfs");
+    std::fs::copy("/bin/busybox", root.join("busybox")).expect("busybox-static at /bin/busybox");
+    for a in APPLETS {
+        let _ = std::os::unix::fs::symlink("busybox", root.join(a));
+    }
+    let img = dir.join("image");
+    let tar = |args: &[&str], cwd: &Path| {
+        let ok = Command::new("tar")
+            .args(args)
+            .current_dir(cwd)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "tar {args:?}");
+    };
+    tar(&["-cf", "../layer.tar", "bin"], &img.join("rootfs"));
+    let digest = Command::new("sha256sum")
+        .arg(img.join("layer.tar"))
+        .output()
+        .expect("sha256sum");
+    let digest = String::from_utf8_lossy(&digest.stdout)
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_string();
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["sleep", "1000000"], "Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{digest}")]},
+    });
+    std::fs::write(img.join("config.json"), config.to_string()).expect("config.json");
+    let manifest = serde_json::json!([{
+        "Config": "config.json",
+        "RepoTags": [IMAGE],
+        "Layers": ["layer.tar"],
+    }]);
+    std::fs::write(img.join("manifest.json"), manifest.to_string()).expect("manifest.json");
+    tar(
+        &[
+            "-cf",
+            "image.tar",
+            "manifest.json",
+            "config.json",
+            "layer.tar",
+        ],
+        &img,
+    );
+    img.join("image.tar")
+}
+
+/// An RFC 4122-shaped random UID, as the API server gives pods.
+fn new_uid() -> String {
+    let mut b = [0u8; 16];
+    let f = std::fs::File::open("/dev/urandom").and_then(|mut f| {
+        use std::io::Read as _;
+        f.read_exact(&mut b)
+    });
+    f.expect("/dev/urandom");
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The pod's cgroup (`/kubepods/besteffort/pod<uid>`) in every hierarchy that has it: runc
+/// removes the containers' own, not the parent the kubelet would.
+fn remove_pod_cgroups(uid: &str) {
+    for root in cgroup_roots() {
+        let dir = root.join(format!("kubepods/besteffort/pod{uid}"));
+        if dir.exists() {
+            for _ in 0..50 {
+                if std::fs::remove_dir(&dir).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// `/kubepods` and `/kubepods/besteffort` once no test pod is left in them.
+fn remove_kubepods() {
+    for root in cgroup_roots() {
+        let _ = std::fs::remove_dir(root.join("kubepods/besteffort"));
+        let _ = std::fs::remove_dir(root.join("kubepods"));
+    }
+}
+
+fn cgroup_roots() -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mounts
+        .lines()
+        .filter(|l| l.contains(" - cgroup"))
+        .filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from))
+        .collect()
+}
