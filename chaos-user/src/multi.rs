@@ -43,11 +43,22 @@ impl Part {
 
 pub struct MultiFault {
     parts: Vec<Part>,
+    /// The first part's id and every part's programs, as attached: the summary names them
+    /// even once the parts are detached.
+    id: u32,
+    programs: Vec<u32>,
 }
 
 impl MultiFault {
     pub fn new(parts: Vec<Part>) -> Self {
-        MultiFault { parts }
+        let live = || parts.iter().filter_map(|p| p.fault.as_deref());
+        let id = live().next().map_or(0, |f| f.fault_id());
+        let programs = live().flat_map(|f| f.program_ids()).collect();
+        MultiFault {
+            parts,
+            id,
+            programs,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -78,7 +89,7 @@ impl Fault for MultiFault {
     }
 
     fn program_ids(&self) -> Vec<u32> {
-        self.live().flat_map(|f| f.program_ids()).collect()
+        self.programs.clone()
     }
 
     fn dry_run(&self) -> bool {
@@ -104,7 +115,7 @@ impl Fault for MultiFault {
     }
 
     fn fault_id(&self) -> u32 {
-        self.live().next().map_or(0, |f| f.fault_id())
+        self.id
     }
 
     fn rules(&self) -> Result<Vec<(String, Counters)>> {

@@ -128,7 +128,10 @@ pub async fn run<F: Fault>(
                 }
                 let after_ms = started.elapsed().as_millis() as u64;
                 if none_left {
-                    let target = "every target".to_string();
+                    let target = match parts_gone.as_slice() {
+                        [] => "every target".to_string(),
+                        last => last.join("; "),
+                    };
                     break Ended::TargetGone { target, after_ms };
                 }
                 if let Some(target) = crate::watch::first_gone(watched) {

@@ -13,9 +13,12 @@ use k8s_cri::v1::{
 };
 use std::{
     collections::HashMap,
+    io::Read as _,
+    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
+    sync::{Arc, atomic::AtomicU64},
     time::{Duration, Instant},
 };
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -590,4 +593,59 @@ fn cgroup_roots() -> Vec<PathBuf> {
         .filter(|l| l.contains(" - cgroup"))
         .filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from))
         .collect()
+}
+
+/// Counts the TCP connections accepted on a port, in a thread.
+pub struct Counter {
+    pub port: u16,
+    count: Arc<AtomicU64>,
+}
+
+impl Counter {
+    pub fn start() -> Counter {
+        let l = TcpListener::bind("0.0.0.0:0").expect("listen");
+        let port = l.local_addr().expect("addr").port();
+        let count = Arc::new(AtomicU64::new(0));
+        let c = count.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                c.fetch_add(1, Ordering::Relaxed);
+                let mut s = s;
+                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                let _ = s.read(&mut [0u8; 8]);
+            }
+        });
+        Counter { port, count }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// A container that connects to `port` on the node (the pod network's gateway) ten times a
+/// second, forever.
+pub fn connector(gateway: &str, port: u16) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("while true; do echo x | nc {gateway} {port}; sleep 0.1; done"),
+    ]
+}
+
+pub fn run(node: &mut Node, pod: &Pod, name: &str, cmd: &[String]) -> String {
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    node.run_container(pod, name, &cmd)
+}
+
+/// Waits until each counter has moved, so that every victim is running before the fault.
+pub fn wait_moving(counters: &[&Counter]) {
+    let start: Vec<u64> = counters.iter().map(|c| c.now()).collect();
+    for _ in 0..100 {
+        if counters.iter().zip(&start).all(|(c, s)| c.now() > *s + 2) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the victims are not connecting");
 }

@@ -5,19 +5,10 @@
 
 use chaos_tests::{
     Running, chaos,
-    kubelet::{Network, Node, node_for},
+    kubelet::{Counter, Network, Node, connector, node_for, run, wait_moving},
 };
 use serde_json::Value;
-use std::{
-    io::Read as _,
-    net::TcpListener,
-    os::unix::fs::MetadataExt,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{os::unix::fs::MetadataExt, time::Duration};
 
 const SLEEP: &[&str] = &["sleep", "1000000"];
 
@@ -199,61 +190,6 @@ fn bad_targets_exit_2_naming_what_was_looked_for_and_attach_nothing() {
         !out.contains("syscall connect"),
         "no fault left by a refused command: {out}"
     );
-}
-
-/// Counts the TCP connections accepted on a port, in a thread.
-struct Counter {
-    port: u16,
-    count: Arc<AtomicU64>,
-}
-
-impl Counter {
-    fn start() -> Counter {
-        let l = TcpListener::bind("0.0.0.0:0").expect("listen");
-        let port = l.local_addr().expect("addr").port();
-        let count = Arc::new(AtomicU64::new(0));
-        let c = count.clone();
-        std::thread::spawn(move || {
-            for s in l.incoming().flatten() {
-                c.fetch_add(1, Ordering::Relaxed);
-                let mut s = s;
-                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-                let _ = s.read(&mut [0u8; 8]);
-            }
-        });
-        Counter { port, count }
-    }
-
-    fn now(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-}
-
-/// A container that connects to `port` on the node (the pod network's gateway) ten times a
-/// second, forever.
-fn connector(gateway: &str, port: u16) -> Vec<String> {
-    vec![
-        "sh".into(),
-        "-c".into(),
-        format!("while true; do echo x | nc {gateway} {port}; sleep 0.1; done"),
-    ]
-}
-
-fn run(node: &mut Node, pod: &chaos_tests::kubelet::Pod, name: &str, cmd: &[String]) -> String {
-    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-    node.run_container(pod, name, &cmd)
-}
-
-/// Waits until each counter has moved, so that every victim is running before the fault.
-fn wait_moving(counters: &[&Counter]) {
-    let start: Vec<u64> = counters.iter().map(|c| c.now()).collect();
-    for _ in 0..100 {
-        if counters.iter().zip(&start).all(|(c, s)| c.now() > *s + 2) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the victims are not connecting");
 }
 
 #[test]

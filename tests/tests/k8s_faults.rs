@@ -1,0 +1,223 @@
+//! Faults on Kubernetes targets against a real containerd driven as the kubelet would
+//! (tests/src/kubelet.rs): a packet fault on a pod's own interface, or on one of its
+//! containers; a selector with `--mode one` hitting exactly one of three replicas; a pod
+//! deleted mid-fault ending it with `target gone`; a file fault resolved to the container's
+//! cgroup and, where this kernel has no syscall hook, refused with the reason.
+
+use chaos_tests::{
+    Running, chaos,
+    kubelet::{Counter, Network, Node, Pod, connector, node_for, run, wait_moving},
+};
+use std::time::Duration;
+
+/// Starts `chaos ARGS --runtime-endpoint SOCK`, waits for its attached line.
+fn start(node: &Node, args: &[&str]) -> Running {
+    let ep = node.endpoint.to_string_lossy().into_owned();
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--runtime-endpoint", &ep]);
+    Running::start_via(std::process::Command::new(chaos_tests::chaos_bin()), &all)
+}
+
+/// Connections each counter got while `fault` ran to its end (after a settling moment).
+fn during(fault: Running, counters: &[&Counter]) -> (Vec<u64>, serde_json::Value) {
+    std::thread::sleep(Duration::from_millis(300));
+    let before: Vec<u64> = counters.iter().map(|c| c.now()).collect();
+    let summary = fault.finish();
+    let grown = counters
+        .iter()
+        .zip(before)
+        .map(|(c, b)| c.now() - b)
+        .collect();
+    (grown, summary)
+}
+
+/// web-0 (app → a, sidecar → b) and web-1 (app → c), on the pod network.
+fn two_pods(node: &mut Node) -> (Pod, [Counter; 3]) {
+    let counters = [Counter::start(), Counter::start(), Counter::start()];
+    let gw = format!("{}.1", node.subnet);
+    let web0 = node.run_pod("shop", "web-0", &[("app", "web")], Network::Pod);
+    run(node, &web0, "app", &connector(&gw, counters[0].port));
+    run(node, &web0, "sidecar", &connector(&gw, counters[1].port));
+    let web1 = node.run_pod("shop", "web-1", &[("app", "web")], Network::Pod);
+    run(node, &web1, "app", &connector(&gw, counters[2].port));
+    wait_moving(&counters.iter().collect::<Vec<_>>());
+    (web0, counters)
+}
+
+#[test]
+fn net_drop_on_a_pod_acts_on_its_own_interface_and_spares_other_pods() {
+    let Some(mut node) =
+        node_for("net_drop_on_a_pod_acts_on_its_own_interface_and_spares_other_pods")
+    else {
+        return;
+    };
+    let (web0, [a, b, c]) = two_pods(&mut node);
+    let fault = start(
+        &node,
+        &["net", "drop", "--pod", &web0.arg(), "--duration", "3s"],
+    );
+    let ids = fault.program_ids.clone();
+    let (grown, summary) = during(fault, &[&a, &b, &c]);
+    println!("whole pod: connections (app, sidecar, other pod) {grown:?}; {summary}");
+    assert!(
+        grown[0] <= 1 && grown[1] <= 1,
+        "the pod's containers cut off: {grown:?}"
+    );
+    assert!(grown[2] >= 10, "the other pod spared: {grown:?}");
+    let rules = summary["rules"].as_array().expect("per-target counts");
+    assert_eq!(rules.len(), 1, "one part for the pod: {summary}");
+    assert_eq!(rules[0]["rule"], "shop/web-0");
+    assert!(rules[0]["injected"].as_u64() >= Some(10), "{summary}");
+    chaos_tests::assert_programs_gone(&ids);
+    wait_moving(&[&a, &b]);
+}
+
+#[test]
+fn net_drop_on_one_container_spares_its_sibling() {
+    let Some(mut node) = node_for("net_drop_on_one_container_spares_its_sibling") else {
+        return;
+    };
+    let (web0, [a, b, c]) = two_pods(&mut node);
+    let args = [
+        "net",
+        "drop",
+        "--pod",
+        &web0.arg(),
+        "--container",
+        "app",
+        "--duration",
+        "3s",
+    ];
+    let fault = start(&node, &args);
+    let (grown, summary) = during(fault, &[&a, &b, &c]);
+    println!("one container: connections (app, sidecar, other pod) {grown:?}; {summary}");
+    assert!(grown[0] <= 1, "app cut off: {grown:?}");
+    assert!(
+        grown[1] >= 10 && grown[2] >= 10,
+        "sibling and other pod spared: {grown:?}"
+    );
+    assert_eq!(summary["rules"][0]["rule"], "shop/web-0/app", "{summary}");
+}
+
+#[test]
+fn selector_with_mode_one_faults_exactly_one_of_three_replicas() {
+    let Some(mut node) = node_for("selector_with_mode_one_faults_exactly_one_of_three_replicas")
+    else {
+        return;
+    };
+    let gw = format!("{}.1", node.subnet);
+    let counters = [Counter::start(), Counter::start(), Counter::start()];
+    for (i, c) in counters.iter().enumerate() {
+        let pod = node.run_pod("shop", &format!("api-{i}"), &[("app", "api")], Network::Pod);
+        run(&mut node, &pod, "app", &connector(&gw, c.port));
+    }
+    let refs: Vec<&Counter> = counters.iter().collect();
+    wait_moving(&refs);
+    let args = [
+        "syscall",
+        "connect",
+        "--errno",
+        "ECONNREFUSED",
+        "--selector",
+        "app=api",
+        "--namespace",
+        "shop",
+        "--mode",
+        "one",
+        "--duration",
+        "3s",
+    ];
+    let (grown, summary) = during(start(&node, &args), &refs);
+    println!("mode one: connections per replica {grown:?}; {summary}");
+    let cut: Vec<usize> = (0..3).filter(|&i| grown[i] <= 1).collect();
+    assert_eq!(cut.len(), 1, "exactly one replica faulted: {grown:?}");
+    assert!(grown.iter().filter(|&&g| g >= 10).count() == 2, "{grown:?}");
+    let rules = summary["rules"].as_array().expect("per-target counts");
+    assert_eq!(rules.len(), 1, "{summary}");
+    assert_eq!(
+        rules[0]["rule"],
+        format!("shop/api-{}/app", cut[0]),
+        "the one it names"
+    );
+}
+
+#[test]
+fn a_pod_deleted_mid_fault_ends_it_with_target_gone() {
+    let Some(mut node) = node_for("a_pod_deleted_mid_fault_ends_it_with_target_gone") else {
+        return;
+    };
+    for (i, family) in ["syscall", "net"].into_iter().enumerate() {
+        let pod = node.run_pod("shop", &format!("web-{i}"), &[], Network::Pod);
+        run(&mut node, &pod, "app", &["sleep".into(), "1000000".into()]);
+        let arg = pod.arg();
+        let args: Vec<&str> = match family {
+            "syscall" => vec!["syscall", "connect", "--errno", "EPERM"],
+            _ => vec!["net", "drop"],
+        }
+        .into_iter()
+        .chain(["--pod", &arg, "--duration", "60s"])
+        .collect();
+        let fault = start(&node, &args);
+        let ids = fault.program_ids.clone();
+        let t = std::time::Instant::now();
+        node.delete_pod(&pod);
+        let (code, summary) = fault.finish_with_status();
+        println!("{} after deletion ({:?}): {summary}", args[0], t.elapsed());
+        assert_eq!(code, 3, "target gone: {summary}");
+        assert_eq!(summary["ended"]["by"], "target_gone", "{summary}");
+        assert!(
+            summary["ended"]["target"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&arg),
+            "names the pod: {summary}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        chaos_tests::assert_programs_gone(&ids);
+    }
+}
+
+#[test]
+fn a_file_fault_on_a_container_resolves_its_cgroup() {
+    let Some(mut node) = node_for("a_file_fault_on_a_container_resolves_its_cgroup") else {
+        return;
+    };
+    let web0 = node.run_pod("shop", "web-0", &[], Network::Pod);
+    let id = run(&mut node, &web0, "app", &["sleep".into(), "1000000".into()]);
+    let ep = node.endpoint.to_string_lossy().into_owned();
+    let args = [
+        "syscall",
+        "write",
+        "--errno",
+        "EIO",
+        "--pod",
+        "shop/web-0",
+        "--runtime-endpoint",
+        &ep,
+        "--duration",
+        "2s",
+    ];
+    if chaos_tests::doctor_lists("syscall write") {
+        // This kernel runs file faults: the write fault reaches the container's cgroup.
+        let fault = Running::start_via(std::process::Command::new(chaos_tests::chaos_bin()), &args);
+        let s = fault.finish();
+        assert_eq!(s["rules"][0]["rule"], "shop/web-0/app", "{s}");
+        return;
+    }
+    let (code, out, err) = chaos(&args);
+    println!("{out}{err}");
+    assert_eq!(code, 1, "refused on this kernel: {err}");
+    assert!(
+        out.contains("targets:   shop/web-0/app"),
+        "resolved to the container first: {out}"
+    );
+    for needle in ["BPF LSM:", "fmod_ret", "kprobe:"] {
+        assert!(err.contains(needle), "names {needle:?}: {err}");
+    }
+    let pid = node.pid(&id);
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    assert!(
+        cgroup.contains(&format!("pod{}/{id}", web0.uid)),
+        "{cgroup}"
+    );
+}
