@@ -2,7 +2,7 @@
 //! programs in a throwaway network namespace and cgroup), never from version numbers.
 
 pub use crate::support::{
-    BPF_LSM, CGROUP_SOCK_ADDR, CLS_BPF, FQ, FaultSupport, Feature, KPROBE, OVERRIDE_RETURN,
+    BPF_LSM, CGROUP_SOCK_ADDR, CLS_BPF, FQ, FaultSupport, Feature, KPROBE, Needs, OVERRIDE_RETURN,
     SET_RETVAL, TCX, TRAMPOLINE,
 };
 use crate::{
@@ -26,39 +26,6 @@ pub struct Report {
     pub kernel: String,
     pub features: Vec<Feature>,
     pub faults: Vec<FaultSupport>,
-}
-
-/// Which groups of features to probe.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Needs {
-    /// TCX and cls_bpf (every network fault).
-    pub tc: bool,
-    /// The fq qdisc (delay, reorder, rate).
-    pub fq: bool,
-    /// cgroup sock_addr hooks and bpf_set_retval (connect, sendmsg, bind).
-    pub sock: bool,
-    /// BPF LSM, trampolines and kprobes, with the kernel's BTF (every other syscall).
-    pub hooks: bool,
-}
-
-impl Needs {
-    pub const ALL: Needs = Needs {
-        tc: true,
-        fq: true,
-        sock: true,
-        hooks: true,
-    };
-
-    /// Both sets of probes: what an experiment of several faults needs (each family says what
-    /// one of its faults needs: `net::needs`, `syscall::needs`).
-    pub fn union(self, o: Needs) -> Needs {
-        Needs {
-            tc: self.tc || o.tc,
-            fq: self.fq || o.fq,
-            sock: self.sock || o.sock,
-            hooks: self.hooks || o.hooks,
-        }
-    }
 }
 
 /// Probes every feature (`chaos doctor`).

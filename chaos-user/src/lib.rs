@@ -18,6 +18,7 @@ pub mod experiment;
 pub mod fault;
 pub mod guards;
 pub mod k8s;
+pub mod kill;
 pub mod multi;
 pub mod net;
 pub mod netns;

@@ -51,3 +51,36 @@ pub fn row(fault: &'static str, (available, detail): (bool, String)) -> FaultSup
         detail,
     }
 }
+
+/// Which groups of features to probe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// TCX and cls_bpf (every network fault).
+    pub tc: bool,
+    /// The fq qdisc (delay, reorder, rate).
+    pub fq: bool,
+    /// cgroup sock_addr hooks and bpf_set_retval (connect, sendmsg, bind).
+    pub sock: bool,
+    /// BPF LSM, trampolines and kprobes, with the kernel's BTF (every other syscall).
+    pub hooks: bool,
+}
+
+impl Needs {
+    pub const ALL: Needs = Needs {
+        tc: true,
+        fq: true,
+        sock: true,
+        hooks: true,
+    };
+
+    /// Both sets of probes: what an experiment of several faults needs (each family says what
+    /// one of its faults needs: `net::needs`, `syscall::needs`).
+    pub fn union(self, o: Needs) -> Needs {
+        Needs {
+            tc: self.tc || o.tc,
+            fq: self.fq || o.fq,
+            sock: self.sock || o.sock,
+            hooks: self.hooks || o.hooks,
+        }
+    }
+}

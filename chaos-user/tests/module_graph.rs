@@ -10,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-const FAMILIES: &[&str] = &["net", "syscall"];
+const FAMILIES: &[&str] = &["net", "syscall", "kill"];
 const ABOVE_FAMILIES: &[&str] = &["experiment", "doctor"];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;

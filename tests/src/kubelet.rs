@@ -276,13 +276,19 @@ impl Node {
 
     /// Creates and starts a container in `pod` running `cmd`; returns its id.
     pub fn run_container(&mut self, pod: &Pod, name: &str, cmd: &[&str]) -> String {
+        self.start_attempt(pod, name, cmd, 0)
+    }
+
+    /// What the kubelet does when a container exits under `restartPolicy: Always`: a new
+    /// container of the same name with the next attempt number.
+    pub fn start_attempt(&mut self, pod: &Pod, name: &str, cmd: &[&str], attempt: u32) -> String {
         let sandbox_config = self.configs().get(&pod.sandbox_id).cloned();
         let req = CreateContainerRequest {
             pod_sandbox_id: pod.sandbox_id.clone(),
             config: Some(ContainerConfig {
                 metadata: Some(ContainerMetadata {
                     name: name.into(),
-                    attempt: 0,
+                    attempt,
                 }),
                 image: Some(ImageSpec {
                     image: IMAGE.into(),
@@ -295,7 +301,7 @@ impl Node {
                     ("io.kubernetes.pod.namespace".into(), pod.namespace.clone()),
                     ("io.kubernetes.pod.uid".into(), pod.uid.clone()),
                 ]),
-                log_path: format!("{name}.log"),
+                log_path: format!("{name}-{attempt}.log"),
                 ..Default::default()
             }),
             sandbox_config,

@@ -4,10 +4,10 @@
 use super::plan::{Experiment, PlannedFault};
 use crate::{
     controls::Controls,
-    doctor::Needs,
     error::{Error, Result},
     net::{NetFault, NetPlan},
     session::Fault,
+    support::Needs,
     syscall::{SyscallFault, SyscallPlan},
     target::Target,
     watch::Watched,

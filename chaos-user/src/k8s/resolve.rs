@@ -108,6 +108,11 @@ impl Query {
             let chosen = self.containers_of(&pod, containers, &rt)?;
             for c in chosen {
                 let pid = rt.pid(&c.id).await?;
+                // Listed as running, but its process just exited (the runtime has not seen
+                // it yet): not a target any more.
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    continue;
+                }
                 out.push(located(&pod, c, pid, siblings)?);
             }
         }

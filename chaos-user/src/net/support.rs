@@ -1,10 +1,7 @@
 //! Which packet faults this kernel can run, from the probed features (`chaos doctor`).
 
 use super::Action;
-use crate::{
-    doctor::Needs,
-    support::{CLS_BPF, FQ, FaultSupport, Feature, TCX, has, row},
-};
+use crate::support::{CLS_BPF, FQ, FaultSupport, Feature, Needs, TCX, has, row};
 
 /// What `chaos doctor` must probe for a fault of this action: TC attachment, and fq for the
 /// actions that set departure times (delay, reorder, rate).

@@ -28,7 +28,7 @@ impl SyscallPlan {
         }
     }
     /// What `chaos doctor` must probe for this fault.
-    pub fn needs(&self) -> crate::doctor::Needs {
+    pub fn needs(&self) -> crate::support::Needs {
         super::needs(self.entry())
     }
 

@@ -2,12 +2,9 @@
 //! order `hook.rs` tries the backends: BPF LSM, then fmod_ret, then kprobe + override.
 
 use super::{CATALOGUE, Entry, Hook, catalogue::KP_CALL};
-use crate::{
-    doctor::Needs,
-    support::{
-        BPF_LSM, CGROUP_SOCK_ADDR, FaultSupport, Feature, KPROBE, OVERRIDE_RETURN, SET_RETVAL,
-        TRAMPOLINE, has, reason,
-    },
+use crate::support::{
+    BPF_LSM, CGROUP_SOCK_ADDR, FaultSupport, Feature, KPROBE, Needs, OVERRIDE_RETURN, SET_RETVAL,
+    TRAMPOLINE, has, reason,
 };
 
 /// What `chaos doctor` must probe for a fault of this syscall: the cgroup sock_addr hooks, or

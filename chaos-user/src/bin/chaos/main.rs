@@ -5,6 +5,7 @@ mod common;
 mod demo;
 mod doctor;
 mod generated;
+mod kill;
 mod lifecycle;
 mod net;
 mod net_rules;
@@ -38,6 +39,9 @@ enum Command {
     Net(net::NetCommand),
     /// Make syscalls of processes in a cgroup (or of one process) fail with a chosen errno.
     Syscall(syscall::SyscallArgs),
+    /// Kill a target's processes (a container's init process), once or --every D for
+    /// --duration D, and report whether the runtime ran the container again.
+    Kill(kill::KillArgs),
     /// Show what a Kubernetes target (--pod, --selector) resolves to on this node: pods,
     /// containers, pids, cgroups, network namespaces and interfaces, and which --mode picks.
     Targets(pods::TargetsArgs),
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
             Command::Syscall(cmd) => syscall::run(cmd, json).await,
             Command::Run(args) => run::run(args, json).await,
             Command::Targets(args) => pods::targets(args, json).await,
+            Command::Kill(args) => kill::run(args, json).await,
             Command::Doctor(args) => doctor::run(args, json),
             Command::Status => lifecycle::status(json),
             Command::Stop(args) => lifecycle::stop(args),
@@ -204,6 +209,11 @@ mod tests {
         "--tc-attach",
         "--list",
         "targets",
+        "kill",
+        "--signal",
+        "--every",
+        "--recovery-timeout",
+        "SIGTERM",
         "--pod",
         "--selector",
         "--namespace",
