@@ -26,8 +26,9 @@ pub trait Fault {
         Ok(Vec::new())
     }
     /// For a fault on several targets (`multi::MultiFault`): detaches the parts whose target
-    /// vanished, names them ("TARGET: what vanished"), and says whether none is left. A fault
-    /// on one target has none: the session watches its target itself.
+    /// vanished and follows those that can, says what happened (one sentence each), and
+    /// whether no part is left. A fault on one target has none: the session watches its
+    /// target itself.
     fn detach_gone(&mut self) -> (Vec<String>, bool) {
         (Vec::new(), false)
     }

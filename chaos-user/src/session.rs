@@ -123,8 +123,8 @@ pub async fn run<F: Fault>(
         match wake {
             Wake::End(Ended::Deadline) if Instant::now() < until => {
                 let (parts_gone, none_left) = fault.detach_gone();
-                for part in &parts_gone {
-                    tracing::warn!("{name}: detached from {part}; the other targets go on");
+                for news in &parts_gone {
+                    tracing::warn!("{name}: {news}");
                 }
                 let after_ms = started.elapsed().as_millis() as u64;
                 if none_left {

@@ -69,6 +69,8 @@ pub struct Node {
     rt: tokio::runtime::Runtime,
     client: RuntimeServiceClient<Channel>,
     pods: Vec<Pod>,
+    /// Every container started, by name, oldest first.
+    started: Vec<(String, String)>,
 }
 
 /// Why a node cannot start here (no containerd installed), for the test's skip line.
@@ -152,6 +154,7 @@ impl Node {
             rt,
             client,
             pods: Vec::new(),
+            started: Vec::new(),
         };
         node.import_image();
         node
@@ -318,7 +321,16 @@ impl Node {
                 container_id: id.clone(),
             }))
             .unwrap_or_else(|e| panic!("StartContainer {name}: {e}"));
+        self.started.push((name.to_string(), id.clone()));
         id
+    }
+
+    /// The id of the container named `name` started last.
+    pub fn latest(&self, name: &str) -> String {
+        let found = self.started.iter().rev().find(|(n, _)| n == name);
+        found
+            .map(|(_, id)| id.clone())
+            .expect("a container of that name")
     }
 
     /// The host pid of a container's init process.

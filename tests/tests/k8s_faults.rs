@@ -1,7 +1,7 @@
 //! Faults on Kubernetes targets against a real containerd driven as the kubelet would
 //! (tests/src/kubelet.rs): a packet fault on a pod's own interface, or on one of its
 //! containers; a selector with `--mode one` hitting exactly one of three replicas; a pod
-//! deleted mid-fault ending it with `target gone`; a file fault resolved to the container's
+//! deleted mid-fault ending it with `target gone`; a restarted container followed; a file fault resolved to the container's
 //! cgroup and, where this kernel has no syscall hook, refused with the reason.
 
 use chaos_tests::{
@@ -220,4 +220,70 @@ fn a_file_fault_on_a_container_resolves_its_cgroup() {
         cgroup.contains(&format!("pod{}/{id}", web0.uid)),
         "{cgroup}"
     );
+}
+
+#[test]
+fn a_restarted_container_is_followed_within_a_second() {
+    let Some(mut node) = node_for("a_restarted_container_is_followed_within_a_second") else {
+        return;
+    };
+    let (a, b) = (Counter::start(), Counter::start());
+    let gw = format!("{}.1", node.subnet);
+    let web0 = node.run_pod("shop", "web-0", &[], Network::Pod);
+    let app = run(&mut node, &web0, "app", &connector(&gw, a.port));
+    run(&mut node, &web0, "sidecar", &connector(&gw, b.port));
+    wait_moving(&[&a, &b]);
+    for family in ["syscall", "net"] {
+        let args: Vec<&str> = match family {
+            "syscall" => vec!["syscall", "connect", "--errno", "ECONNREFUSED"],
+            _ => vec!["net", "drop"],
+        }
+        .into_iter()
+        .chain([
+            "--pod",
+            "shop/web-0",
+            "--container",
+            "app",
+            "--duration",
+            "30s",
+        ])
+        .collect();
+        let fault = start(&node, &args);
+        std::thread::sleep(Duration::from_millis(500));
+        let blocked = a.now();
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(
+            a.now() - blocked <= 1,
+            "{family}: faulted before the restart"
+        );
+        // The container exits; the kubelet starts attempt N+1 of it (new id, pid, cgroup).
+        let old = if family == "syscall" {
+            app.clone()
+        } else {
+            node.latest("app")
+        };
+        node.stop_container(&old);
+        let attempt = if family == "syscall" { 1 } else { 2 };
+        let cmd = connector(&gw, a.port);
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        node.start_attempt(&web0, "app", &cmd, attempt);
+        // Within a second of the new container starting, the fault is on it.
+        std::thread::sleep(Duration::from_millis(1000));
+        let after = a.now();
+        let b_before = b.now();
+        std::thread::sleep(Duration::from_secs(2));
+        let (grown, sibling) = (a.now() - after, b.now() - b_before);
+        let summary = fault.interrupt();
+        println!(
+            "{family}: restarted container connected {grown} times, sibling {sibling}; {summary}"
+        );
+        assert!(
+            grown <= 1,
+            "{family}: the fault followed the new container: {grown}"
+        );
+        assert!(sibling >= 10, "{family}: sibling spared: {sibling}");
+        let rule = summary["rules"][0]["rule"].as_str().unwrap_or_default();
+        assert!(rule.contains("followed 1 restart"), "{family}: {summary}");
+        assert!(summary["injected"].as_u64() >= Some(5), "{summary}");
+    }
 }

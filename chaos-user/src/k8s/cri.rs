@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use k8s_cri::v1::{
     ContainerFilter, ContainerState, ContainerStateValue, ContainerStatusRequest,
     ListContainersRequest, ListPodSandboxRequest, PodSandboxFilter, PodSandboxState,
-    PodSandboxStateValue, runtime_service_client::RuntimeServiceClient,
+    PodSandboxStateValue, PodSandboxStatusRequest, runtime_service_client::RuntimeServiceClient,
 };
 use std::{
     collections::HashMap,
@@ -198,16 +198,32 @@ impl Runtime {
             Ok(r) => r.into_inner().info,
             Err(e) => return Err(self.failed("reading a container's status", e)),
         };
-        info.get("info")
-            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
-            .and_then(|v| v.get("pid")?.as_u64())
-            .filter(|&p| p > 0)
-            .map(|p| p as u32)
-            .ok_or_else(|| Error::Runtime {
-                endpoint: self.endpoint.display().to_string(),
-                message: format!(
-                    "container {container_id}: the verbose status has no pid (info.pid)"
-                ),
-            })
+        info_pid(&info).ok_or_else(|| Error::Runtime {
+            endpoint: self.endpoint.display().to_string(),
+            message: format!("container {container_id}: the verbose status has no pid (info.pid)"),
+        })
     }
+
+    /// The host pid of a sandbox's own process (the pause container), which holds the pod's
+    /// network namespace for as long as the pod lives; None where the runtime does not say.
+    pub async fn sandbox_pid(&mut self, sandbox_id: &str) -> Result<Option<u32>> {
+        let req = PodSandboxStatusRequest {
+            pod_sandbox_id: sandbox_id.to_string(),
+            verbose: true,
+        };
+        match self.client.pod_sandbox_status(req).await {
+            Ok(r) => Ok(info_pid(&r.into_inner().info)),
+            Err(e) => Err(self.failed("reading a pod sandbox's status", e)),
+        }
+    }
+}
+
+/// `pid` of the JSON in a verbose status's `info` entry (containerd and CRI-O both put it
+/// there).
+fn info_pid(info: &HashMap<String, String>) -> Option<u32> {
+    info.get("info")
+        .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+        .and_then(|v| v.get("pid")?.as_u64())
+        .filter(|&p| p > 0)
+        .map(|p| p as u32)
 }

@@ -40,7 +40,8 @@ pub struct Resolved {
     pub pid: u32,
     /// cgroup v2 path relative to the mount (`/kubepods/besteffort/pod<uid>/<id>`).
     pub cgroup: String,
-    /// `/proc/PID/ns/net`.
+    /// `/proc/PID/ns/net` of the pod's sandbox process (of the container's where the runtime
+    /// does not give the sandbox's pid).
     pub netns: PathBuf,
     /// The network namespace's inode: containers of one pod share it.
     pub netns_inode: u64,
@@ -106,6 +107,7 @@ impl Query {
             containers.sort_by(|a, b| a.name.cmp(&b.name));
             let siblings = containers.len();
             let chosen = self.containers_of(&pod, containers, &rt)?;
+            let holder = rt.sandbox_pid(&pod.id).await?;
             for c in chosen {
                 let pid = rt.pid(&c.id).await?;
                 // Listed as running, but its process just exited (the runtime has not seen
@@ -113,10 +115,31 @@ impl Query {
                 if !Path::new(&format!("/proc/{pid}")).exists() {
                     continue;
                 }
-                out.push(located(&pod, c, pid, siblings)?);
+                out.push(located(&pod, c, pid, holder.unwrap_or(pid), siblings)?);
             }
         }
         Ok(out)
+    }
+
+    /// `resolve_all` from synchronous code inside an async runtime: on a thread of its own,
+    /// with a runtime of its own (tokio does not nest).
+    pub fn resolve_blocking(&self) -> Result<Vec<Resolved>> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::io("starting a runtime to ask CRI", e))?;
+                rt.block_on(self.resolve_all())
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(Error::Runtime {
+                    endpoint: "CRI".into(),
+                    message: "the lookup thread panicked".into(),
+                })
+            })
+        })
     }
 
     /// The matching containers, `mode` applied (`seed` picks; chaos seeds it from the clock).
@@ -227,8 +250,16 @@ fn pod_name(p: &str) -> Result<(&str, &str)> {
         })
 }
 
-/// A container's cgroup and network namespace, read from its pid.
-fn located(pod: &Sandbox, c: Container, pid: u32, siblings: usize) -> Result<Resolved> {
+/// A container's cgroup, read from its pid, and its pod's network namespace, read from the pid
+/// of the process that holds it (`netns_pid`: the sandbox's, which outlives container
+/// restarts).
+fn located(
+    pod: &Sandbox,
+    c: Container,
+    pid: u32,
+    netns_pid: u32,
+    siblings: usize,
+) -> Result<Resolved> {
     let file = format!("/proc/{pid}/cgroup");
     let text =
         std::fs::read_to_string(&file).map_err(|e| Error::io(format!("reading {file}"), e))?;
@@ -236,7 +267,7 @@ fn located(pod: &Sandbox, c: Container, pid: u32, siblings: usize) -> Result<Res
         endpoint: file.clone(),
         message: format!("container {} (pid {pid}) has no cgroup line", c.name),
     })?;
-    let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let netns = PathBuf::from(format!("/proc/{netns_pid}/ns/net"));
     let netns_inode = inode(&netns)?;
     Ok(Resolved {
         namespace: pod.namespace.clone(),

@@ -14,13 +14,25 @@ use crate::{
 };
 use std::time::Duration;
 
-/// `(target label, spec)` for each pod or container; errors name the pod and what to give.
-pub fn specs_for(
+/// One part of a packet fault on Kubernetes targets.
+pub struct PodPart<'a> {
+    /// `namespace/pod` or `namespace/pod/container`.
+    pub label: String,
+    pub spec: NetSpec,
+    /// The spec as written with the pod's namespace and interface filled in, to fault a
+    /// restarted container the same way (`attach_to`).
+    pub input: NetFaultSpec,
+    /// The container, for a part scoped to one (which follows it across restarts).
+    pub container: Option<&'a Resolved>,
+}
+
+/// A part for each pod or container; errors name the pod and what to give.
+pub fn specs_for<'a>(
     input: &NetFaultSpec,
-    targets: &[Resolved],
+    targets: &'a [Resolved],
     duration: Duration,
     controls: &Controls,
-) -> Result<Vec<(String, NetSpec)>> {
+) -> Result<Vec<PodPart<'a>>> {
     let mut out = Vec::new();
     let mut pods: Vec<Vec<&Resolved>> = Vec::new();
     for r in targets {
@@ -54,14 +66,22 @@ pub fn specs_for(
         }
         let whole_pod = !host && pod.len() == first.siblings;
         if whole_pod {
-            let spec = f.into_spec(None, duration, controls.clone())?;
-            out.push((first.pod_label(), spec));
+            out.push(PodPart {
+                label: first.pod_label(),
+                spec: f.clone().into_spec(None, duration, controls.clone())?,
+                input: f,
+                container: None,
+            });
             continue;
         }
         for r in pod {
             let target = Some(Target::Cgroup(r.cgroup.clone()));
-            let spec = f.clone().into_spec(target, duration, controls.clone())?;
-            out.push((r.label(), spec));
+            out.push(PodPart {
+                label: r.label(),
+                spec: f.clone().into_spec(target, duration, controls.clone())?,
+                input: f.clone(),
+                container: Some(r),
+            });
         }
     }
     Ok(out)
@@ -89,4 +109,22 @@ fn pod_interface(r: &Resolved) -> Result<String> {
             ),
         )),
     }
+}
+
+/// The same fault on a container that replaced one (`k8s::follow`): on the same interface,
+/// scoped to the new container's cgroup, for the duration left.
+pub fn attach_to(input: NetFaultSpec, controls: Controls) -> crate::k8s::AttachTo {
+    Box::new(move |r: &Resolved, left: Duration| {
+        let target = Some(Target::Cgroup(r.cgroup.clone()));
+        let mut input = input.clone();
+        if input.netns.is_some() {
+            input.netns = Some(r.netns.to_string_lossy().into_owned());
+        }
+        let plan = input
+            .into_spec(target, left, controls.clone())?
+            .validate()?;
+        let watched = plan.watched()?;
+        let fault = super::NetFault::attach(&plan)?;
+        Ok((Box::new(fault) as Box<dyn crate::fault::Fault>, watched))
+    })
 }

@@ -21,3 +21,17 @@ pub fn specs_for(
         })
         .collect()
 }
+
+/// The same fault on a container that replaced one (`k8s::follow`): scoped to its cgroup, for
+/// the duration left.
+pub fn attach_to(input: SyscallFaultSpec, controls: Controls) -> crate::k8s::AttachTo {
+    Box::new(move |r: &Resolved, left: Duration| {
+        let target = Target::Cgroup(r.cgroup.clone());
+        let spec = input
+            .clone()
+            .into_spec(target.clone(), left, controls.clone());
+        let fault = super::SyscallFault::attach(&spec.validate()?)?;
+        let watched = vec![crate::watch::Watched::target(&target)?];
+        Ok((Box::new(fault) as Box<dyn crate::fault::Fault>, watched))
+    })
+}

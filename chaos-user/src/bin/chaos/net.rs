@@ -284,12 +284,22 @@ async fn on_pods(
     targets: &[chaos::k8s::Resolved],
     json: bool,
 ) -> chaos::Result<ExitCode> {
-    let specs = chaos::net::pods::specs_for(&i.spec, targets, i.duration, &i.controls)?;
+    use chaos::net::pods;
+    let parts = pods::specs_for(&i.spec, targets, i.duration, &i.controls)?;
+    let (endpoint, until) = (
+        i.pods.query().endpoint,
+        std::time::Instant::now() + i.duration,
+    );
     let mut planned = Vec::new();
-    for (label, spec) in specs {
+    for p in parts {
+        let follow = p.container.map(|r| {
+            let again = pods::attach_to(p.input.clone(), i.controls.clone());
+            chaos::k8s::follow(r, endpoint.clone(), until, again)
+        });
         planned.push(crate::pods::Planned {
-            label,
-            plan: spec.validate()?,
+            label: p.label,
+            plan: p.spec.validate()?,
+            follow,
         });
     }
     let name = planned[0].plan.fault.to_string();

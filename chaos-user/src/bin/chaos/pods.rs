@@ -151,6 +151,8 @@ pub async fn targets(a: TargetsArgs, json: bool) -> chaos::Result<ExitCode> {
 pub struct Planned<P> {
     pub label: String,
     pub plan: P,
+    /// For a part on one container: applies the fault again when the container restarts.
+    pub follow: Option<chaos::multi::Follow>,
 }
 
 /// Attaches every planned part (all were checked first, so bad input attached nothing), runs
@@ -165,11 +167,15 @@ pub async fn run_parts<P>(
     let mut stop = Stop::install()?;
     let mut parts = Vec::new();
     let (mut backend, mut details) = ("", Vec::new());
-    for p in &planned {
+    for p in planned {
         let (fault, watched, code, detail) = attach(&p.plan)?;
         backend = code;
         details.push(format!("{}: {detail}", p.label));
-        parts.push(Part::new(p.label.clone(), fault, watched));
+        let part = Part::new(p.label, fault, watched);
+        parts.push(match p.follow {
+            Some(f) => part.following(f),
+            None => part,
+        });
     }
     let fault = MultiFault::new(parts);
     // The duration counts from the attach (the kernel's deadline too).

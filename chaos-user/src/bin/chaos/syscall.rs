@@ -111,7 +111,8 @@ pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
     if let Some(targets) = a.pods.resolve(json).await? {
         let events = a.controls.events_given();
         crate::pods::check_controls(targets.len(), events, background)?;
-        return on_pods(input, &targets, duration, a.controls.into(), json).await;
+        let endpoint = a.pods.query().endpoint;
+        return on_pods(input, &targets, duration, a.controls.into(), endpoint, json).await;
     }
     let target = Target::from_args(a.cgroup, a.pid).ok_or_else(|| {
         chaos::Error::input(
@@ -162,15 +163,20 @@ async fn on_pods(
     targets: &[chaos::k8s::Resolved],
     duration: std::time::Duration,
     controls: chaos::controls::Controls,
+    endpoint: Option<std::path::PathBuf>,
     json: bool,
 ) -> chaos::Result<ExitCode> {
-    let specs = chaos::syscall::pods::specs_for(&input, targets, duration, &controls);
+    use chaos::syscall::pods;
+    let specs = pods::specs_for(&input, targets, duration, &controls);
+    let until = std::time::Instant::now() + duration;
     let mut planned = Vec::new();
-    for (label, spec) in specs {
+    for ((label, spec), r) in specs.into_iter().zip(targets) {
         let plan = spec.validate()?;
+        let again = pods::attach_to(input.clone(), controls.clone());
         planned.push(crate::pods::Planned {
             label,
             plan: (plan, spec.target.clone()),
+            follow: Some(chaos::k8s::follow(r, endpoint.clone(), until, again)),
         });
     }
     let name = planned[0].plan.0.name();
