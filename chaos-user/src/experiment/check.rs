@@ -2,10 +2,16 @@
 //! without the kernel; the faults are checked against the system by `faults::prepare`.
 
 use super::{
-    plan::{Abort, Experiment, PlannedFault, Probe, ProbeKind, invalid},
-    spec::{AbortSpec, ExperimentFile, FaultEntry, ProbeSpec, SteadyState, TargetSpec},
+    plan::{Abort, ExpTarget, Experiment, PlannedFault, Probe, ProbeKind, invalid},
+    spec::{
+        AbortSpec, ExperimentFile, FaultEntry, ProbeSpec, SelectorSpec, SteadyState, TargetSpec,
+    },
 };
-use crate::{error::Error, target::Target};
+use crate::{
+    error::Error,
+    k8s::{Mode, Query, Selector},
+    target::Target,
+};
 use std::time::Duration;
 
 /// `steady_state.interval`'s default.
@@ -39,15 +45,61 @@ pub(super) fn check(f: ExperimentFile) -> Result<Experiment, Error> {
     })
 }
 
-fn target(t: TargetSpec) -> Result<Target, Error> {
-    match (t.cgroup, t.pid) {
-        (Some(c), None) => Ok(Target::Cgroup(c)),
-        (None, Some(p)) => Ok(Target::Pid(p)),
+fn target(t: TargetSpec) -> Result<ExpTarget, Error> {
+    let pods = t.pod.is_some() || t.selector.is_some();
+    let k8s_only = t.container.is_some() || t.namespace.is_some() || t.mode.is_some();
+    match (t.cgroup, t.pid, pods) {
+        (Some(c), None, false) if !k8s_only => Ok(ExpTarget::Local(Target::Cgroup(c))),
+        (None, Some(p), false) if !k8s_only => Ok(ExpTarget::Local(Target::Pid(p))),
+        (None, None, true) => pods_target(
+            t.pod,
+            t.container,
+            t.namespace,
+            t.selector,
+            t.mode,
+            t.runtime_endpoint,
+        ),
         _ => Err(invalid(
             "target",
-            "give exactly one of `cgroup: PATH` (a cgroup v2 and below) or `pid: PID`",
+            "give exactly one of `cgroup: PATH` (a cgroup v2 and below), `pid: PID`, `pod: \
+             NAMESPACE/NAME` (with `container:`) or `namespace: NS` with `selector:` (and \
+             `mode:`)",
         )),
     }
+}
+
+fn pods_target(
+    pod: Option<String>,
+    container: Option<String>,
+    namespace: Option<String>,
+    selector: Option<SelectorSpec>,
+    mode: Option<String>,
+    endpoint: Option<String>,
+) -> Result<ExpTarget, Error> {
+    let selector = match selector {
+        None => None,
+        Some(SelectorSpec::Labels(m)) => Some(Selector::from_map(&m)),
+        Some(SelectorSpec::Text(s)) => Some(s.parse().map_err(|m| invalid("target.selector", m))?),
+    };
+    let mode = match mode {
+        None => Mode::All,
+        Some(m) => m.parse().map_err(|e| invalid("target.mode", e))?,
+    };
+    let q = Query {
+        pod,
+        namespace,
+        selector,
+        container,
+        mode,
+        endpoint: endpoint.as_deref().map(crate::k8s::cri::endpoint_path),
+    };
+    q.check().map_err(|e| match e {
+        Error::Input { flag, message } => {
+            invalid(format!("target.{}", flag.trim_start_matches("--")), message)
+        }
+        other => other,
+    })?;
+    Ok(ExpTarget::Pods(q))
 }
 
 fn probes(ss: &SteadyState) -> Result<Vec<Probe>, Error> {
@@ -82,7 +134,7 @@ fn faults(entries: Vec<FaultEntry>, duration: Duration) -> Result<Vec<PlannedFau
     if entries.is_empty() {
         return Err(invalid(
             "faults",
-            "list at least one fault (net or syscall)",
+            "list at least one fault (net, syscall or kill)",
         ));
     }
     let mut faults: Vec<PlannedFault> = Vec::new();
@@ -93,8 +145,16 @@ fn faults(entries: Vec<FaultEntry>, duration: Duration) -> Result<Vec<PlannedFau
             .unwrap_or_else(|| format!("fault-{}", i + 1));
         let at = format!("faults[{i}] ({name})");
         let (start, len) = window(&entry, duration).map_err(|m| invalid(&at, m))?;
-        if entry.net.is_some() == entry.syscall.is_some() {
-            return Err(invalid(at, "give exactly one of `net:` or `syscall:`"));
+        let kinds = [
+            entry.net.is_some(),
+            entry.syscall.is_some(),
+            entry.kill.is_some(),
+        ];
+        if kinds.iter().filter(|&&k| k).count() != 1 {
+            return Err(invalid(
+                at,
+                "give exactly one of `net:`, `syscall:` or `kill:`",
+            ));
         }
         if faults.iter().any(|f| f.name == name) {
             return Err(invalid(at, "fault names must be unique"));

@@ -1,10 +1,11 @@
 //! An experiment's faults: built into the same specs the `chaos net` and `chaos syscall`
 //! commands build, validated against the system before anything runs, attached per phase.
 
-use super::plan::{Experiment, PlannedFault};
+use super::plan::{ExpTarget, Experiment, PlannedFault};
 use crate::{
     controls::Controls,
     error::{Error, Result},
+    kill::{KillFault, KillSpec, KillTarget},
     net::{NetFault, NetPlan},
     session::Fault,
     support::Needs,
@@ -26,12 +27,18 @@ pub struct Ready {
     pub detail: String,
     plan: Plan,
     /// The experiment's target (`target:`), which syscall faults act on.
-    target: Target,
+    target: ExpTarget,
+    /// Dry-run mode (a kill then finds its victims and signals none).
+    dry_run: bool,
 }
 
-enum Plan {
+pub(super) enum Plan {
     Net(Box<NetPlan>),
     Syscall(Box<SyscallPlan>),
+    /// On Kubernetes targets: a plan per pod or container, by label (`pod_faults`).
+    NetParts(Vec<(String, NetPlan)>),
+    SyscallParts(Vec<(String, SyscallPlan, Target)>),
+    Kill(KillSpec, KillTarget),
 }
 
 impl Ready {
@@ -43,8 +50,16 @@ impl Ready {
 
     fn programs(&self) -> Vec<&'static str> {
         use chaos_common::maps::PROG_CGROUP_INGRESS;
-        match &self.plan {
-            Plan::Net(p) => {
+        // The parts of a fault on pods share one object: preloading the first's is enough.
+        let (net, sys) = match &self.plan {
+            Plan::Net(p) => (Some(p.as_ref()), None),
+            Plan::NetParts(v) => (v.first().map(|(_, p)| p), None),
+            Plan::Syscall(p) => (None, Some(p.as_ref())),
+            Plan::SyscallParts(v) => (None, v.first().map(|(_, p, _)| p)),
+            Plan::Kill(..) => (None, None),
+        };
+        match (net, sys) {
+            (Some(p), _) => {
                 let mut names: Vec<&'static str> = p
                     .hooks
                     .iter()
@@ -55,13 +70,14 @@ impl Ready {
                 }
                 names
             }
-            Plan::Syscall(p) => match p.as_ref() {
+            (None, Some(p)) => match p {
                 SyscallPlan::Sock(s) => match s.entry.hook {
                     crate::syscall::Hook::SockAddr { v4, v6 } => vec![v4, v6],
                     _ => Vec::new(),
                 },
                 SyscallPlan::Hook(_) => Vec::new(),
             },
+            (None, None) => Vec::new(),
         }
     }
 
@@ -69,16 +85,24 @@ impl Ready {
     fn needs(&self) -> Needs {
         match &self.plan {
             Plan::Net(p) => crate::net::needs(p.action),
+            Plan::NetParts(v) => v
+                .first()
+                .map_or_else(Needs::default, |(_, p)| crate::net::needs(p.action)),
             Plan::Syscall(p) => p.needs(),
+            Plan::SyscallParts(v) => v.first().map_or_else(Needs::default, |(_, p, _)| p.needs()),
+            Plan::Kill(..) => Needs::default(),
         }
     }
 
     /// What the fault acts on, as it is now (taken when it attaches): the run ends when one
     /// vanishes (crate::watch).
     pub fn watched(&self) -> Result<Vec<Watched>> {
-        match &self.plan {
-            Plan::Net(p) => p.watched(),
-            Plan::Syscall(_) => Ok(vec![Watched::target(&self.target)?]),
+        match (&self.plan, &self.target) {
+            (Plan::Net(p), _) => p.watched(),
+            (Plan::Syscall(_), ExpTarget::Local(t)) => Ok(vec![Watched::target(t)?]),
+            // A fault on several targets watches each part itself (Fault::detach_gone); a
+            // kill acts on what is there at each round.
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -87,6 +111,12 @@ impl Ready {
         Ok(match &self.plan {
             Plan::Net(p) => Box::new(NetFault::attach(p)?),
             Plan::Syscall(p) => Box::new(SyscallFault::attach(p)?),
+            Plan::NetParts(_) | Plan::SyscallParts(_) => {
+                Box::new(super::pod_faults::attach(&self.plan)?)
+            }
+            Plan::Kill(spec, target) => {
+                Box::new(KillFault::attach(spec, target.clone(), self.dry_run)?)
+            }
         })
     }
 }
@@ -100,12 +130,21 @@ pub fn prepare(exp: &Experiment, dry_run: bool, force: bool) -> Result<Vec<Ready
         events_sample: 1,
         ..Controls::default()
     };
+    // Kubernetes targets are resolved (and `mode` chosen) once for the whole experiment.
+    let chosen = match &exp.target {
+        ExpTarget::Pods(q) => Some(super::pod_faults::choose(q)?),
+        ExpTarget::Local(_) => None,
+    };
     exp.faults
         .iter()
         .enumerate()
         .map(|(i, f)| {
             let at = || format!("faults[{i}] ({})", f.name);
-            ready(f, &exp.target, &controls).map_err(|e| match e {
+            let r = match &chosen {
+                Some(c) => super::pod_faults::ready(f, &exp.target, c, &controls),
+                None => ready(f, &exp.target, &controls),
+            };
+            r.map_err(|e| match e {
                 // Name the fault; the flag in the message is its field name with dashes.
                 Error::Input { flag, message } => Error::Invalid {
                     at: at(),
@@ -150,9 +189,18 @@ fn yaml_key(flag: &str) -> String {
     }
 }
 
-fn ready(f: &PlannedFault, target: &Target, controls: &Controls) -> Result<Ready> {
-    let (kind, detail, queues, plan) = match (&f.spec.net, &f.spec.syscall) {
-        (Some(n), None) => {
+fn ready(f: &PlannedFault, exp_target: &ExpTarget, controls: &Controls) -> Result<Ready> {
+    let ExpTarget::Local(target) = exp_target else {
+        unreachable!("pod targets are made ready by pod_faults")
+    };
+    let (kind, detail, queues, plan) = match (&f.spec.net, &f.spec.syscall, &f.spec.kill) {
+        (_, _, Some(k)) => {
+            let spec = k.clone().into_spec(f.duration, controls.force)?;
+            let detail = kill_detail(&spec, &format!("{target:?}"));
+            let plan = Plan::Kill(spec, KillTarget::Local(target.clone()));
+            ("kill".to_string(), detail, (None, None), plan)
+        }
+        (Some(n), None, None) => {
             let spec = n
                 .clone()
                 .into_spec(Some(target.clone()), f.duration, controls.clone())?;
@@ -165,7 +213,7 @@ fn ready(f: &PlannedFault, target: &Target, controls: &Controls) -> Result<Ready
                 Plan::Net(Box::new(p)),
             )
         }
-        (None, Some(s)) => {
+        (None, Some(s), None) => {
             let spec = s
                 .clone()
                 .into_spec(target.clone(), f.duration, controls.clone());
@@ -174,16 +222,46 @@ fn ready(f: &PlannedFault, target: &Target, controls: &Controls) -> Result<Ready
             let name = p.name();
             (name, p.detail().to_string(), q, Plan::Syscall(Box::new(p)))
         }
-        _ => unreachable!("plan::check demands exactly one of net/syscall"),
+        _ => unreachable!("plan::check demands exactly one of net/syscall/kill"),
     };
-    Ok(Ready {
-        name: f.name.clone(),
-        queues,
-        start: f.start,
-        duration: f.duration,
-        kind,
-        detail,
-        plan,
-        target: target.clone(),
-    })
+    Ok(Ready::new(
+        f,
+        exp_target,
+        controls,
+        (kind, detail, queues, plan),
+    ))
+}
+
+/// "SIGKILL every 30s to ..." for the report.
+pub(super) fn kill_detail(spec: &KillSpec, whom: &str) -> String {
+    let every = spec
+        .every
+        .map_or("once".to_string(), |e| format!("every {e:?}"));
+    format!(
+        "{} {every} to {whom}",
+        crate::kill::signal::name(spec.signal)
+    )
+}
+
+impl Ready {
+    /// `made`: kind, detail, kernel queues and plan.
+    pub(super) fn new(
+        f: &PlannedFault,
+        target: &ExpTarget,
+        controls: &Controls,
+        made: (String, String, (Option<u32>, Option<u32>), Plan),
+    ) -> Ready {
+        let (kind, detail, queues, plan) = made;
+        Ready {
+            name: f.name.clone(),
+            queues,
+            start: f.start,
+            duration: f.duration,
+            kind,
+            detail,
+            plan,
+            target: target.clone(),
+            dry_run: controls.dry_run,
+        }
+    }
 }

@@ -6,6 +6,7 @@
 mod check;
 mod faults;
 mod plan;
+mod pod_faults;
 mod probe;
 mod progress;
 pub mod report;

@@ -9,12 +9,41 @@ pub struct Experiment {
     pub name: String,
     pub hypothesis: String,
     pub description: Option<String>,
-    pub target: Target,
+    pub target: ExpTarget,
     pub duration: Duration,
     pub probes: Vec<Probe>,
     pub faults: Vec<PlannedFault>,
     pub abort: Abort,
     pub recovery_timeout: Duration,
+}
+
+/// Whom an experiment's faults act on.
+#[derive(Debug, Clone)]
+pub enum ExpTarget {
+    /// A cgroup or a process's.
+    Local(Target),
+    /// Kubernetes containers, resolved through CRI when the experiment starts.
+    Pods(crate::k8s::Query),
+}
+
+impl std::fmt::Display for ExpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpTarget::Local(Target::Cgroup(c)) => write!(f, "cgroup {c}"),
+            ExpTarget::Local(Target::Pid(p)) => write!(f, "pid {p}"),
+            ExpTarget::Pods(q) => {
+                match (&q.pod, &q.namespace) {
+                    (Some(p), _) => write!(f, "pod {p}")?,
+                    (None, Some(ns)) => write!(f, "pods of namespace {ns} matching the selector")?,
+                    (None, None) => write!(f, "pods")?,
+                }
+                if let Some(c) = &q.container {
+                    write!(f, ", container {c}")?;
+                }
+                write!(f, " (mode {})", q.mode)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -211,7 +240,7 @@ abort:
     #[test]
     fn a_full_file_parses_with_defaults() {
         let e = parse(GOOD).expect("valid");
-        assert_eq!(e.target, Target::Cgroup("shop/checkout".into()));
+        assert!(matches!(&e.target, ExpTarget::Local(Target::Cgroup(c)) if c == "shop/checkout"));
         assert_eq!(e.probes[0].interval, Duration::from_secs(2));
         assert_eq!(e.probes[1].interval, Duration::from_millis(500));
         assert_eq!(e.probes[1].timeout, Duration::from_millis(500));
@@ -324,5 +353,64 @@ abort:
                 "{what}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn kubernetes_targets_and_kill_faults() {
+        let with = |target: &str, fault: &str| {
+            GOOD.replace("target:\n  cgroup: shop/checkout\n", target)
+                .replace(
+                    "  - syscall: { name: write, errno: 28, path: /data, percent: 50 }\n",
+                    fault,
+                )
+        };
+        let kill = "  - kill: { signal: SIGTERM, every: 5s }\n";
+        let pod = parse(&with("target: { pod: shop/web-0, container: app }\n", kill))
+            .expect("pod target");
+        match &pod.target {
+            ExpTarget::Pods(q) => {
+                assert_eq!(q.pod.as_deref(), Some("shop/web-0"));
+                assert_eq!(q.container.as_deref(), Some("app"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            pod.target
+                .to_string()
+                .contains("pod shop/web-0, container app")
+        );
+        assert!(pod.faults[1].spec.kill.is_some());
+        let map = "target: { namespace: shop, selector: { app: web }, mode: one }\n";
+        match parse(&with(map, kill)).expect("selector map").target {
+            ExpTarget::Pods(q) => {
+                let want: crate::k8s::Selector = "app=web".parse().expect("selector");
+                assert_eq!(q.selector, Some(want));
+                assert_eq!(q.mode, crate::k8s::Mode::One);
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = "target: { namespace: shop, selector: \"app in (web,api)\" }\n";
+        assert!(parse(&with(text, kill)).is_ok());
+        for (target, says) in [
+            ("target: { selector: { app: web } }\n", "target.namespace"),
+            ("target: { pod: shop/web-0, mode: some }\n", "target.mode"),
+            ("target: { pod: web-0 }\n", "target.pod"),
+            (
+                "target: { cgroup: x, pod: shop/a }\n",
+                "target: give exactly one",
+            ),
+            (
+                "target: { cgroup: x, container: app }\n",
+                "target: give exactly one",
+            ),
+        ] {
+            let e = err(&with(target, kill));
+            assert!(e.starts_with(says), "{target}: {e}");
+        }
+        let two = "  - { kill: {}, syscall: { name: write, errno: 28 } }\n";
+        assert!(
+            err(&with("target: { pid: 1 }\n", two))
+                .contains("exactly one of `net:`, `syscall:` or `kill:`")
+        );
     }
 }

@@ -105,6 +105,16 @@ pub struct FaultReport {
     pub injected: u64,
     pub program_ids: Vec<u32>,
     pub error: Option<String>,
+    /// A fault on several targets: each target's counts; a kill: each process it killed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<PartReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartReport {
+    pub name: String,
+    pub matched: u64,
+    pub injected: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

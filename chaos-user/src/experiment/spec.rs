@@ -25,12 +25,29 @@ pub struct ExperimentFile {
     pub recovery: RecoverySpec,
 }
 
-/// Whom the faults hit: a cgroup v2 (and below) or the cgroup of a process.
+/// Whom the faults hit: a cgroup v2 (and below), the cgroup of a process, or Kubernetes
+/// containers found on this node through CRI (`pod: NS/NAME` with `container:`, or
+/// `namespace:` with `selector:`, and `mode:`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     pub cgroup: Option<String>,
     pub pid: Option<u32>,
+    pub pod: Option<String>,
+    pub container: Option<String>,
+    pub namespace: Option<String>,
+    pub selector: Option<SelectorSpec>,
+    /// all, one, fixed:N, percent:P.
+    pub mode: Option<String>,
+    pub runtime_endpoint: Option<String>,
+}
+
+/// `selector: {app: web}` (equalities) or `selector: "app=web,env in (a,b)"` (kubectl's).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SelectorSpec {
+    Labels(std::collections::HashMap<String, String>),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +96,8 @@ pub struct FaultEntry {
     pub duration: Option<Dur>,
     pub net: Option<NetFaultSpec>,
     pub syscall: Option<SyscallFaultSpec>,
+    /// Kill the target's processes (containers' init processes) at the start, and `every`.
+    pub kill: Option<crate::kill::KillFaultSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]

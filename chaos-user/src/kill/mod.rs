@@ -4,12 +4,14 @@
 //! whether the runtime started the container again and how long that took (the time to
 //! recover). Nothing is attached to the kernel: there is nothing to undo.
 
+mod fault;
 mod input;
 mod recovery;
 mod run;
 pub mod signal;
 mod victims;
 
+pub use fault::KillFault;
 pub use input::{DEFAULT_RECOVERY_TIMEOUT, KillFaultSpec};
 pub use run::{KillEvent, KillSpec, KillSummary, KillTarget, run};
 pub use victims::{Victim, of_container, of_target, signal as send};

@@ -27,6 +27,7 @@ pub struct KillSpec {
 }
 
 /// Whom to kill.
+#[derive(Debug, Clone)]
 pub enum KillTarget {
     /// `--cgroup` (every process in it and below) or `--pid`.
     Local(Target),

@@ -6,7 +6,7 @@ use super::{
     plan::Experiment,
     probe::{self, Sample},
     progress::Progress,
-    report::{AbortReport, FaultReport, InjectionPoint, RecoveryReport, Report},
+    report::{AbortReport, FaultReport, InjectionPoint, PartReport, RecoveryReport, Report},
 };
 use crate::{
     error::{Error, Result},
@@ -49,6 +49,7 @@ impl Slot {
                 injected: 0,
                 program_ids: Vec::new(),
                 error: None,
+                parts: Vec::new(),
             },
             ready: r,
             fault: None,
@@ -289,19 +290,33 @@ impl Run<'_> {
             .min()
     }
 
-    /// The first attached fault whose target vanished, if any.
-    fn target_gone(&self) -> Option<Stopped> {
+    /// The first attached fault whose target vanished, if any. A fault on several targets
+    /// detaches (or follows) its own parts and counts as gone when none is left.
+    fn target_gone(&mut self) -> Option<Stopped> {
         let at = self.now_s();
-        self.slots
-            .iter()
-            .filter(|s| s.fault.is_some())
-            .find_map(|s| {
-                let what = crate::watch::first_gone(&s.watched)?;
-                Some(Stopped::TargetGone(format!(
-                    "fault '{}': {what} (noticed at {at:.1}s)",
-                    s.rep.name
-                )))
-            })
+        let mut lines = Vec::new();
+        let mut gone = None;
+        for s in self.slots.iter_mut() {
+            let Some(f) = s.fault.as_mut() else { continue };
+            let (news, none_left) = f.detach_gone();
+            lines.extend(news.iter().map(|n| format!("fault '{}': {n}", s.rep.name)));
+            let what = match none_left {
+                true => Some(news.join("; ")),
+                false => crate::watch::first_gone(&s.watched),
+            };
+            if let Some(what) = what {
+                gone.get_or_insert_with(|| {
+                    Stopped::TargetGone(format!(
+                        "fault '{}': {what} (noticed at {at:.1}s)",
+                        s.rep.name
+                    ))
+                });
+            }
+        }
+        for l in lines {
+            self.progress.line(&l);
+        }
+        gone
     }
 
     fn attach(&mut self, i: usize) -> std::result::Result<(), String> {
@@ -338,6 +353,16 @@ impl Run<'_> {
         };
         let at = self.now_s();
         self.record_counters(i, fault.as_ref(), at);
+        if let Ok(rules) = fault.rules() {
+            self.slots[i].rep.parts = rules
+                .into_iter()
+                .map(|(name, c)| PartReport {
+                    name,
+                    matched: c.matched,
+                    injected: c.injected,
+                })
+                .collect();
+        }
         drop(fault);
         let now = Instant::now();
         self.last_detach = Some(now);

@@ -123,10 +123,7 @@ impl Run<'_> {
             experiment: self.exp.name.clone(),
             hypothesis: self.exp.hypothesis.clone(),
             description: self.exp.description.clone(),
-            target: match &self.exp.target {
-                crate::target::Target::Cgroup(c) => format!("cgroup {c}"),
-                crate::target::Target::Pid(p) => format!("pid {p}"),
-            },
+            target: self.exp.target.to_string(),
             dry_run,
             started_at,
             planned_duration_s: self.exp.duration.as_secs_f64(),
