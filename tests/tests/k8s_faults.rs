@@ -287,3 +287,92 @@ fn a_restarted_container_is_followed_within_a_second() {
         assert!(summary["injected"].as_u64() >= Some(5), "{summary}");
     }
 }
+
+#[test]
+fn udp_sendmsg_fault_on_one_container_spares_its_sibling() {
+    use chaos_tests::kubelet::{UdpCounter, udp_sender};
+    let Some(mut node) = node_for("udp_sendmsg_fault_on_one_container_spares_its_sibling") else {
+        return;
+    };
+    let (a, b) = (UdpCounter::start(), UdpCounter::start());
+    let gw = format!("{}.1", node.subnet);
+    let web0 = node.run_pod("shop", "web-0", &[], Network::Pod);
+    run(&mut node, &web0, "app", &udp_sender(&gw, a.port));
+    run(&mut node, &web0, "sidecar", &udp_sender(&gw, b.port));
+    let moving = |c: &UdpCounter| {
+        let n = c.now();
+        std::thread::sleep(Duration::from_millis(1500));
+        c.now() > n + 3
+    };
+    assert!(moving(&a) && moving(&b), "both send datagrams");
+    let args = [
+        "syscall",
+        "sendmsg",
+        "--errno",
+        "EPERM",
+        "--pod",
+        "shop/web-0",
+        "--container",
+        "app",
+        "--protocol",
+        "udp",
+        "--duration",
+        "3s",
+    ];
+    let fault = start(&node, &args);
+    std::thread::sleep(Duration::from_millis(300));
+    let (a0, b0) = (a.now(), b.now());
+    let summary = fault.finish();
+    let (ga, gb) = (a.now() - a0, b.now() - b0);
+    println!("udp: datagrams during the fault app {ga}, sidecar {gb}; {summary}");
+    assert!(ga <= 1, "app's datagrams refused: {ga}");
+    assert!(gb >= 10, "sidecar's arrive: {gb}");
+    assert!(summary["injected"].as_u64() >= Some(10), "{summary}");
+}
+
+#[test]
+fn a_host_network_pod_is_scoped_by_cgroup_on_the_node_interface() {
+    let Some(mut node) = node_for("a_host_network_pod_is_scoped_by_cgroup_on_the_node_interface")
+    else {
+        return;
+    };
+    let (a, c) = (Counter::start(), Counter::start());
+    let host = node.run_pod("shop", "agent-0", &[], Network::Host);
+    run(&mut node, &host, "app", &connector("127.0.0.1", a.port));
+    let other = node.run_pod("shop", "agent-1", &[], Network::Host);
+    run(&mut node, &other, "app", &connector("127.0.0.1", c.port));
+    wait_moving(&[&a, &c]);
+    // No interface of its own: the node's must be named.
+    let ep = node.endpoint.to_string_lossy().into_owned();
+    let (code, _, err) = chaos(&[
+        "net",
+        "drop",
+        "--pod",
+        "shop/agent-0",
+        "--duration",
+        "2s",
+        "--runtime-endpoint",
+        &ep,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--iface") && err.contains("hostNetwork"),
+        "{err}"
+    );
+    // Scoped by its cgroup on lo, the node's loopback: its connections fail, the other pod's
+    // (same interface, other cgroup) do not.
+    let args = [
+        "net",
+        "drop",
+        "--pod",
+        "shop/agent-0",
+        "--iface",
+        "lo",
+        "--duration",
+        "3s",
+    ];
+    let (grown, summary) = during(start(&node, &args), &[&a, &c]);
+    println!("host network: connections (agent-0, agent-1) {grown:?}; {summary}");
+    assert!(grown[0] <= 1 && grown[1] >= 10, "{grown:?}");
+    assert_eq!(summary["rules"][0]["rule"], "shop/agent-0/app", "{summary}");
+}

@@ -267,6 +267,19 @@ fn located(
         endpoint: file.clone(),
         message: format!("container {} (pid {pid}) has no cgroup line", c.name),
     })?;
+    // The kubelet's layout names the container (either driver): a path naming another one
+    // means the runtime's pid is not this container's, and faulting it would miss.
+    if let Some(k) = super::cgroup_path::parse(&cgroup)
+        && k.container_id != c.id
+    {
+        return Err(Error::Runtime {
+            endpoint: file,
+            message: format!(
+                "container {} (pid {pid}) is in cgroup {cgroup}, which names container {}",
+                c.id, k.container_id
+            ),
+        });
+    }
     let netns = PathBuf::from(format!("/proc/{netns_pid}/ns/net"));
     let netns_inode = inode(&netns)?;
     Ok(Resolved {

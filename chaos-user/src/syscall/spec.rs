@@ -42,7 +42,7 @@ impl SyscallSpec {
             Error::input(
                 "NAME",
                 format!(
-                    "unknown syscall '{}'; use one of {} (chaos syscall list)",
+                    "unknown syscall '{}'; use one of {} (chaos syscall --list)",
                     self.name,
                     catalogue::names()
                 ),
