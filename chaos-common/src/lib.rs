@@ -32,6 +32,8 @@ pub const ACTION_CORRUPT: u8 = 4;
 pub const ACTION_REORDER: u8 = 5;
 /// Bandwidth limit: pace matching packets with departure times (EDT), drop beyond a horizon.
 pub const ACTION_RATE: u8 = 6;
+/// Turn a TCP segment into a reset (RST, ACK kept), so that its receiver drops the connection.
+pub const ACTION_RESET: u8 = 7;
 
 /// Whether an action sets departure times, which only the fq qdisc honours.
 pub const fn needs_fq(action: u8) -> bool {

@@ -16,10 +16,10 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use chaos_common::{
-    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
-    DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, MAX_RULES, NetRule, OPT_EGRESS, OPT_HANDOFF,
-    OPT_INGRESS, OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP,
-    STAT_LEN, STAT_LOSS, STAT_MATCHED,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER,
+    ACTION_RESET, Cidr, DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, MAX_RULES, NetRule,
+    OPT_EGRESS, OPT_HANDOFF, OPT_INGRESS, OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP,
+    PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN, STAT_LOSS, STAT_MATCHED,
     filter::{FAMILY_SET, HINT_WORDS, MAX_PREFIXES, hint_bit, lpm_data},
     roll,
 };
@@ -29,11 +29,13 @@ mod corrupt;
 mod handoff;
 mod parse;
 mod rate;
+mod reset;
 
 use self::{
     corrupt::corrupt,
     parse::{Flow, parse},
     rate::pace,
+    reset::reset,
 };
 use crate::verdict::{Verdict, bump, decide, emit};
 
@@ -285,6 +287,10 @@ fn apply(
         ACTION_RATE => pace(ctx, slot, rule, ifb),
         ACTION_CORRUPT => {
             corrupt(ctx, rule.opts, flow.protocol, flow.l4 as usize);
+            None
+        }
+        ACTION_RESET => {
+            reset(ctx, flow.protocol, flow.l4 as usize);
             None
         }
         _ => None,

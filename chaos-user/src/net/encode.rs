@@ -5,9 +5,9 @@
 use super::{Action, Direction, Distribution, NetSpec, Protocol};
 use crate::{cidr, units::Percent};
 use chaos_common::{
-    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER, Cidr,
-    NetRule, OPT_KEEP_CSUM, OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-    PortRange, filter::FAMILY_SET,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER,
+    ACTION_RESET, Cidr, NetRule, OPT_KEEP_CSUM, OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP,
+    PROTO_TCP, PROTO_UDP, PortRange, filter::FAMILY_SET,
 };
 use ipnet::IpNet;
 
@@ -141,6 +141,7 @@ pub fn action_code(a: Action) -> u8 {
         Action::Duplicate => ACTION_DUPLICATE,
         Action::Corrupt { .. } => ACTION_CORRUPT,
         Action::Rate { .. } => ACTION_RATE,
+        Action::Reset => ACTION_RESET,
     }
 }
 

@@ -22,6 +22,7 @@ pub enum NetAction {
     Duplicate,
     Corrupt,
     Rate,
+    Reset,
 }
 
 /// `chaos net ACTION` options, by the same names (dashes become underscores). Every field but
@@ -147,6 +148,7 @@ impl NetFaultSpec {
         Ok(match self.action {
             NetAction::Drop => Action::Drop,
             NetAction::Duplicate => Action::Duplicate,
+            NetAction::Reset => Action::Reset,
             NetAction::Corrupt => Action::Corrupt {
                 keep_checksum: self.keep_checksum,
             },

@@ -75,6 +75,8 @@ pub enum Action {
         bits_per_sec: u64,
         horizon: Duration,
     },
+    /// Turn matching TCP segments into resets: the receiver drops the connection (ECONNRESET).
+    Reset,
 }
 
 impl Action {
@@ -98,6 +100,7 @@ impl Action {
             Action::Duplicate => "net duplicate",
             Action::Corrupt { .. } => "net corrupt",
             Action::Rate { .. } => "net rate",
+            Action::Reset => "net reset",
         }
     }
 
@@ -105,6 +108,7 @@ impl Action {
         match self {
             Action::Drop => "drop".into(),
             Action::Duplicate => "duplicate".into(),
+            Action::Reset => "reset (as TCP RST)".into(),
             Action::Corrupt {
                 keep_checksum: true,
             } => "corrupt (checksum fixed)".into(),
@@ -324,6 +328,12 @@ impl NetSpec {
     fn check_action(&self) -> Result<()> {
         match self.action {
             Action::Drop | Action::Duplicate | Action::Corrupt { .. } => Ok(()),
+            Action::Reset if self.protocol != Some(Protocol::Tcp) => Err(Error::input(
+                "--protocol",
+                "reset acts on TCP connections: give --protocol tcp (other packets would pass \
+                 and count as reset)",
+            )),
+            Action::Reset => Ok(()),
             Action::Rate {
                 bits_per_sec,
                 horizon,

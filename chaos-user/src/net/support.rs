@@ -52,6 +52,10 @@ pub fn support(f: &[Feature]) -> Vec<FaultSupport> {
             "net corrupt",
             with_tc("TC classifier + bpf_skb_store_bytes, checksum fixed or left broken"),
         ),
+        row(
+            "net reset",
+            with_tc("TC classifier turns TCP segments into RSTs (flags word + checksum)"),
+        ),
         row("net delay", delay.clone()),
         row("net reorder", delay.clone()),
         row("net rate", delay),

@@ -6,8 +6,8 @@ use super::{Action, Direction, Distribution, NetSpec, Protocol, Scope, encode};
 use crate::{controls::Controls, target::Target, units::Percent};
 use chaos_common::{
     ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER,
-    FLAG_DRY_RUN, OPT_KEEP_CSUM, OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-    PortRange, THRESHOLD_ALWAYS,
+    ACTION_RESET, FLAG_DRY_RUN, OPT_KEEP_CSUM, OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP,
+    PROTO_TCP, PROTO_UDP, PortRange, THRESHOLD_ALWAYS,
     filter::{FAMILY_ANY, FAMILY_SET, FAMILY_V4, FAMILY_V6},
 };
 use std::time::Duration;
@@ -88,6 +88,11 @@ fn check_names_the_flag_of_each_input_error() {
             s.duration = Duration::from_secs(48 * 3600)
         }),
         ("--latency", |s| s.action = delay(0, 0)),
+        ("--protocol", |s| s.action = Action::Reset),
+        ("--protocol", |s| {
+            s.action = Action::Reset;
+            s.protocol = Some(Protocol::Udp);
+        }),
         ("--latency", |s| s.action = delay(11_000, 0)),
         ("--jitter", |s| s.action = delay(10, 20)),
         ("--jitter", |s| {
@@ -143,6 +148,7 @@ fn each_action_has_its_code_and_options() {
     let cases = [
         (Action::Drop, ACTION_DROP, 0),
         (Action::Duplicate, ACTION_DUPLICATE, 0),
+        (Action::Reset, ACTION_RESET, 0),
         (
             Action::Corrupt {
                 keep_checksum: true,

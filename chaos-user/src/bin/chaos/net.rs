@@ -39,6 +39,14 @@ pub enum NetCommand {
     ///
     /// Example: chaos net corrupt --iface eth0 --protocol udp --percent 1 --keep-checksum --duration 1m
     Corrupt(CorruptArgs),
+    /// Reset TCP connections (Toxiproxy's reset_peer): each matching segment becomes an RST in
+    /// flight, so its receiver drops the connection and the application there sees ECONNRESET
+    /// at once, not a timeout. Needs --protocol tcp. At ingress (the default) the local side is
+    /// reset by what arrives; scoped to a cgroup (egress) the peer is reset by what the cgroup
+    /// sends. An idle connection is reset when its next segment passes.
+    ///
+    /// Example: chaos net reset --iface eth0 --protocol tcp --dport 6379 --percent 10 --duration 1m
+    Reset(NetArgs),
     /// Reorder: every matching packet is delayed by --latency except --percent of them, which
     /// leave at once and overtake the delayed ones (netem's "reorder P"; needs fq, like delay).
     ///
@@ -342,6 +350,7 @@ pub fn split(cmd: NetCommand) -> Split {
             (d.net, f)
         }
         NetCommand::Duplicate(args) => (args, NetFaultSpec::new(NetAction::Duplicate)),
+        NetCommand::Reset(args) => (args, NetFaultSpec::new(NetAction::Reset)),
         NetCommand::Rate(r) => (
             r.net,
             NetFaultSpec {
