@@ -10,7 +10,7 @@ set -euo pipefail
 log() { echo "setup: $*" >&2; }
 
 APT_PKGS=(llvm-22-dev iproute2 bpftool iputils-ping iperf3 iptables python3 util-linux bsdutils procps ethtool
-  protobuf-compiler containerd runc containernetworking-plugins
+  protobuf-compiler containerd runc containernetworking-plugins curl
   qemu-system-x86 busybox-static cpio kmod zstd xz-utils
   gcc make bc flex bison libelf-dev libssl-dev dwarves)
 missing=()

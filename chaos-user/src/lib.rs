@@ -3,6 +3,7 @@
 //! Each fault family validates its input into a plan (pure, testable without root), then
 //! attaches programs whose links are owned by the returned fault object: dropping it detaches.
 
+pub mod agent;
 pub mod background;
 pub mod bpf_sys;
 pub mod cgroup;

@@ -115,6 +115,17 @@ impl Lab {
         Server::start(cmd, "python3 TCP server")
     }
 
+    /// The qdiscs of the server's veth end, as `tc` lists them.
+    pub fn server_qdiscs(&self) -> String {
+        let (ns, dev) = (&self.sb.server_ns, &self.sb.server_if);
+        sh(Command::new("tc").args(["-n", ns, "qdisc", "show", "dev", dev]))
+    }
+
+    /// The interfaces of the server namespace, as `ip` lists them.
+    pub fn server_links(&self) -> String {
+        sh(Command::new("ip").args(["-n", &self.sb.server_ns, "-o", "link", "show"]))
+    }
+
     /// Text describing every BPF/tc attachment on the lab's interfaces, as iproute2 and bpftool
     /// see them: must show no chaos program and no clsact when no fault runs.
     pub fn attachments(&self) -> String {

@@ -100,8 +100,8 @@ fn net_drop_on_one_container_spares_its_sibling() {
 }
 
 #[test]
-fn selector_with_mode_one_faults_exactly_one_of_three_replicas() {
-    let Some(mut node) = node_for("selector_with_mode_one_faults_exactly_one_of_three_replicas")
+fn selector_with_mode_one_or_fixed_two_faults_that_many_replicas() {
+    let Some(mut node) = node_for("selector_with_mode_one_or_fixed_two_faults_that_many_replicas")
     else {
         return;
     };
@@ -138,6 +138,27 @@ fn selector_with_mode_one_faults_exactly_one_of_three_replicas() {
         rules[0]["rule"],
         format!("shop/api-{}/app", cut[0]),
         "the one it names"
+    );
+    // fixed:2 faults two replicas, each counted on its own in the one summary.
+    wait_moving(&refs);
+    let two = args.map(|a| if a == "one" { "fixed:2" } else { a });
+    let (grown, summary) = during(start(&node, &two), &refs);
+    println!("mode fixed:2: connections per replica {grown:?}; {summary}");
+    let cut: Vec<String> = (0..3)
+        .filter(|&i| grown[i] <= 1)
+        .map(|i| format!("shop/api-{i}/app"))
+        .collect();
+    assert_eq!(cut.len(), 2, "exactly two replicas faulted: {grown:?}");
+    let named: Vec<&str> = summary["rules"]
+        .as_array()
+        .expect("per-target counts")
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(named, cut, "{summary}");
+    assert!(
+        summary["rules"][1]["injected"].as_u64() >= Some(10),
+        "{summary}"
     );
 }
 

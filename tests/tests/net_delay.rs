@@ -12,17 +12,6 @@ use chaos_tests::{
 };
 use std::process::Command;
 
-fn qdiscs(lab: &Lab) -> String {
-    sh(Command::new("tc").args([
-        "-n",
-        &lab.sb.server_ns,
-        "qdisc",
-        "show",
-        "dev",
-        &lab.sb.server_if,
-    ]))
-}
-
 fn rtt(p: &chaos_tests::clients::Ping) -> [f64; 4] {
     p.rtt.unwrap_or_else(|| panic!("no RTT: {p:?}"))
 }
@@ -30,7 +19,7 @@ fn rtt(p: &chaos_tests::clients::Ping) -> [f64; 4] {
 #[test]
 fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
     let lab = Lab::new("dly");
-    let before = qdiscs(&lab);
+    let before = lab.server_qdiscs();
     let dst = SERVER_V4.to_string();
     // Only replies to the client: the exact loss count below must not include IPv6 neighbour
     // discovery (ICMPv6 is --protocol icmp too).
@@ -47,7 +36,7 @@ fn delay_adds_latency_and_jitter_then_restores_the_qdisc() {
             err.contains("fq qdisc (sch_fq)") && err.contains("chaos doctor"),
             "{err}"
         );
-        assert_eq!(qdiscs(&lab), before, "nothing changed");
+        assert_eq!(lab.server_qdiscs(), before, "nothing changed");
         lab.finish();
         return;
     }
@@ -89,9 +78,9 @@ impl DelayCase<'_> {
         // 100 ms on the server's egress delays every echo reply.
         let fault = lab.start(&[base, &["--latency", "100ms", "--duration", "60s"]].concat());
         assert!(
-            qdiscs(lab).contains("qdisc fq "),
+            lab.server_qdiscs().contains("qdisc fq "),
             "fq installed: {}",
-            qdiscs(lab)
+            lab.server_qdiscs()
         );
         let delayed = rtt(&ping(lab.outside("ping"), dst, 20, "0.05"));
         let s = fault.interrupt();
@@ -103,7 +92,7 @@ impl DelayCase<'_> {
             (90.0..=110.0).contains(&added),
             "added {added:.1} ms (healthy {healthy:?}, delayed {delayed:?}), {s}"
         );
-        assert_eq!(qdiscs(lab), before, "qdisc restored exactly");
+        assert_eq!(lab.server_qdiscs(), before, "qdisc restored exactly");
     }
 
     fn jitter(&self) {
@@ -140,7 +129,7 @@ impl DelayCase<'_> {
             (80.0..=120.0).contains(&(jittered[1] - healthy[1])),
             "mean near the latency: {jittered:?}"
         );
-        assert_eq!(qdiscs(lab), before, "qdisc restored exactly");
+        assert_eq!(lab.server_qdiscs(), before, "qdisc restored exactly");
     }
 
     fn with_loss(&self) {
@@ -166,7 +155,7 @@ impl DelayCase<'_> {
             p.lost()
         );
         assert!(rtt(&p)[0] - healthy[1] > 40.0, "every reply delayed: {p:?}");
-        assert_eq!(qdiscs(lab), before, "qdisc restored exactly");
+        assert_eq!(lab.server_qdiscs(), before, "qdisc restored exactly");
     }
 }
 
@@ -182,13 +171,16 @@ fn sigkilled_delay_leaves_a_record_that_cleanup_restores() {
         lab.finish();
         return;
     }
-    let before = qdiscs(&lab);
+    let before = lab.server_qdiscs();
     let args = lab.at_server("delay", &["--latency", "50ms", "--duration", "60s"]);
     Running::start_via(lab.chaos_cmd(), &args).kill();
-    assert!(qdiscs(&lab).contains("qdisc fq "), "fq outlives SIGKILL");
+    assert!(
+        lab.server_qdiscs().contains("qdisc fq "),
+        "fq outlives SIGKILL"
+    );
     let (code, _, err) = chaos_tests::chaos_via(lab.chaos_cmd(), &["cleanup"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(qdiscs(&lab), before, "default qdisc restored");
+    assert_eq!(lab.server_qdiscs(), before, "default qdisc restored");
     lab.finish();
 }
 
@@ -202,7 +194,7 @@ fn two_delay_faults_share_fq_whichever_stops_first() {
         lab.finish();
         return;
     }
-    let before = qdiscs(&lab);
+    let before = lab.server_qdiscs();
     let (dst, client) = (SERVER_V4.to_string(), CLIENT_V4.to_string());
     // The first delays UDP, which nothing here sends; the second the echo replies.
     let udp = lab.at_server(
@@ -242,9 +234,9 @@ fn two_delay_faults_share_fq_whichever_stops_first() {
             assert_eq!(code, 0, "{out} {err}");
         }
         assert!(
-            qdiscs(&lab).contains("qdisc fq "),
+            lab.server_qdiscs().contains("qdisc fq "),
             "first {how}: fq stays while the second uses it: {}",
-            qdiscs(&lab)
+            lab.server_qdiscs()
         );
         let added = mean_rtt() - healthy;
         assert!(
@@ -253,7 +245,7 @@ fn two_delay_faults_share_fq_whichever_stops_first() {
         );
         second.interrupt();
         assert_eq!(
-            qdiscs(&lab),
+            lab.server_qdiscs(),
             before,
             "first {how}: the last restores the default"
         );
@@ -261,11 +253,11 @@ fn two_delay_faults_share_fq_whichever_stops_first() {
 
     let (ns, dev) = (&lab.sb.server_ns, &lab.sb.server_if);
     sh(Command::new("tc").args(["-n", ns, "qdisc", "replace", "dev", dev, "root", "fq"]));
-    let operators = qdiscs(&lab);
+    let operators = lab.server_qdiscs();
     let (first, second) = (lab.start(&udp), lab.start(&icmp));
     first.interrupt();
     second.interrupt();
-    assert_eq!(qdiscs(&lab), operators, "the operator's fq stays");
+    assert_eq!(lab.server_qdiscs(), operators, "the operator's fq stays");
     sh(Command::new("tc").args(["-n", ns, "qdisc", "del", "dev", dev, "root"]));
     lab.finish();
 }
@@ -405,119 +397,4 @@ fn delay_distribution_and_correlation() {
     assert!(step(&jumpy) > 15.0, "{jumpy:?}");
     assert!(step(&drifting) < 10.0, "{drifting:?}");
     lab.finish();
-}
-
-/// The interfaces of the server namespace, as `ip` lists them.
-fn links(lab: &Lab) -> String {
-    sh(Command::new("ip").args(["-n", &lab.sb.server_ns, "-o", "link", "show"]))
-}
-
-/// Delay of arriving packets (--direction ingress): through an ifb device with fq, created in
-/// the interface's namespace for the fault and deleted after it (and by `chaos cleanup` after a
-/// SIGKILL). The interface's own qdisc is not touched. With TCX the classifier redirects to the
-/// ifb; with cls_bpf (what kernels before 6.6 get) it hands packets to a mirred filter, because
-/// some of those kernels (Debian's 6.1) drop what bpf_redirect sends to an ifb. Both are run.
-#[test]
-fn ingress_delay_through_ifb() {
-    let lab = Lab::new("dlyi");
-    let before = qdiscs(&lab);
-    let dst = SERVER_V4.to_string();
-    let base = lab.at_server(
-        "delay",
-        &[
-            "--direction",
-            "ingress",
-            "--protocol",
-            "icmp",
-            "--latency",
-            "100ms",
-        ],
-    );
-    if !kernel_has("fq", "ingress_delay_through_ifb") {
-        let (code, out, err) = chaos_tests::chaos_via(
-            lab.chaos_cmd(),
-            &[&base[..], &["--duration", "5s"]].concat(),
-        );
-        assert_eq!(code, 1, "{out} {err}");
-        assert!(err.contains("fq"), "{err}");
-        assert!(
-            !links(&lab).contains(": chaos"),
-            "ifb left: {}",
-            links(&lab)
-        );
-        lab.finish();
-        return;
-    }
-    let ingress_filters = || {
-        let (ns, dev) = (&lab.sb.server_ns, &lab.sb.server_if);
-        sh(Command::new("tc").args(["-n", ns, "filter", "show", "dev", dev, "ingress"]))
-    };
-    let healthy = rtt(&ping(lab.outside("ping"), &dst, 20, "0.05"));
-    for mode in ["auto", "cls-bpf"] {
-        let args = [&base[..], &["--tc-attach", mode, "--duration", "60s"]].concat();
-        let fault = Running::start_via(lab.chaos_cmd(), &args);
-        assert!(
-            links(&lab).contains(": chaos"),
-            "ifb created: {}",
-            links(&lab)
-        );
-        if mode == "cls-bpf" {
-            let filters = ingress_filters();
-            assert!(filters.contains("mirred"), "handoff filter: {filters}");
-        }
-        let delayed = rtt(&ping(lab.outside("ping"), &dst, 20, "0.05"));
-        let s = fault.interrupt();
-        let added = delayed[1] - healthy[1];
-        println!("ingress delay 100ms ({mode}): RTT {healthy:?} -> {delayed:?} (+{added:.1} ms)");
-        assert!((90.0..=110.0).contains(&added), "added {added:.1} ms, {s}");
-        assert!(s["injected"].as_u64() >= Some(20), "{s}");
-        assert!(
-            !links(&lab).contains(": chaos"),
-            "ifb deleted: {}",
-            links(&lab)
-        );
-        // Also says that no clsact (and so no filter) is left.
-        assert_eq!(qdiscs(&lab), before, "the interface's qdiscs as they were");
-
-        sigkill_then_cleanup(&lab, &args, &before);
-        if mode == "cls-bpf" {
-            their_clsact_survives_cleanup(&lab, &args);
-        }
-    }
-    lab.finish();
-}
-
-/// SIGKILL: the ifb (and cls_bpf filters) outlive chaos; `chaos cleanup` deletes them.
-fn sigkill_then_cleanup(lab: &Lab, args: &[&str], before: &str) {
-    Running::start_via(lab.chaos_cmd(), args).kill();
-    assert!(links(lab).contains(": chaos"), "ifb outlives SIGKILL");
-    let (code, _, err) = chaos_tests::chaos_via(lab.chaos_cmd(), &["cleanup"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        !links(lab).contains(": chaos"),
-        "cleanup deleted it: {}",
-        links(lab)
-    );
-    assert_eq!(qdiscs(lab), before, "cleanup restored the qdiscs");
-}
-
-/// A clsact that was there before (someone else's) survives a cleanup after a crash.
-fn their_clsact_survives_cleanup(lab: &Lab, args: &[&str]) {
-    let ingress_filters = || {
-        let (ns, dev) = (&lab.sb.server_ns, &lab.sb.server_if);
-        sh(Command::new("tc").args(["-n", ns, "filter", "show", "dev", dev, "ingress"]))
-    };
-    let tc_clsact = |verb: &str| {
-        let ns = &lab.sb.server_ns;
-        let dev = &lab.sb.server_if;
-        sh(Command::new("tc").args(["-n", ns, "qdisc", verb, "dev", dev, "clsact"]))
-    };
-    tc_clsact("add");
-    let theirs = qdiscs(lab);
-    Running::start_via(lab.chaos_cmd(), args).kill();
-    let (code, _, err) = chaos_tests::chaos_via(lab.chaos_cmd(), &["cleanup"]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(qdiscs(lab), theirs, "their clsact kept");
-    assert_eq!(ingress_filters().trim(), "", "our filters removed");
-    tc_clsact("del");
 }

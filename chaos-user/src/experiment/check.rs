@@ -45,7 +45,7 @@ pub(super) fn check(f: ExperimentFile) -> Result<Experiment, Error> {
     })
 }
 
-fn target(t: TargetSpec) -> Result<ExpTarget, Error> {
+pub(super) fn target(t: TargetSpec) -> Result<ExpTarget, Error> {
     let pods = t.pod.is_some() || t.selector.is_some();
     let k8s_only = t.container.is_some() || t.namespace.is_some() || t.mode.is_some();
     match (t.cgroup, t.pid, pods) {
@@ -130,7 +130,10 @@ fn probes(ss: &SteadyState) -> Result<Vec<Probe>, Error> {
     Ok(probes)
 }
 
-fn faults(entries: Vec<FaultEntry>, duration: Duration) -> Result<Vec<PlannedFault>, Error> {
+pub(super) fn faults(
+    entries: Vec<FaultEntry>,
+    duration: Duration,
+) -> Result<Vec<PlannedFault>, Error> {
     if entries.is_empty() {
         return Err(invalid(
             "faults",

@@ -11,6 +11,7 @@ mod probe;
 mod progress;
 pub mod report;
 mod runner;
+mod single;
 mod spec;
 mod timeline;
 
@@ -18,6 +19,7 @@ pub use faults::{Ready, check_kernel, prepare};
 pub use plan::{Experiment, parse};
 pub use report::{Outcome, Report};
 pub use runner::{Options, run};
+pub use single::{FaultRequest, ready as ready_one};
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};

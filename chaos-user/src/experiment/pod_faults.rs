@@ -21,9 +21,7 @@ use crate::{
 
 /// The containers the experiment's faults act on, `mode` applied.
 pub fn choose(q: &Query) -> Result<Vec<Resolved>> {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let seed = crate::k8s::clock_seed();
     Ok(q.mode.pick(q.resolve_blocking()?, seed))
 }
 

@@ -56,6 +56,23 @@ pub struct Container {
     pub sandbox_id: String,
 }
 
+/// A gRPC channel over the Unix socket at `path` (the kubelet's own transport to the runtime).
+pub async fn channel(path: &Path) -> std::result::Result<Channel, tonic::transport::Error> {
+    let sock = path.to_path_buf();
+    // The URI is a placeholder: the connector ignores it and dials the socket.
+    Endpoint::from_static("http://[::]:0")
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let sock = sock.clone();
+            async move {
+                let s = tokio::net::UnixStream::connect(sock).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+            }
+        }))
+        .await
+}
+
 /// `--runtime-endpoint` as the kubelet writes it (`unix:///run/containerd/containerd.sock`) or
 /// as a plain path.
 pub fn endpoint_path(s: &str) -> PathBuf {
@@ -93,23 +110,10 @@ impl Runtime {
                     )
                 })?,
         };
-        let sock = path.clone();
-        // The URI is a placeholder: the connector below ignores it and dials the socket.
-        let channel = Endpoint::from_static("http://[::]:0")
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let sock = sock.clone();
-                async move {
-                    let s = tokio::net::UnixStream::connect(sock).await?;
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-                }
-            }))
-            .await
-            .map_err(|e| Error::Runtime {
-                endpoint: path.display().to_string(),
-                message: format!("connecting: {e}"),
-            })?;
+        let channel = channel(&path).await.map_err(|e| Error::Runtime {
+            endpoint: path.display().to_string(),
+            message: format!("connecting: {e}"),
+        })?;
         Ok(Runtime {
             client: RuntimeServiceClient::new(channel),
             endpoint: path,

@@ -12,6 +12,6 @@ mod resolve;
 mod selector;
 
 pub use follow::{AttachTo, follow};
-pub use mode::Mode;
+pub use mode::{Mode, clock_seed};
 pub use resolve::{Query, Resolved};
 pub use selector::{Requirement, Selector};

@@ -89,6 +89,13 @@ impl Mode {
     }
 }
 
+/// A seed for `pick` from the clock's nanoseconds: another choice on every run.
+pub fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,9 +96,7 @@ fn round(spec: &KillSpec, target: &KillTarget, t: &Tally, n: u32) -> Result<()> 
     let victims = match target {
         KillTarget::Local(t) => victims::of_target(t, spec.force)?,
         KillTarget::Pods(q) => {
-            let seed = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
+            let seed = crate::k8s::clock_seed();
             let all = q.resolve_blocking()?;
             q.mode
                 .pick(all, seed)

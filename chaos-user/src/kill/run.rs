@@ -154,9 +154,7 @@ async fn choose(
             .map(|v| (v, None))
             .collect(),
         KillTarget::Pods(q) => {
-            let seed = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
+            let seed = crate::k8s::clock_seed();
             let mut out = Vec::new();
             for r in q.resolve(seed).await? {
                 out.push((victims::of_container(&r, force)?, Some(r)));

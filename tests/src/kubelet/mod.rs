@@ -18,7 +18,7 @@ use std::{
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 mod setup;
 mod victims;
@@ -421,16 +421,6 @@ impl Drop for Node {
 }
 
 async fn connect(endpoint: &Path) -> RuntimeServiceClient<Channel> {
-    let sock = endpoint.to_path_buf();
-    let channel = Endpoint::from_static("http://[::]:0")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let sock = sock.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(sock).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        }))
-        .await
-        .expect("connect to containerd's CRI socket");
-    RuntimeServiceClient::new(channel)
+    let channel = chaos::k8s::cri::channel(endpoint).await;
+    RuntimeServiceClient::new(channel.expect("connect to containerd's CRI socket"))
 }

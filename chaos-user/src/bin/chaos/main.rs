@@ -1,5 +1,6 @@
 //! `chaos`: kernel-level fault injection with eBPF. See `chaos --help`.
 
+mod agent;
 mod choices;
 mod common;
 mod demo;
@@ -39,6 +40,9 @@ enum Command {
     Net(net::NetCommand),
     /// Make syscalls of processes in a cgroup (or of one process) fail with a chosen errno.
     Syscall(syscall::SyscallArgs),
+    /// Serve this node's faults over HTTP (bearer token, /v1/faults, /metrics) until SIGTERM,
+    /// which detaches every fault.
+    Agent(agent::AgentArgs),
     /// Kill a target's processes (a container's init process), once or --every D for
     /// --duration D, and report whether the runtime ran the container again.
     Kill(kill::KillArgs),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args, json).await,
             Command::Targets(args) => pods::targets(args, json).await,
             Command::Kill(args) => kill::run(args, json).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Doctor(args) => doctor::run(args, json),
             Command::Status => lifecycle::status(json),
             Command::Stop(args) => lifecycle::stop(args),
@@ -210,6 +215,10 @@ mod tests {
         "--list",
         "targets",
         "kill",
+        "agent",
+        "--listen",
+        "--token-file",
+        "--max-duration",
         "--signal",
         "--every",
         "--recovery-timeout",

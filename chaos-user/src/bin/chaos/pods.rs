@@ -65,20 +65,13 @@ impl PodArgs {
             q.check()?;
             return Ok(None);
         }
-        let chosen = q.resolve(seed()).await?;
+        let chosen = q.resolve(chaos::k8s::clock_seed()).await?;
         if !json {
             let names: Vec<String> = chosen.iter().map(Resolved::label).collect();
             out!("targets:   {} (mode {})", names.join(", "), q.mode);
         }
         Ok(Some(chosen))
     }
-}
-
-/// The clock's nanoseconds: a different random choice on every run.
-pub fn seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// `chaos targets`: what a Kubernetes target resolves to, before injecting anything.
@@ -102,7 +95,7 @@ pub async fn targets(a: TargetsArgs, json: bool) -> chaos::Result<ExitCode> {
         ));
     }
     let all = q.resolve_all().await?;
-    let chosen = q.mode.pick(all.clone(), seed());
+    let chosen = q.mode.pick(all.clone(), chaos::k8s::clock_seed());
     for r in &all {
         let picked = chosen.iter().any(|c| c.container_id == r.container_id);
         let iface = chaos::netns::interfaces_in(&r.netns)

@@ -1,0 +1,125 @@
+//! `chaos agent`: one long-running process per node that holds the node's faults and takes
+//! requests over HTTP (`api`), with a bearer token read from a file (a Kubernetes Secret
+//! mounted into the pod). Its faults are owned by the process (fd-owned links, in-kernel
+//! deadlines): SIGKILL removes them; SIGTERM detaches them all before exiting. On start it
+//! removes what a previous instance left (`chaos cleanup`).
+
+mod api;
+mod metrics;
+mod registry;
+
+pub use registry::{FaultInfo, Limits};
+
+use crate::{
+    error::{Error, Result},
+    session::{Stop, Wake},
+};
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant},
+};
+
+/// How the agent runs.
+pub struct AgentConfig {
+    pub listen: SocketAddr,
+    /// The bearer token (the file's content, trimmed).
+    pub token: String,
+    pub limits: Limits,
+}
+
+/// Reads a token file: its content without surrounding whitespace; at least 16 bytes.
+pub fn read_token(path: &Path) -> Result<String> {
+    let t = std::fs::read_to_string(path).map_err(|e| {
+        Error::input(
+            "--token-file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let t = t.trim().to_string();
+    if t.len() < 16 {
+        return Err(Error::input(
+            "--token-file",
+            format!(
+                "{} holds {} bytes; use a token of at least 16 (e.g. `head -c 32 /dev/urandom | base64`)",
+                path.display(),
+                t.len()
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+/// Serves until a stop signal, then detaches every fault. `ready` gets the bound address
+/// (for `--listen 127.0.0.1:0`) once requests are taken.
+pub async fn serve(
+    cfg: AgentConfig,
+    stop: &mut Stop,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let (removed, failed) = crate::background::cleanup();
+    if removed + failed > 0 {
+        tracing::warn!("removed {removed} fault(s) a previous chaos left ({failed} failed)");
+    }
+    let metrics = metrics::Metrics::new();
+    let (tx, rx) = mpsc::channel();
+    let thread = {
+        let (limits, m) = (cfg.limits.clone(), metrics.clone());
+        std::thread::spawn(move || registry::run(rx, limits, m))
+    };
+    let shared = Arc::new(api::Shared {
+        tx: Mutex::new(tx.clone()),
+        token: cfg.token,
+        metrics,
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| Error::io(format!("listening on {}", cfg.listen), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the bound address", e))?;
+    ready(addr);
+    let app = api::router(shared);
+    let server = axum::serve(listener, app);
+    tokio::select! {
+        r = server => r.map_err(|e| Error::io("serving the API", e))?,
+        () = until_signal(stop) => {}
+    }
+    let (reply, stopped) = tokio::sync::oneshot::channel();
+    if tx.send(registry::Cmd::Shutdown(reply)).is_ok() {
+        let n = stopped.await.unwrap_or(0);
+        tracing::info!("detached {n} fault(s)");
+    }
+    let _ = thread.join();
+    Ok(())
+}
+
+async fn until_signal(stop: &mut Stop) {
+    loop {
+        if let Wake::End(crate::session::Ended::Signal { .. }) =
+            stop.wait(Instant::now() + Duration::from_secs(3600)).await
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_file_needs_sixteen_bytes_and_is_trimmed() {
+        let dir = std::env::temp_dir().join(format!("chaos-agent-token-{}", std::process::id()));
+        std::fs::write(&dir, "short\n").expect("write");
+        match read_token(&dir) {
+            Err(Error::Input { flag, .. }) => assert_eq!(flag, "--token-file"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&dir, "  0123456789abcdef0123\n").expect("write");
+        assert_eq!(read_token(&dir).expect("token"), "0123456789abcdef0123");
+        let _ = std::fs::remove_file(&dir);
+        assert!(read_token(Path::new("/nonexistent/token")).is_err());
+    }
+}

@@ -1,0 +1,58 @@
+//! `chaos agent`: the node's long-running fault holder, driven over HTTP with a bearer token.
+
+use chaos::{
+    agent::{self, AgentConfig, Limits},
+    session::Stop,
+};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+/// Example: chaos agent --listen 0.0.0.0:7070 --token-file /var/run/secrets/chaos/token
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// Address and port to serve the API on: a loopback address (the API has no TLS yet, so a
+    /// token must not cross the network); port 0 picks a free one, printed on start.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// File holding the bearer token every API request must carry (at least 16 bytes).
+    #[arg(long, value_name = "FILE")]
+    token_file: PathBuf,
+    /// At most this many faults active at once; more are refused (HTTP 400).
+    #[arg(long, value_name = "N", default_value = "16")]
+    max_faults: usize,
+    /// The longest duration a request may ask for.
+    #[arg(long, value_name = "D", default_value = "1h", value_parser = crate::common::duration)]
+    max_duration: Duration,
+    /// Let requests override the blast-radius guards (root cgroup, the default-route
+    /// interface, ...); off by default: a request cannot do what `--force` would allow.
+    #[arg(long)]
+    allow_force: bool,
+}
+
+pub async fn run(a: AgentArgs) -> chaos::Result<ExitCode> {
+    if !a.listen.ip().is_loopback() {
+        // The token would cross the network in clear text.
+        return Err(chaos::Error::input(
+            "--listen",
+            format!(
+                "{} is not a loopback address and the API has no TLS yet: listen on 127.0.0.1 \
+                 and reach it through an SSH tunnel or `kubectl port-forward`",
+                a.listen
+            ),
+        ));
+    }
+    let cfg = AgentConfig {
+        listen: a.listen,
+        token: agent::read_token(&a.token_file)?,
+        limits: Limits {
+            max_faults: a.max_faults,
+            max_duration: a.max_duration,
+            allow_force: a.allow_force,
+        },
+    };
+    let mut stop = Stop::install()?;
+    agent::serve(cfg, &mut stop, |addr| {
+        crate::common::print_json(&serde_json::json!({"event": "listening", "addr": addr}));
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,227 @@
+//! `chaos agent`: a fault started, read, measured and stopped over its HTTP API with curl as the
+//! client; requests without the token refused with nothing changed; the guards and limits
+//! refused; SIGTERM detaches what is active. The fault is a connect refusal in the lab's cgroup,
+//! checked with real connects inside it and outside it.
+
+use chaos_tests::{
+    TempPath,
+    clients::connect,
+    lab::{Lab, SERVER_V4},
+};
+use serde_json::Value;
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+struct Agent {
+    child: Child,
+    base: String,
+}
+
+impl Agent {
+    fn start(lab: &Lab, token_file: &str) -> Agent {
+        let mut child = lab
+            .chaos_cmd()
+            .args([
+                "agent",
+                "--listen",
+                "127.0.0.1:0",
+                "--token-file",
+                token_file,
+            ])
+            .args(["--max-duration", "5m", "--max-faults", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chaos agent");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("listening line");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let base = format!("http://{}", v["addr"].as_str().expect("addr"));
+        Agent { child, base }
+    }
+
+    /// curl METHOD PATH [JSON body] with `token`; (HTTP status, body).
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-w", "\n%{http_code}", "-X", method])
+            .arg(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+        }
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data", b]);
+        }
+        let out = cmd.output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').expect("status line");
+        (code.trim().parse().expect("status"), body.to_string())
+    }
+
+    fn json(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let (code, text) = self.call(method, path, body, Some(TOKEN));
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// SIGTERM; exit status and everything it logged.
+    fn stop(self) -> (i32, String) {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let out = self.child.wait_with_output().expect("wait agent");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+#[test]
+fn agent_starts_reads_measures_and_stops_a_fault_over_http() {
+    let lab = Lab::new("agt");
+    let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
+    let dst = SERVER_V4.to_string();
+    let token_file = TempPath::new("agent-token");
+    std::fs::write(token_file.as_str(), format!("{TOKEN}\n")).expect("token file");
+    // Without TLS the token would cross the network in clear: only loopback is served.
+    let (code, _, err) = lab.run(&[
+        "agent",
+        "--listen",
+        "0.0.0.0:0",
+        "--token-file",
+        token_file.as_str(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--listen") && err.contains("loopback"),
+        "{err}"
+    );
+    let agent = Agent::start(&lab, token_file.as_str());
+    let cg = lab.cgroup();
+    let fault = format!(
+        r#"{{"name": "refused", "target": {{"cgroup": "{cg}"}}, "duration": "60s",
+            "syscall": {{"name": "connect", "errno": "ECONNREFUSED", "dport": 7001}}}}"#
+    );
+
+    // Without the token, or with a wrong one: 401 and nothing started.
+    assert_eq!(agent.call("GET", "/v1/faults", None, None).0, 401);
+    assert_eq!(
+        agent
+            .call(
+                "POST",
+                "/v1/faults",
+                Some(&fault),
+                Some("wrong-token-0000000")
+            )
+            .0,
+        401
+    );
+    assert_eq!(agent.call("GET", "/metrics", None, None).0, 401);
+    assert_eq!(
+        agent.call("GET", "/healthz", None, None),
+        (200, "ok\n".into())
+    );
+    assert_eq!(
+        connect(lab.inside("python3"), &dst, 7001, "tcp"),
+        0,
+        "nothing was started"
+    );
+
+    let (code, started) = agent.json("POST", "/v1/faults", Some(&fault));
+    assert_eq!(code, 201, "{started}");
+    let id = started["id"].as_str().expect("id").to_string();
+    assert_eq!(started["fault"], "syscall connect");
+    for _ in 0..3 {
+        assert_eq!(
+            connect(lab.inside("python3"), &dst, 7001, "tcp"),
+            libc::ECONNREFUSED
+        );
+    }
+    assert_eq!(
+        connect(lab.outside("python3"), &dst, 7001, "tcp"),
+        0,
+        "outside spared"
+    );
+    let (_, now) = agent.json("GET", &format!("/v1/faults/{id}"), None);
+    assert_eq!(
+        (now["state"].as_str(), now["injected"].as_u64()),
+        (Some("active"), Some(3)),
+        "{now}"
+    );
+    assert!(now["left_ms"].as_u64() > Some(50_000), "{now}");
+
+    // The exposition counts what the API reports (the fault thread updates it 4 times a second).
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let (code, text) = agent.call("GET", "/metrics", None, Some(TOKEN));
+    assert_eq!(code, 200);
+    let line = format!("chaos_fault_injected_total{{id=\"{id}\",fault=\"syscall connect\"}} 3");
+    assert!(text.contains(&line), "{line} in:\n{text}");
+    assert!(text.contains("chaos_faults_active 1"), "{text}");
+    assert!(
+        text.contains("chaos_api_requests_total{code=\"401\"} 3"),
+        "{text}"
+    );
+
+    // Guards and limits: refused with the reason, nothing started.
+    let root = fault.replace(&cg, "/");
+    let (code, refused) = agent.json("POST", "/v1/faults", Some(&root));
+    assert_eq!(code, 400, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("root cgroup"),
+        "{refused}"
+    );
+    let long = fault.replace("\"60s\"", "\"2h\"");
+    let (code, refused) = agent.json("POST", "/v1/faults", Some(&long));
+    assert_eq!(code, 400, "{refused}");
+    let (code, bad) = agent.json("POST", "/v1/faults", Some("{\"target\": {}}"));
+    assert_eq!(code, 400, "{bad}");
+
+    // Stop it: connects work again and its programs are gone.
+    let (code, stopped) = agent.json("DELETE", &format!("/v1/faults/{id}"), None);
+    assert_eq!(
+        (code, stopped["state"].as_str()),
+        (200, Some("stopped")),
+        "{stopped}"
+    );
+    assert_eq!(connect(lab.inside("python3"), &dst, 7001, "tcp"), 0);
+    assert_eq!(
+        agent.json("DELETE", &format!("/v1/faults/{id}"), None).0,
+        404
+    );
+
+    // SIGTERM with a fault active: detached before the agent exits.
+    let (code, again) = agent.json("POST", "/v1/faults", Some(&fault));
+    assert_eq!(code, 201, "{again}");
+    let (_, list) = agent.json("GET", "/v1/faults", None);
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    let (status, log) = agent.stop();
+    assert_eq!(status, 0, "{log}");
+    assert_eq!(
+        connect(lab.inside("python3"), &dst, 7001, "tcp"),
+        0,
+        "detached on SIGTERM"
+    );
+    assert!(!log.contains(TOKEN), "the token never reaches the log");
+    let requests = log
+        .lines()
+        .filter(|l| l.contains("\"event\":\"request\""))
+        .count();
+    assert!(requests >= 14, "every request logged: {log}");
+    lab.finish();
+}
