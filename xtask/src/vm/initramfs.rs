@@ -1,5 +1,5 @@
 //! The guest's initramfs: busybox, the binaries under test with their libraries, the tools the
-//! tests drive (iproute2, bpftool, ping, nsenter, ethtool, python3), kernel modules, and an init script
+//! tests drive (iproute2, bpftool, ping, nsenter, ethtool, curl, python3), kernel modules, and an init script
 //! that mounts what chaos needs, runs the tests and prints a status marker.
 
 use super::kernel::Kernel;
@@ -33,6 +33,8 @@ const TOOLS: &[&str] = &[
     "/usr/bin/dash",
     // A terminal for the colour test (util-linux's script).
     "/usr/bin/script",
+    // The agent test's HTTP client.
+    "/usr/bin/curl",
 ];
 /// Parts of Python's standard library the test clients never import.
 const PY_SKIP: &[&str] = &[
