@@ -19,20 +19,29 @@ const TOKEN: &str = "test-token-0123456789abcdef";
 struct Agent {
     child: Child,
     base: String,
+    /// curl's extra arguments (the CA to trust for HTTPS).
+    curl: Vec<String>,
 }
 
 impl Agent {
     fn start(lab: &Lab, token_file: &str) -> Agent {
+        Agent::start_with(lab, token_file, &[], "http", Vec::new())
+    }
+
+    fn start_with(
+        lab: &Lab,
+        token_file: &str,
+        extra: &[&str],
+        scheme: &str,
+        curl: Vec<String>,
+    ) -> Agent {
+        let listen = ["--listen", "127.0.0.1:0", "--token-file", token_file];
         let mut child = lab
             .chaos_cmd()
-            .args([
-                "agent",
-                "--listen",
-                "127.0.0.1:0",
-                "--token-file",
-                token_file,
-            ])
+            .arg("agent")
+            .args(listen)
             .args(["--max-duration", "5m", "--max-faults", "2"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -42,8 +51,8 @@ impl Agent {
             .read_line(&mut line)
             .expect("listening line");
         let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        let base = format!("http://{}", v["addr"].as_str().expect("addr"));
-        Agent { child, base }
+        let base = format!("{scheme}://{}", v["addr"].as_str().expect("addr"));
+        Agent { child, base, curl }
     }
 
     /// curl METHOD PATH [JSON body] with `token`; (HTTP status, body).
@@ -56,6 +65,7 @@ impl Agent {
     ) -> (u16, String) {
         let mut cmd = Command::new("curl");
         cmd.args(["-s", "-w", "\n%{http_code}", "-X", method])
+            .args(&self.curl)
             .arg(format!("{}{path}", self.base));
         if let Some(t) = token {
             cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
@@ -223,5 +233,105 @@ fn agent_starts_reads_measures_and_stops_a_fault_over_http() {
         .filter(|l| l.contains("\"event\":\"request\""))
         .count();
     assert!(requests >= 14, "every request logged: {log}");
+    lab.finish();
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, as PEM files, by openssl.
+fn self_signed(cert: &str, key: &str) {
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=chaos-agent"])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "openssl req");
+}
+
+#[test]
+fn agent_serves_https_and_reloads_a_rotated_certificate() {
+    let lab = Lab::new("agts");
+    let token_file = TempPath::new("agent-tls-token");
+    std::fs::write(token_file.as_str(), TOKEN).expect("token file");
+    let (cert, key) = (
+        TempPath::new("agent-cert.pem"),
+        TempPath::new("agent-key.pem"),
+    );
+    let (cert2, key2) = (
+        TempPath::new("agent-cert2.pem"),
+        TempPath::new("agent-key2.pem"),
+    );
+    self_signed(cert.as_str(), key.as_str());
+    self_signed(cert2.as_str(), key2.as_str());
+    let trust = |c: &TempPath| vec!["--cacert".to_string(), c.as_str().to_string()];
+    let tls = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+    let agent = Agent::start_with(&lab, token_file.as_str(), &tls, "https", trust(&cert));
+    assert_eq!(
+        agent.call("GET", "/healthz", None, None),
+        (200, "ok\n".into())
+    );
+    assert_eq!(agent.call("GET", "/v1/faults", None, Some(TOKEN)).0, 200);
+    // A client that does not trust the certificate gets no answer (curl: status 000).
+    let strict = Agent {
+        curl: Vec::new(),
+        ..agent
+    };
+    assert_eq!(strict.call("GET", "/healthz", None, None).0, 0);
+    // Rotate the files: the next connection is served with the new certificate.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::copy(key2.as_str(), key.as_str()).expect("rotate key");
+    std::fs::copy(cert2.as_str(), cert.as_str()).expect("rotate cert");
+    let rotated = Agent {
+        curl: trust(&cert2),
+        ..strict
+    };
+    assert_eq!(
+        rotated.call("GET", "/healthz", None, None),
+        (200, "ok\n".into())
+    );
+    let (status, log) = rotated.stop();
+    assert_eq!(status, 0, "{log}");
+    // With TLS, other addresses than loopback may be served.
+    let any = [
+        "--listen",
+        "0.0.0.0:0",
+        "--tls-cert",
+        cert.as_str(),
+        "--tls-key",
+        key.as_str(),
+    ];
+    let mut all = vec!["agent", "--token-file", token_file.as_str()];
+    all.extend_from_slice(&any);
+    let mut child = lab
+        .chaos_cmd()
+        .args(&all)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("agent");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("line");
+    assert!(
+        line.contains("\"listening\"") && line.contains("0.0.0.0:"),
+        "{line}"
+    );
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().expect("wait").success());
     lab.finish();
 }

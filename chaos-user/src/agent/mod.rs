@@ -7,6 +7,7 @@
 mod api;
 mod metrics;
 mod registry;
+mod tls;
 
 pub use registry::{FaultInfo, Limits};
 
@@ -16,7 +17,7 @@ use crate::{
 };
 use std::{
     net::SocketAddr,
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
@@ -26,6 +27,8 @@ pub struct AgentConfig {
     pub listen: SocketAddr,
     /// The bearer token (the file's content, trimmed).
     pub token: String,
+    /// HTTPS: the certificate chain and key, PEM files read again when they change.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub limits: Limits,
 }
 
@@ -79,12 +82,23 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("reading the bound address", e))?;
-    ready(addr);
     let app = api::router(shared);
-    let server = axum::serve(listener, app);
-    tokio::select! {
-        r = server => r.map_err(|e| Error::io("serving the API", e))?,
-        () = until_signal(stop) => {}
+    match cfg.tls {
+        Some((cert, key)) => {
+            let tls = tls::TlsListener::new(listener, cert, key)?;
+            ready(addr);
+            tokio::select! {
+                r = axum::serve(tls, app) => r.map_err(|e| Error::io("serving the API", e))?,
+                () = until_signal(stop) => {}
+            }
+        }
+        None => {
+            ready(addr);
+            tokio::select! {
+                r = axum::serve(listener, app) => r.map_err(|e| Error::io("serving the API", e))?,
+                () = until_signal(stop) => {}
+            }
+        }
     }
     let (reply, stopped) = tokio::sync::oneshot::channel();
     if tx.send(registry::Cmd::Shutdown(reply)).is_ok() {

@@ -9,10 +9,16 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 /// Example: chaos agent --listen 0.0.0.0:7070 --token-file /var/run/secrets/chaos/token
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
-    /// Address and port to serve the API on: a loopback address (the API has no TLS yet, so a
-    /// token must not cross the network); port 0 picks a free one, printed on start.
+    /// Address and port to serve the API on; port 0 picks a free one, printed on start. Other
+    /// than a loopback address only with TLS (a token must not cross the network in clear).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM), read again when it changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// File holding the bearer token every API request must carry (at least 16 bytes).
     #[arg(long, value_name = "FILE")]
     token_file: PathBuf,
@@ -29,13 +35,14 @@ pub struct AgentArgs {
 }
 
 pub async fn run(a: AgentArgs) -> chaos::Result<ExitCode> {
-    if !a.listen.ip().is_loopback() {
+    let tls = a.tls_cert.clone().zip(a.tls_key.clone());
+    if tls.is_none() && !a.listen.ip().is_loopback() {
         // The token would cross the network in clear text.
         return Err(chaos::Error::input(
             "--listen",
             format!(
-                "{} is not a loopback address and the API has no TLS yet: listen on 127.0.0.1 \
-                 and reach it through an SSH tunnel or `kubectl port-forward`",
+                "{} is not a loopback address: serve HTTPS there with --tls-cert and \
+                 --tls-key, or listen on 127.0.0.1",
                 a.listen
             ),
         ));
@@ -43,6 +50,7 @@ pub async fn run(a: AgentArgs) -> chaos::Result<ExitCode> {
     let cfg = AgentConfig {
         listen: a.listen,
         token: agent::read_token(&a.token_file)?,
+        tls,
         limits: Limits {
             max_faults: a.max_faults,
             max_duration: a.max_duration,
