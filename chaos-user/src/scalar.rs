@@ -42,10 +42,18 @@ impl Visitor<'_> for AsText {
 }
 
 macro_rules! scalar {
-    ($(#[$m:meta])* $name:ident($t:ty), $parse:expr) => {
+    ($(#[$m:meta])* $name:ident($t:ty), $parse:expr, $show:expr) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq)]
         pub struct $name(pub $t);
+
+        /// As text that the parser takes back (a request sent to `chaos agent`).
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let show: fn(&$t) -> String = $show;
+                s.serialize_str(&show(&self.0))
+            }
+        }
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -64,19 +72,27 @@ scalar!(
     /// Any duration, zero allowed (offsets, latencies, timeouts).
     Dur(Duration),
     |s| humantime::parse_duration(s.trim())
-        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 500ms, 30s, 5m"))
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 500ms, 30s, 5m")),
+    |d| humantime::format_duration(*d).to_string()
 );
-scalar!(Pct(Percent), |s| s.parse());
-scalar!(Ports(chaos_common::PortRange), units::parse_ports);
-scalar!(Cidr(ipnet::IpNet), crate::cidr::parse_cidr);
+scalar!(Pct(Percent), |s| s.parse(), |p| p.value().to_string());
+scalar!(
+    Ports(chaos_common::PortRange),
+    units::parse_ports,
+    |p| format!("{}-{}", p.lo, p.hi)
+);
+scalar!(Cidr(ipnet::IpNet), crate::cidr::parse_cidr, |c| c
+    .to_string());
 scalar!(
     /// Bits per second.
     Rate(u64),
-    units::parse_rate
+    units::parse_rate,
+    |r| format!("{r}bit")
 );
 
 /// Text that YAML may have typed as a number (`errno: 28`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(transparent)]
 pub struct Text(pub String);
 
 impl<'de> serde::Deserialize<'de> for Text {
@@ -86,7 +102,7 @@ impl<'de> serde::Deserialize<'de> for Text {
 }
 
 /// One item or a list of them (`path: /data` or `path: [/data, /logs]`).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     One(T),

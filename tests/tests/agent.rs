@@ -215,11 +215,71 @@ fn agent_starts_reads_measures_and_stops_a_fault_over_http() {
         404
     );
 
+    // The CLI sends the same command to the agent instead of running it here.
+    let remote = |args: &[&str]| {
+        let mut all = vec![
+            "--agent",
+            agent.base.as_str(),
+            "--token-file",
+            token_file.as_str(),
+        ];
+        all.extend_from_slice(args);
+        lab.run(&all)
+    };
+    let (code, out, err) = remote(&[
+        "--json",
+        "syscall",
+        "connect",
+        "--errno",
+        "ECONNREFUSED",
+        "--dport",
+        "7001",
+        "--cgroup",
+        &cg,
+        "--duration",
+        "60s",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let sent: Value = serde_json::from_str(out.trim()).expect("the agent's answer");
+    let cli_id = sent["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        connect(lab.inside("python3"), &dst, 7001, "tcp"),
+        libc::ECONNREFUSED
+    );
+    let (code, out, _) = remote(&["--json", "status"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&cli_id) && out.contains("\"injected\":1"),
+        "{out}"
+    );
+    let (code, _, err) = remote(&[
+        "syscall",
+        "connect",
+        "--errno",
+        "EPERM",
+        "--cgroup",
+        &cg,
+        "--duration",
+        "5s",
+        "--dry-run",
+    ]);
+    assert_eq!(code, 2, "local-only flags are refused, not dropped: {err}");
+    assert!(err.contains("--dry-run"), "{err}");
+    let (code, out, err) = remote(&["stop", &cli_id]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("stopped {cli_id}").as_str()),
+        "{err}"
+    );
+    assert_eq!(connect(lab.inside("python3"), &dst, 7001, "tcp"), 0);
+    let (code, _, err) = remote(&["doctor"]);
+    assert_eq!(code, 2, "{err}");
+
     // SIGTERM with a fault active: detached before the agent exits.
     let (code, again) = agent.json("POST", "/v1/faults", Some(&fault));
     assert_eq!(code, 201, "{again}");
     let (_, list) = agent.json("GET", "/v1/faults", None);
-    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "{list}");
     let (status, log) = agent.stop();
     assert_eq!(status, 0, "{log}");
     assert_eq!(
@@ -232,7 +292,7 @@ fn agent_starts_reads_measures_and_stops_a_fault_over_http() {
         .lines()
         .filter(|l| l.contains("\"event\":\"request\""))
         .count();
-    assert!(requests >= 14, "every request logged: {log}");
+    assert_eq!(requests, 17, "every request logged, once: {log}");
     lab.finish();
 }
 

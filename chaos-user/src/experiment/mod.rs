@@ -20,6 +20,7 @@ pub use plan::{Experiment, parse};
 pub use report::{Outcome, Report};
 pub use runner::{Options, run};
 pub use single::{FaultRequest, ready as ready_one};
+pub use spec::{SelectorSpec, TargetSpec};
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};

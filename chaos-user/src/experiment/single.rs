@@ -14,7 +14,7 @@ use crate::{
 use std::time::Duration;
 
 /// `{target: {...}, duration: 30s, net|syscall|kill: {...}}` (name optional), as JSON or YAML.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRequest {
     pub name: Option<String>,

@@ -61,6 +61,25 @@ impl Selector {
     }
 }
 
+/// kubectl's form, which `parse` takes back.
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|r| match r {
+                Requirement::Equals(k, v) => format!("{k}={v}"),
+                Requirement::NotEquals(k, v) => format!("{k}!={v}"),
+                Requirement::In(k, vs) => format!("{k} in ({})", vs.join(",")),
+                Requirement::NotIn(k, vs) => format!("{k} notin ({})", vs.join(",")),
+                Requirement::Exists(k) => k.clone(),
+                Requirement::DoesNotExist(k) => format!("!{k}"),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
 impl std::str::FromStr for Selector {
     type Err = String;
 
@@ -175,6 +194,8 @@ mod tests {
             ]
         );
         assert_eq!(s.equalities(), labels(&[("app", "web")]));
+        let back: Selector = s.to_string().parse().expect("its own text parses");
+        assert_eq!(back, s);
     }
 
     #[test]

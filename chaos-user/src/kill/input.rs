@@ -9,7 +9,7 @@ use crate::{
 use std::time::Duration;
 
 /// `chaos kill` options, by the same names.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KillFaultSpec {
     /// By name or number; default SIGKILL.

@@ -13,7 +13,7 @@ use crate::{
 use std::time::Duration;
 
 /// The actions by their command names (`chaos net drop`, `action: drop`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetAction {
     Drop,
@@ -27,7 +27,7 @@ pub enum NetAction {
 
 /// `chaos net ACTION` options, by the same names (dashes become underscores). Every field but
 /// `action` may be left out; `into_spec` documents the defaults.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetFaultSpec {
     pub action: NetAction,

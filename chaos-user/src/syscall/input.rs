@@ -12,7 +12,7 @@ use crate::{
 use std::{path::PathBuf, time::Duration};
 
 /// `chaos syscall NAME` options, by the same names (dashes become underscores).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyscallFaultSpec {
     /// Catalogue name or alias.

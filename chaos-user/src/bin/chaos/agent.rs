@@ -19,9 +19,6 @@ pub struct AgentArgs {
     /// The certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// File holding the bearer token every API request must carry (at least 16 bytes).
-    #[arg(long, value_name = "FILE")]
-    token_file: PathBuf,
     /// At most this many faults active at once; more are refused (HTTP 400).
     #[arg(long, value_name = "N", default_value = "16")]
     max_faults: usize,
@@ -34,7 +31,14 @@ pub struct AgentArgs {
     allow_force: bool,
 }
 
-pub async fn run(a: AgentArgs) -> chaos::Result<ExitCode> {
+/// `token_file`: the global --token-file, the token every API request must carry.
+pub async fn run(a: AgentArgs, token_file: Option<PathBuf>) -> chaos::Result<ExitCode> {
+    let token_file = token_file.ok_or_else(|| {
+        chaos::Error::input(
+            "--token-file",
+            "give the file holding the token every request must carry (at least 16 bytes)",
+        )
+    })?;
     let tls = a.tls_cert.clone().zip(a.tls_key.clone());
     if tls.is_none() && !a.listen.ip().is_loopback() {
         // The token would cross the network in clear text.
@@ -49,7 +53,7 @@ pub async fn run(a: AgentArgs) -> chaos::Result<ExitCode> {
     }
     let cfg = AgentConfig {
         listen: a.listen,
-        token: agent::read_token(&a.token_file)?,
+        token: agent::read_token(&token_file)?,
         tls,
         limits: Limits {
             max_faults: a.max_faults,

@@ -43,13 +43,28 @@ pub struct KillArgs {
     force: bool,
 }
 
-pub async fn run(a: KillArgs, json: bool) -> chaos::Result<ExitCode> {
+pub async fn run(
+    a: KillArgs,
+    json: bool,
+    remote: Option<&crate::remote::Remote>,
+) -> chaos::Result<ExitCode> {
     let input = KillFaultSpec {
         signal: a.signal.map(Text),
         every: a.every.map(Dur),
         recovery_timeout: a.recovery_timeout.map(Dur),
     };
     let once = a.recovery_timeout.unwrap_or(kill::DEFAULT_RECOVERY_TIMEOUT);
+    if let Some(r) = remote {
+        let local = Target::from_args(a.cgroup.clone(), a.pid);
+        let target = crate::remote::target_spec(local, &a.pods)?;
+        let controls = chaos::controls::Controls {
+            force: a.force,
+            ..Default::default()
+        };
+        let mut req = crate::remote::request(target, a.duration.unwrap_or(once), &controls)?;
+        req.kill = Some(input);
+        return r.start(&req, json);
+    }
     let spec = input.into_spec(a.duration.unwrap_or(once), a.force)?;
     let q = a.pods.query();
     let target = if q.is_set() {

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 pub struct StopArgs {
     /// Fault id (from `chaos status` or `--background`).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
-    id: Option<String>,
+    pub id: Option<String>,
     /// Stop every fault.
     #[arg(long)]
-    all: bool,
+    pub all: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -11,6 +11,7 @@ mod lifecycle;
 mod net;
 mod net_rules;
 mod pods;
+mod remote;
 mod run;
 mod syscall;
 mod workload;
@@ -28,6 +29,9 @@ pub struct Cli {
     /// Machine-readable output: one JSON object per line.
     #[arg(long, global = true)]
     json: bool,
+
+    #[command(flatten)]
+    remote: remote::RemoteArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -100,28 +104,53 @@ fn main() -> ExitCode {
     // "Exit status").
     let is_run = matches!(cli.command, Command::Run(_));
     let result = rt.block_on(async move {
-        match cli.command {
-            Command::Net(cmd) => net::run(cmd, json).await,
-            Command::Syscall(cmd) => syscall::run(cmd, json).await,
-            Command::Run(args) => run::run(args, json).await,
-            Command::Targets(args) => pods::targets(args, json).await,
-            Command::Kill(args) => kill::run(args, json).await,
-            Command::Agent(args) => agent::run(args).await,
-            Command::Doctor(args) => doctor::run(args, json),
-            Command::Status => lifecycle::status(json),
-            Command::Stop(args) => lifecycle::stop(args),
-            Command::Live(args) => lifecycle::live(args),
-            Command::Cleanup => lifecycle::cleanup(),
-            Command::Demo(args) => demo::run(args).await,
-            Command::DemoClient(args) => demo::client(args),
-            Command::Completions(args) => generated::completions(args),
-            Command::Man => generated::man(),
+        let remote = match &cli.remote.agent {
+            Some(url) => match remote::Remote::new(&cli.remote, url) {
+                Ok(r) => Some(r),
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let remote = remote.as_ref();
+        match (cli.command, remote) {
+            (Command::Status, Some(r)) => r.status(json),
+            (Command::Stop(a), Some(r)) => r.stop(a.id.as_deref().filter(|_| !a.all), json),
+            (Command::Net(cmd), r) => net::run(cmd, json, r).await,
+            (Command::Syscall(cmd), r) => syscall::run(cmd, json, r).await,
+            (Command::Kill(args), r) => kill::run(args, json, r).await,
+            (_, Some(_)) => Err(chaos::Error::input(
+                "--agent",
+                "only fault commands (net, syscall, kill), status and stop go to an agent",
+            )),
+            (Command::Agent(args), None) => agent::run(args, cli.remote.token_file.clone()).await,
+            (command, None) => local(command, json).await,
         }
     });
     match result {
         Ok(code) => code,
         Err(e) if is_run => common::fail(&e, 2),
         Err(e) => common::fail(&e, e.exit_code()),
+    }
+}
+
+/// The commands run here (with no --agent).
+async fn local(command: Command, json: bool) -> chaos::Result<ExitCode> {
+    match command {
+        Command::Net(cmd) => net::run(cmd, json, None).await,
+        Command::Syscall(cmd) => syscall::run(cmd, json, None).await,
+        Command::Kill(args) => kill::run(args, json, None).await,
+        Command::Run(args) => run::run(args, json).await,
+        Command::Targets(args) => pods::targets(args, json).await,
+        Command::Agent(_) => unreachable!("dispatched with its token file"),
+        Command::Doctor(args) => doctor::run(args, json),
+        Command::Status => lifecycle::status(json),
+        Command::Stop(args) => lifecycle::stop(args),
+        Command::Live(args) => lifecycle::live(args),
+        Command::Cleanup => lifecycle::cleanup(),
+        Command::Demo(args) => demo::run(args).await,
+        Command::DemoClient(args) => demo::client(args),
+        Command::Completions(args) => generated::completions(args),
+        Command::Man => generated::man(),
     }
 }
 

@@ -232,14 +232,30 @@ impl NetArgs {
     }
 }
 
-pub async fn run(cmd: NetCommand, json: bool) -> chaos::Result<ExitCode> {
+pub async fn run(
+    cmd: NetCommand,
+    json: bool,
+    remote: Option<&crate::remote::Remote>,
+) -> chaos::Result<ExitCode> {
     let (args, action) = match split(cmd) {
         Split::One(args, action) => (args, action),
+        Split::Rules(_) if remote.is_some() => {
+            return Err(chaos::Error::input(
+                "--agent",
+                "`chaos net rules` is not sent to an agent yet: run it on the node",
+            ));
+        }
         Split::Rules(r) => return crate::net_rules::run(r, json).await,
     };
     let background = args.controls.background;
     let events = args.controls.events_given();
     let i = args.input(action)?;
+    if let Some(r) = remote {
+        let target = crate::remote::target_spec(i.target, &i.pods)?;
+        let mut req = crate::remote::request(target, i.duration, &i.controls)?;
+        req.net = Some(i.spec);
+        return r.start(&req, json);
+    }
     if let Some(targets) = i.pods.resolve(json).await? {
         crate::pods::check_controls(targets.len(), events, background)?;
         return on_pods(i, &targets, json).await;

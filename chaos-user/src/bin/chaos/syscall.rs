@@ -88,7 +88,11 @@ enum SyscallCommand {
     List,
 }
 
-pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
+pub async fn run(
+    a: SyscallArgs,
+    json: bool,
+    remote: Option<&crate::remote::Remote>,
+) -> chaos::Result<ExitCode> {
     let (Some(name), Some(errno), Some(duration)) = (a.name, a.errno, a.duration) else {
         // `list`, `--list`, or nothing to run (clap demands all three otherwise).
         print_list(json);
@@ -108,6 +112,12 @@ pub async fn run(a: SyscallArgs, json: bool) -> chaos::Result<ExitCode> {
         times: a.times,
         ..SyscallFaultSpec::new(name, errno)
     };
+    if let Some(r) = remote {
+        let target = crate::remote::target_spec(Target::from_args(a.cgroup, a.pid), &a.pods)?;
+        let mut req = crate::remote::request(target, duration, &a.controls.into())?;
+        req.syscall = Some(input);
+        return r.start(&req, json);
+    }
     if let Some(targets) = a.pods.resolve(json).await? {
         let events = a.controls.events_given();
         crate::pods::check_controls(targets.len(), events, background)?;
