@@ -183,6 +183,17 @@ fn clear_dry_run<R: Rule>(map: &mut Map) -> Result<()> {
 /// is asked to stop (SIGTERM) and cleans up after itself.
 pub fn stop(id: &str) -> Result<()> {
     let r = Record::find(id)?;
+    if !r.background && r.owner_alive() && held_by_agent(r.owner_pid) {
+        // Signalling the owner would stop the agent and every fault it holds.
+        return Err(Error::input(
+            "ID",
+            format!(
+                "{id} is held by `chaos agent` (pid {}): stop it through the agent \
+                 (chaos --agent URL --token-file F stop AGENT-ID; see its /v1/faults)",
+                r.owner_pid
+            ),
+        ));
+    }
     if !r.background && r.owner_alive() {
         // SAFETY: kill with a pid from our own record, checked alive with its start time.
         unsafe { libc::kill(r.owner_pid as i32, libc::SIGTERM) };
@@ -202,6 +213,14 @@ pub fn stop(id: &str) -> Result<()> {
 pub fn stop_all() -> (usize, usize) {
     let (mut stopped, mut failed) = (0, 0);
     for r in Record::load_all() {
+        if !r.background && r.owner_alive() && held_by_agent(r.owner_pid) {
+            tracing::warn!(
+                "{} is held by chaos agent (pid {}): left to it",
+                r.id,
+                r.owner_pid
+            );
+            continue;
+        }
         match stop(&r.id) {
             Ok(()) => stopped += 1,
             Err(e) => {
@@ -243,4 +262,11 @@ pub fn cleanup() -> (usize, usize) {
         }
     }
     (removed, failed)
+}
+
+/// Whether process `pid` is a `chaos agent` (its command line has the `agent` subcommand).
+fn held_by_agent(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.split(|&b| b == 0).skip(1).any(|a| a == b"agent"))
+        .unwrap_or(false)
 }

@@ -90,6 +90,20 @@ impl Cgroup {
                 ),
             )
         })?;
+        // `..` and symlinks resolved first: `app/..` is the root cgroup, and the guards must
+        // see it as such.
+        let path = fs::canonicalize(&path)
+            .map_err(|e| Error::input(flag, format!("cannot resolve {}: {e}", path.display())))?;
+        if !path.starts_with(mount) {
+            return Err(Error::input(
+                flag,
+                format!(
+                    "'{arg}' leads to {}, outside the cgroup v2 mount {}",
+                    path.display(),
+                    mount.display()
+                ),
+            ));
+        }
         if !meta.is_dir() || !path.join("cgroup.procs").exists() {
             return Err(Error::input(
                 flag,

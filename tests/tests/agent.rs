@@ -160,6 +160,20 @@ fn agent_starts_reads_measures_and_stops_a_fault_over_http() {
             libc::ECONNREFUSED
         );
     }
+    // A local `chaos stop` of the agent's fault would signal the agent itself: refused.
+    let (_, local, _) = lab.run(&["--json", "status"]);
+    let local: Value = serde_json::from_str(local.trim()).expect("status JSON");
+    let record = local[0]["id"]
+        .as_str()
+        .expect("the agent's fault has a record");
+    let (code, _, err) = lab.run(&["stop", record]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("held by `chaos agent`"), "{err}");
+    assert_eq!(
+        agent.call("GET", "/healthz", None, None).0,
+        200,
+        "the agent lives on"
+    );
     assert_eq!(
         connect(lab.outside("python3"), &dst, 7001, "tcp"),
         0,
@@ -292,7 +306,7 @@ fn agent_starts_reads_measures_and_stops_a_fault_over_http() {
         .lines()
         .filter(|l| l.contains("\"event\":\"request\""))
         .count();
-    assert_eq!(requests, 17, "every request logged, once: {log}");
+    assert_eq!(requests, 18, "every request logged, once: {log}");
     lab.finish();
 }
 

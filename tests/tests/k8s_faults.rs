@@ -18,9 +18,14 @@ fn start(node: &Node, args: &[&str]) -> Running {
     Running::start_via(std::process::Command::new(chaos_tests::chaos_bin()), &all)
 }
 
-/// Connections each counter got while `fault` ran to its end (after a settling moment).
+/// At most this many connections of a faulted victim may still be counted during a fault: the
+/// counter counts at accept(), which under load can lag the handshake done before the attach.
+const LATE: u64 = 2;
+
+/// Connections each counter got while `fault` ran to its end, counted from 1 s after the
+/// attach (connections under way then may still land).
 fn during(fault: Running, counters: &[&Counter]) -> (Vec<u64>, serde_json::Value) {
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1000));
     let before: Vec<u64> = counters.iter().map(|c| c.now()).collect();
     let summary = fault.finish();
     let grown = counters
@@ -54,13 +59,13 @@ fn net_drop_on_a_pod_acts_on_its_own_interface_and_spares_other_pods() {
     let (web0, [a, b, c]) = two_pods(&mut node);
     let fault = start(
         &node,
-        &["net", "drop", "--pod", &web0.arg(), "--duration", "3s"],
+        &["net", "drop", "--pod", &web0.arg(), "--duration", "4s"],
     );
     let ids = fault.program_ids.clone();
     let (grown, summary) = during(fault, &[&a, &b, &c]);
     println!("whole pod: connections (app, sidecar, other pod) {grown:?}; {summary}");
     assert!(
-        grown[0] <= 1 && grown[1] <= 1,
+        grown[0] <= LATE && grown[1] <= LATE,
         "the pod's containers cut off: {grown:?}"
     );
     assert!(grown[2] >= 10, "the other pod spared: {grown:?}");
@@ -86,12 +91,12 @@ fn net_drop_on_one_container_spares_its_sibling() {
         "--container",
         "app",
         "--duration",
-        "3s",
+        "4s",
     ];
     let fault = start(&node, &args);
     let (grown, summary) = during(fault, &[&a, &b, &c]);
     println!("one container: connections (app, sidecar, other pod) {grown:?}; {summary}");
-    assert!(grown[0] <= 1, "app cut off: {grown:?}");
+    assert!(grown[0] <= LATE, "app cut off: {grown:?}");
     assert!(
         grown[1] >= 10 && grown[2] >= 10,
         "sibling and other pod spared: {grown:?}"
@@ -125,11 +130,11 @@ fn selector_with_mode_one_or_fixed_two_faults_that_many_replicas() {
         "--mode",
         "one",
         "--duration",
-        "3s",
+        "4s",
     ];
     let (grown, summary) = during(start(&node, &args), &refs);
     println!("mode one: connections per replica {grown:?}; {summary}");
-    let cut: Vec<usize> = (0..3).filter(|&i| grown[i] <= 1).collect();
+    let cut: Vec<usize> = (0..3).filter(|&i| grown[i] <= LATE).collect();
     assert_eq!(cut.len(), 1, "exactly one replica faulted: {grown:?}");
     assert!(grown.iter().filter(|&&g| g >= 10).count() == 2, "{grown:?}");
     let rules = summary["rules"].as_array().expect("per-target counts");
@@ -145,7 +150,7 @@ fn selector_with_mode_one_or_fixed_two_faults_that_many_replicas() {
     let (grown, summary) = during(start(&node, &two), &refs);
     println!("mode fixed:2: connections per replica {grown:?}; {summary}");
     let cut: Vec<String> = (0..3)
-        .filter(|&i| grown[i] <= 1)
+        .filter(|&i| grown[i] <= LATE)
         .map(|i| format!("shop/api-{i}/app"))
         .collect();
     assert_eq!(cut.len(), 2, "exactly two replicas faulted: {grown:?}");
@@ -274,7 +279,7 @@ fn a_restarted_container_is_followed_within_a_second() {
         let blocked = a.now();
         std::thread::sleep(Duration::from_secs(1));
         assert!(
-            a.now() - blocked <= 1,
+            a.now() - blocked <= LATE,
             "{family}: faulted before the restart"
         );
         // The container exits; the kubelet starts attempt N+1 of it (new id, pid, cgroup).
@@ -299,7 +304,7 @@ fn a_restarted_container_is_followed_within_a_second() {
             "{family}: restarted container connected {grown} times, sibling {sibling}; {summary}"
         );
         assert!(
-            grown <= 1,
+            grown <= LATE,
             "{family}: the fault followed the new container: {grown}"
         );
         assert!(sibling >= 10, "{family}: sibling spared: {sibling}");
@@ -338,7 +343,7 @@ fn udp_sendmsg_fault_on_one_container_spares_its_sibling() {
         "--protocol",
         "udp",
         "--duration",
-        "3s",
+        "4s",
     ];
     let fault = start(&node, &args);
     std::thread::sleep(Duration::from_millis(300));
@@ -346,7 +351,7 @@ fn udp_sendmsg_fault_on_one_container_spares_its_sibling() {
     let summary = fault.finish();
     let (ga, gb) = (a.now() - a0, b.now() - b0);
     println!("udp: datagrams during the fault app {ga}, sidecar {gb}; {summary}");
-    assert!(ga <= 1, "app's datagrams refused: {ga}");
+    assert!(ga <= LATE, "app's datagrams refused: {ga}");
     assert!(gb >= 10, "sidecar's arrive: {gb}");
     assert!(summary["injected"].as_u64() >= Some(10), "{summary}");
 }
@@ -390,10 +395,10 @@ fn a_host_network_pod_is_scoped_by_cgroup_on_the_node_interface() {
         "--iface",
         "lo",
         "--duration",
-        "3s",
+        "4s",
     ];
     let (grown, summary) = during(start(&node, &args), &[&a, &c]);
     println!("host network: connections (agent-0, agent-1) {grown:?}; {summary}");
-    assert!(grown[0] <= 1 && grown[1] >= 10, "{grown:?}");
+    assert!(grown[0] <= LATE && grown[1] >= 10, "{grown:?}");
     assert_eq!(summary["rules"][0]["rule"], "shop/agent-0/app", "{summary}");
 }

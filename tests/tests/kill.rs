@@ -218,9 +218,25 @@ fn kill_a_cgroup_spares_a_process_outside_and_guards_refuse_pid_1() {
     );
     let _ = outside.kill();
     let _ = outside.wait();
+    let up = format!("{cg}/..");
     for (args, words) in [
         (vec!["kill", "--pid", "1"], "PID 1"),
         (vec!["kill", "--cgroup", "/"], "root cgroup"),
+        // `..` leads to the root cgroup: refused like it, not a way around the guard.
+        (vec!["kill", "--cgroup", &up], "root cgroup"),
+        (
+            vec![
+                "syscall",
+                "connect",
+                "--errno",
+                "EPERM",
+                "--cgroup",
+                &up,
+                "--duration",
+                "5s",
+            ],
+            "root cgroup",
+        ),
         (
             vec!["kill", "--cgroup", &cg, "--signal", "SIGFOO"],
             "--signal",

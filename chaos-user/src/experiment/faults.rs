@@ -196,7 +196,11 @@ fn ready(f: &PlannedFault, exp_target: &ExpTarget, controls: &Controls) -> Resul
     let (kind, detail, queues, plan) = match (&f.spec.net, &f.spec.syscall, &f.spec.kill) {
         (_, _, Some(k)) => {
             let spec = k.clone().into_spec(f.duration, controls.force)?;
-            let detail = kill_detail(&spec, &format!("{target:?}"));
+            let whom = match target {
+                Target::Cgroup(c) => format!("the processes of cgroup {c}"),
+                Target::Pid(p) => format!("process {p}"),
+            };
+            let detail = kill_detail(&spec, &whom);
             let plan = Plan::Kill(spec, KillTarget::Local(target.clone()));
             ("kill".to_string(), detail, (None, None), plan)
         }

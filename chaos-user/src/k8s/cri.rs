@@ -110,9 +110,22 @@ impl Runtime {
                     )
                 })?,
         };
-        let channel = channel(&path).await.map_err(|e| Error::Runtime {
-            endpoint: path.display().to_string(),
-            message: format!("connecting: {e}"),
+        let channel = channel(&path).await.map_err(|e| {
+            // tonic's own message is "transport error"; the cause is in its sources.
+            let mut cause = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                cause = s.to_string();
+                src = s.source();
+            }
+            Error::input(
+                "--runtime-endpoint",
+                format!(
+                    "cannot connect to the container runtime at {}: {cause}; is containerd (or \
+                     CRI-O) running, and is this its CRI socket?",
+                    path.display()
+                ),
+            )
         })?;
         Ok(Runtime {
             client: RuntimeServiceClient::new(channel),
@@ -192,20 +205,18 @@ impl Runtime {
             .collect())
     }
 
-    /// The host pid of a container's init process (`info.pid` of the verbose status).
-    pub async fn pid(&mut self, container_id: &str) -> Result<u32> {
+    /// The host pid of a container's init process (`info.pid` of the verbose status); None
+    /// when it has none any more or is gone (it exited after the runtime listed it running).
+    pub async fn pid(&mut self, container_id: &str) -> Result<Option<u32>> {
         let req = ContainerStatusRequest {
             container_id: container_id.to_string(),
             verbose: true,
         };
-        let info = match self.client.container_status(req).await {
-            Ok(r) => r.into_inner().info,
-            Err(e) => return Err(self.failed("reading a container's status", e)),
-        };
-        info_pid(&info).ok_or_else(|| Error::Runtime {
-            endpoint: self.endpoint.display().to_string(),
-            message: format!("container {container_id}: the verbose status has no pid (info.pid)"),
-        })
+        match self.client.container_status(req).await {
+            Ok(r) => Ok(info_pid(&r.into_inner().info)),
+            Err(e) if e.code() == tonic::Code::NotFound => Ok(None),
+            Err(e) => Err(self.failed("reading a container's status", e)),
+        }
     }
 
     /// The host pid of a sandbox's own process (the pause container), which holds the pod's

@@ -109,13 +109,20 @@ impl Query {
             let chosen = self.containers_of(&pod, containers, &rt)?;
             let holder = rt.sandbox_pid(&pod.id).await?;
             for c in chosen {
-                let pid = rt.pid(&c.id).await?;
+                let Some(pid) = rt.pid(&c.id).await? else {
+                    continue; // exited since the listing
+                };
                 // Listed as running, but its process just exited (the runtime has not seen
                 // it yet): not a target any more.
                 if !Path::new(&format!("/proc/{pid}")).exists() {
                     continue;
                 }
-                out.push(located(&pod, c, pid, holder.unwrap_or(pid), siblings)?);
+                match located(&pod, c, pid, holder.unwrap_or(pid), siblings) {
+                    Ok(r) => out.push(r),
+                    // It exited while being looked at: not running any more.
+                    Err(_) if !Path::new(&format!("/proc/{pid}")).exists() => continue,
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(out)

@@ -47,6 +47,8 @@ pub fn of_target(t: &Target, force: bool) -> Result<Vec<Victim>> {
             let label = cg.path.display().to_string();
             let mut out = Vec::new();
             for pid in procs(&cg)? {
+                // Whatever the path looked like, never PID 1, chaos or its parent.
+                check_pid(pid, "--cgroup", force)?;
                 if let Some(comm) = comm(pid) {
                     out.push(Victim {
                         pid,

@@ -53,6 +53,13 @@ pub async fn run(
         every: a.every.map(Dur),
         recovery_timeout: a.recovery_timeout.map(Dur),
     };
+    if a.duration.is_some() && a.every.is_none() {
+        return Err(chaos::Error::input(
+            "--duration",
+            "a kill without --every is one round: give --every D with --duration, or leave \
+             --duration out",
+        ));
+    }
     let once = a.recovery_timeout.unwrap_or(kill::DEFAULT_RECOVERY_TIMEOUT);
     if let Some(r) = remote {
         let local = Target::from_args(a.cgroup.clone(), a.pid);
@@ -83,13 +90,21 @@ pub async fn run(
     if json {
         common::print_json(&summary);
     } else {
+        let why = match &summary.ended {
+            chaos::session::Ended::Signal { signal } => format!("stopped by {signal}"),
+            _ => "done".to_string(),
+        };
+        let recovery = match summary.recovered + summary.not_recovered {
+            0 => String::new(),
+            _ => format!(
+                ", running again {}, not {}",
+                summary.recovered, summary.not_recovered
+            ),
+        };
         out!(
-            "kill: {} round(s), killed {}, running again {}, not {}; {:?} after {:.1}s",
+            "kill: {} round(s), killed {}{recovery}; {why} after {:.1}s",
             summary.rounds,
             summary.killed,
-            summary.recovered,
-            summary.not_recovered,
-            summary.ended,
             summary.elapsed_ms as f64 / 1e3
         );
     }

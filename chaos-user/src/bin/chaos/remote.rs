@@ -36,6 +36,12 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(a: &RemoteArgs, url: &str) -> Result<Remote> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Error::input(
+                "--agent",
+                format!("'{url}' is not a URL: give http://HOST:PORT or https://HOST:PORT"),
+            ));
+        }
         let file = a.token_file.as_ref().ok_or_else(|| {
             Error::input(
                 "--token-file",
@@ -79,15 +85,29 @@ impl Remote {
             ("DELETE", _) => self.http.delete(&url).header("Authorization", &auth).call(),
             _ => self.http.get(&url).header("Authorization", &auth).call(),
         };
-        let mut resp = resp.map_err(|e| Error::Tool {
-            context: format!("{method} {url}"),
-            message: e.to_string(),
+        let mut resp = resp.map_err(|e| {
+            let text = e.to_string();
+            let hint = if text.contains("UnknownIssuer") || text.contains("CaUsedAsEndEntity") {
+                "; trust the agent's CA with --cacert FILE"
+            } else if text.contains("InvalidContentType") || text.contains("invalid HTTP version") {
+                "; check http:// or https:// against how the agent serves (--tls-cert)"
+            } else {
+                ""
+            };
+            Error::Tool {
+                context: format!("{method} {url}"),
+                message: format!("{text}{hint}"),
+            }
         })?;
         let code = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         match code {
             200..=299 => Ok(v),
+            401 => Err(Error::input(
+                "--token-file",
+                "the agent refused this token (401): give the file of the token it was started with",
+            )),
             400 | 404 => Err(Error::input(
                 "--agent",
                 format!(
