@@ -70,6 +70,12 @@ pub fn feature(feature: &str) -> Option<bool> {
     }))
 }
 
+/// Whether this is the host run (the one with every tool; the VM guests carry only what
+/// xtask/src/vm/initramfs.rs puts in them); None without expectations.
+pub fn host() -> Option<bool> {
+    current().map(|(n, _)| n == "host")
+}
+
 /// Whether the run expects containerd for the Kubernetes tests; None without expectations.
 pub fn containerd() -> Option<bool> {
     current().map(|(_, r)| r.containerd)

@@ -22,6 +22,13 @@ fn start(node: &Node, args: &[&str]) -> Running {
 /// counter counts at accept(), which under load can lag the handshake done before the attach.
 const LATE: u64 = 2;
 
+/// Whether a victim with `got` connections during the fault was cut off, next to one spared
+/// that made `spared`: at most LATE, or (on a loaded machine, where accepts lag by seconds) a
+/// quarter of the spared one's. An unfaulted victim makes about as many as the spared.
+fn is_cut(got: u64, spared: u64) -> bool {
+    got <= LATE.max(spared / 4)
+}
+
 /// Connections each counter got while `fault` ran to its end, counted from 1 s after the
 /// attach (connections under way then may still land).
 fn during(fault: Running, counters: &[&Counter]) -> (Vec<u64>, serde_json::Value) {
@@ -65,7 +72,7 @@ fn net_drop_on_a_pod_acts_on_its_own_interface_and_spares_other_pods() {
     let (grown, summary) = during(fault, &[&a, &b, &c]);
     println!("whole pod: connections (app, sidecar, other pod) {grown:?}; {summary}");
     assert!(
-        grown[0] <= LATE && grown[1] <= LATE,
+        is_cut(grown[0], grown[2]) && is_cut(grown[1], grown[2]),
         "the pod's containers cut off: {grown:?}"
     );
     assert!(grown[2] >= 10, "the other pod spared: {grown:?}");
@@ -96,7 +103,7 @@ fn net_drop_on_one_container_spares_its_sibling() {
     let fault = start(&node, &args);
     let (grown, summary) = during(fault, &[&a, &b, &c]);
     println!("one container: connections (app, sidecar, other pod) {grown:?}; {summary}");
-    assert!(grown[0] <= LATE, "app cut off: {grown:?}");
+    assert!(is_cut(grown[0], grown[1]), "app cut off: {grown:?}");
     assert!(
         grown[1] >= 10 && grown[2] >= 10,
         "sibling and other pod spared: {grown:?}"
@@ -134,7 +141,8 @@ fn selector_with_mode_one_or_fixed_two_faults_that_many_replicas() {
     ];
     let (grown, summary) = during(start(&node, &args), &refs);
     println!("mode one: connections per replica {grown:?}; {summary}");
-    let cut: Vec<usize> = (0..3).filter(|&i| grown[i] <= LATE).collect();
+    let most = *grown.iter().max().expect("three");
+    let cut: Vec<usize> = (0..3).filter(|&i| is_cut(grown[i], most)).collect();
     assert_eq!(cut.len(), 1, "exactly one replica faulted: {grown:?}");
     assert!(grown.iter().filter(|&&g| g >= 10).count() == 2, "{grown:?}");
     let rules = summary["rules"].as_array().expect("per-target counts");
@@ -149,8 +157,9 @@ fn selector_with_mode_one_or_fixed_two_faults_that_many_replicas() {
     let two = args.map(|a| if a == "one" { "fixed:2" } else { a });
     let (grown, summary) = during(start(&node, &two), &refs);
     println!("mode fixed:2: connections per replica {grown:?}; {summary}");
+    let most = *grown.iter().max().expect("three");
     let cut: Vec<String> = (0..3)
-        .filter(|&i| grown[i] <= LATE)
+        .filter(|&i| is_cut(grown[i], most))
         .map(|i| format!("shop/api-{i}/app"))
         .collect();
     assert_eq!(cut.len(), 2, "exactly two replicas faulted: {grown:?}");
@@ -304,7 +313,7 @@ fn a_restarted_container_is_followed_within_a_second() {
             "{family}: restarted container connected {grown} times, sibling {sibling}; {summary}"
         );
         assert!(
-            grown <= LATE,
+            is_cut(grown, sibling),
             "{family}: the fault followed the new container: {grown}"
         );
         assert!(sibling >= 10, "{family}: sibling spared: {sibling}");
@@ -351,7 +360,7 @@ fn udp_sendmsg_fault_on_one_container_spares_its_sibling() {
     let summary = fault.finish();
     let (ga, gb) = (a.now() - a0, b.now() - b0);
     println!("udp: datagrams during the fault app {ga}, sidecar {gb}; {summary}");
-    assert!(ga <= LATE, "app's datagrams refused: {ga}");
+    assert!(is_cut(ga, gb), "app's datagrams refused: {ga}");
     assert!(gb >= 10, "sidecar's arrive: {gb}");
     assert!(summary["injected"].as_u64() >= Some(10), "{summary}");
 }
@@ -399,6 +408,6 @@ fn a_host_network_pod_is_scoped_by_cgroup_on_the_node_interface() {
     ];
     let (grown, summary) = during(start(&node, &args), &[&a, &c]);
     println!("host network: connections (agent-0, agent-1) {grown:?}; {summary}");
-    assert!(grown[0] <= LATE && grown[1] >= 10, "{grown:?}");
+    assert!(is_cut(grown[0], grown[1]) && grown[1] >= 10, "{grown:?}");
     assert_eq!(summary["rules"][0]["rule"], "shop/agent-0/app", "{summary}");
 }
