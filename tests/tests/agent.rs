@@ -99,21 +99,220 @@ impl Agent {
     }
 }
 
+/// The lab, its agent and the fault request the checks send.
+struct Case<'a> {
+    lab: &'a Lab,
+    agent: &'a Agent,
+    token_file: &'a TempPath,
+    dst: String,
+    cg: String,
+    fault: String,
+}
+
+impl Case<'_> {
+    fn refusals(&self) {
+        // Without the token, or with a wrong one: 401 and nothing started.
+        assert_eq!(self.agent.call("GET", "/v1/faults", None, None).0, 401);
+        assert_eq!(
+            self.agent
+                .call(
+                    "POST",
+                    "/v1/faults",
+                    Some(&self.fault),
+                    Some("wrong-token-0000000")
+                )
+                .0,
+            401
+        );
+        assert_eq!(self.agent.call("GET", "/metrics", None, None).0, 401);
+        assert_eq!(
+            self.agent.call("GET", "/healthz", None, None),
+            (200, "ok\n".into())
+        );
+        assert_eq!(
+            connect(self.lab.inside("python3"), &self.dst, 7001, "tcp"),
+            0,
+            "nothing was started"
+        );
+    }
+
+    /// Starts the fault over the API and checks it acts; its id.
+    fn api_fault(&self) -> String {
+        let (code, started) = self.agent.json("POST", "/v1/faults", Some(&self.fault));
+        assert_eq!(code, 201, "{started}");
+        let id = started["id"].as_str().expect("id").to_string();
+        assert_eq!(started["fault"], "syscall connect");
+        for _ in 0..3 {
+            assert_eq!(
+                connect(self.lab.inside("python3"), &self.dst, 7001, "tcp"),
+                libc::ECONNREFUSED
+            );
+        }
+        // A local `chaos stop` of the agent's fault would signal the agent itself: refused.
+        let (_, local, _) = self.lab.run(&["--json", "status"]);
+        let local: Value = serde_json::from_str(local.trim()).expect("status JSON");
+        let record = local[0]["id"]
+            .as_str()
+            .expect("the agent's fault has a record");
+        let (code, _, err) = self.lab.run(&["stop", record]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("held by `chaos agent`"), "{err}");
+        assert_eq!(
+            self.agent.call("GET", "/healthz", None, None).0,
+            200,
+            "the agent lives on"
+        );
+        assert_eq!(
+            connect(self.lab.outside("python3"), &self.dst, 7001, "tcp"),
+            0,
+            "outside spared"
+        );
+        let (_, now) = self.agent.json("GET", &format!("/v1/faults/{id}"), None);
+        assert_eq!(
+            (now["state"].as_str(), now["injected"].as_u64()),
+            (Some("active"), Some(3)),
+            "{now}"
+        );
+        assert!(now["left_ms"].as_u64() > Some(50_000), "{now}");
+        id
+    }
+
+    fn metrics(&self, id: &str) {
+        // The exposition counts what the API reports (the fault thread updates it 4 times a second).
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let (code, text) = self.agent.call("GET", "/metrics", None, Some(TOKEN));
+        assert_eq!(code, 200);
+        let line = format!("chaos_fault_injected_total{{id=\"{id}\",fault=\"syscall connect\"}} 3");
+        assert!(text.contains(&line), "{line} in:\n{text}");
+        assert!(text.contains("chaos_faults_active 1"), "{text}");
+        assert!(
+            text.contains("chaos_api_requests_total{code=\"401\"} 3"),
+            "{text}"
+        );
+    }
+
+    fn guards(&self) {
+        // Guards and limits: refused with the reason, nothing started.
+        let root = self.fault.replace(&self.cg, "/");
+        let (code, refused) = self.agent.json("POST", "/v1/faults", Some(&root));
+        assert_eq!(code, 400, "{refused}");
+        assert!(
+            refused["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("root cgroup"),
+            "{refused}"
+        );
+        let long = self.fault.replace("\"60s\"", "\"2h\"");
+        let (code, refused) = self.agent.json("POST", "/v1/faults", Some(&long));
+        assert_eq!(code, 400, "{refused}");
+        let (code, bad) = self
+            .agent
+            .json("POST", "/v1/faults", Some("{\"target\": {}}"));
+        assert_eq!(code, 400, "{bad}");
+    }
+
+    fn stop(&self, id: &str) {
+        // Stop it: connects work again and its programs are gone.
+        let (code, stopped) = self.agent.json("DELETE", &format!("/v1/faults/{id}"), None);
+        assert_eq!(
+            (code, stopped["state"].as_str()),
+            (200, Some("stopped")),
+            "{stopped}"
+        );
+        assert_eq!(
+            connect(self.lab.inside("python3"), &self.dst, 7001, "tcp"),
+            0
+        );
+        assert_eq!(
+            self.agent
+                .json("DELETE", &format!("/v1/faults/{id}"), None)
+                .0,
+            404
+        );
+    }
+
+    fn cli(&self) {
+        // The CLI sends the same command to the agent instead of running it here.
+        let remote = |args: &[&str]| {
+            let mut all = vec![
+                "--agent",
+                self.agent.base.as_str(),
+                "--token-file",
+                self.token_file.as_str(),
+            ];
+            all.extend_from_slice(args);
+            self.lab.run(&all)
+        };
+        let (code, out, err) = remote(&[
+            "--json",
+            "syscall",
+            "connect",
+            "--errno",
+            "ECONNREFUSED",
+            "--dport",
+            "7001",
+            "--cgroup",
+            &self.cg,
+            "--duration",
+            "60s",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let sent: Value = serde_json::from_str(out.trim()).expect("the agent's answer");
+        let cli_id = sent["id"].as_str().expect("id").to_string();
+        assert_eq!(
+            connect(self.lab.inside("python3"), &self.dst, 7001, "tcp"),
+            libc::ECONNREFUSED
+        );
+        let (code, out, _) = remote(&["--json", "status"]);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains(&cli_id) && out.contains("\"injected\":1"),
+            "{out}"
+        );
+        let (code, _, err) = remote(&[
+            "syscall",
+            "connect",
+            "--errno",
+            "EPERM",
+            "--cgroup",
+            &self.cg,
+            "--duration",
+            "5s",
+            "--dry-run",
+        ]);
+        assert_eq!(code, 2, "local-only flags are refused, not dropped: {err}");
+        assert!(err.contains("--dry-run"), "{err}");
+        let (code, out, err) = remote(&["stop", &cli_id]);
+        assert_eq!(
+            (code, out.trim()),
+            (0, format!("stopped {cli_id}").as_str()),
+            "{err}"
+        );
+        assert_eq!(
+            connect(self.lab.inside("python3"), &self.dst, 7001, "tcp"),
+            0
+        );
+        let (code, _, err) = remote(&["doctor"]);
+        assert_eq!(code, 2, "{err}");
+    }
+}
+
 #[test]
 fn agent_starts_reads_measures_and_stops_a_fault_over_http() {
     let lab = Lab::new("agt");
     let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
-    let dst = SERVER_V4.to_string();
     let token_file = TempPath::new("agent-token");
     std::fs::write(token_file.as_str(), format!("{TOKEN}\n")).expect("token file");
     // Without TLS the token would cross the network in clear: only loopback is served.
-    let (code, _, err) = lab.run(&[
+    let listen = [
         "agent",
         "--listen",
         "0.0.0.0:0",
         "--token-file",
         token_file.as_str(),
-    ]);
+    ];
+    let (code, _, err) = lab.run(&listen);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("--listen") && err.contains("loopback"),
@@ -125,170 +324,21 @@ fn agent_starts_reads_measures_and_stops_a_fault_over_http() {
         r#"{{"name": "refused", "target": {{"cgroup": "{cg}"}}, "duration": "60s",
             "syscall": {{"name": "connect", "errno": "ECONNREFUSED", "dport": 7001}}}}"#
     );
-
-    // Without the token, or with a wrong one: 401 and nothing started.
-    assert_eq!(agent.call("GET", "/v1/faults", None, None).0, 401);
-    assert_eq!(
-        agent
-            .call(
-                "POST",
-                "/v1/faults",
-                Some(&fault),
-                Some("wrong-token-0000000")
-            )
-            .0,
-        401
-    );
-    assert_eq!(agent.call("GET", "/metrics", None, None).0, 401);
-    assert_eq!(
-        agent.call("GET", "/healthz", None, None),
-        (200, "ok\n".into())
-    );
-    assert_eq!(
-        connect(lab.inside("python3"), &dst, 7001, "tcp"),
-        0,
-        "nothing was started"
-    );
-
-    let (code, started) = agent.json("POST", "/v1/faults", Some(&fault));
-    assert_eq!(code, 201, "{started}");
-    let id = started["id"].as_str().expect("id").to_string();
-    assert_eq!(started["fault"], "syscall connect");
-    for _ in 0..3 {
-        assert_eq!(
-            connect(lab.inside("python3"), &dst, 7001, "tcp"),
-            libc::ECONNREFUSED
-        );
-    }
-    // A local `chaos stop` of the agent's fault would signal the agent itself: refused.
-    let (_, local, _) = lab.run(&["--json", "status"]);
-    let local: Value = serde_json::from_str(local.trim()).expect("status JSON");
-    let record = local[0]["id"]
-        .as_str()
-        .expect("the agent's fault has a record");
-    let (code, _, err) = lab.run(&["stop", record]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("held by `chaos agent`"), "{err}");
-    assert_eq!(
-        agent.call("GET", "/healthz", None, None).0,
-        200,
-        "the agent lives on"
-    );
-    assert_eq!(
-        connect(lab.outside("python3"), &dst, 7001, "tcp"),
-        0,
-        "outside spared"
-    );
-    let (_, now) = agent.json("GET", &format!("/v1/faults/{id}"), None);
-    assert_eq!(
-        (now["state"].as_str(), now["injected"].as_u64()),
-        (Some("active"), Some(3)),
-        "{now}"
-    );
-    assert!(now["left_ms"].as_u64() > Some(50_000), "{now}");
-
-    // The exposition counts what the API reports (the fault thread updates it 4 times a second).
-    std::thread::sleep(std::time::Duration::from_millis(400));
-    let (code, text) = agent.call("GET", "/metrics", None, Some(TOKEN));
-    assert_eq!(code, 200);
-    let line = format!("chaos_fault_injected_total{{id=\"{id}\",fault=\"syscall connect\"}} 3");
-    assert!(text.contains(&line), "{line} in:\n{text}");
-    assert!(text.contains("chaos_faults_active 1"), "{text}");
-    assert!(
-        text.contains("chaos_api_requests_total{code=\"401\"} 3"),
-        "{text}"
-    );
-
-    // Guards and limits: refused with the reason, nothing started.
-    let root = fault.replace(&cg, "/");
-    let (code, refused) = agent.json("POST", "/v1/faults", Some(&root));
-    assert_eq!(code, 400, "{refused}");
-    assert!(
-        refused["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("root cgroup"),
-        "{refused}"
-    );
-    let long = fault.replace("\"60s\"", "\"2h\"");
-    let (code, refused) = agent.json("POST", "/v1/faults", Some(&long));
-    assert_eq!(code, 400, "{refused}");
-    let (code, bad) = agent.json("POST", "/v1/faults", Some("{\"target\": {}}"));
-    assert_eq!(code, 400, "{bad}");
-
-    // Stop it: connects work again and its programs are gone.
-    let (code, stopped) = agent.json("DELETE", &format!("/v1/faults/{id}"), None);
-    assert_eq!(
-        (code, stopped["state"].as_str()),
-        (200, Some("stopped")),
-        "{stopped}"
-    );
-    assert_eq!(connect(lab.inside("python3"), &dst, 7001, "tcp"), 0);
-    assert_eq!(
-        agent.json("DELETE", &format!("/v1/faults/{id}"), None).0,
-        404
-    );
-
-    // The CLI sends the same command to the agent instead of running it here.
-    let remote = |args: &[&str]| {
-        let mut all = vec![
-            "--agent",
-            agent.base.as_str(),
-            "--token-file",
-            token_file.as_str(),
-        ];
-        all.extend_from_slice(args);
-        lab.run(&all)
+    let case = Case {
+        lab: &lab,
+        agent: &agent,
+        token_file: &token_file,
+        dst: SERVER_V4.to_string(),
+        cg,
+        fault,
     };
-    let (code, out, err) = remote(&[
-        "--json",
-        "syscall",
-        "connect",
-        "--errno",
-        "ECONNREFUSED",
-        "--dport",
-        "7001",
-        "--cgroup",
-        &cg,
-        "--duration",
-        "60s",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let sent: Value = serde_json::from_str(out.trim()).expect("the agent's answer");
-    let cli_id = sent["id"].as_str().expect("id").to_string();
-    assert_eq!(
-        connect(lab.inside("python3"), &dst, 7001, "tcp"),
-        libc::ECONNREFUSED
-    );
-    let (code, out, _) = remote(&["--json", "status"]);
-    assert_eq!(code, 0);
-    assert!(
-        out.contains(&cli_id) && out.contains("\"injected\":1"),
-        "{out}"
-    );
-    let (code, _, err) = remote(&[
-        "syscall",
-        "connect",
-        "--errno",
-        "EPERM",
-        "--cgroup",
-        &cg,
-        "--duration",
-        "5s",
-        "--dry-run",
-    ]);
-    assert_eq!(code, 2, "local-only flags are refused, not dropped: {err}");
-    assert!(err.contains("--dry-run"), "{err}");
-    let (code, out, err) = remote(&["stop", &cli_id]);
-    assert_eq!(
-        (code, out.trim()),
-        (0, format!("stopped {cli_id}").as_str()),
-        "{err}"
-    );
-    assert_eq!(connect(lab.inside("python3"), &dst, 7001, "tcp"), 0);
-    let (code, _, err) = remote(&["doctor"]);
-    assert_eq!(code, 2, "{err}");
-
+    case.refusals();
+    let id = case.api_fault();
+    case.metrics(&id);
+    case.guards();
+    case.stop(&id);
+    case.cli();
+    let (dst, fault) = (case.dst.clone(), case.fault.clone());
     // SIGTERM with a fault active: detached before the agent exits.
     let (code, again) = agent.json("POST", "/v1/faults", Some(&fault));
     assert_eq!(code, 201, "{again}");
