@@ -93,19 +93,8 @@ struct Tally {
 
 /// One round (`n`): the victims now, each signalled.
 fn round(spec: &KillSpec, target: &KillTarget, t: &Tally, n: u32) -> Result<()> {
-    let victims = match target {
-        KillTarget::Local(t) => victims::of_target(t, spec.force)?,
-        KillTarget::Pods(q) => {
-            let seed = crate::k8s::clock_seed();
-            let all = q.resolve_blocking()?;
-            q.mode
-                .pick(all, seed)
-                .iter()
-                .map(|r| victims::of_container(r, spec.force))
-                .collect::<Result<Vec<_>>>()?
-        }
-    };
-    for v in victims {
+    let victims = victims::chosen(target, spec.force)?;
+    for (v, _) in victims {
         t.found.fetch_add(1, Ordering::Relaxed);
         // Signal 0 (dry run) checks the process exists and sends nothing.
         let what = format!("pid {} ({}) of {} at round {n}", v.pid, v.comm, v.target);

@@ -96,7 +96,7 @@ pub async fn run(
     };
     loop {
         s.rounds += 1;
-        let chosen = choose(target, spec.force, s.rounds == 1).await?;
+        let chosen = choose(target, spec.force, s.rounds == 1)?;
         let mut killed = Vec::new();
         for (v, container) in chosen {
             if !victims::signal(&v, spec.signal)? {
@@ -143,25 +143,12 @@ pub async fn run(
 }
 
 /// This round's victims, with the container each one is the init process of.
-async fn choose(
+fn choose(
     target: &KillTarget,
     force: bool,
     first: bool,
 ) -> Result<Vec<(victims::Victim, Option<Resolved>)>> {
-    let found = match target {
-        KillTarget::Local(t) => victims::of_target(t, force)?
-            .into_iter()
-            .map(|v| (v, None))
-            .collect(),
-        KillTarget::Pods(q) => {
-            let seed = crate::k8s::clock_seed();
-            let mut out = Vec::new();
-            for r in q.resolve(seed).await? {
-                out.push((victims::of_container(&r, force)?, Some(r)));
-            }
-            out
-        }
-    };
+    let found = victims::chosen(target, force)?;
     if first && found.is_empty() {
         return Err(Error::input(
             "--cgroup",

@@ -62,6 +62,25 @@ pub fn of_target(t: &Target, force: bool) -> Result<Vec<Victim>> {
     }
 }
 
+/// A round's victims, each with the container it is the init process of: a `Local` target's
+/// processes now, or the init processes of the containers `mode` chooses now (anew each round).
+pub fn chosen(target: &super::KillTarget, force: bool) -> Result<Vec<(Victim, Option<Resolved>)>> {
+    match target {
+        super::KillTarget::Local(t) => Ok(of_target(t, force)?
+            .into_iter()
+            .map(|v| (v, None))
+            .collect()),
+        super::KillTarget::Pods(q) => {
+            let all = q.resolve_blocking()?;
+            q.mode
+                .pick(all, crate::k8s::clock_seed())
+                .into_iter()
+                .map(|r| Ok((of_container(&r, force)?, Some(r))))
+                .collect()
+        }
+    }
+}
+
 /// A container's init process; its cgroup passes the same guards.
 pub fn of_container(r: &Resolved, force: bool) -> Result<Victim> {
     let cg = Cgroup::resolve(&r.cgroup)?;
