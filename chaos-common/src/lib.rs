@@ -198,6 +198,8 @@ pub const EVENT_PACKET: u8 = 1;
 pub const EVENT_CONNECT: u8 = 2;
 /// Any other syscall; `Event::action` holds the `syscall::OP_*`.
 pub const EVENT_SYSCALL: u8 = 3;
+/// A process signalled at a syscall (crash faults); `Event::errno` holds the signal number.
+pub const EVENT_CRASH: u8 = 4;
 
 /// One injected (or, in dry-run mode, would-be) fault, sent through `CHAOS_EVENTS`.
 #[repr(C)]

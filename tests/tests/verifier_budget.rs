@@ -164,6 +164,31 @@ fn sock_addr_programs_within_budget() {
     lab.finish();
 }
 
+/// Crash faults' tracepoint programs: on a descriptor with --path (walks the descriptor table
+/// and the directories above the file), and by scope only.
+#[test]
+fn crash_programs_within_budget() {
+    if !chaos_tests::kernel_has("send_signal", "crash_programs_within_budget") {
+        return;
+    }
+    let lab = Lab::new("vbcrash");
+    let cgroup = lab.cgroup();
+    let mut figures = Vec::new();
+    for (case, call, path) in [
+        ("syscall write --signal, --path", "write", Some("/tmp")),
+        ("syscall open --signal", "open", None),
+    ] {
+        let mut args = vec!["syscall", call, "--signal", "SIGKILL", "--cgroup", &cgroup];
+        if let Some(p) = path {
+            args.extend(["--path", p]);
+        }
+        args.extend(["--dry-run", "--duration", "60s"]);
+        figures.extend(measure(&lab, case, &args));
+    }
+    check(&figures);
+    lab.finish();
+}
+
 /// File and process syscalls (BPF LSM, else fmod_ret, else kprobes): where this kernel runs
 /// them; otherwise `kernel_runs` prints why they are not measured here.
 #[test]
