@@ -112,6 +112,9 @@ fn packet_programs_within_budget() {
     let mut args = vec!["net", "drop", "--cgroup", &cgroup, "--direction", "ingress"];
     args.extend(dry);
     figures.extend(measure(&lab, "net drop, cgroup ingress", &args));
+    let mut args = lab.at_server("dns", &["--rcode", "NXDOMAIN", "--name", "*.example.com"]);
+    args.extend(dry);
+    figures.extend(measure(&lab, "net dns", &args));
     check(&figures);
     lab.finish();
 }

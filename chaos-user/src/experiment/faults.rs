@@ -13,6 +13,7 @@ use crate::{
     target::Target,
     watch::Watched,
 };
+use chaos_common::ACTION_DNS;
 use std::time::Duration;
 
 /// A fault checked against this system, ready to attach at its start offset.
@@ -63,7 +64,7 @@ impl Ready {
                 let mut names: Vec<&'static str> = p
                     .hooks
                     .iter()
-                    .map(|&h| crate::net::classifier_for(h, p.ifb))
+                    .map(|&h| crate::net::classifier_for(h, p.ifb, p.rule.action == ACTION_DNS))
                     .collect();
                 if p.cgroup_ingress {
                     names.push(PROG_CGROUP_INGRESS);
