@@ -38,6 +38,9 @@ pub const ACTION_RESET: u8 = 7;
 /// Answer a DNS query for a matching name with an error RCODE (a program of its own,
 /// `maps::PROG_TC_DNS`; the names and RCODE are in `maps::DNS_NAMES`).
 pub const ACTION_DNS: u8 = 8;
+/// Rewrite the status code of plaintext HTTP/1.x responses to `NetRule::http_status` (programs
+/// of their own, `maps::PROG_TC_HTTP_IN` / `PROG_TC_HTTP_EG`).
+pub const ACTION_HTTP_ABORT: u8 = 9;
 
 /// Whether an action sets departure times, which only the fq qdisc honours.
 pub const fn needs_fq(action: u8) -> bool {
@@ -168,9 +171,12 @@ pub struct NetRule {
     /// exact to 0.01 %), and how far ahead a departure may be before the packet is dropped.
     pub ns_per_byte_q16: u64,
     pub horizon_ns: u64,
+    /// `ACTION_HTTP_ABORT`: the status code responses get (100-599).
+    pub http_status: u32,
+    pub _pad: u32,
 }
 const _: () = assert!(core::mem::offset_of!(NetRule, loss) + 8 == 64);
-const _: () = assert!(core::mem::size_of::<NetRule>() == 176);
+const _: () = assert!(core::mem::size_of::<NetRule>() == 184);
 
 /// One socket-address fault rule (connect, sendmsg, bind), read from `CHAOS_SOCK_CFG[0]`.
 #[repr(C)]

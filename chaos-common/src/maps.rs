@@ -48,6 +48,9 @@ pub const PROG_BIND6: &str = "chaos_bind6";
 /// DNS answers: the classifier that turns matching queries back as answers, and its names.
 pub const PROG_TC_DNS: &str = "chaos_tc_dns";
 pub const DNS_NAMES: &str = "CHAOS_DNS_NAMES";
+/// HTTP aborts: responses arriving for the client, and leaving the server.
+pub const PROG_TC_HTTP_IN: &str = "chaos_tc_http_in";
+pub const PROG_TC_HTTP_EG: &str = "chaos_tc_http_eg";
 /// Crash faults: tracepoints on syscall entry; the first filters by the descriptor's file.
 pub const PROG_CRASH_FD: &str = "chaos_crash_fd";
 pub const PROG_CRASH_CALL: &str = "chaos_crash_call";

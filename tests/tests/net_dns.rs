@@ -43,13 +43,21 @@ impl Resolver {
             .spawn()
             .expect("dnsmasq (scripts/setup.sh installs dnsmasq-base)");
         let r = Resolver { child, log };
-        for _ in 0..100 {
-            if lookup(|p| lab.outside(p), "ready.other.test", V4, false).0 == 0 {
+        // dnsmasq logs "started" once it listens (seconds in an emulated guest).
+        for _ in 0..300 {
+            if std::fs::read_to_string(&r.log.0).is_ok_and(|l| l.contains("started")) {
+                assert_eq!(
+                    lookup(|p| lab.outside(p), "ready.other.test", V4, false),
+                    (0, "10.1.2.4 fd01::4".into())
+                );
                 return r;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!("dnsmasq did not answer");
+        panic!(
+            "dnsmasq did not start: {:?}",
+            std::fs::read_to_string(&r.log.0)
+        );
     }
 
     /// Queries for `name` the resolver logged.

@@ -115,6 +115,11 @@ fn packet_programs_within_budget() {
     let mut args = lab.at_server("dns", &["--rcode", "NXDOMAIN", "--name", "*.example.com"]);
     args.extend(dry);
     figures.extend(measure(&lab, "net dns", &args));
+    let (iface, netns) = (lab.sb.client_if.clone(), lab.sb.client_ns.clone());
+    let mut args = vec!["net", "http-abort", "--iface", &iface, "--netns", &netns];
+    args.extend(["--cgroup", &cgroup, "--port", "8080"]);
+    args.extend(dry);
+    figures.extend(measure(&lab, "net http-abort, cgroup", &args));
     check(&figures);
     lab.finish();
 }

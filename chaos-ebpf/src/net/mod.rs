@@ -28,6 +28,7 @@ mod cgroup_in;
 mod corrupt;
 mod dns;
 mod handoff;
+mod http;
 mod parse;
 mod rate;
 mod reset;
@@ -474,7 +475,7 @@ fn in_set(slot: u32, c: &Cidr, set: &LpmTrie<[u32; 5], u8>, family: u8, addr: &[
             .is_some()
 }
 
-fn in_cgroup(ctx: &TcContext, rule: &NetRule) -> bool {
+pub fn in_cgroup(ctx: &TcContext, rule: &NetRule) -> bool {
     if rule.cgroup_id == 0 {
         return true;
     }

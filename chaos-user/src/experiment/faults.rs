@@ -13,7 +13,6 @@ use crate::{
     target::Target,
     watch::Watched,
 };
-use chaos_common::ACTION_DNS;
 use std::time::Duration;
 
 /// A fault checked against this system, ready to attach at its start offset.
@@ -64,7 +63,7 @@ impl Ready {
                 let mut names: Vec<&'static str> = p
                     .hooks
                     .iter()
-                    .map(|&h| crate::net::classifier_for(h, p.ifb, p.rule.action == ACTION_DNS))
+                    .map(|&h| crate::net::classifier_for(h, p.ifb, p.rule.action))
                     .collect();
                 if p.cgroup_ingress {
                     names.push(PROG_CGROUP_INGRESS);

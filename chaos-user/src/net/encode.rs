@@ -5,9 +5,10 @@
 use super::{Action, Direction, Distribution, NetSpec, Protocol};
 use crate::{cidr, units::Percent};
 use chaos_common::{
-    ACTION_CORRUPT, ACTION_DELAY, ACTION_DNS, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE,
-    ACTION_REORDER, ACTION_RESET, Cidr, NetRule, OPT_KEEP_CSUM, OPT_NORMAL, OPT_PEER, PROTO_ANY,
-    PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange, filter::FAMILY_SET,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DNS, ACTION_DROP, ACTION_DUPLICATE, ACTION_HTTP_ABORT,
+    ACTION_RATE, ACTION_REORDER, ACTION_RESET, Cidr, NetRule, OPT_INGRESS, OPT_KEEP_CSUM,
+    OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange,
+    filter::FAMILY_SET,
 };
 use ipnet::IpNet;
 
@@ -44,6 +45,10 @@ pub fn encode(spec: &NetSpec, scope: Scope, fault_id: u32) -> Encoded {
     let hooks = match (cgroup_ingress, spec.direction) {
         (true, Direction::Both) => &[Direction::Egress][..],
         (true, _) => &[][..],
+        // HTTP aborts at ingress scoped to a cgroup learn its connections at egress.
+        (false, Direction::Ingress) if http_ingress(spec) && spec.target.is_some() => {
+            &[Direction::Ingress, Direction::Egress][..]
+        }
         (false, d) => d.hooks(),
     };
     let delaying = matches!(spec.action, Action::Delay { .. } | Action::Rate { .. });
@@ -61,6 +66,11 @@ pub fn encode(spec: &NetSpec, scope: Scope, fault_id: u32) -> Encoded {
             _ => Vec::new(),
         },
     }
+}
+
+/// An HTTP abort of the responses arriving for the client (marked OPT_INGRESS for its programs).
+fn http_ingress(spec: &NetSpec) -> bool {
+    matches!(spec.action, Action::HttpAbort { .. }) && spec.direction == Direction::Ingress
 }
 
 /// One prefix is compared inline; several are looked up in an LPM trie.
@@ -116,10 +126,13 @@ fn rule(spec: &NetSpec, scope: Scope, fault_id: u32) -> NetRule {
             _ => PortRange::ANY,
         }),
         cgroup_level: scope.cgroup_level,
-        protocol: protocol_code(spec.protocol),
+        protocol: match spec.action {
+            Action::HttpAbort { .. } => PROTO_TCP,
+            _ => protocol_code(spec.protocol),
+        },
         action: action_code(spec.action),
         flags: spec.controls.flags(),
-        opts: opts | peer(spec.direction),
+        opts: opts | peer(spec.direction) | if http_ingress(spec) { OPT_INGRESS } else { 0 },
         fault_id,
         sample: spec.controls.events_sample,
         delay_ns,
@@ -127,6 +140,11 @@ fn rule(spec: &NetSpec, scope: Scope, fault_id: u32) -> NetRule {
         correlation: spec.correlation.map_or(0, Percent::threshold),
         ns_per_byte_q16,
         horizon_ns,
+        http_status: match spec.action {
+            Action::HttpAbort { status } => u32::from(status),
+            _ => 0,
+        },
+        _pad: 0,
         loss: spec.loss.map_or(0, Percent::threshold),
         redirect_ifindex: 0,
         rules: 0,
@@ -154,6 +172,7 @@ pub fn action_code(a: Action) -> u8 {
         Action::Rate { .. } => ACTION_RATE,
         Action::Reset => ACTION_RESET,
         Action::Dns { .. } => ACTION_DNS,
+        Action::HttpAbort { .. } => ACTION_HTTP_ABORT,
     }
 }
 

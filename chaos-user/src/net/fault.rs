@@ -23,10 +23,11 @@ use aya::programs::{
     CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, SchedClassifier, cgroup_skb::CgroupSkbLinkId,
 };
 use chaos_common::{
-    ACTION_DNS, MAX_RULES, NetRule, OPT_EGRESS, OPT_HANDOFF, OPT_INGRESS,
+    ACTION_DNS, ACTION_HTTP_ABORT, MAX_RULES, NetRule, OPT_EGRESS, OPT_HANDOFF, OPT_INGRESS,
     maps::{
         NET_CFG, NET_DST_SET, NET_SET_HINT, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS,
-        PROG_TC_DNS, PROG_TC_EGRESS, PROG_TC_HANDOFF, PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
+        PROG_TC_DNS, PROG_TC_EGRESS, PROG_TC_HANDOFF, PROG_TC_HTTP_EG, PROG_TC_HTTP_IN,
+        PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
     },
     needs_fq,
 };
@@ -86,11 +87,15 @@ fn check_set(plans: &[NetPlan]) -> Result<&NetPlan> {
             "the rules of a set share one interface and attach mode",
         ));
     }
-    if plans.len() > 1 && plans.iter().any(|p| p.rule.action == ACTION_DNS) {
+    if plans.len() > 1
+        && plans
+            .iter()
+            .any(|p| matches!(p.rule.action, ACTION_DNS | ACTION_HTTP_ABORT))
+    {
         return Err(Error::input(
             "--rule",
-            "DNS answers have a program of their own and cannot share a rule set; run them \
-             as their own `chaos net dns`",
+            "DNS answers and HTTP aborts have programs of their own and cannot share a rule \
+             set; run them as their own `chaos net dns` / `chaos net http-abort`",
         ));
     }
     if plans.len() > 1 && plans.iter().any(|p| p.cgroup_ingress) {
@@ -104,10 +109,12 @@ fn check_set(plans: &[NetPlan]) -> Result<&NetPlan> {
 }
 
 /// The classifier for a hook: at ingress, the one that can redirect to an ifb when a rule
-/// holds arriving packets back; for DNS answers, the program of their own.
-pub fn classifier_for(hook: Direction, ifb: bool, dns: bool) -> &'static str {
+/// holds arriving packets back; for DNS answers and HTTP aborts, programs of their own.
+pub fn classifier_for(hook: Direction, ifb: bool, action: u8) -> &'static str {
     match hook {
-        Direction::Egress if dns => PROG_TC_DNS,
+        Direction::Egress if action == ACTION_DNS => PROG_TC_DNS,
+        Direction::Egress if action == ACTION_HTTP_ABORT => PROG_TC_HTTP_EG,
+        _ if action == ACTION_HTTP_ABORT => PROG_TC_HTTP_IN,
         Direction::Egress => PROG_TC_EGRESS,
         _ if ifb => PROG_TC_INGRESS_IFB,
         _ => PROG_TC_INGRESS,
@@ -179,7 +186,6 @@ impl NetFault {
             fill_set(&mut fault.core.ebpf, false, slot, &p.src_set)?;
             fill_set(&mut fault.core.ebpf, true, slot, &p.dst_set)?;
         }
-        let dns = plan.rule.action == ACTION_DNS;
         if let super::Action::Dns { rcode } = plan.action {
             super::dns::fill(&mut fault.core.ebpf, &plan.dns_names, rcode)?;
         }
@@ -199,7 +205,7 @@ impl NetFault {
         for hook in hooks {
             // A stop signal while starting: Drop undoes what is attached so far.
             crate::startup::check()?;
-            let name = classifier_for(hook, ifb, dns);
+            let name = classifier_for(hook, ifb, plans[0].rule.action);
             let prog = classifier(&mut fault.core.ebpf, name)?;
             let w = Where {
                 iface: &plan.iface,
@@ -283,7 +289,6 @@ impl NetFault {
     /// Loads (verifies) the classifier of every hook the rules use, and the cgroup_skb program
     /// for a cgroup's arriving traffic; returns the hooks, each once.
     fn load_programs(&mut self, plans: &[NetPlan], ifb: bool) -> Result<Vec<Direction>> {
-        let dns = plans[0].rule.action == ACTION_DNS;
         let mut hooks: Vec<Direction> = Vec::new();
         for h in plans.iter().flat_map(|p| p.hooks.iter().copied()) {
             if !hooks.contains(&h) {
@@ -291,7 +296,7 @@ impl NetFault {
             }
         }
         for &hook in &hooks {
-            let name = classifier_for(hook, ifb, dns);
+            let name = classifier_for(hook, ifb, plans[0].rule.action);
             loaded(&mut self.core.ebpf, name)?;
             let id = self.core.ebpf.program(name).and_then(ebpf::program_id);
             self.program_ids.extend(id);

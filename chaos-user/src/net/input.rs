@@ -24,6 +24,8 @@ pub enum NetAction {
     Rate,
     Reset,
     Dns,
+    #[serde(rename = "http-abort")]
+    HttpAbort,
 }
 
 /// `chaos net ACTION` options, by the same names (dashes become underscores). Every field but
@@ -62,6 +64,8 @@ pub struct NetFaultSpec {
     pub rcode: Option<Text>,
     #[serde(default)]
     pub name: OneOrMany<String>,
+    /// http-abort: the status code responses get (default 503).
+    pub status: Option<u16>,
 }
 
 /// `--horizon`'s default: packets due more than 1 s ahead are dropped (fq's own horizon is 10 s;
@@ -94,6 +98,7 @@ impl NetFaultSpec {
             tc_attach: None,
             rcode: None,
             name: OneOrMany::default(),
+            status: None,
         }
     }
 
@@ -152,6 +157,9 @@ impl NetFaultSpec {
         if self.action != NetAction::Dns && (self.rcode.is_some() || !self.name.is_empty()) {
             return Err(Error::input("--rcode", "only dns takes rcode/name"));
         }
+        if self.action != NetAction::HttpAbort && self.status.is_some() {
+            return Err(Error::input("--status", "only http-abort takes a status"));
+        }
         if self.action != NetAction::Corrupt && self.keep_checksum {
             return Err(Error::input(
                 "--keep-checksum",
@@ -162,6 +170,9 @@ impl NetFaultSpec {
             NetAction::Drop => Action::Drop,
             NetAction::Duplicate => Action::Duplicate,
             NetAction::Reset => Action::Reset,
+            NetAction::HttpAbort => Action::HttpAbort {
+                status: self.status.unwrap_or(503),
+            },
             NetAction::Dns => Action::Dns {
                 rcode: crate::net::dns::parse_rcode(self.rcode.as_ref().map_or("", |t| &t.0))
                     .map_err(|e| match (&self.rcode, e) {

@@ -81,6 +81,10 @@ pub enum Action {
     Dns {
         rcode: u8,
     },
+    /// Rewrite the status code of plaintext HTTP/1.x responses (same length).
+    HttpAbort {
+        status: u16,
+    },
 }
 
 impl Action {
@@ -88,6 +92,10 @@ impl Action {
     /// ingress; delay, rate and anything scoped to a cgroup work at egress (packets are matched
     /// to their sender's socket there).
     pub fn default_direction(self, scoped: bool) -> Direction {
+        // Responses are aborted as they arrive for the client (its socket gives the cgroup).
+        if let Action::HttpAbort { .. } = self {
+            return Direction::Ingress;
+        }
         if scoped
             || matches!(
                 self,
@@ -111,6 +119,7 @@ impl Action {
             Action::Rate { .. } => "net rate",
             Action::Reset => "net reset",
             Action::Dns { .. } => "net dns",
+            Action::HttpAbort { .. } => "net http-abort",
         }
     }
 
@@ -120,6 +129,7 @@ impl Action {
             Action::Duplicate => "duplicate".into(),
             Action::Reset => "reset (as TCP RST)".into(),
             Action::Dns { rcode } => format!("answer {}", super::dns::rcode_name(rcode)),
+            Action::HttpAbort { status } => format!("answer {status} to"),
             Action::Corrupt {
                 keep_checksum: true,
             } => "corrupt (checksum fixed)".into(),
@@ -195,6 +205,12 @@ impl NetSpec {
             ""
         };
         let what = match self.action {
+            Action::HttpAbort { .. } => format!(
+                "{} {} of HTTP/1.x responses ({})",
+                self.action.describe(),
+                self.percent,
+                self.packets()
+            ),
             Action::Dns { .. } => format!(
                 "{} to {} of DNS queries for {} ({})",
                 self.action.describe(),
@@ -283,7 +299,10 @@ impl NetSpec {
     /// Whether arriving traffic is scoped to a cgroup: dropped by a cgroup_skb program on the
     /// cgroup (at TC ingress a packet has no socket yet), which needs no interface.
     pub(super) fn cgroup_ingress(&self) -> bool {
-        self.target.is_some() && self.direction != Direction::Egress
+        // HTTP aborts find the arriving segment's socket themselves.
+        self.target.is_some()
+            && self.direction != Direction::Egress
+            && !matches!(self.action, Action::HttpAbort { .. })
     }
 
     /// The checks that need only the spec, in the order a user meets them; errors name the
@@ -360,6 +379,25 @@ impl NetSpec {
                  and count as reset)",
             )),
             Action::Reset => Ok(()),
+            Action::HttpAbort { status } => {
+                if !(100..=599).contains(&status) {
+                    return Err(Error::input(
+                        "--status",
+                        "use an HTTP status code from 100 to 599, e.g. 503",
+                    ));
+                }
+                if self.direction == Direction::Both {
+                    return Err(Error::input(
+                        "--direction",
+                        "responses are aborted either as they arrive for the client (ingress, \
+                         the default) or as they leave the server (egress), not both",
+                    ));
+                }
+                if matches!(self.protocol, Some(Protocol::Udp | Protocol::Icmp)) {
+                    return Err(Error::input("--protocol", "HTTP/1.x runs over tcp"));
+                }
+                Ok(())
+            }
             Action::Dns { .. } => {
                 if self.direction != Direction::Egress {
                     return Err(Error::input(

@@ -53,6 +53,12 @@ pub fn support(f: &[Feature]) -> Vec<FaultSupport> {
             with_tc("TC classifier + bpf_skb_store_bytes, checksum fixed or left broken"),
         ),
         row(
+            "net http-abort",
+            with_tc(
+                "TC classifier rewrites the status code of HTTP/1.x responses (checksum fixed)",
+            ),
+        ),
+        row(
             "net dns",
             with_tc(
                 "TC classifier turns matching queries back as answers (bpf_redirect to ingress)",

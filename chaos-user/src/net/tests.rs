@@ -5,9 +5,9 @@
 use super::{Action, Direction, Distribution, NetSpec, Protocol, Scope, encode};
 use crate::{controls::Controls, target::Target, units::Percent};
 use chaos_common::{
-    ACTION_CORRUPT, ACTION_DELAY, ACTION_DNS, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE,
-    ACTION_REORDER, ACTION_RESET, FLAG_DRY_RUN, OPT_KEEP_CSUM, OPT_NORMAL, OPT_PEER, PROTO_ANY,
-    PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange, THRESHOLD_ALWAYS,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DNS, ACTION_DROP, ACTION_DUPLICATE, ACTION_HTTP_ABORT,
+    ACTION_RATE, ACTION_REORDER, ACTION_RESET, FLAG_DRY_RUN, OPT_INGRESS, OPT_KEEP_CSUM,
+    OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange, THRESHOLD_ALWAYS,
     filter::{FAMILY_ANY, FAMILY_SET, FAMILY_V4, FAMILY_V6},
 };
 use std::time::Duration;
@@ -161,6 +161,11 @@ fn each_action_has_its_code_and_options() {
         (Action::Duplicate, ACTION_DUPLICATE, 0),
         (Action::Reset, ACTION_RESET, 0),
         (Action::Dns { rcode: 2 }, ACTION_DNS, 0),
+        (
+            Action::HttpAbort { status: 503 },
+            ACTION_HTTP_ABORT,
+            OPT_INGRESS,
+        ),
         (
             Action::Corrupt {
                 keep_checksum: true,
@@ -352,4 +357,21 @@ fn dns_defaults_to_port_53_at_egress_with_its_names() {
         (&e.dns_names[0].0[..10], e.dns_names[0].1),
         (&b"tset.pohs."[..], 80)
     );
+}
+
+/// An HTTP abort scoped to a cgroup aborts at ingress and learns the cgroup's connections at
+/// egress; its status travels in the rule.
+#[test]
+fn http_abort_scoped_to_a_cgroup_uses_both_hooks() {
+    let mut s = spec(Action::HttpAbort { status: 503 });
+    s.target = Some(Target::Cgroup("app".into()));
+    assert_eq!(s.direction, Direction::Ingress);
+    s.check().expect("valid");
+    let e = encode(&s, Scope::default(), 1);
+    assert_eq!(e.hooks, &[Direction::Ingress, Direction::Egress]);
+    assert_eq!((e.rule.http_status, e.rule.protocol), (503, PROTO_TCP));
+    assert_ne!(e.rule.opts & OPT_INGRESS, 0);
+    assert!(!e.cgroup_ingress);
+    s.action = Action::HttpAbort { status: 700 };
+    assert!(s.check().is_err());
 }

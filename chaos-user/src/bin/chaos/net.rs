@@ -55,6 +55,16 @@ pub enum NetCommand {
     ///
     /// Example: chaos net dns --iface eth0 --rcode NXDOMAIN --name '*.payments.svc.cluster.local' --cgroup app --duration 1m
     Dns(DnsArgs),
+    /// Abort HTTP requests without a service mesh (Istio's fault abort): the status code of
+    /// plaintext HTTP/1.x responses is rewritten in flight (same length: " 200" becomes
+    /// " 503", the TCP checksum fixed), so the client receives --status from a healthy server
+    /// with the body intact; --percent counts responses, not packets. At ingress (the default)
+    /// the responses arriving for the client's sockets, scoped by --cgroup/--pid to the
+    /// client's own; with --direction egress the responses a server's cgroup sends. TLS (and
+    /// HTTP/2) traffic cannot be read and passes untouched.
+    ///
+    /// Example: chaos net http-abort --iface eth0 --status 503 --percent 10 --port 8080 --cgroup shop/web --duration 5m
+    HttpAbort(HttpArgs),
     /// Reorder: every matching packet is delayed by --latency except --percent of them, which
     /// leave at once and overtake the delayed ones (netem's "reorder P"; needs fq, like delay).
     ///
@@ -72,6 +82,18 @@ pub enum NetCommand {
     ///
     /// Example: chaos net rules --iface eth0 --duration 5m --rule 'delay --latency 100ms --dport 5432' --rule 'drop --percent 5 --protocol udp --dport 53'
     Rules(crate::net_rules::RulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// The status code responses get (100-599). Default: 503.
+    #[arg(long, value_name = "CODE")]
+    status: Option<u16>,
+    /// Only responses from this server port or range N-M (the same as --sport).
+    #[arg(long, value_name = "N", value_parser = common::ports, conflicts_with = "sport")]
+    port: Option<chaos_common::PortRange>,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -228,7 +250,7 @@ impl NetArgs {
         f.protocol = self.protocol.map(Into::into);
         f.src = OneOrMany::Many(src.into_iter().map(Cidr).collect());
         f.dst = OneOrMany::Many(dst.into_iter().map(Cidr).collect());
-        f.sport = self.sport.map(Ports);
+        f.sport = self.sport.map(Ports).or(f.sport);
         f.dport = self.dport.map(Ports);
         f.tc_attach = self.tc_attach.map(Into::into);
         Ok(Input {
@@ -389,6 +411,14 @@ pub fn split(cmd: NetCommand) -> Split {
         }
         NetCommand::Duplicate(args) => (args, NetFaultSpec::new(NetAction::Duplicate)),
         NetCommand::Reset(args) => (args, NetFaultSpec::new(NetAction::Reset)),
+        NetCommand::HttpAbort(h) => (
+            h.net,
+            NetFaultSpec {
+                status: h.status,
+                sport: h.port.map(Ports),
+                ..NetFaultSpec::new(NetAction::HttpAbort)
+            },
+        ),
         NetCommand::Dns(d) => (
             d.net,
             NetFaultSpec {

@@ -63,6 +63,8 @@ fn rule(dport: u16) -> NetRule {
         correlation: 0,
         ns_per_byte_q16: 0,
         horizon_ns: 0,
+        http_status: 0,
+        _pad: 0,
         loss: 0,
         redirect_ifindex: 0,
         rules: 1,
