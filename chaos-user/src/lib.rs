@@ -28,6 +28,7 @@ pub mod scalar;
 pub mod session;
 pub mod startup;
 pub mod state;
+pub mod stress;
 pub mod support;
 pub mod syscall;
 pub mod target;
