@@ -190,7 +190,7 @@ pub fn parse_byte_rate(s: &str) -> Result<u64, String> {
 /// `64MiB`-style text for a size in bytes (exact: the largest unit that divides it).
 pub fn format_size(bytes: u64) -> String {
     for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }

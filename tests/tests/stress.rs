@@ -384,9 +384,11 @@ fn sigkill_of_chaos_kills_its_workers_and_cleanup_leaves_nothing() {
     chaos.kill().expect("SIGKILL chaos");
     let killed = Instant::now();
     chaos.wait().expect("reap chaos");
+    // At once on the host; an emulated guest's process exit is slower.
+    let within = Duration::from_secs(if expect::host() == Some(false) { 5 } else { 1 });
     while !workers_of(&id).is_empty() {
         assert!(
-            killed.elapsed() < Duration::from_secs(1),
+            killed.elapsed() < within,
             "workers outlived chaos: {:?}",
             workers_of(&id)
         );

@@ -82,8 +82,14 @@ impl Fault for StressFault {
             })
             .collect();
         if let Some(s) = &self.running {
+            let (killed, rise) = s.killed_so_far();
             out.push((
-                format!("{} of {} workers running", s.running(), s.pids.len()),
+                format!(
+                    "{} of {} workers running; {killed} killed by SIGKILL not from chaos \
+                     (oom_kill +{rise} in the targets' cgroups)",
+                    s.running(),
+                    s.pids.len()
+                ),
                 Counters::default(),
             ));
         }

@@ -154,6 +154,10 @@ struct Outcome {
 pub struct Stressing {
     stop: Arc<AtomicBool>,
     running: Arc<AtomicU32>,
+    /// Workers ended by a SIGKILL chaos did not send, so far.
+    sigkilled: Arc<AtomicU32>,
+    /// The targets and their oom_kill counters before the start.
+    placements: Vec<(Placement, u64)>,
     thread: Option<JoinHandle<Outcome>>,
     pub fault_id: String,
     /// The workers' pids, in start order.
@@ -170,17 +174,30 @@ impl Stressing {
     pub fn start(plan: &StressPlan) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let running = Arc::new(AtomicU32::new(0));
+        let sigkilled = Arc::new(AtomicU32::new(0));
+        let placements: Vec<(Placement, u64)> = plan
+            .placements
+            .iter()
+            .map(|p| (p.clone(), p.oom_kills()))
+            .collect();
         let (tx, rx) = mpsc::channel();
         let p = plan.clone();
-        let (s, r) = (stop.clone(), running.clone());
+        let oom_before: Vec<u64> = placements.iter().map(|(_, n)| *n).collect();
+        let counts = Counts {
+            running: running.clone(),
+            sigkilled: sigkilled.clone(),
+        };
+        let s = stop.clone();
         let thread = std::thread::Builder::new()
             .name("stress".into())
-            .spawn(move || supervise(&p, &s, &r, &tx))
+            .spawn(move || supervise(&p, &s, &counts, oom_before, &tx))
             .map_err(|e| Error::io("starting the stress supervisor thread", e))?;
         match rx.recv() {
             Ok(Ok((fault_id, pids))) => Ok(Self {
                 stop,
                 running,
+                sigkilled,
+                placements,
                 thread: Some(thread),
                 fault_id,
                 pids,
@@ -202,6 +219,17 @@ impl Stressing {
     /// Workers still running.
     pub fn running(&self) -> u32 {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// Workers ended by a SIGKILL chaos did not send so far, and how much the targets'
+    /// oom_kill counters rose since the start: OOM kills as they happen.
+    pub fn killed_so_far(&self) -> (u32, u64) {
+        let rise = self
+            .placements
+            .iter()
+            .map(|(p, before)| p.oom_kills().saturating_sub(*before))
+            .sum();
+        (self.sigkilled.load(Ordering::Relaxed), rise)
     }
 
     /// Whether the supervisor is done: the deadline passed or every worker ended.
@@ -279,12 +307,20 @@ impl Drop for Stressing {
 
 type Started = Result<(String, Vec<u32>)>;
 
+/// What the supervisor keeps current for the owner.
+struct Counts {
+    running: Arc<AtomicU32>,
+    sigkilled: Arc<AtomicU32>,
+}
+
 fn supervise(
     plan: &StressPlan,
     stop: &AtomicBool,
-    running: &AtomicU32,
+    counts: &Counts,
+    oom_before: Vec<u64>,
     tx: &mpsc::Sender<Started>,
 ) -> Outcome {
+    let running = &counts.running;
     let id = crate::controls::new_fault_id();
     let deadline_ns = crate::ebpf::monotonic_ns() + plan.spec.duration.as_nanos() as u64;
     let until = Instant::now() + plan.spec.duration;
@@ -295,7 +331,6 @@ fn supervise(
         plan.detail(),
         deadline_ns,
     );
-    let oom_before: Vec<u64> = plan.placements.iter().map(Placement::oom_kills).collect();
     let mut workers = Vec::new();
     if let Err(e) = start_all(plan, &mut record, deadline_ns, &mut workers) {
         let _ = tx.send(Err(e));
@@ -314,6 +349,7 @@ fn supervise(
     while !stop.load(Ordering::Relaxed) && Instant::now() < until {
         let left = reap(&mut workers);
         running.store(left, Ordering::Relaxed);
+        counts.sigkilled.store(sigkilled(&workers), Ordering::Relaxed);
         if left == 0 {
             break;
         }
@@ -321,6 +357,7 @@ fn supervise(
     }
     // Ends seen now are the workers' own, before chaos's SIGKILL.
     reap(&mut workers);
+    counts.sigkilled.store(sigkilled(&workers), Ordering::Relaxed);
     stop_all(&mut workers);
     running.store(0, Ordering::Relaxed);
     let oom_rise = plan
@@ -368,6 +405,13 @@ fn reap(workers: &mut [Worker]) -> u32 {
         }
     }
     left
+}
+
+fn sigkilled(workers: &[Worker]) -> u32 {
+    workers
+        .iter()
+        .filter(|w| w.end.is_some_and(|e| e.sigkilled))
+        .count() as u32
 }
 
 /// SIGKILL to every worker still running, then reaps them (marked `at_end`).
@@ -451,7 +495,7 @@ mod tests {
         assert_eq!(
             shares[2],
             Work::Memory {
-                bytes: (10 * 4096 + 2) / 3,
+                bytes: 13_654, // 40962 / 3
                 rate: Some(1000)
             }
         );
