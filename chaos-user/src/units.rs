@@ -295,7 +295,11 @@ mod tests {
         assert_eq!(parse_size("8 KB"), Ok(8192));
         assert!(parse_size("0").unwrap_err().contains("zero"));
         assert!(parse_size("0MiB").unwrap_err().contains("zero"));
-        assert!(parse_size("12parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_size("12parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_size("lots").unwrap_err().contains("e.g. 64MiB"));
         assert_eq!(parse_byte_rate("16MiB/s"), Ok(16 << 20));
         assert_eq!(parse_byte_rate("1G/sec"), Ok(1 << 30));

@@ -46,7 +46,10 @@ impl Group {
 
     fn dir_of(&self, v1_controller: &str) -> Option<&Path> {
         let m = v1_mount(v1_controller)?;
-        self.dirs.iter().find(|d| d.starts_with(&m)).map(|d| d.as_path())
+        self.dirs
+            .iter()
+            .find(|d| d.starts_with(&m))
+            .map(|d| d.as_path())
     }
 
     fn pid(&self) -> String {
@@ -183,7 +186,11 @@ fn assert_nothing_left(state: &State, fault_id: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(state.records().is_empty(), "records left: {:?}", state.records());
+    assert!(
+        state.records().is_empty(),
+        "records left: {:?}",
+        state.records()
+    );
 }
 
 /// Sets a 32 MiB limit on the group's memory cgroup: v1 where the memory hierarchy is
@@ -224,7 +231,15 @@ fn memory_stress_over_a_limit_ends_in_an_oom_kill_of_the_worker() {
     let pid = g.pid();
     let started = Instant::now();
     let (code, out, err) = state.run(&[
-        "--json", "stress", "memory", "--size", "128MiB", "--pid", &pid, "--duration", "20s",
+        "--json",
+        "stress",
+        "memory",
+        "--size",
+        "128MiB",
+        "--pid",
+        &pid,
+        "--duration",
+        "20s",
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
     let lines = json_lines(&out);
@@ -309,7 +324,10 @@ fn cpu_stress_at_half_load_raises_its_cgroups_usage_only() {
         );
     }
     if let Some(v1) = v1_share {
-        assert!(v1 > 0.2, "the worker counted in the v1 cpuacct cgroup too: {v1}");
+        assert!(
+            v1 > 0.2,
+            "the worker counted in the v1 cpuacct cgroup too: {v1}"
+        );
     }
     assert!(other_cpu < 0.05, "another cgroup used {other_cpu}s");
     let cpu_ms = s["cpu_time_ms"].as_u64().unwrap_or(0);
@@ -413,7 +431,10 @@ fn bad_stress_input_exits_2_naming_the_flag_and_starts_nothing() {
         (vec!["stress", "cpu", "--load", "0"], "--load"),
         (vec!["stress", "cpu", "--load", "101"], "--load"),
         (vec!["stress", "cpu", "--workers", "0"], "--workers"),
-        (vec!["stress", "memory", "--size", "1M", "--rate", "fast"], "--rate"),
+        (
+            vec!["stress", "memory", "--size", "1M", "--rate", "fast"],
+            "--rate",
+        ),
     ];
     for (args, flag) in cases {
         let args = [&args[..], &t[..]].concat();
@@ -449,7 +470,15 @@ fn bad_stress_input_exits_2_naming_the_flag_and_starts_nothing() {
     assert!(state.records().is_empty(), "{:?}", state.records());
     // The dry run prints the plan and starts nothing either.
     let (code, out, err) = state.run(&[
-        "--json", "stress", "memory", "--size", "64MiB", "--cgroup", &cg, "--duration", "5s",
+        "--json",
+        "stress",
+        "memory",
+        "--size",
+        "64MiB",
+        "--cgroup",
+        &cg,
+        "--duration",
+        "5s",
         "--dry-run",
     ]);
     assert_eq!(code, 0, "{err}");
@@ -457,4 +486,67 @@ fn bad_stress_input_exits_2_naming_the_flag_and_starts_nothing() {
     assert_eq!(plan["event"], "plan", "{out}");
     let procs = fs::read_to_string(g.v2().join("cgroup.procs")).expect("procs");
     assert_eq!(procs.trim(), g.pid(), "a dry run starts nothing");
+}
+
+/// The lines of /proc/PID/cgroup for the v2 hierarchy and the v1 memory one, as a set.
+fn v2_and_memory(pid: u32) -> Vec<String> {
+    fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("0::") || l.split(':').nth(1) == Some("memory"))
+        .map(|l| l.split_once(':').map_or(l, |(_, rest)| rest).to_string())
+        .collect()
+}
+
+#[test]
+fn stress_on_a_container_runs_its_workers_in_the_containers_cgroups() {
+    use chaos_tests::kubelet::{Network, node_for};
+    let Some(mut node) =
+        node_for("stress_on_a_container_runs_its_workers_in_the_containers_cgroups")
+    else {
+        return;
+    };
+    let pod = node.run_pod("shop", "web-0", &[], Network::Pod);
+    let app = node.run_container(&pod, "app", &["sleep", "1000000"]);
+    let app_pid = node.pid(&app);
+    let ep = node.endpoint.to_string_lossy().into_owned();
+    let state = State::new("pod");
+    let mut chaos = state
+        .cmd()
+        .args([
+            "--json",
+            "stress",
+            "cpu",
+            "--load",
+            "10",
+            "--pod",
+            "shop/web-0",
+            "--container",
+            "app",
+            "--runtime-endpoint",
+            &ep,
+            "--duration",
+            "3s",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("chaos");
+    let mut lines = BufReader::new(chaos.stdout.take().expect("stdout")).lines();
+    let attached: Value =
+        serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("JSON");
+    assert_eq!(attached["event"], "attached", "{attached}");
+    let worker = attached["workers"][0].as_u64().expect("a worker") as u32;
+    let expected = v2_and_memory(app_pid);
+    assert!(!expected.is_empty(), "the container's cgroups");
+    assert_eq!(
+        v2_and_memory(worker),
+        expected,
+        "the worker is in the container's cgroup v2 and v1 memory cgroup"
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(chaos.wait().expect("wait").success(), "{rest:?}");
+    let s: Value = serde_json::from_str(rest.last().expect("summary")).expect("JSON");
+    assert_eq!(s["workers_started"], 1, "{s}");
+    assert_eq!(s["matched"], 1, "one container: {s}");
+    assert_nothing_left(&state, s["fault_id"].as_str().expect("id"));
 }

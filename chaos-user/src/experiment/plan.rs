@@ -424,7 +424,10 @@ abort:
         };
         let exp = parse(&with("  - stress: { cpu: { workers: 2, load: 50 } }\n")).expect("cpu");
         assert!(exp.faults.iter().any(|f| f.spec.stress.is_some()));
-        parse(&with("  - stress: { memory: { size: 64MiB, rate: 16MiB/s } }\n")).expect("memory");
+        parse(&with(
+            "  - stress: { memory: { size: 64MiB, rate: 16MiB/s } }\n",
+        ))
+        .expect("memory");
         for (fault, says) in [
             ("  - stress: { memory: { size: 0 } }\n", "zero"),
             ("  - stress: { cpu: { load: 150 } }\n", "out of range"),

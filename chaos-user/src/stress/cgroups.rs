@@ -37,6 +37,8 @@ pub struct Placement {
 pub struct V1Group {
     pub controllers: String,
     pub dir: PathBuf,
+    /// The hierarchy's root (the target is in no cgroup of its own there).
+    pub root: bool,
 }
 
 impl Placement {
@@ -93,11 +95,7 @@ impl Placement {
             return format!("v1 memory cgroup {} ({limit})", g.dir.display());
         }
         match fs::read_to_string(self.v2.join("memory.max")) {
-            Ok(max) => format!(
-                "v2 memory.max {} of {}",
-                max.trim(),
-                self.v2.display()
-            ),
+            Ok(max) => format!("v2 memory.max {} of {}", max.trim(), self.v2.display()),
             Err(_) => "no memory controller on the target's cgroups: no limit".into(),
         }
     }
@@ -105,13 +103,23 @@ impl Placement {
     /// "cgroup v2 PATH; v1 memory PATH, cpu PATH".
     pub fn describe(&self) -> String {
         let mut s = format!("cgroup v2 {}", self.v2.display());
-        if !self.v1.is_empty() {
-            let v1: Vec<String> = self
-                .v1
-                .iter()
-                .map(|g| format!("{} {}", g.controllers, g.dir.display()))
-                .collect();
-            s.push_str(&format!("; v1 {}", v1.join(", ")));
+        let own: Vec<String> = self
+            .v1
+            .iter()
+            .filter(|g| !g.root)
+            .map(|g| format!("{} {}", g.controllers, g.dir.display()))
+            .collect();
+        if !own.is_empty() {
+            s.push_str(&format!("; v1 {}", own.join(", ")));
+        }
+        let roots: Vec<&str> = self
+            .v1
+            .iter()
+            .filter(|g| g.root)
+            .map(|g| g.controllers.as_str())
+            .collect();
+        if !roots.is_empty() {
+            s.push_str(&format!("; v1 root of {}", roots.join(", ")));
         }
         s
     }
@@ -179,9 +187,9 @@ fn v1_groups(proc_cgroup: &str, mounts: &[(Vec<String>, PathBuf)]) -> Vec<V1Grou
             if controllers.is_empty() || !controllers.split(',').any(|c| JOINED.contains(&c)) {
                 return None;
             }
-            let (_, mount) = mounts.iter().find(|(cs, _)| {
-                controllers.split(',').all(|c| cs.iter().any(|x| x == c))
-            })?;
+            let (_, mount) = mounts
+                .iter()
+                .find(|(cs, _)| controllers.split(',').all(|c| cs.iter().any(|x| x == c)))?;
             let rel = path.trim().trim_start_matches('/');
             Some(V1Group {
                 controllers: controllers.to_string(),
@@ -190,6 +198,7 @@ fn v1_groups(proc_cgroup: &str, mounts: &[(Vec<String>, PathBuf)]) -> Vec<V1Grou
                 } else {
                     mount.join(rel)
                 },
+                root: rel.is_empty(),
             })
         })
         .collect()
@@ -224,6 +233,7 @@ fn same_path(cg: &Cgroup, mounts: &[(Vec<String>, PathBuf)]) -> Result<Vec<V1Gro
         .map(|(cs, m)| V1Group {
             controllers: joined(cs),
             dir: m.join(rel),
+            root: false,
         })
         .filter(|g| g.dir.join("cgroup.procs").exists())
         .collect())
@@ -250,7 +260,10 @@ pub fn support() -> Vec<FaultSupport> {
         return vec![row("stress cpu", no.clone()), row("stress memory", no)];
     };
     let cpu = match (v2_has("cpu"), v1_of("cpu")) {
-        (true, _) => format!("workers join the target's cgroup v2 (cpu controller, {})", v2.display()),
+        (true, _) => format!(
+            "workers join the target's cgroup v2 (cpu controller, {})",
+            v2.display()
+        ),
         (false, Some(m)) => format!(
             "workers join the target's cgroup v2 ({}) and v1 cpu hierarchy ({m})",
             v2.display()
@@ -263,7 +276,10 @@ pub fn support() -> Vec<FaultSupport> {
     let memory = match (v2_has("memory"), v1_of("memory")) {
         (true, _) => (
             true,
-            format!("limits and OOM kills from the cgroup v2 memory controller ({})", v2.display()),
+            format!(
+                "limits and OOM kills from the cgroup v2 memory controller ({})",
+                v2.display()
+            ),
         ),
         (false, Some(m)) => (
             true,
@@ -312,15 +328,18 @@ mod tests {
             [
                 V1Group {
                     controllers: "memory".into(),
-                    dir: "/sys/fs/cgroup/memory/process_api/f2".into()
+                    dir: "/sys/fs/cgroup/memory/process_api/f2".into(),
+                    root: false,
                 },
                 V1Group {
                     controllers: "cpuacct".into(),
-                    dir: "/sys/fs/cgroup/cpuacct".into()
+                    dir: "/sys/fs/cgroup/cpuacct".into(),
+                    root: true,
                 },
                 V1Group {
                     controllers: "cpu".into(),
-                    dir: "/sys/fs/cgroup/cpu/a".into()
+                    dir: "/sys/fs/cgroup/cpu/a".into(),
+                    root: false,
                 },
             ]
         );

@@ -349,7 +349,9 @@ fn supervise(
     while !stop.load(Ordering::Relaxed) && Instant::now() < until {
         let left = reap(&mut workers);
         running.store(left, Ordering::Relaxed);
-        counts.sigkilled.store(sigkilled(&workers), Ordering::Relaxed);
+        counts
+            .sigkilled
+            .store(sigkilled(&workers), Ordering::Relaxed);
         if left == 0 {
             break;
         }
@@ -357,7 +359,9 @@ fn supervise(
     }
     // Ends seen now are the workers' own, before chaos's SIGKILL.
     reap(&mut workers);
-    counts.sigkilled.store(sigkilled(&workers), Ordering::Relaxed);
+    counts
+        .sigkilled
+        .store(sigkilled(&workers), Ordering::Relaxed);
     stop_all(&mut workers);
     running.store(0, Ordering::Relaxed);
     let oom_rise = plan
