@@ -124,6 +124,15 @@ impl WorkerEntry {
         start_time(pid).map(|start| Self { pid, start })
     }
 
+    /// Whether the process recorded still runs (same pid, same start time, not a zombie).
+    pub fn alive(&self) -> bool {
+        let zombie = fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with(['Z', 'X'])))
+            .unwrap_or(true);
+        !zombie && start_time(self.pid) == Some(self.start)
+    }
+
     /// SIGKILL to the process if it is still the one recorded: a pidfd is opened first and the
     /// start time checked after, so the signal cannot reach a pid reused in between.
     pub fn kill(&self) -> Result<()> {

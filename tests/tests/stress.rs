@@ -419,6 +419,44 @@ fn sigkill_of_chaos_kills_its_workers_and_cleanup_leaves_nothing() {
 }
 
 #[test]
+fn a_target_process_that_exits_stops_its_workers_with_status_3() {
+    let mut g = Group::new("gone", &[]);
+    let state = State::new("gone");
+    let pid = g.pid();
+    let t0 = Instant::now();
+    let killer = std::thread::spawn({
+        let pid = pid.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            Command::new("kill").arg(&pid).status().expect("kill")
+        }
+    });
+    let (code, out, err) = state.run(&[
+        "--json",
+        "stress",
+        "cpu",
+        "--load",
+        "10",
+        "--pid",
+        &pid,
+        "--duration",
+        "30s",
+    ]);
+    assert!(killer.join().expect("killer").success());
+    assert!(!g.victim_alive(), "the target exited");
+    assert_eq!(code, 3, "{out}\n{err}");
+    let lines = json_lines(&out);
+    let s = event(&lines, "summary");
+    assert_eq!(s["ended"]["by"], "target_gone", "{s}");
+    assert_eq!(s["ended"]["target"], format!("process {pid}"), "{s}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "ended when the target exited, not at the deadline: {s}"
+    );
+    assert_nothing_left(&state, s["fault_id"].as_str().expect("id"));
+}
+
+#[test]
 fn bad_stress_input_exits_2_naming_the_flag_and_starts_nothing() {
     let g = Group::new("bad", &[]);
     let state = State::new("bad");
@@ -459,6 +497,19 @@ fn bad_stress_input_exits_2_naming_the_flag_and_starts_nothing() {
         (
             vec!["stress", "cpu", "--cgroup", &cg, "--duration", "25h"],
             "--duration",
+        ),
+        (
+            vec![
+                "stress",
+                "memory",
+                "--size",
+                "64TiB",
+                "--cgroup",
+                &cg,
+                "--duration",
+                "5s",
+            ],
+            "more than this machine's memory",
         ),
     ] {
         let (code, out, err) = state.run(&args);

@@ -31,6 +31,9 @@ pub struct Placement {
     /// The v1 cgroups (hybrid hosts), each with its hierarchy's controllers (`memory`,
     /// `cpu,cpuacct`).
     pub v1: Vec<V1Group>,
+    /// The process of a `--pid` (or container) target: when it exits, its workers are
+    /// stopped (they would keep its cgroup from being removed).
+    pub process: Option<crate::state::WorkerEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -49,6 +52,20 @@ impl Placement {
     pub fn of_target(t: &Target, label: String, flag: &'static str, force: bool) -> Result<Self> {
         let cg = t.resolve()?;
         guards::check_cgroup(&cg, flag, force)?;
+        let delegated =
+            fs::read_to_string(cg.path.join("cgroup.subtree_control")).unwrap_or_default();
+        if !delegated.trim().is_empty() {
+            // cgroup v2's no-internal-process rule: the kernel would refuse the workers.
+            return Err(Error::input(
+                flag,
+                format!(
+                    "{} hands controllers ({}) to child cgroups, so no process may join it; \
+                     give one of its leaf cgroups",
+                    cg.path.display(),
+                    delegated.trim()
+                ),
+            ));
+        }
         let mounts = v1_mounts(&read("/proc/self/mountinfo")?);
         let v1 = match t {
             Target::Pid(pid) => of_process(*pid, &mounts),
@@ -57,10 +74,15 @@ impl Placement {
                 None => same_path(&cg, &mounts)?,
             },
         };
+        let process = match t {
+            Target::Pid(pid) => crate::state::WorkerEntry::of(*pid),
+            Target::Cgroup(_) => None,
+        };
         Ok(Self {
             label,
             v2: cg.path,
             v1,
+            process,
         })
     }
 

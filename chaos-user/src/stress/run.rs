@@ -46,11 +46,41 @@ pub fn plan(
             "no target to stress; give --cgroup PATH, --pid PID or --pod/--selector",
         ));
     }
+    if let Load::Memory { bytes, .. } = spec.load
+        && !spec.force
+        && let Some(total) = mem_total()
+        && bytes.saturating_mul(targets.len() as u64) > total
+    {
+        return Err(Error::input(
+            "--size",
+            format!(
+                "{} on {} target(s) is more than this machine's memory ({}): where no cgroup \
+                 limit stops the workers the whole node runs out; give less, or --force",
+                crate::units::format_size(bytes),
+                targets.len(),
+                crate::units::format_size(total)
+            ),
+        ));
+    }
     let placements = targets
         .into_iter()
         .map(|(label, t)| Placement::of_target(&t, label, flag, spec.force))
         .collect::<Result<Vec<_>>>()?;
     Ok(StressPlan { spec, placements })
+}
+
+/// MemTotal from /proc/meminfo, in bytes.
+fn mem_total() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 impl StressPlan {
@@ -91,8 +121,16 @@ impl StressPlan {
 #[serde(rename_all = "snake_case", tag = "by")]
 pub enum StressEnd {
     Deadline,
-    Signal { signal: &'static str },
+    Signal {
+        signal: &'static str,
+    },
     WorkersGone,
+    /// The target process exited (every target's, with several): its workers were stopped
+    /// then, `after_ms` from the start.
+    TargetGone {
+        target: String,
+        after_ms: u64,
+    },
 }
 
 /// What a stress did (one JSON line with `--json`).
@@ -146,6 +184,8 @@ struct Worker {
 /// What the supervisor returns once every worker is reaped.
 struct Outcome {
     workers: Vec<Worker>,
+    /// Every target's process exited: the last one, and when.
+    gone: Option<(String, u64)>,
     /// Per target: the rise of its oom_kill counter.
     oom_rise: Vec<u64>,
 }
@@ -253,6 +293,7 @@ impl Stressing {
             })?;
         let out = out.unwrap_or(Outcome {
             workers: Vec::new(),
+            gone: None,
             oom_rise: Vec::new(),
         });
         Ok(self.summary(&out, by))
@@ -274,6 +315,10 @@ impl Stressing {
         let at_end = count(|e| e.at_end);
         let ended = match by {
             Some(Ended::Signal { signal }) => StressEnd::Signal { signal },
+            _ if out.gone.is_some() => {
+                let (target, after_ms) = out.gone.clone().unwrap_or_default();
+                StressEnd::TargetGone { target, after_ms }
+            }
             _ if at_end == 0 && !ends.is_empty() => StressEnd::WorkersGone,
             _ => StressEnd::Deadline,
         };
@@ -334,10 +379,11 @@ fn supervise(
     let mut workers = Vec::new();
     if let Err(e) = start_all(plan, &mut record, deadline_ns, &mut workers) {
         let _ = tx.send(Err(e));
-        stop_all(&mut workers);
+        stop_all(workers.iter_mut().collect());
         record.delete();
         return Outcome {
             workers: Vec::new(),
+            gone: None,
             oom_rise: Vec::new(),
         };
     }
@@ -346,7 +392,21 @@ fn supervise(
         record.id.clone(),
         workers.iter().map(|w| w.pid).collect(),
     )));
+    let started = Instant::now();
+    let mut gone = vec![false; plan.placements.len()];
+    let mut last_gone = None;
     while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+        for (t, p) in plan.placements.iter().enumerate() {
+            if !gone[t] && p.process.as_ref().is_some_and(|w| !w.alive()) {
+                gone[t] = true;
+                last_gone = Some((p.label.clone(), started.elapsed().as_millis() as u64));
+                let mine: Vec<&mut Worker> = workers.iter_mut().filter(|w| w.target == t).collect();
+                stop_all(mine);
+            }
+        }
+        if gone.iter().all(|g| *g) {
+            break;
+        }
         let left = reap(&mut workers);
         running.store(left, Ordering::Relaxed);
         counts
@@ -362,7 +422,7 @@ fn supervise(
     counts
         .sigkilled
         .store(sigkilled(&workers), Ordering::Relaxed);
-    stop_all(&mut workers);
+    stop_all(workers.iter_mut().collect());
     running.store(0, Ordering::Relaxed);
     let oom_rise = plan
         .placements
@@ -371,7 +431,14 @@ fn supervise(
         .map(|(p, before)| p.oom_kills().saturating_sub(before))
         .collect();
     record.delete();
-    Outcome { workers, oom_rise }
+    let gone = (!gone.is_empty() && gone.iter().all(|g| *g))
+        .then_some(last_gone)
+        .flatten();
+    Outcome {
+        workers,
+        gone,
+        oom_rise,
+    }
 }
 
 /// The record first (empty), then each worker, the record updated after each start.
@@ -418,8 +485,8 @@ fn sigkilled(workers: &[Worker]) -> u32 {
         .count() as u32
 }
 
-/// SIGKILL to every worker still running, then reaps them (marked `at_end`).
-fn stop_all(workers: &mut [Worker]) {
+/// SIGKILL to every worker (of those given) still running, then reaps them (marked `at_end`).
+fn stop_all(mut workers: Vec<&mut Worker>) {
     for w in workers.iter().filter(|w| w.end.is_none()) {
         // SAFETY: our own unreaped child: its pid cannot have been reused.
         unsafe { libc::kill(w.pid as i32, libc::SIGKILL) };

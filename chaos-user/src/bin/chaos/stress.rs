@@ -196,7 +196,11 @@ pub async fn run(cmd: StressCommand, json: bool) -> chaos::Result<ExitCode> {
     };
     let summary = running.finish(by)?;
     print_summary(&summary, json);
-    Ok(ExitCode::SUCCESS)
+    // README, "Exit status": 3 when the target vanished.
+    Ok(match summary.ended {
+        stress::StressEnd::TargetGone { .. } => ExitCode::from(3),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 /// The line printed once the workers run: JSON on stdout, else on stderr.
@@ -273,6 +277,10 @@ fn print_summary(s: &StressSummary, json: bool) {
         stress::StressEnd::Deadline => "at its deadline".to_string(),
         stress::StressEnd::Signal { signal } => format!("stopped by {signal}"),
         stress::StressEnd::WorkersGone => "every worker had ended".to_string(),
+        stress::StressEnd::TargetGone { target, after_ms } => format!(
+            "when {target} exited ({:.1}s in; its workers were stopped)",
+            *after_ms as f64 / 1e3
+        ),
     };
     out!(
         "{}: {} worker(s) started, {} OOM-killed (oom_kill +{} in the targets' cgroups), {} \
