@@ -424,12 +424,11 @@ fn a_target_process_that_exits_stops_its_workers_with_status_3() {
     let state = State::new("gone");
     let pid = g.pid();
     let t0 = Instant::now();
-    let killer = std::thread::spawn({
-        let pid = pid.clone();
-        move || {
-            std::thread::sleep(Duration::from_millis(1500));
-            Command::new("kill").arg(&pid).status().expect("kill")
-        }
+    let victim = g.victim.id() as i32;
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        // SAFETY: kill on the test's own child, not yet reaped.
+        unsafe { libc::kill(victim, libc::SIGTERM) }
     });
     let (code, out, err) = state.run(&[
         "--json",
@@ -442,7 +441,7 @@ fn a_target_process_that_exits_stops_its_workers_with_status_3() {
         "--duration",
         "30s",
     ]);
-    assert!(killer.join().expect("killer").success());
+    assert_eq!(killer.join().expect("killer"), 0, "kill(2)");
     assert!(!g.victim_alive(), "the target exited");
     assert_eq!(code, 3, "{out}\n{err}");
     let lines = json_lines(&out);
