@@ -5,6 +5,7 @@
 //! map values: codes are plain integers, converted with `TryFrom` in userspace.
 #![no_std]
 
+pub mod dns;
 pub mod filter;
 pub mod maps;
 pub mod syscall;
@@ -34,6 +35,9 @@ pub const ACTION_REORDER: u8 = 5;
 pub const ACTION_RATE: u8 = 6;
 /// Turn a TCP segment into a reset (RST, ACK kept), so that its receiver drops the connection.
 pub const ACTION_RESET: u8 = 7;
+/// Answer a DNS query for a matching name with an error RCODE (a program of its own,
+/// `maps::PROG_TC_DNS`; the names and RCODE are in `maps::DNS_NAMES`).
+pub const ACTION_DNS: u8 = 8;
 
 /// Whether an action sets departure times, which only the fq qdisc honours.
 pub const fn needs_fq(action: u8) -> bool {
@@ -198,6 +202,8 @@ pub const EVENT_PACKET: u8 = 1;
 pub const EVENT_CONNECT: u8 = 2;
 /// Any other syscall; `Event::action` holds the `syscall::OP_*`.
 pub const EVENT_SYSCALL: u8 = 3;
+/// A process signalled at a syscall (crash faults); `Event::errno` holds the signal number.
+pub const EVENT_CRASH: u8 = 4;
 
 /// One injected (or, in dry-run mode, would-be) fault, sent through `CHAOS_EVENTS`.
 #[repr(C)]

@@ -45,6 +45,12 @@ pub const PROG_SENDMSG4: &str = "chaos_sendmsg4";
 pub const PROG_SENDMSG6: &str = "chaos_sendmsg6";
 pub const PROG_BIND4: &str = "chaos_bind4";
 pub const PROG_BIND6: &str = "chaos_bind6";
+/// DNS answers: the classifier that turns matching queries back as answers, and its names.
+pub const PROG_TC_DNS: &str = "chaos_tc_dns";
+pub const DNS_NAMES: &str = "CHAOS_DNS_NAMES";
+/// Crash faults: tracepoints on syscall entry; the first filters by the descriptor's file.
+pub const PROG_CRASH_FD: &str = "chaos_crash_fd";
+pub const PROG_CRASH_CALL: &str = "chaos_crash_call";
 
 const _: () = {
     assert!(NET_CFG.len() <= 15);

@@ -19,12 +19,29 @@ pub const OP_MMAP: u8 = 11;
 pub const OP_FORK: u8 = 12;
 pub const OP_LISTEN: u8 = 13;
 pub const OP_ACCEPT: u8 = 14;
+/// Only crash faults (`chaos syscall fsync --signal ...`): no LSM hook sees these calls.
+pub const OP_FSYNC: u8 = 15;
+pub const OP_FDATASYNC: u8 = 16;
 
 /// The syscall an `OP_*` code stands for (the catalogue's name, as events print it).
 pub fn op_name(op: u8) -> Option<&'static str> {
-    const NAMES: [&str; 14] = [
-        "connect", "sendmsg", "bind", "open", "read", "write", "unlink", "mkdir", "rename",
-        "truncate", "mmap", "fork", "listen", "accept",
+    const NAMES: [&str; 16] = [
+        "connect",
+        "sendmsg",
+        "bind",
+        "open",
+        "read",
+        "write",
+        "unlink",
+        "mkdir",
+        "rename",
+        "truncate",
+        "mmap",
+        "fork",
+        "listen",
+        "accept",
+        "fsync",
+        "fdatasync",
     ];
     NAMES.get(usize::from(op).checked_sub(1)?).copied()
 }
@@ -122,8 +139,10 @@ pub struct SysRule {
     /// older verifiers lose a value's range through a negation, and LSM programs must return a
     /// provable [-4095, 0].
     pub retval: i32,
+    /// Crash faults: the signal sent to the caller with bpf_send_signal (0 for errno faults).
+    pub signal: u32,
 }
-const _: () = assert!(core::mem::size_of::<SysRule>() == 264);
+const _: () = assert!(core::mem::size_of::<SysRule>() == 272);
 
 /// S_IFMT / S_IFREG of `inode.i_mode`.
 pub const S_IFMT: u16 = 0o170000;

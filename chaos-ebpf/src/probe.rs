@@ -1,12 +1,13 @@
 //! Minimal programs that `chaos doctor` loads (never attaches for long) to learn what the running
-//! kernel accepts: BPF LSM, BPF trampolines, kprobes and bpf_override_return; and the empty
-//! classifier the benchmark uses as its floor.
+//! kernel accepts: BPF LSM, BPF trampolines, kprobes, bpf_override_return and bpf_send_signal;
+//! and the empty classifier the benchmark uses as its floor.
 
 use aya_ebpf::{
     bindings::TC_ACT_UNSPEC,
     helpers::generated::bpf_override_return,
-    macros::{classifier, fentry, kprobe, lsm},
-    programs::{FEntryContext, LsmContext, ProbeContext, TcContext},
+    helpers::generated::bpf_send_signal,
+    macros::{classifier, fentry, kprobe, lsm, tracepoint},
+    programs::{FEntryContext, LsmContext, ProbeContext, TcContext, TracePointContext},
 };
 
 /// A classifier that does nothing: `cargo xtask bench net` measures BPF_PROG_TEST_RUN's own
@@ -36,5 +37,14 @@ pub fn probe_kprobe(_ctx: ProbeContext) -> u32 {
 pub fn probe_override(ctx: ProbeContext) -> u32 {
     // SAFETY: the helper only records the override; this program is loaded, never attached.
     unsafe { bpf_override_return(ctx.regs, 0) };
+    0
+}
+
+/// Crash faults call bpf_send_signal from syscall tracepoints; the verifier refuses the helper
+/// where the kernel lacks it. Attached only for the probe, to a syscall the probe never makes.
+#[tracepoint]
+pub fn probe_send_signal(_ctx: TracePointContext) -> u32 {
+    // SAFETY: signal 0 delivers nothing (as kill(pid, 0)).
+    unsafe { bpf_send_signal(0) };
     0
 }

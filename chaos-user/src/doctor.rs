@@ -3,7 +3,7 @@
 
 pub use crate::support::{
     BPF_LSM, CGROUP_SOCK_ADDR, CLS_BPF, FQ, FaultSupport, Feature, KPROBE, Needs, OVERRIDE_RETURN,
-    SET_RETVAL, TCX, TRAMPOLINE,
+    SEND_SIGNAL, SET_RETVAL, TCX, TRAMPOLINE,
 };
 use crate::{
     cgroup, ebpf,
@@ -13,7 +13,7 @@ use aya::{
     Btf, Ebpf,
     programs::{
         CgroupAttachMode, CgroupSockAddr, FEntry, KProbe, LinkOrder, Lsm, SchedClassifier,
-        TcAttachType,
+        TcAttachType, TracePoint,
         tc::{self, NlOptions, TcAttachOptions},
     },
 };
@@ -62,6 +62,9 @@ pub fn run_for(needs: Needs) -> Result<Report> {
     }
     if needs.fq {
         features.push(in_scratch_netns(probe_fq));
+    }
+    if needs.crash {
+        features.push(probe_send_signal(&mut obj));
     }
     let faults = faults(&features);
     Ok(Report {
@@ -254,6 +257,32 @@ fn probe_kprobe(obj: &mut Ebpf, prog: &str, name: &'static str, attach: bool) ->
         Ok::<_, String>("the verifier accepted a program calling it".into())
     })();
     feature(name, r)
+}
+
+/// Loads a tracepoint program calling bpf_send_signal (with signal 0, which delivers nothing)
+/// and attaches it for a moment to syscalls/sys_enter_fdatasync.
+fn probe_send_signal(obj: &mut Ebpf) -> Feature {
+    let r = (|| {
+        let p: &mut TracePoint = obj
+            .program_mut("probe_send_signal")
+            .ok_or("missing")?
+            .try_into()
+            .map_err(|e| chain(&e))?;
+        p.load()
+            .map_err(|e| format!("load refused: {}", chain(&e)))?;
+        let id = p.attach("syscalls", "sys_enter_fdatasync").map_err(|e| {
+            format!(
+                "attach refused: {} (CONFIG_FTRACE_SYSCALLS off, or no tracefs?)",
+                chain(&e)
+            )
+        })?;
+        drop(p.detach(id));
+        Ok::<_, String>(
+            "loaded a program calling bpf_send_signal, attached it to syscalls/sys_enter_fdatasync"
+                .into(),
+        )
+    })();
+    feature(SEND_SIGNAL, r)
 }
 
 fn probe_fq() -> Feature {

@@ -8,7 +8,9 @@ use aya::{
     Ebpf,
     maps::{MapData, RingBuf},
 };
-use chaos_common::{EVENT_CONNECT, EVENT_PACKET, Event, filter::FAMILY_V4, maps::EVENTS};
+use chaos_common::{
+    EVENT_CONNECT, EVENT_CRASH, EVENT_PACKET, Event, filter::FAMILY_V4, maps::EVENTS,
+};
 use serde::Serialize;
 use std::{
     fs::File,
@@ -50,6 +52,9 @@ struct Record {
     dport: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errno: Option<&'static str>,
+    /// Crash faults: the signal sent at the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signal: Option<&'static str>,
 }
 
 fn addr(family: u8, w: &[u32; 4]) -> IpAddr {
@@ -69,14 +74,16 @@ fn record(e: &Event, offset: i128) -> Record {
     // Syscall events (connect and the rest) carry an errno and, for socket calls, an address.
     let packet = e.kind == EVENT_PACKET;
     let connect = e.kind == EVENT_CONNECT;
+    let crash = e.kind == EVENT_CRASH;
     let has_addr = e.family != 0;
     let comm_len = e.comm.iter().position(|&c| c == 0).unwrap_or(e.comm.len());
     Record {
         time_unix_ns: e.ts_ns as i128 + offset,
         fault_id: format!("{:08x}", e.fault_id),
-        kind: match (packet, connect) {
-            (true, _) => "packet",
-            (_, true) => "connect",
+        kind: match (packet, connect, crash) {
+            (true, ..) => "packet",
+            (_, true, _) => "connect",
+            (.., true) => "crash",
             _ => "syscall",
         },
         syscall: (!packet)
@@ -91,7 +98,8 @@ fn record(e: &Event, offset: i128) -> Record {
         dst: has_addr.then(|| addr(e.family, &e.dst).to_string()),
         sport: packet.then_some(e.sport),
         dport: has_addr.then_some(e.dport),
-        errno: (!packet).then(|| errno::name(e.errno as i32)),
+        errno: (!packet && !crash).then(|| errno::name(e.errno as i32)),
+        signal: crash.then(|| crate::signal::name(e.errno as i32)),
     }
 }
 

@@ -26,6 +26,7 @@ pub mod netns;
 pub mod sandbox;
 pub mod scalar;
 pub mod session;
+pub mod signal;
 pub mod startup;
 pub mod state;
 pub mod stress;

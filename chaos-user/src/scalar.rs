@@ -128,6 +128,10 @@ impl<T> OneOrMany<T> {
             Self::Many(v) => v,
         }
     }
+
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Self::Many(v) if v.is_empty())
+    }
 }
 
 impl<T> Default for OneOrMany<T> {

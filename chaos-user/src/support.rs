@@ -29,6 +29,8 @@ pub const TRAMPOLINE: &str = "trampoline";
 pub const KPROBE: &str = "kprobe";
 pub const OVERRIDE_RETURN: &str = "bpf_override_return";
 pub const FQ: &str = "fq";
+/// A tracepoint on syscall entry whose program calls bpf_send_signal (crash faults).
+pub const SEND_SIGNAL: &str = "send_signal";
 
 /// Whether `name` was probed and is available.
 pub fn has(features: &[Feature], name: &str) -> bool {
@@ -63,6 +65,8 @@ pub struct Needs {
     pub sock: bool,
     /// BPF LSM, trampolines and kprobes, with the kernel's BTF (every other syscall).
     pub hooks: bool,
+    /// Syscall tracepoints with bpf_send_signal (crash faults).
+    pub crash: bool,
 }
 
 impl Needs {
@@ -71,6 +75,7 @@ impl Needs {
         fq: true,
         sock: true,
         hooks: true,
+        crash: true,
     };
 
     /// Both sets of probes: what an experiment of several faults needs (each family says what
@@ -81,6 +86,7 @@ impl Needs {
             fq: self.fq || o.fq,
             sock: self.sock || o.sock,
             hooks: self.hooks || o.hooks,
+            crash: self.crash || o.crash,
         }
     }
 }

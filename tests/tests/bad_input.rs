@@ -160,6 +160,31 @@ const CASES: &[(&str, &str, &str)] = &[
         "--comm",
         "1-15 bytes",
     ),
+    (
+        "syscall write --signal SIGFOO --cgroup {cg} --duration 5s",
+        "--signal",
+        "SIGKILL",
+    ),
+    (
+        "syscall open --signal SIGKILL --path /tmp --cgroup {cg} --duration 5s",
+        "--path",
+        "fsync",
+    ),
+    (
+        "syscall ioctl --signal SIGKILL --cgroup {cg} --duration 5s",
+        "NAME",
+        "fdatasync",
+    ),
+    (
+        "syscall fsync --signal SIGKILL --port 80 --cgroup {cg} --duration 5s",
+        "--port",
+        "local port",
+    ),
+    (
+        "syscall write --cgroup {cg} --duration 5s",
+        "--errno",
+        "--signal",
+    ),
 ];
 
 #[test]

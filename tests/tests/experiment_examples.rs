@@ -65,7 +65,18 @@ fn every_example_checks_against_the_lab() {
             if t == "net:" || t == "syscall:" {
                 let next = lines.peek().map_or("", |n| n.trim());
                 let v = next.split_once(": ").map_or("", |(_, v)| v);
-                kinds.push(format!("{} {v}", t.trim_end_matches(':')));
+                // A syscall entry with a signal is a crash fault: one doctor row for all.
+                let indent = l.len() - l.trim_start().len();
+                let crash = t == "syscall:"
+                    && lines
+                        .clone()
+                        .take_while(|n| n.len() - n.trim_start().len() > indent)
+                        .any(|n| n.trim().starts_with("signal:"));
+                kinds.push(if crash {
+                    "syscall crash (--signal)".to_string()
+                } else {
+                    format!("{} {v}", t.trim_end_matches(':'))
+                });
             }
         }
         assert!(!kinds.is_empty(), "{}: no fault found", f.display());

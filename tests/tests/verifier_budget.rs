@@ -112,6 +112,9 @@ fn packet_programs_within_budget() {
     let mut args = vec!["net", "drop", "--cgroup", &cgroup, "--direction", "ingress"];
     args.extend(dry);
     figures.extend(measure(&lab, "net drop, cgroup ingress", &args));
+    let mut args = lab.at_server("dns", &["--rcode", "NXDOMAIN", "--name", "*.example.com"]);
+    args.extend(dry);
+    figures.extend(measure(&lab, "net dns", &args));
     check(&figures);
     lab.finish();
 }
@@ -159,6 +162,31 @@ fn sock_addr_programs_within_budget() {
             "60s",
         ];
         figures.extend(measure(&lab, &format!("syscall {call}"), &args));
+    }
+    check(&figures);
+    lab.finish();
+}
+
+/// Crash faults' tracepoint programs: on a descriptor with --path (walks the descriptor table
+/// and the directories above the file), and by scope only.
+#[test]
+fn crash_programs_within_budget() {
+    if !chaos_tests::kernel_has("send_signal", "crash_programs_within_budget") {
+        return;
+    }
+    let lab = Lab::new("vbcrash");
+    let cgroup = lab.cgroup();
+    let mut figures = Vec::new();
+    for (case, call, path) in [
+        ("syscall write --signal, --path", "write", Some("/tmp")),
+        ("syscall open --signal", "open", None),
+    ] {
+        let mut args = vec!["syscall", call, "--signal", "SIGKILL", "--cgroup", &cgroup];
+        if let Some(p) = path {
+            args.extend(["--path", p]);
+        }
+        args.extend(["--dry-run", "--duration", "60s"]);
+        figures.extend(measure(&lab, case, &args));
     }
     check(&figures);
     lab.finish();

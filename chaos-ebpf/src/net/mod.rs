@@ -26,6 +26,7 @@ use chaos_common::{
 
 mod cgroup_in;
 mod corrupt;
+mod dns;
 mod handoff;
 mod parse;
 mod rate;
@@ -416,6 +417,14 @@ fn matches_rest(ctx: &TcContext, slot: u32, rule: &NetRule, flow: &Flow, e: &End
     in_set(slot, &rule.src, &CHAOS_NET_SRC, flow.family, &e.src)
         && in_set(slot, &rule.dst, &CHAOS_NET_DST, flow.family, &e.dst)
         && in_cgroup(ctx, rule)
+}
+
+/// Whether slot 0's rule, in force, matches a leaving packet: protocol, ports, addresses and
+/// cgroup (the DNS program, which has one rule and its own action).
+#[inline(always)]
+pub fn matches_leaving(ctx: &TcContext, rule: &NetRule, flow: &Flow) -> bool {
+    let e = ends(flow, false);
+    rule.deadline_ns != 0 && quick_ok(0, rule, flow, &e) && matches_rest(ctx, 0, rule, flow, &e)
 }
 
 /// Protocol, ports and addresses of an arriving packet (the cgroup is checked by the

@@ -7,6 +7,8 @@ use chaos_common::{
 };
 
 const ETH_HLEN: usize = 14;
+/// Where the IP header starts in a TC packet (after Ethernet).
+pub const L3: usize = ETH_HLEN;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86DD;
 

@@ -14,6 +14,7 @@ use crate::{
     target::Target,
     watch::Watched,
 };
+use chaos_common::ACTION_DNS;
 use std::time::Duration;
 
 /// A fault checked against this system, ready to attach at its start offset.
@@ -66,7 +67,7 @@ impl Ready {
                 let mut names: Vec<&'static str> = p
                     .hooks
                     .iter()
-                    .map(|&h| crate::net::classifier_for(h, p.ifb))
+                    .map(|&h| crate::net::classifier_for(h, p.ifb, p.rule.action == ACTION_DNS))
                     .collect();
                 if p.cgroup_ingress {
                     names.push(PROG_CGROUP_INGRESS);
@@ -78,9 +79,20 @@ impl Ready {
                     crate::syscall::Hook::SockAddr { v4, v6 } => vec![v4, v6],
                     _ => Vec::new(),
                 },
-                SyscallPlan::Hook(_) => Vec::new(),
+                SyscallPlan::Hook(_) | SyscallPlan::Crash(_) => Vec::new(),
             },
             (None, None) => Vec::new(),
+        }
+    }
+
+    /// The `chaos doctor` row for this fault (its kind, but one row for every crash fault).
+    fn doctor_row(&self) -> String {
+        match &self.plan {
+            Plan::Syscall(p) => p.doctor_row(),
+            Plan::SyscallParts(v) => v
+                .first()
+                .map_or(self.kind.clone(), |(_, p, _)| p.doctor_row()),
+            _ => self.kind.clone(),
         }
     }
 
@@ -172,7 +184,8 @@ pub fn check_kernel(ready: &[Ready]) -> Result<()> {
         .fold(Needs::default(), |n, r| n.union(r.needs()));
     let support = crate::doctor::run_for(needs)?.faults;
     for (i, r) in ready.iter().enumerate() {
-        if let Some(s) = support.iter().find(|s| s.fault == r.kind && !s.available) {
+        let row = r.doctor_row();
+        if let Some(s) = support.iter().find(|s| s.fault == row && !s.available) {
             return Err(Error::Invalid {
                 at: format!("faults[{i}] ({})", r.name),
                 message: format!(
@@ -260,10 +273,7 @@ pub(super) fn kill_detail(spec: &KillSpec, whom: &str) -> String {
     let every = spec
         .every
         .map_or("once".to_string(), |e| format!("every {e:?}"));
-    format!(
-        "{} {every} to {whom}",
-        crate::kill::signal::name(spec.signal)
-    )
+    format!("{} {every} to {whom}", crate::signal::name(spec.signal))
 }
 
 impl Ready {

@@ -77,10 +77,8 @@ pub fn ready(
         }
         let names: Vec<String> = plans.iter().map(|(_, p, _)| p.name()).collect();
         let (_, detail) = describe(plans.iter().map(|(l, p, _)| (l, "", p.detail())));
-        let (q0, q1) = match &plans[0].1 {
-            crate::syscall::SyscallPlan::Sock(p) => (p.controls.max_faults, p.controls.after),
-            crate::syscall::SyscallPlan::Hook(p) => (p.controls.max_faults, p.controls.after),
-        };
+        let c = plans[0].1.controls();
+        let (q0, q1) = (c.max_faults, c.after);
         (
             names[0].clone(),
             detail,

@@ -1,7 +1,8 @@
 //! A kill as users write it: the experiment file's `kill:` entry (`{signal: SIGKILL, every:
 //! 30s}`), and what `chaos kill` builds from its flags; `into_spec` applies the defaults.
 
-use super::{KillSpec, signal};
+use super::KillSpec;
+use crate::signal;
 use crate::{
     error::{Error, Result},
     scalar::{Dur, Text},

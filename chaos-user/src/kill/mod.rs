@@ -8,7 +8,6 @@ mod fault;
 mod input;
 mod recovery;
 mod run;
-pub mod signal;
 mod victims;
 
 pub use fault::KillFault;

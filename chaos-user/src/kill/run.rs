@@ -4,12 +4,13 @@
 
 use super::{
     recovery::{self, Seen},
-    signal, victims,
+    victims,
 };
 use crate::{
     error::{Error, Result},
     k8s::{Query, Resolved},
     session::{Ended, Stop, Wake},
+    signal,
     target::Target,
 };
 use std::time::{Duration, Instant};

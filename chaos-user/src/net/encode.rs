@@ -5,9 +5,9 @@
 use super::{Action, Direction, Distribution, NetSpec, Protocol};
 use crate::{cidr, units::Percent};
 use chaos_common::{
-    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER,
-    ACTION_RESET, Cidr, NetRule, OPT_KEEP_CSUM, OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP,
-    PROTO_TCP, PROTO_UDP, PortRange, filter::FAMILY_SET,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DNS, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE,
+    ACTION_REORDER, ACTION_RESET, Cidr, NetRule, OPT_KEEP_CSUM, OPT_NORMAL, OPT_PEER, PROTO_ANY,
+    PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange, filter::FAMILY_SET,
 };
 use ipnet::IpNet;
 
@@ -33,6 +33,8 @@ pub struct Encoded {
     /// The prefixes of `rule.src` / `rule.dst` when it is a set (more than one: an LPM trie).
     pub src_set: Vec<IpNet>,
     pub dst_set: Vec<IpNet>,
+    /// dns: the name patterns as trie keys, each answered with the action's RCODE.
+    pub dns_names: Vec<([u8; chaos_common::dns::NAME_MAX], u32)>,
 }
 
 /// Encodes a spec that passed `NetSpec::check`; `fault_id` names it in events.
@@ -53,6 +55,11 @@ pub fn encode(spec: &NetSpec, scope: Scope, fault_id: u32) -> Encoded {
         ifb: delaying && hooks.contains(&Direction::Ingress),
         src_set: set(&spec.src),
         dst_set: set(&spec.dst),
+        // Checked by `NetSpec::check`: only valid patterns reach here.
+        dns_names: match spec.action {
+            Action::Dns { .. } => super::dns::keys(&spec.names).unwrap_or_default(),
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -103,7 +110,11 @@ fn rule(spec: &NetSpec, scope: Scope, fault_id: u32) -> NetRule {
         src: side(&spec.src),
         dst: side(&spec.dst),
         sport: spec.sport.unwrap_or(PortRange::ANY),
-        dport: spec.dport.unwrap_or(PortRange::ANY),
+        // DNS answers default to the DNS port.
+        dport: spec.dport.unwrap_or(match spec.action {
+            Action::Dns { .. } => PortRange { lo: 53, hi: 53 },
+            _ => PortRange::ANY,
+        }),
         cgroup_level: scope.cgroup_level,
         protocol: protocol_code(spec.protocol),
         action: action_code(spec.action),
@@ -142,6 +153,7 @@ pub fn action_code(a: Action) -> u8 {
         Action::Corrupt { .. } => ACTION_CORRUPT,
         Action::Rate { .. } => ACTION_RATE,
         Action::Reset => ACTION_RESET,
+        Action::Dns { .. } => ACTION_DNS,
     }
 }
 

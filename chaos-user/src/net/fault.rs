@@ -23,10 +23,10 @@ use aya::programs::{
     CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, SchedClassifier, cgroup_skb::CgroupSkbLinkId,
 };
 use chaos_common::{
-    MAX_RULES, NetRule, OPT_EGRESS, OPT_HANDOFF, OPT_INGRESS,
+    ACTION_DNS, MAX_RULES, NetRule, OPT_EGRESS, OPT_HANDOFF, OPT_INGRESS,
     maps::{
         NET_CFG, NET_DST_SET, NET_SET_HINT, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS,
-        PROG_TC_EGRESS, PROG_TC_HANDOFF, PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
+        PROG_TC_DNS, PROG_TC_EGRESS, PROG_TC_HANDOFF, PROG_TC_INGRESS, PROG_TC_INGRESS_IFB,
     },
     needs_fq,
 };
@@ -86,6 +86,13 @@ fn check_set(plans: &[NetPlan]) -> Result<&NetPlan> {
             "the rules of a set share one interface and attach mode",
         ));
     }
+    if plans.len() > 1 && plans.iter().any(|p| p.rule.action == ACTION_DNS) {
+        return Err(Error::input(
+            "--rule",
+            "DNS answers have a program of their own and cannot share a rule set; run them \
+             as their own `chaos net dns`",
+        ));
+    }
     if plans.len() > 1 && plans.iter().any(|p| p.cgroup_ingress) {
         return Err(Error::input(
             "--rule",
@@ -97,9 +104,10 @@ fn check_set(plans: &[NetPlan]) -> Result<&NetPlan> {
 }
 
 /// The classifier for a hook: at ingress, the one that can redirect to an ifb when a rule
-/// holds arriving packets back.
-pub fn classifier_for(hook: Direction, ifb: bool) -> &'static str {
+/// holds arriving packets back; for DNS answers, the program of their own.
+pub fn classifier_for(hook: Direction, ifb: bool, dns: bool) -> &'static str {
     match hook {
+        Direction::Egress if dns => PROG_TC_DNS,
         Direction::Egress => PROG_TC_EGRESS,
         _ if ifb => PROG_TC_INGRESS_IFB,
         _ => PROG_TC_INGRESS,
@@ -171,6 +179,10 @@ impl NetFault {
             fill_set(&mut fault.core.ebpf, false, slot, &p.src_set)?;
             fill_set(&mut fault.core.ebpf, true, slot, &p.dst_set)?;
         }
+        let dns = plan.rule.action == ACTION_DNS;
+        if let super::Action::Dns { rcode } = plan.action {
+            super::dns::fill(&mut fault.core.ebpf, &plan.dns_names, rcode)?;
+        }
         // fq first (recorded before it is installed), so the classifier never sets departure
         // times that nothing honours.
         let fq_needed = plans
@@ -187,7 +199,7 @@ impl NetFault {
         for hook in hooks {
             // A stop signal while starting: Drop undoes what is attached so far.
             crate::startup::check()?;
-            let name = classifier_for(hook, ifb);
+            let name = classifier_for(hook, ifb, dns);
             let prog = classifier(&mut fault.core.ebpf, name)?;
             let w = Where {
                 iface: &plan.iface,
@@ -271,6 +283,7 @@ impl NetFault {
     /// Loads (verifies) the classifier of every hook the rules use, and the cgroup_skb program
     /// for a cgroup's arriving traffic; returns the hooks, each once.
     fn load_programs(&mut self, plans: &[NetPlan], ifb: bool) -> Result<Vec<Direction>> {
+        let dns = plans[0].rule.action == ACTION_DNS;
         let mut hooks: Vec<Direction> = Vec::new();
         for h in plans.iter().flat_map(|p| p.hooks.iter().copied()) {
             if !hooks.contains(&h) {
@@ -278,7 +291,7 @@ impl NetFault {
             }
         }
         for &hook in &hooks {
-            let name = classifier_for(hook, ifb);
+            let name = classifier_for(hook, ifb, dns);
             loaded(&mut self.core.ebpf, name)?;
             let id = self.core.ebpf.program(name).and_then(ebpf::program_id);
             self.program_ids.extend(id);

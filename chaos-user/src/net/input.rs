@@ -6,7 +6,7 @@ use super::{Action, AttachMode, Direction, Distribution, NetSpec, Protocol};
 use crate::{
     controls::Controls,
     error::{Error, Result},
-    scalar::{Cidr, Dur, OneOrMany, Pct, Ports, Rate},
+    scalar::{Cidr, Dur, OneOrMany, Pct, Ports, Rate, Text},
     target::Target,
     units::Percent,
 };
@@ -23,6 +23,7 @@ pub enum NetAction {
     Corrupt,
     Rate,
     Reset,
+    Dns,
 }
 
 /// `chaos net ACTION` options, by the same names (dashes become underscores). Every field but
@@ -56,6 +57,11 @@ pub struct NetFaultSpec {
     #[serde(default)]
     pub whole_interface: bool,
     pub tc_attach: Option<AttachMode>,
+    /// dns: the answer (NXDOMAIN, SERVFAIL, REFUSED) and the names it is given for (none:
+    /// every name).
+    pub rcode: Option<Text>,
+    #[serde(default)]
+    pub name: OneOrMany<String>,
 }
 
 /// `--horizon`'s default: packets due more than 1 s ahead are dropped (fq's own horizon is 10 s;
@@ -86,6 +92,8 @@ impl NetFaultSpec {
             horizon: None,
             whole_interface: false,
             tc_attach: None,
+            rcode: None,
+            name: OneOrMany::default(),
         }
     }
 
@@ -101,6 +109,7 @@ impl NetFaultSpec {
     ) -> Result<NetSpec> {
         let action = self.action()?;
         let target = target.filter(|_| !self.whole_interface);
+        let names = self.name.into_vec();
         Ok(NetSpec {
             action,
             iface: self.iface.unwrap_or_default(),
@@ -120,6 +129,7 @@ impl NetFaultSpec {
             duration,
             attach: self.tc_attach.unwrap_or_default(),
             controls,
+            names,
         })
     }
 
@@ -139,6 +149,9 @@ impl NetFaultSpec {
                 "only the rate action takes rate/horizon",
             ));
         }
+        if self.action != NetAction::Dns && (self.rcode.is_some() || !self.name.is_empty()) {
+            return Err(Error::input("--rcode", "only dns takes rcode/name"));
+        }
         if self.action != NetAction::Corrupt && self.keep_checksum {
             return Err(Error::input(
                 "--keep-checksum",
@@ -149,6 +162,16 @@ impl NetFaultSpec {
             NetAction::Drop => Action::Drop,
             NetAction::Duplicate => Action::Duplicate,
             NetAction::Reset => Action::Reset,
+            NetAction::Dns => Action::Dns {
+                rcode: crate::net::dns::parse_rcode(self.rcode.as_ref().map_or("", |t| &t.0))
+                    .map_err(|e| match (&self.rcode, e) {
+                        (None, _) => Error::input(
+                            "--rcode",
+                            "say what the lookups get: --rcode NXDOMAIN, SERVFAIL or REFUSED",
+                        ),
+                        (Some(_), e) => e,
+                    })?,
+            },
             NetAction::Corrupt => Action::Corrupt {
                 keep_checksum: self.keep_checksum,
             },

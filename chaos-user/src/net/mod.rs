@@ -1,8 +1,10 @@
 //! Packet faults at TC, in four steps: `spec` (what the user asked for: `input` as written, with
 //! the defaults applied in one place, then checked on its own),
 //! `encode` (the kernel's rule, pure), `plan` (`NetSpec::validate`: looked up on this system,
-//! nothing attached) and `fault` (`NetFault::attach` applies a plan; undone on drop).
+//! nothing attached) and `fault` (`NetFault::attach` applies a plan; undone on drop). `dns`
+//! holds what DNS answers add: RCODEs and name patterns.
 
+pub mod dns;
 mod encode;
 mod fault;
 mod handoff;

@@ -34,6 +34,8 @@ pub struct NetPlan {
     /// Prefixes for the LPM tries when `rule.src` / `rule.dst` is a set.
     pub src_set: Vec<IpNet>,
     pub dst_set: Vec<IpNet>,
+    /// dns: the name patterns (trie keys).
+    pub dns_names: Vec<([u8; chaos_common::dns::NAME_MAX], u32)>,
     pub duration: Duration,
     pub attach: AttachMode,
     pub controls: Controls,
@@ -86,6 +88,7 @@ impl NetSpec {
             rule: e.rule,
             src_set: e.src_set,
             dst_set: e.dst_set,
+            dns_names: e.dns_names,
             duration: self.duration,
             attach: self.attach,
             controls: self.controls.clone(),

@@ -77,6 +77,10 @@ pub enum Action {
     },
     /// Turn matching TCP segments into resets: the receiver drops the connection (ECONNRESET).
     Reset,
+    /// Answer DNS queries for the spec's names with this RCODE (NXDOMAIN, SERVFAIL, REFUSED).
+    Dns {
+        rcode: u8,
+    },
 }
 
 impl Action {
@@ -84,7 +88,12 @@ impl Action {
     /// ingress; delay, rate and anything scoped to a cgroup work at egress (packets are matched
     /// to their sender's socket there).
     pub fn default_direction(self, scoped: bool) -> Direction {
-        if scoped || matches!(self, Action::Delay { .. } | Action::Rate { .. }) {
+        if scoped
+            || matches!(
+                self,
+                Action::Delay { .. } | Action::Rate { .. } | Action::Dns { .. }
+            )
+        {
             Direction::Egress
         } else {
             Direction::Ingress
@@ -101,6 +110,7 @@ impl Action {
             Action::Corrupt { .. } => "net corrupt",
             Action::Rate { .. } => "net rate",
             Action::Reset => "net reset",
+            Action::Dns { .. } => "net dns",
         }
     }
 
@@ -109,6 +119,7 @@ impl Action {
             Action::Drop => "drop".into(),
             Action::Duplicate => "duplicate".into(),
             Action::Reset => "reset (as TCP RST)".into(),
+            Action::Dns { rcode } => format!("answer {}", super::dns::rcode_name(rcode)),
             Action::Corrupt {
                 keep_checksum: true,
             } => "corrupt (checksum fixed)".into(),
@@ -167,6 +178,8 @@ pub struct NetSpec {
     pub duration: Duration,
     pub attach: AttachMode,
     pub controls: Controls,
+    /// dns: the name patterns answered (empty: every name).
+    pub names: Vec<String>,
 }
 
 impl NetSpec {
@@ -181,12 +194,25 @@ impl NetSpec {
         } else {
             ""
         };
-        let what = format!(
-            "{} {} of {}",
-            self.action.describe(),
-            self.percent,
-            self.packets()
-        );
+        let what = match self.action {
+            Action::Dns { .. } => format!(
+                "{} to {} of DNS queries for {} ({})",
+                self.action.describe(),
+                self.percent,
+                if self.names.is_empty() {
+                    "any name".to_string()
+                } else {
+                    self.names.join(", ")
+                },
+                self.packets()
+            ),
+            _ => format!(
+                "{} {} of {}",
+                self.action.describe(),
+                self.percent,
+                self.packets()
+            ),
+        };
         if self.iface.is_empty() {
             return format!("{dry}{what} arriving at sockets of the cgroup");
         }
@@ -334,6 +360,19 @@ impl NetSpec {
                  and count as reset)",
             )),
             Action::Reset => Ok(()),
+            Action::Dns { .. } => {
+                if self.direction != Direction::Egress {
+                    return Err(Error::input(
+                        "--direction",
+                        "DNS queries are answered as they leave (the resolver never sees them): \
+                         use --direction egress or leave it out",
+                    ));
+                }
+                if self.protocol == Some(Protocol::Icmp) {
+                    return Err(Error::input("--protocol", "DNS runs over udp or tcp"));
+                }
+                super::dns::keys(&self.names).map(|_| ())
+            }
             Action::Rate {
                 bits_per_sec,
                 horizon,

@@ -53,6 +53,12 @@ pub fn support(f: &[Feature]) -> Vec<FaultSupport> {
             with_tc("TC classifier + bpf_skb_store_bytes, checksum fixed or left broken"),
         ),
         row(
+            "net dns",
+            with_tc(
+                "TC classifier turns matching queries back as answers (bpf_redirect to ingress)",
+            ),
+        ),
+        row(
             "net reset",
             with_tc("TC classifier turns TCP segments into RSTs (flags word + checksum)"),
         ),

@@ -5,9 +5,9 @@
 use super::{Action, Direction, Distribution, NetSpec, Protocol, Scope, encode};
 use crate::{controls::Controls, target::Target, units::Percent};
 use chaos_common::{
-    ACTION_CORRUPT, ACTION_DELAY, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE, ACTION_REORDER,
-    ACTION_RESET, FLAG_DRY_RUN, OPT_KEEP_CSUM, OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP,
-    PROTO_TCP, PROTO_UDP, PortRange, THRESHOLD_ALWAYS,
+    ACTION_CORRUPT, ACTION_DELAY, ACTION_DNS, ACTION_DROP, ACTION_DUPLICATE, ACTION_RATE,
+    ACTION_REORDER, ACTION_RESET, FLAG_DRY_RUN, OPT_KEEP_CSUM, OPT_NORMAL, OPT_PEER, PROTO_ANY,
+    PROTO_ICMP, PROTO_TCP, PROTO_UDP, PortRange, THRESHOLD_ALWAYS,
     filter::{FAMILY_ANY, FAMILY_SET, FAMILY_V4, FAMILY_V6},
 };
 use std::time::Duration;
@@ -45,6 +45,7 @@ fn spec(action: Action) -> NetSpec {
             events_sample: 1,
             ..Controls::default()
         },
+        names: Vec::new(),
     }
 }
 
@@ -131,6 +132,16 @@ fn check_names_the_flag_of_each_input_error() {
         ("--dst", |s| {
             s.dst = vec!["10.0.0.0/8".parse().expect("cidr"); 16_385];
         }),
+        ("--direction", |s| {
+            // DNS queries are answered as they leave.
+            s.action = Action::Dns { rcode: 3 };
+            s.direction = Direction::Ingress;
+        }),
+        ("--name", |s| {
+            s.action = Action::Dns { rcode: 3 };
+            s.direction = Direction::Egress;
+            s.names = vec!["bad..name".into()];
+        }),
     ];
     for (flag, edit) in cases {
         let mut s = spec(Action::Drop);
@@ -149,6 +160,7 @@ fn each_action_has_its_code_and_options() {
         (Action::Drop, ACTION_DROP, 0),
         (Action::Duplicate, ACTION_DUPLICATE, 0),
         (Action::Reset, ACTION_RESET, 0),
+        (Action::Dns { rcode: 2 }, ACTION_DNS, 0),
         (
             Action::Corrupt {
                 keep_checksum: true,
@@ -321,5 +333,23 @@ fn the_description_names_the_filters() {
     assert_eq!(
         s.describe(),
         "drop 30% of packets (udp, dst one of 2 prefixes, dport 53, cgroup app) on eth0 (ingress)"
+    );
+}
+
+/// DNS answers leave by default, on port 53 unless told otherwise, with every name's key.
+#[test]
+fn dns_defaults_to_port_53_at_egress_with_its_names() {
+    let mut s = spec(Action::Dns { rcode: 3 });
+    assert_eq!(s.direction, Direction::Egress);
+    s.names = vec!["*.shop.test".into(), "db.other.test".into()];
+    s.check().expect("valid");
+    let e = encode(&s, Scope::default(), 1);
+    assert_eq!(e.rule.dport, PortRange { lo: 53, hi: 53 });
+    assert_eq!(e.rule.protocol, PROTO_ANY, "UDP and TCP");
+    assert_eq!(e.hooks, &[Direction::Egress]);
+    assert_eq!(e.dns_names.len(), 2);
+    assert_eq!(
+        (&e.dns_names[0].0[..10], e.dns_names[0].1),
+        (&b"tset.pohs."[..], 80)
     );
 }

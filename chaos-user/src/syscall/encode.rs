@@ -2,7 +2,7 @@
 //! `SysRule` for the LSM hooks), with no system access: the lookups (cgroup, files) are
 //! passed in. The programs in chaos-ebpf/src/syscall read these bytes.
 
-use super::{Entry, Filters, SockProtocol, SyscallSpec};
+use super::{Entry, Filters, SockProtocol, SyscallSpec, crash::CrashCall};
 use crate::{
     cgroup::Cgroup,
     cidr,
@@ -107,6 +107,42 @@ pub fn sys_rule(
             FILES_ANY
         },
         retval: -errno,
+        signal: 0,
+    }
+}
+
+/// The rule of a crash fault: the errno fault's scope, percentage, queues and files, with the
+/// signal to send instead of an errno (`retval` 0: tracepoints cannot fail the call).
+pub fn crash_rule(
+    call: &CrashCall,
+    spec: &SyscallSpec,
+    signal: i32,
+    scope: Scope,
+    paths: &[FileKey],
+    fault_id: u32,
+) -> SysRule {
+    let mut keys = [FileKey::default(); MAX_PATHS];
+    keys[..paths.len()].copy_from_slice(paths);
+    SysRule {
+        deadline_ns: 0,
+        threshold: spec.percent.threshold(),
+        scope,
+        paths: keys,
+        offsets: Default::default(),
+        errno: 0,
+        fault_id,
+        sample: spec.controls.events_sample,
+        port: PortRange::ANY,
+        op: call.op,
+        flags: spec.controls.flags(),
+        n_paths: paths.len() as u8,
+        file_types: if call.rw && !spec.all_files {
+            FILES_REGULAR
+        } else {
+            FILES_ANY
+        },
+        retval: 0,
+        signal: signal as u32,
     }
 }
 

@@ -1,6 +1,6 @@
 //! An attached syscall fault of either kind, as one `Fault`.
 
-use super::{HookFault, SockFault, SyscallPlan};
+use super::{CrashFault, HookFault, SockFault, SyscallPlan};
 use crate::{error::Result, session::Fault};
 
 /// An attached syscall fault of either kind.
@@ -9,6 +9,7 @@ use crate::{error::Result, session::Fault};
 pub enum SyscallFault {
     Sock(SockFault),
     Hook(HookFault),
+    Crash(CrashFault),
 }
 
 impl SyscallFault {
@@ -16,6 +17,7 @@ impl SyscallFault {
         Ok(match plan {
             SyscallPlan::Sock(p) => Self::Sock(SockFault::attach(p)?),
             SyscallPlan::Hook(p) => Self::Hook(HookFault::attach(p)?),
+            SyscallPlan::Crash(p) => Self::Crash(CrashFault::attach(p)?),
         })
     }
 
@@ -23,14 +25,17 @@ impl SyscallFault {
         match self {
             Self::Sock(f) => f.persist(),
             Self::Hook(f) => f.persist(),
+            Self::Crash(f) => f.persist(),
         }
     }
 
-    /// The backend's short name for machine-readable output: sock_addr, lsm, fmod_ret, kprobe.
+    /// The backend's short name for machine-readable output: sock_addr, lsm, fmod_ret,
+    /// kprobe, tracepoint.
     pub fn backend_code(&self) -> &'static str {
         match self {
             Self::Sock(_) => "sock_addr",
             Self::Hook(f) => f.backend().code(),
+            Self::Crash(_) => "tracepoint",
         }
     }
 
@@ -39,6 +44,10 @@ impl SyscallFault {
         match self {
             Self::Sock(_) => "cgroup sock_addr hooks + bpf_set_retval".into(),
             Self::Hook(f) => f.backend().to_string(),
+            Self::Crash(f) => format!(
+                "bpf_send_signal on tracepoints syscalls/sys_enter_{{{}}}",
+                f.tracepoints.join(",")
+            ),
         }
     }
 
@@ -46,6 +55,7 @@ impl SyscallFault {
         match self {
             Self::Sock(f) => f,
             Self::Hook(f) => f,
+            Self::Crash(f) => f,
         }
     }
 
@@ -53,6 +63,7 @@ impl SyscallFault {
         match self {
             Self::Sock(f) => f,
             Self::Hook(f) => f,
+            Self::Crash(f) => f,
         }
     }
 }

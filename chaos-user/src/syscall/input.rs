@@ -17,8 +17,10 @@ use std::{path::PathBuf, time::Duration};
 pub struct SyscallFaultSpec {
     /// Catalogue name or alias.
     pub name: String,
-    /// Errno by name or number.
-    pub errno: Text,
+    /// Errno by name or number (errno faults).
+    pub errno: Option<Text>,
+    /// Signal by name or number (crash faults: the process is signalled at the call).
+    pub signal: Option<Text>,
     pub dst: Option<Cidr>,
     pub dport: Option<Ports>,
     pub protocol: Option<SockProtocol>,
@@ -36,11 +38,20 @@ pub struct SyscallFaultSpec {
 }
 
 impl SyscallFaultSpec {
-    /// A fault with every option left to its default.
+    /// An errno fault with every option left to its default.
     pub fn new(name: String, errno: String) -> Self {
         Self {
+            errno: Some(Text(errno)),
+            ..Self::crash(name, None)
+        }
+    }
+
+    /// A fault with neither errno nor (if None) signal, every option left to its default.
+    pub fn crash(name: String, signal: Option<String>) -> Self {
+        Self {
             name,
-            errno: Text(errno),
+            errno: None,
+            signal: signal.map(Text),
             dst: None,
             dport: None,
             protocol: None,
@@ -59,7 +70,8 @@ impl SyscallFaultSpec {
     pub fn into_spec(self, target: Target, duration: Duration, controls: Controls) -> SyscallSpec {
         SyscallSpec {
             name: self.name,
-            errno: self.errno.0,
+            errno: self.errno.map(|t| t.0),
+            signal: self.signal.map(|t| t.0),
             dst: self.dst.map(|c| c.0),
             dport: self.dport.map(|p| p.0),
             protocol: self.protocol,
@@ -91,7 +103,7 @@ mod tests {
     #[test]
     fn defaults_fill_what_is_left_out() {
         let s = built("name: write\nerrno: 28", Controls::default());
-        assert_eq!(s.errno, "28");
+        assert_eq!(s.errno.as_deref(), Some("28"));
         assert_eq!(s.percent, Percent::ALL);
         assert!(s.paths.is_empty() && !s.all_files);
         assert_eq!((s.controls.max_faults, s.controls.after), (None, None));

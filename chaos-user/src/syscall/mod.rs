@@ -3,9 +3,11 @@
 //! rule, pure), `plan` (`SyscallSpec::validate`: looked up on this system, nothing attached)
 //! and `fault` (`SyscallFault::attach`). A catalogue of syscalls (`catalogue`), each carried by
 //! cgroup sock_addr hooks (`sock_addr`) or by an LSM hook loaded as BPF LSM, fmod_ret or kprobe,
-//! whichever the kernel accepts (`hook`).
+//! whichever the kernel accepts (`hook`); and crash faults, which signal the process at the
+//! call from its entry tracepoints (`crash`).
 
 pub mod catalogue;
+pub mod crash;
 mod encode;
 mod fault;
 mod fmod_ret;
@@ -21,6 +23,7 @@ mod spec;
 mod support;
 
 pub use catalogue::{CATALOGUE, Entry, Filters, Hook};
+pub use crash::{CrashCall, CrashFault, CrashPlan};
 pub use encode::{regular_only, scope, sock_rule, sys_rule};
 pub use fault::SyscallFault;
 pub use hook::{Backend, HookFault, HookPlan, lsm_active};

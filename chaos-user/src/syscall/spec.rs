@@ -19,8 +19,10 @@ use std::{path::PathBuf, time::Duration};
 pub struct SyscallSpec {
     /// Catalogue name or alias.
     pub name: String,
-    /// Name or number.
-    pub errno: String,
+    /// Name or number; None for a crash fault.
+    pub errno: Option<String>,
+    /// Crash faults: the signal sent at the call, by name or number.
+    pub signal: Option<String>,
     pub dst: Option<IpNet>,
     pub dport: Option<PortRange>,
     pub protocol: Option<SockProtocol>,
@@ -48,7 +50,17 @@ impl SyscallSpec {
                 ),
             )
         })?;
-        let errno = crate::errno::parse(&self.errno, entry.errnos)
+        let errno = self.errno.as_deref().ok_or_else(|| {
+            Error::input(
+                "--errno",
+                format!(
+                    "say what {}() gets: --errno NAME fails it (see chaos syscall list), \
+                     --signal SIG kills the process at it",
+                    entry.name
+                ),
+            )
+        })?;
+        let errno = crate::errno::parse(errno, entry.errnos)
             .map_err(|m| Error::input("--errno", format!("{m} (for {})", entry.name)))?;
         self.check_filters(entry)?;
         crate::units::check_injects(self.percent, "--percent")?;

@@ -3,8 +3,8 @@
 
 use super::{CATALOGUE, Entry, Hook, catalogue::KP_CALL};
 use crate::support::{
-    BPF_LSM, CGROUP_SOCK_ADDR, FaultSupport, Feature, KPROBE, Needs, OVERRIDE_RETURN, SET_RETVAL,
-    TRAMPOLINE, has, reason,
+    BPF_LSM, CGROUP_SOCK_ADDR, FaultSupport, Feature, KPROBE, Needs, OVERRIDE_RETURN, SEND_SIGNAL,
+    SET_RETVAL, TRAMPOLINE, has, reason,
 };
 
 /// What `chaos doctor` must probe for a fault of this syscall: the cgroup sock_addr hooks, or
@@ -22,7 +22,18 @@ pub fn needs(entry: &Entry) -> Needs {
     }
 }
 
-/// One row per syscall of the catalogue.
+/// The `chaos doctor` row of every crash fault (one mechanism for every call).
+pub const CRASH_ROW: &str = "syscall crash (--signal)";
+
+/// What a crash fault needs probed: syscall tracepoints with bpf_send_signal.
+pub fn crash_needs() -> Needs {
+    Needs {
+        crash: true,
+        ..Needs::default()
+    }
+}
+
+/// One row per syscall of the catalogue, and one for crash faults.
 pub fn support(f: &[Feature]) -> Vec<FaultSupport> {
     let sock_addr = match (has(f, CGROUP_SOCK_ADDR), has(f, SET_RETVAL)) {
         (true, true) => (
@@ -51,6 +62,17 @@ pub fn support(f: &[Feature]) -> Vec<FaultSupport> {
                 detail,
             }
         })
+        .chain(std::iter::once(FaultSupport {
+            fault: CRASH_ROW,
+            available: has(f, SEND_SIGNAL),
+            detail: if has(f, SEND_SIGNAL) {
+                "bpf_send_signal on syscall entry tracepoints (write, read, fsync, fdatasync \
+                 with --path; open, rename, connect, ... by scope)"
+                    .into()
+            } else {
+                reason(f, SEND_SIGNAL).into()
+            },
+        }))
         .collect()
 }
 

@@ -35,6 +35,10 @@ const TOOLS: &[&str] = &[
     "/usr/bin/script",
     // The agent test's HTTP client.
     "/usr/bin/curl",
+    // The DNS tests' resolver, and the private mount namespace their clients resolve in.
+    "/usr/sbin/dnsmasq",
+    "/usr/bin/unshare",
+    "/usr/bin/getent",
 ];
 /// Parts of Python's standard library the test clients never import.
 const PY_SKIP: &[&str] = &[

@@ -60,7 +60,7 @@ fn is_one_of(r: &SysRule, inode: u64) -> bool {
 
 /// Type and path filters for an open file.
 #[inline(always)]
-pub(super) fn file_matches(r: &SysRule, file: u64) -> bool {
+pub(crate) fn file_matches(r: &SysRule, file: u64) -> bool {
     if file == 0 {
         // Anonymous mmap: only a rule without --path applies.
         return r.n_paths == 0;

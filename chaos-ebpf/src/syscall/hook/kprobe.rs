@@ -26,7 +26,7 @@ fn sys_arg(ctx: &ProbeContext, n: usize) -> u64 {
 
 /// The open file of descriptor `fd` in the current task, 0 if there is none.
 #[inline(always)]
-fn fd_file(r: &SysRule, fd: u64) -> u64 {
+pub(crate) fn fd_file(r: &SysRule, fd: u64) -> u64 {
     let o = &r.offsets;
     // SAFETY: no preconditions; the result is only read through `read`.
     let task = unsafe { bpf_get_current_task() };

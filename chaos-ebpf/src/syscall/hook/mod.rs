@@ -9,8 +9,8 @@
 //! Kernel structs are read with bpf_probe_read_kernel at offsets userspace looked up in the
 //! running kernel's BTF and put in the rule (no CO-RE from rustc).
 
-mod file;
-mod kprobe;
+pub(crate) mod file;
+pub(crate) mod kprobe;
 mod socket;
 mod task;
 
@@ -61,21 +61,38 @@ fn arg(ctx: &LsmContext, n: usize) -> u64 {
 /// (`matches`), then the shared verdict. Returns what the hook returns.
 #[inline(always)]
 pub(crate) fn respond(op: u8, matches: impl FnOnce(&SysRule) -> bool) -> i32 {
-    let Some(rule) = CHAOS_SYS_CFG.get(0) else {
+    let Some(rule) = fired(op, EVENT_SYSCALL, matches) else {
         return 0;
     };
+    // The verifier wants a provable return range of [-4095, 0] for LSM programs: clamp the
+    // value itself (a range check could be compiled into a test on a copy), read volatile so
+    // the compiler cannot fold the clamp into anything else.
+    // SAFETY: rule points into the map value, valid while the program runs.
+    let r = unsafe { core::ptr::read_volatile(&rule.retval) } as i64;
+    r.clamp(-4095, 0) as i32
+}
+
+/// The rule when this call is to be faulted (counted, rolled, charged, its event emitted as
+/// `kind`); None to let it run, also in dry-run mode.
+#[inline(always)]
+pub(crate) fn fired(
+    op: u8,
+    kind: u8,
+    matches: impl FnOnce(&SysRule) -> bool,
+) -> Option<&'static SysRule> {
+    let rule = CHAOS_SYS_CFG.get(0)?;
     // Scope before the clock: every call on the node runs this, and a call outside the target
     // then pays one helper (its cgroup), not two.
     if rule.op != op || !in_scope(&rule.scope, true) {
-        return 0;
+        return None;
     }
     // SAFETY: no preconditions.
     if unsafe { bpf_ktime_get_ns() } >= rule.deadline_ns || !matches(rule) {
-        return 0;
+        return None;
     }
     let Verdict::Fault { dry_run } = decide(&CHAOS_SYS_STAT, 0, rule.threshold, 0, rule.flags)
     else {
-        return 0;
+        return None;
     };
     emit(&CHAOS_SYS_STAT, 0, rule.flags, rule.sample, |e| {
         // SAFETY: these helpers only read the current task.
@@ -85,17 +102,13 @@ pub(crate) fn respond(op: u8, matches: impl FnOnce(&SysRule) -> bool) -> i32 {
         }
         e.comm = bpf_get_current_comm().unwrap_or([0; 16]);
         e.fault_id = rule.fault_id;
-        e.kind = EVENT_SYSCALL;
+        e.kind = kind;
         e.action = op;
-        e.errno = rule.errno;
+        e.errno = if kind == EVENT_SYSCALL {
+            rule.errno
+        } else {
+            rule.signal
+        };
     });
-    if dry_run {
-        return 0;
-    }
-    // The verifier wants a provable return range of [-4095, 0] for LSM programs: clamp the
-    // value itself (a range check could be compiled into a test on a copy), read volatile so
-    // the compiler cannot fold the clamp into anything else.
-    // SAFETY: rule points into the map value, valid while the program runs.
-    let r = unsafe { core::ptr::read_volatile(&rule.retval) } as i64;
-    r.clamp(-4095, 0) as i32
+    (!dry_run).then_some(rule)
 }

@@ -4,7 +4,7 @@ use crate::choices::{AttachMode, Direction, Distribution, Protocol};
 use crate::common::{self, Attached, Backgrounded};
 use chaos::{
     net::{NetAction, NetFault, NetFaultSpec, NetSpec},
-    scalar::{Cidr, Dur, OneOrMany, Pct, Ports, Rate},
+    scalar::{Cidr, Dur, OneOrMany, Pct, Ports, Rate, Text},
     session::{self, Stop},
     target::Target,
     units::Percent,
@@ -47,6 +47,14 @@ pub enum NetCommand {
     ///
     /// Example: chaos net reset --iface eth0 --protocol tcp --dport 6379 --percent 10 --duration 1m
     Reset(NetArgs),
+    /// Answer DNS lookups of matching names with an error (Chaos Mesh's DNSChaos): each
+    /// matching query leaving the target becomes its own answer with --rcode and goes straight
+    /// back, so the resolver is never asked and other names and clients resolve as before.
+    /// UDP and TCP, IPv4 and IPv6, to port 53 unless --dport says otherwise. Scope it with
+    /// --cgroup/--pid (the target's own lookups) or the interface of a pod's netns.
+    ///
+    /// Example: chaos net dns --iface eth0 --rcode NXDOMAIN --name '*.payments.svc.cluster.local' --cgroup app --duration 1m
+    Dns(DnsArgs),
     /// Reorder: every matching packet is delayed by --latency except --percent of them, which
     /// leave at once and overtake the delayed ones (netem's "reorder P"; needs fq, like delay).
     ///
@@ -64,6 +72,20 @@ pub enum NetCommand {
     ///
     /// Example: chaos net rules --iface eth0 --duration 5m --rule 'delay --latency 100ms --dport 5432' --rule 'drop --percent 5 --protocol udp --dport 53'
     Rules(crate::net_rules::RulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// The answer: NXDOMAIN (the name does not exist), SERVFAIL (the resolver failed: clients
+    /// see a temporary failure and may retry) or REFUSED.
+    #[arg(long, value_name = "RCODE")]
+    rcode: String,
+    /// Only lookups of this name (exact, case-insensitive) or of names under *.SUFFIX;
+    /// repeatable, up to 64. Default: every name.
+    #[arg(long, value_name = "PATTERN")]
+    name: Vec<String>,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -367,6 +389,14 @@ pub fn split(cmd: NetCommand) -> Split {
         }
         NetCommand::Duplicate(args) => (args, NetFaultSpec::new(NetAction::Duplicate)),
         NetCommand::Reset(args) => (args, NetFaultSpec::new(NetAction::Reset)),
+        NetCommand::Dns(d) => (
+            d.net,
+            NetFaultSpec {
+                rcode: Some(Text(d.rcode)),
+                name: OneOrMany::Many(d.name),
+                ..NetFaultSpec::new(NetAction::Dns)
+            },
+        ),
         NetCommand::Rate(r) => (
             r.net,
             NetFaultSpec {

@@ -4,7 +4,7 @@ use crate::choices::SockProtocol;
 use crate::common::{self, Attached, Backgrounded, out};
 use chaos::{
     errno,
-    scalar::{Cidr, OneOrMany, Pct, Ports},
+    scalar::{Cidr, OneOrMany, Pct, Ports, Text},
     session::{self, Stop},
     syscall::{CATALOGUE, Filters, Hook, SyscallFault, SyscallFaultSpec},
     target::Target,
@@ -17,6 +17,7 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 ///   chaos syscall write --errno ENOSPC --path /var/lib/postgresql --cgroup system.slice/postgresql.service --duration 30s
 ///   chaos syscall connect --errno ECONNREFUSED --dport 5432 --pid 4242 --duration 1m
 ///   chaos syscall open --errno EACCES --path /etc/app --percent 10 --after 100 --times 5 --cgroup app --duration 5m
+///   chaos syscall write --signal SIGKILL --path /var/lib/db --after 99 --pid 4242 --duration 1m
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("target").args(["cgroup", "pid"])))]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -32,8 +33,14 @@ pub struct SyscallArgs {
     list: bool,
     /// Errno to return, by name or number; it must be one the syscall can return (see
     /// `chaos syscall list`).
-    #[arg(long, value_name = "ERRNO", required_unless_present = "list")]
+    #[arg(long, value_name = "ERRNO")]
     errno: Option<String>,
+    /// Instead of failing the call, send this signal (SIGKILL, SIGSEGV, SIGABRT, SIGBUS, ...)
+    /// to the process at the call's entry: a crash at its Nth write (`--after N-1`), first
+    /// fsync or rename. Calls: write, read, fsync, fdatasync (these take --path), open, rename,
+    /// unlink, mkdir, truncate, mmap, connect, sendmsg, bind, listen, accept, fork.
+    #[arg(long, value_name = "SIG", conflicts_with = "errno")]
+    signal: Option<String>,
     /// connect/sendmsg: only calls to this address or CIDR; bind: binding this address.
     #[arg(long, value_name = "CIDR", value_parser = common::cidr)]
     dst: Option<ipnet::IpNet>,
@@ -93,8 +100,9 @@ pub async fn run(
     json: bool,
     remote: Option<&crate::remote::Remote>,
 ) -> chaos::Result<ExitCode> {
-    let (Some(name), Some(errno), Some(duration)) = (a.name, a.errno, a.duration) else {
-        // `list`, `--list`, or nothing to run (clap demands all three otherwise).
+    // Without --errno or --signal the spec's check names both.
+    let (Some(name), Some(duration)) = (a.name, a.duration) else {
+        // `list`, `--list`, or nothing to run (clap demands both otherwise).
         print_list(json);
         return Ok(ExitCode::SUCCESS);
     };
@@ -110,7 +118,8 @@ pub async fn run(
         percent: a.percent.map(Pct),
         after: a.after,
         times: a.times,
-        ..SyscallFaultSpec::new(name, errno)
+        errno: a.errno.map(Text),
+        ..SyscallFaultSpec::crash(name, a.signal)
     };
     if let Some(r) = remote {
         let target = crate::remote::target_spec(Target::from_args(a.cgroup, a.pid), &a.pods)?;
@@ -256,5 +265,10 @@ fn print_list(json: bool) {
     }
     if !json {
         out!("every syscall also takes --cgroup/--pid, --comm, --percent, --after, --times");
+        out!(
+            "--signal SIG instead of --errno kills the process at the call: {} (only write, \
+             read, fsync and fdatasync take --path)",
+            chaos::syscall::crash::names()
+        );
     }
 }

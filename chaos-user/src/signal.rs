@@ -1,6 +1,7 @@
-//! Signals by name (`SIGKILL`, `KILL`, `kill`) or number, as kill(1) takes them.
+//! Signals by name (`SIGKILL`, `KILL`, `kill`) or number, as kill(1) takes them: what
+//! `chaos kill` sends to processes and crash faults (`chaos syscall NAME --signal`) at a call.
 
-/// The signals `chaos kill` sends, by their POSIX names.
+/// The signals chaos sends, by their POSIX names.
 const SIGNALS: &[(&str, i32)] = &[
     ("SIGKILL", libc::SIGKILL),
     ("SIGTERM", libc::SIGTERM),
@@ -9,6 +10,7 @@ const SIGNALS: &[(&str, i32)] = &[
     ("SIGQUIT", libc::SIGQUIT),
     ("SIGABRT", libc::SIGABRT),
     ("SIGSEGV", libc::SIGSEGV),
+    ("SIGBUS", libc::SIGBUS),
     ("SIGUSR1", libc::SIGUSR1),
     ("SIGUSR2", libc::SIGUSR2),
     ("SIGSTOP", libc::SIGSTOP),
