@@ -84,6 +84,7 @@ fn kernel_release() -> String {
 pub fn faults(f: &[Feature]) -> Vec<FaultSupport> {
     let mut rows = crate::net::support(f);
     rows.extend(crate::syscall::support(f));
+    rows.extend(crate::stress::support());
     rows
 }
 

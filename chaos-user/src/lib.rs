@@ -29,6 +29,7 @@ pub mod session;
 pub mod signal;
 pub mod startup;
 pub mod state;
+pub mod stress;
 pub mod support;
 pub mod syscall;
 pub mod target;

@@ -89,6 +89,18 @@ scalar!(
     units::parse_rate,
     |r| format!("{r}bit")
 );
+scalar!(
+    /// A size in bytes (`64MiB`, `1G`; units::parse_size).
+    Bytes(u64),
+    units::parse_size,
+    |b| units::format_size(*b)
+);
+scalar!(
+    /// Bytes per second (`16MiB/s`; units::parse_byte_rate).
+    ByteRate(u64),
+    units::parse_byte_rate,
+    |b| format!("{}/s", units::format_size(*b))
+);
 
 /// Text that YAML may have typed as a number (`errno: 28`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -104,6 +104,65 @@ pub struct Record {
     pub qdiscs: Vec<QdiscEntry>,
     #[serde(default)]
     pub ifbs: Vec<IfbEntry>,
+    /// Worker processes of a stress (`chaos stress`); killed by a cleanup.
+    #[serde(default)]
+    pub workers: Vec<WorkerEntry>,
+}
+
+/// A process chaos started that must not outlive it (a stress worker), with its start time so
+/// that a recycled pid is never signalled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerEntry {
+    pub pid: u32,
+    /// /proc/PID/stat start time (field 22).
+    pub start: u64,
+}
+
+impl WorkerEntry {
+    /// The entry of a running process (None: it is gone already).
+    pub fn of(pid: u32) -> Option<Self> {
+        start_time(pid).map(|start| Self { pid, start })
+    }
+
+    /// Whether the process recorded still runs (same pid, same start time, not a zombie).
+    pub fn alive(&self) -> bool {
+        let zombie = fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with(['Z', 'X'])))
+            .unwrap_or(true);
+        !zombie && start_time(self.pid) == Some(self.start)
+    }
+
+    /// SIGKILL to the process if it is still the one recorded: a pidfd is opened first and the
+    /// start time checked after, so the signal cannot reach a pid reused in between.
+    pub fn kill(&self) -> Result<()> {
+        // SAFETY: plain syscalls with integer arguments; the fd is closed below.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid as libc::c_int, 0) };
+        if fd < 0 {
+            return Ok(()); // gone
+        }
+        let r = if start_time(self.pid) == Some(self.start) {
+            // SAFETY: as above.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd,
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            }
+        } else {
+            0
+        };
+        let err = std::io::Error::last_os_error();
+        // SAFETY: our fd.
+        unsafe { libc::close(fd as i32) };
+        if r < 0 && err.raw_os_error() != Some(libc::ESRCH) {
+            return Err(Error::io(format!("killing worker {}", self.pid), err));
+        }
+        Ok(())
+    }
 }
 
 fn start_time(pid: u32) -> Option<u64> {
@@ -148,6 +207,7 @@ impl Record {
             tc: Vec::new(),
             qdiscs: Vec::new(),
             ifbs: Vec::new(),
+            workers: Vec::new(),
         }
     }
 
@@ -242,6 +302,12 @@ impl Record {
         }
         for i in &self.ifbs {
             if let Err(e) = remove_ifb(i) {
+                tracing::warn!("fault {}: {}", self.id, crate::error::chain(&e));
+                failures += 1;
+            }
+        }
+        for w in &self.workers {
+            if let Err(e) = w.kill() {
                 tracing::warn!("fault {}: {}", self.id, crate::error::chain(&e));
                 failures += 1;
             }

@@ -141,6 +141,62 @@ pub fn format_rate(bits: u64) -> String {
     }
 }
 
+/// A size in bytes: `64MiB`, `1G`, `512k`, `1.5GiB`, `4096` (bytes). Every multiple is a power
+/// of 1024 (`K`, `Ki`, `KiB` and `KB` alike, as stress-ng and `free` take them), so `64M` and
+/// `64MiB` are the same 67108864 bytes. Zero is refused: a size that holds nothing is a mistake.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size; use e.g. 64MiB, 512KiB or 1GiB"))?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let power = match unit.trim_end_matches('b').trim_end_matches('i') {
+        "" => 0,
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        _ => {
+            return Err(format!(
+                "'{s}': unknown unit '{unit}'; use B, KiB, MiB, GiB or TiB (K, M, G, T alike)"
+            ));
+        }
+    };
+    let bytes = n * 1024f64.powi(power);
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("'{s}' is too large"));
+    }
+    if bytes < 1.0 {
+        return Err(format!("'{s}' is zero; give a size above 0, e.g. 64MiB"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// A rate in bytes per second: a size per second, `16MiB/s` (`/sec` too). Returns bytes per
+/// second, above 0.
+pub fn parse_byte_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let size = t
+        .strip_suffix("/s")
+        .or_else(|| t.strip_suffix("/sec"))
+        .ok_or_else(|| format!("'{s}' is not a rate; use a size per second, e.g. 16MiB/s"))?;
+    parse_size(size).map_err(|e| format!("{e} (in the rate '{s}')"))
+}
+
+/// `64MiB`-style text for a size in bytes (exact: the largest unit that divides it).
+pub fn format_size(bytes: u64) -> String {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failing test should panic")]
 mod tests {
@@ -227,5 +283,30 @@ mod tests {
         assert!(parse_rate("fast").unwrap_err().contains("e.g. 10mbit"));
         assert_eq!(format_rate(10_000_000), "10mbit");
         assert_eq!(format_rate(1_500_000_000), "1.5gbit");
+    }
+
+    #[test]
+    fn sizes_and_byte_rates() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1.5gib"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("8 KB"), Ok(8192));
+        assert!(parse_size("0").unwrap_err().contains("zero"));
+        assert!(parse_size("0MiB").unwrap_err().contains("zero"));
+        assert!(
+            parse_size("12parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_size("lots").unwrap_err().contains("e.g. 64MiB"));
+        assert_eq!(parse_byte_rate("16MiB/s"), Ok(16 << 20));
+        assert_eq!(parse_byte_rate("1G/sec"), Ok(1 << 30));
+        assert!(parse_byte_rate("16MiB").unwrap_err().contains("per second"));
+        assert!(parse_byte_rate("0/s").is_err());
+        assert_eq!(format_size(64 << 20), "64MiB");
+        assert_eq!(format_size(3 << 29), "1536MiB");
+        assert_eq!(format_size(1000), "1000B");
     }
 }

@@ -10,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-const FAMILIES: &[&str] = &["net", "syscall", "kill"];
+const FAMILIES: &[&str] = &["net", "syscall", "kill", "stress"];
 const ABOVE_FAMILIES: &[&str] = &["experiment", "doctor", "agent"];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;

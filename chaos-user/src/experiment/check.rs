@@ -137,7 +137,7 @@ pub(super) fn faults(
     if entries.is_empty() {
         return Err(invalid(
             "faults",
-            "list at least one fault (net, syscall or kill)",
+            "list at least one fault (net, syscall, kill or stress)",
         ));
     }
     let mut faults: Vec<PlannedFault> = Vec::new();
@@ -152,11 +152,12 @@ pub(super) fn faults(
             entry.net.is_some(),
             entry.syscall.is_some(),
             entry.kill.is_some(),
+            entry.stress.is_some(),
         ];
         if kinds.iter().filter(|&&k| k).count() != 1 {
             return Err(invalid(
                 at,
-                "give exactly one of `net:`, `syscall:` or `kill:`",
+                "give exactly one of `net:`, `syscall:`, `kill:` or `stress:`",
             ));
         }
         if faults.iter().any(|f| f.name == name) {

@@ -8,6 +8,7 @@ use crate::{
     kill::{KillFault, KillSpec, KillTarget},
     net::{NetFault, NetPlan},
     session::Fault,
+    stress::{StressFault, StressPlan},
     support::Needs,
     syscall::{SyscallFault, SyscallPlan},
     target::Target,
@@ -39,6 +40,8 @@ pub(super) enum Plan {
     NetParts(Vec<(String, NetPlan)>),
     SyscallParts(Vec<(String, SyscallPlan, Target)>),
     Kill(KillSpec, KillTarget),
+    /// Worker processes in the targets' cgroups (one target, or each chosen container).
+    Stress(StressPlan),
 }
 
 impl Ready {
@@ -56,7 +59,7 @@ impl Ready {
             Plan::NetParts(v) => (v.first().map(|(_, p)| p), None),
             Plan::Syscall(p) => (None, Some(p.as_ref())),
             Plan::SyscallParts(v) => (None, v.first().map(|(_, p, _)| p)),
-            Plan::Kill(..) => (None, None),
+            Plan::Kill(..) | Plan::Stress(_) => (None, None),
         };
         match (net, sys) {
             (Some(p), _) => {
@@ -101,7 +104,7 @@ impl Ready {
                 .map_or_else(Needs::default, |(_, p)| crate::net::needs(p.action)),
             Plan::Syscall(p) => p.needs(),
             Plan::SyscallParts(v) => v.first().map_or_else(Needs::default, |(_, p, _)| p.needs()),
-            Plan::Kill(..) => Needs::default(),
+            Plan::Kill(..) | Plan::Stress(_) => Needs::default(),
         }
     }
 
@@ -128,6 +131,7 @@ impl Ready {
             Plan::Kill(spec, target) => {
                 Box::new(KillFault::attach(spec, target.clone(), self.dry_run)?)
             }
+            Plan::Stress(p) => Box::new(StressFault::attach(p, self.dry_run)?),
         })
     }
 }
@@ -205,6 +209,21 @@ fn ready(f: &PlannedFault, exp_target: &ExpTarget, controls: &Controls) -> Resul
     let ExpTarget::Local(target) = exp_target else {
         unreachable!("pod targets are made ready by pod_faults")
     };
+    if let Some(s) = &f.spec.stress {
+        let spec = s.clone().into_spec(f.duration, controls.force)?;
+        let (label, flag) = match target {
+            Target::Cgroup(c) => (c.clone(), "--cgroup"),
+            Target::Pid(p) => (format!("process {p}"), "--pid"),
+        };
+        let plan = crate::stress::plan(spec, vec![(label, target.clone())], flag)?;
+        let made = (
+            plan.spec.kind().to_string(),
+            plan.detail(),
+            (None, None),
+            Plan::Stress(plan),
+        );
+        return Ok(Ready::new(f, exp_target, controls, made));
+    }
     let (kind, detail, queues, plan) = match (&f.spec.net, &f.spec.syscall, &f.spec.kill) {
         (_, _, Some(k)) => {
             let spec = k.clone().into_spec(f.duration, controls.force)?;
@@ -238,7 +257,7 @@ fn ready(f: &PlannedFault, exp_target: &ExpTarget, controls: &Controls) -> Resul
             let name = p.name();
             (name, p.detail().to_string(), q, Plan::Syscall(Box::new(p)))
         }
-        _ => unreachable!("plan::check demands exactly one of net/syscall/kill"),
+        _ => unreachable!("plan::check demands exactly one of net/syscall/kill/stress"),
     };
     Ok(Ready::new(
         f,

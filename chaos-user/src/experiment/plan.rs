@@ -410,7 +410,31 @@ abort:
         let two = "  - { kill: {}, syscall: { name: write, errno: 28 } }\n";
         assert!(
             err(&with("target: { pid: 1 }\n", two))
-                .contains("exactly one of `net:`, `syscall:` or `kill:`")
+                .contains("exactly one of `net:`, `syscall:`, `kill:` or `stress:`")
         );
+    }
+
+    #[test]
+    fn stress_faults_parse_and_refuse_by_field() {
+        let with = |fault: &str| {
+            GOOD.replace(
+                "  - syscall: { name: write, errno: 28, path: /data, percent: 50 }\n",
+                fault,
+            )
+        };
+        let exp = parse(&with("  - stress: { cpu: { workers: 2, load: 50 } }\n")).expect("cpu");
+        assert!(exp.faults.iter().any(|f| f.spec.stress.is_some()));
+        parse(&with(
+            "  - stress: { memory: { size: 64MiB, rate: 16MiB/s } }\n",
+        ))
+        .expect("memory");
+        for (fault, says) in [
+            ("  - stress: { memory: { size: 0 } }\n", "zero"),
+            ("  - stress: { cpu: { load: 150 } }\n", "out of range"),
+            ("  - stress: { cpu: { cores: 2 } }\n", "cores"),
+        ] {
+            let e = err(&with(fault));
+            assert!(e.contains(says), "{fault}: {e}");
+        }
     }
 }

@@ -35,7 +35,20 @@ pub fn ready(
         unreachable!("only pod targets come here")
     };
     let queues = (controls.max_faults, None);
-    let made = if let Some(k) = &f.spec.kill {
+    let made = if let Some(s) = &f.spec.stress {
+        let spec = s.clone().into_spec(f.duration, controls.force)?;
+        let targets = chosen
+            .iter()
+            .map(|r| (r.label(), crate::target::Target::Pid(r.pid)))
+            .collect();
+        let plan = crate::stress::plan(spec, targets, "--pod")?;
+        (
+            plan.spec.kind().to_string(),
+            plan.detail(),
+            queues,
+            Plan::Stress(plan),
+        )
+    } else if let Some(k) = &f.spec.kill {
         let spec = k.clone().into_spec(f.duration, controls.force)?;
         let detail = kill_detail(&spec, &format!("{target} (chosen at each round)"));
         (

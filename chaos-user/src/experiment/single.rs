@@ -37,6 +37,7 @@ pub fn ready(req: FaultRequest, dry_run: bool, force: bool) -> Result<Ready> {
         net: req.net,
         syscall: req.syscall,
         kill: req.kill,
+        stress: None,
     };
     let faults = check::faults(vec![entry], duration)?;
     let exp = Experiment {

@@ -98,6 +98,9 @@ pub struct FaultEntry {
     pub syscall: Option<SyscallFaultSpec>,
     /// Kill the target's processes (containers' init processes) at the start, and `every`.
     pub kill: Option<crate::kill::KillFaultSpec>,
+    /// CPU or memory stress in the target's cgroups: `{cpu: {workers, load}}` or
+    /// `{memory: {size, rate, workers}}`.
+    pub stress: Option<crate::stress::StressFaultSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]

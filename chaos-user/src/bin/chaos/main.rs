@@ -13,6 +13,7 @@ mod net_rules;
 mod pods;
 mod remote;
 mod run;
+mod stress;
 mod syscall;
 mod workload;
 
@@ -50,6 +51,13 @@ enum Command {
     /// Kill a target's processes (a container's init process), once or --every D for
     /// --duration D, and report whether the runtime ran the container again.
     Kill(kill::KillArgs),
+    /// CPU or memory stress: worker processes in a target's cgroups (its limits and OOM
+    /// killer act on them) for --duration; the summary says what they used and whether the
+    /// OOM killer took them.
+    #[command(subcommand)]
+    Stress(stress::StressCommand),
+    #[command(hide = true, name = "stress-worker")]
+    StressWorker(stress::WorkerArgs),
     /// Show what a Kubernetes target (--pod, --selector) resolves to on this node: pods,
     /// containers, pids, cgroups, network namespaces and interfaces, and which --mode picks.
     Targets(pods::TargetsArgs),
@@ -81,6 +89,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return common::clap_exit(e),
     };
+    // A stress worker is a plain process: no runtime, no logging set-up.
+    if let Command::StressWorker(a) = &cli.command {
+        return stress::worker(a);
+    }
     common::init_logging();
     // An experiment probes on worker threads while the main thread attaches faults.
     let rt = match cli.command {
@@ -139,6 +151,8 @@ async fn local(command: Command, json: bool) -> chaos::Result<ExitCode> {
         Command::Net(cmd) => net::run(cmd, json, None).await,
         Command::Syscall(cmd) => syscall::run(cmd, json, None).await,
         Command::Kill(args) => kill::run(args, json, None).await,
+        Command::Stress(cmd) => stress::run(cmd, json).await,
+        Command::StressWorker(_) => unreachable!("run before the runtime starts"),
         Command::Run(args) => run::run(args, json).await,
         Command::Targets(args) => pods::targets(args, json).await,
         Command::Agent(_) => unreachable!("dispatched with its token file"),
@@ -249,6 +263,13 @@ mod tests {
         "--token-file",
         "--max-duration",
         "--signal",
+        "stress",
+        "memory",
+        "--size",
+        "--load",
+        "--workers",
+        "64MiB",
+        "16MiB/s",
         "--every",
         "--recovery-timeout",
         "SIGTERM",
