@@ -62,6 +62,10 @@ fn every_example_checks_against_the_lab() {
         let mut lines = text.lines().peekable();
         while let Some(l) = lines.next() {
             let t = l.trim();
+            if t == "stress:" {
+                let kind = lines.peek().map_or("", |n| n.trim().trim_end_matches(':'));
+                kinds.push(format!("stress {kind}"));
+            }
             if t == "net:" || t == "syscall:" {
                 let next = lines.peek().map_or("", |n| n.trim());
                 let v = next.split_once(": ").map_or("", |(_, v)| v);
