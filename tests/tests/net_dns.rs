@@ -37,7 +37,9 @@ impl Resolver {
                 "--log-queries",
                 &format!("--log-facility={}", log.as_str()),
                 "--pid-file=",
-                "--user=root",
+                // No user switch: the VM guests have no passwd entries to switch to.
+                "--user=",
+                "--group=",
             ])
             .stdout(Stdio::null())
             .spawn()
