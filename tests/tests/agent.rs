@@ -471,3 +471,167 @@ fn agent_serves_https_and_reloads_a_rotated_certificate() {
     assert!(child.wait().expect("wait").success());
     lab.finish();
 }
+
+/// openssl with `args`; panics naming them on failure.
+fn openssl(args: &[&str]) {
+    let ok = Command::new("openssl")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "openssl {args:?}");
+}
+
+/// A key and a certificate for `cn` signed by `ca` (or self-signed without one), valid from
+/// now for `days` (-1: expired yesterday), with the v3 extensions `ext` (signed ones), in
+/// `dir`: (cert, key) paths.
+fn issue(
+    dir: &std::path::Path,
+    cn: &str,
+    ca: Option<&str>,
+    days: &str,
+    ext: &str,
+) -> (String, String) {
+    let p = |e: &str| dir.join(format!("{cn}.{e}")).to_string_lossy().into_owned();
+    let (cert, key, csr) = (p("pem"), p("key"), p("csr"));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let subj = format!("/CN={cn}");
+    match ca {
+        None => {
+            let mut a = vec!["req", "-x509"];
+            a.extend(ec);
+            a.extend([
+                "-days", days, "-subj", &subj, "-keyout", &key, "-out", &cert,
+            ]);
+            openssl(&a);
+        }
+        Some(ca) => {
+            let mut a = vec!["req"];
+            a.extend(ec);
+            a.extend(["-subj", &subj, "-keyout", &key, "-out", &csr]);
+            openssl(&a);
+            let ca_key = ca.replace(".pem", ".key");
+            // Extensions make it a v3 certificate, the only version WebPKI accepts.
+            let ext_file = p("ext");
+            std::fs::write(&ext_file, format!("basicConstraints=CA:FALSE\n{ext}\n"))
+                .expect("extensions file");
+            openssl(&[
+                "x509", "-req", "-in", &csr, "-CA", ca, "-CAkey", &ca_key, "-days", days,
+                "-extfile", &ext_file, "-out", &cert,
+            ]);
+        }
+    }
+    (cert, key)
+}
+
+/// --client-ca: a client certificate from that CA gets in (with the token, also through the
+/// CLI's --client-cert); none, a self-signed one or an expired one is refused at the handshake
+/// and changes nothing.
+#[test]
+fn agent_with_a_client_ca_refuses_clients_without_its_certificate() {
+    let test = "agent_with_a_client_ca_refuses_clients_without_its_certificate";
+    if !Command::new("sh")
+        .args(["-c", "command -v openssl"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let why = "openssl (which makes the test's certificates) is not installed here; the \
+                   host run has it";
+        chaos_tests::expect::skip(test, why, chaos_tests::expect::host() != Some(true));
+        return;
+    }
+    let lab = Lab::new("agmtls");
+    let dir = std::env::temp_dir().join(format!("chaos-mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("cert dir");
+    let token_file = TempPath::new("agent-mtls-token");
+    std::fs::write(token_file.as_str(), TOKEN).expect("token file");
+    let client = "extendedKeyUsage=clientAuth";
+    let (ca, _) = issue(&dir, "ca", None, "1", "");
+    let (server_cert, server_key) = issue(
+        &dir,
+        "server",
+        Some(&ca),
+        "1",
+        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1",
+    );
+    let good = issue(&dir, "client", Some(&ca), "1", client);
+    let expired = issue(&dir, "expired", Some(&ca), "-1", client);
+    let stranger = issue(&dir, "stranger", None, "1", client);
+    let tls = [
+        "--tls-cert",
+        &server_cert,
+        "--tls-key",
+        &server_key,
+        "--client-ca",
+        &ca,
+    ];
+    let with = |c: &(String, String)| {
+        vec![
+            "--cacert".to_string(),
+            ca.clone(),
+            "--cert".to_string(),
+            c.0.clone(),
+            "--key".to_string(),
+            c.1.clone(),
+        ]
+    };
+    let agent = Agent::start_with(&lab, token_file.as_str(), &tls, "https", with(&good));
+    assert_eq!(
+        agent.call("GET", "/v1/faults", None, Some(TOKEN)),
+        (200, "[]".into())
+    );
+    let cg = lab.cgroup();
+    let fault = format!(
+        r#"{{"target": {{"cgroup": "{cg}"}}, "duration": "60s",
+            "syscall": {{"name": "connect", "errno": "ECONNREFUSED", "dport": 7001}}}}"#
+    );
+    for (who, curl) in [
+        ("no client certificate", vec!["--cacert".into(), ca.clone()]),
+        ("a self-signed one", with(&stranger)),
+        ("an expired one", with(&expired)),
+    ] {
+        let other = Agent {
+            curl,
+            base: agent.base.clone(),
+            child: Command::new("true").spawn().expect("placeholder child"),
+        };
+        assert_eq!(
+            other
+                .call("POST", "/v1/faults", Some(&fault), Some(TOKEN))
+                .0,
+            0,
+            "{who}: refused at the handshake"
+        );
+    }
+    assert_eq!(
+        agent.call("GET", "/v1/faults", None, Some(TOKEN)),
+        (200, "[]".into()),
+        "nothing was started"
+    );
+    // The CLI presents its certificate with --client-cert/--client-key.
+    let (code, out, err) = lab.run(&[
+        "--agent",
+        &agent.base,
+        "--token-file",
+        token_file.as_str(),
+        "--cacert",
+        &ca,
+        "--client-cert",
+        &good.0,
+        "--client-key",
+        &good.1,
+        "status",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (status, log) = agent.stop();
+    assert_eq!(status, 0, "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+    lab.finish();
+}

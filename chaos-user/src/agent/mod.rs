@@ -10,6 +10,7 @@ mod registry;
 mod tls;
 
 pub use registry::{FaultInfo, Limits};
+pub use tls::TlsFiles;
 
 use crate::{
     error::{Error, Result},
@@ -17,7 +18,7 @@ use crate::{
 };
 use std::{
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
@@ -27,8 +28,9 @@ pub struct AgentConfig {
     pub listen: SocketAddr,
     /// The bearer token (the file's content, trimmed).
     pub token: String,
-    /// HTTPS: the certificate chain and key, PEM files read again when they change.
-    pub tls: Option<(PathBuf, PathBuf)>,
+    /// HTTPS: the certificate chain and key, PEM files read again when they change, and the
+    /// CA of the client certificates required (mTLS).
+    pub tls: Option<TlsFiles>,
     pub limits: Limits,
 }
 
@@ -84,8 +86,8 @@ pub async fn serve(
         .map_err(|e| Error::io("reading the bound address", e))?;
     let app = api::router(shared);
     match cfg.tls {
-        Some((cert, key)) => {
-            let tls = tls::TlsListener::new(listener, cert, key)?;
+        Some(files) => {
+            let tls = tls::TlsListener::new(listener, files)?;
             ready(addr);
             tokio::select! {
                 r = axum::serve(tls, app) => r.map_err(|e| Error::io("serving the API", e))?,

@@ -1,12 +1,15 @@
 //! HTTPS for the agent: rustls with the certificate and key from PEM files (a Kubernetes TLS
 //! Secret mounted into the pod), read again when either file changes, so that a rotated
-//! certificate is served from the next connection on without a restart. A connection whose
-//! handshake fails is dropped and the listener goes on.
+//! certificate is served from the next connection on without a restart. With a client CA,
+//! every client must present a certificate that CA issued, valid now (mTLS, rustls's WebPKI
+//! verifier); the bearer token is still required. A connection whose handshake fails is
+//! dropped and the listener goes on.
 
 use crate::error::{Error, Result};
 use rustls::{
-    ServerConfig,
+    RootCertStore, ServerConfig,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::WebPkiClientVerifier,
 };
 use std::{
     path::{Path, PathBuf},
@@ -19,11 +22,19 @@ use tokio_rustls::{TlsAcceptor, server::TlsStream};
 /// A TCP listener that hands out TLS streams (axum's `Listener`).
 pub struct TlsListener {
     tcp: TcpListener,
-    cert: PathBuf,
-    key: PathBuf,
+    files: TlsFiles,
     /// The files' modification times the acceptor was built from.
     stamp: (Option<SystemTime>, Option<SystemTime>),
     acceptor: TlsAcceptor,
+}
+
+/// The agent's PEM files: its certificate chain and key, and the CA its clients' certificates
+/// must come from (mTLS), if any.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 fn mtime(p: &Path) -> Option<SystemTime> {
@@ -31,7 +42,8 @@ fn mtime(p: &Path) -> Option<SystemTime> {
 }
 
 /// The server configuration from PEM files; errors name the flag and the file.
-pub fn config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
+pub fn config(files: &TlsFiles) -> Result<Arc<ServerConfig>> {
+    let (cert, key) = (files.cert.as_path(), files.key.as_path());
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
         .map_err(|e| Error::input("--tls-cert", format!("{}: {e}", cert.display())))?;
@@ -44,26 +56,49 @@ pub fn config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| Error::input("--tls-key", format!("{}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
-        .map_err(|e| {
-            Error::input(
-                "--tls-key",
-                format!("the certificate and key do not fit: {e}"),
-            )
-        })?;
+        .map_err(|e| Error::input("--tls-cert", format!("TLS versions: {e}")))?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, provider)?),
+    };
+    let cfg = builder.with_single_cert(certs, key).map_err(|e| {
+        Error::input(
+            "--tls-key",
+            format!("the certificate and key do not fit: {e}"),
+        )
+    })?;
     Ok(Arc::new(cfg))
 }
 
+/// Accepts client certificates issued by the CA in `ca` (PEM) and valid now.
+fn client_verifier(
+    ca: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    let bad = |m: String| Error::input("--client-ca", format!("{}: {m}", ca.display()));
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).map_err(|e| bad(e.to_string()))? {
+        roots
+            .add(c.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("holds no PEM certificate".into()));
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| bad(e.to_string()))
+}
+
 impl TlsListener {
-    pub fn new(tcp: TcpListener, cert: PathBuf, key: PathBuf) -> Result<Self> {
-        let acceptor = TlsAcceptor::from(config(&cert, &key)?);
-        let stamp = (mtime(&cert), mtime(&key));
+    pub fn new(tcp: TcpListener, files: TlsFiles) -> Result<Self> {
+        let acceptor = TlsAcceptor::from(config(&files)?);
+        let stamp = (mtime(&files.cert), mtime(&files.key));
         Ok(TlsListener {
             tcp,
-            cert,
-            key,
+            files,
             stamp,
             acceptor,
         })
@@ -71,15 +106,18 @@ impl TlsListener {
 
     /// Rebuilds the acceptor when a file changed; a broken pair keeps the previous one.
     fn reload(&mut self) {
-        let now = (mtime(&self.cert), mtime(&self.key));
+        let now = (mtime(&self.files.cert), mtime(&self.files.key));
         if now == self.stamp {
             return;
         }
-        match config(&self.cert, &self.key) {
+        match config(&self.files) {
             Ok(cfg) => {
                 self.acceptor = TlsAcceptor::from(cfg);
                 self.stamp = now;
-                tracing::info!("TLS certificate reloaded from {}", self.cert.display());
+                tracing::info!(
+                    "TLS certificate reloaded from {}",
+                    self.files.cert.display()
+                );
             }
             Err(e) => tracing::warn!("keeping the previous certificate: {e}"),
         }

@@ -19,6 +19,10 @@ pub struct AgentArgs {
     /// The certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (PEM) and valid now (mTLS), on top of
+    /// the token; a client without one is refused at the handshake.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
     /// At most this many faults active at once; more are refused (HTTP 400).
     #[arg(long, value_name = "N", default_value = "16")]
     max_faults: usize,
@@ -39,7 +43,15 @@ pub async fn run(a: AgentArgs, token_file: Option<PathBuf>) -> chaos::Result<Exi
             "give the file holding the token every request must carry (at least 16 bytes)",
         )
     })?;
-    let tls = a.tls_cert.clone().zip(a.tls_key.clone());
+    let tls = a
+        .tls_cert
+        .clone()
+        .zip(a.tls_key.clone())
+        .map(|(cert, key)| agent::TlsFiles {
+            cert,
+            key,
+            client_ca: a.client_ca.clone(),
+        });
     if tls.is_none() && !a.listen.ip().is_loopback() {
         // The token would cross the network in clear text.
         return Err(chaos::Error::input(

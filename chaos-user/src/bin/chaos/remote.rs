@@ -26,6 +26,35 @@ pub struct RemoteArgs {
     /// Trust this CA (PEM) for the agent's HTTPS certificate.
     #[arg(long, global = true, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+    /// Present this client certificate chain (PEM) to an agent that requires one (mTLS).
+    #[arg(long, global = true, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+}
+
+/// The client certificate chain and key from PEM files; errors name the flag.
+fn client_cert(cert: &std::path::Path, key: &std::path::Path) -> Result<ureq::tls::ClientCert> {
+    let read = |flag: &'static str, p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| Error::input(flag, format!("{}: {e}", p.display())))
+    };
+    let pem = read("--client-cert", cert)?;
+    let chain: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|i| match i {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if chain.is_empty() {
+        return Err(Error::input(
+            "--client-cert",
+            format!("{} holds no PEM certificate", cert.display()),
+        ));
+    }
+    let key = ureq::tls::PrivateKey::from_pem(&read("--client-key", key)?)
+        .map_err(|e| Error::input("--client-key", format!("{}: {e}", key.display())))?;
+    Ok(ureq::tls::ClientCert::new_with_certs(&chain, key))
 }
 
 pub struct Remote {
@@ -56,6 +85,9 @@ impl Remote {
             let cert = ureq::tls::Certificate::from_pem(&pem)
                 .map_err(|e| Error::input("--cacert", format!("{}: {e}", ca.display())))?;
             tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![cert])));
+        }
+        if let (Some(c), Some(k)) = (&a.client_cert, &a.client_key) {
+            tls = tls.client_cert(Some(client_cert(c, k)?));
         }
         let http = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(60)))
