@@ -251,3 +251,28 @@ fn logs_are_coloured_only_on_a_terminal_without_no_color() {
         "{plain:?}"
     );
 }
+
+/// `--log-format json`: every log line is one JSON object with a timestamp, a level and the
+/// message (what a DaemonSet's log collector parses); no colour codes.
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let out = std::process::Command::new(chaos_tests::chaos_bin())
+        .args(["--log-format", "json", "doctor"])
+        .env("CHAOS_LOG", "debug")
+        .output()
+        .expect("chaos doctor");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(!lines.is_empty(), "some log lines");
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string() && v["fields"].is_object(),
+            "{l}"
+        );
+    }
+    let (code, _, err) = chaos_tests::chaos(&["--log-format", "xml", "doctor"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--log-format"), "{err}");
+}

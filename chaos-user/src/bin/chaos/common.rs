@@ -50,19 +50,29 @@ pub fn fail(e: &Error, status: i32) -> ExitCode {
     ExitCode::from(status as u8)
 }
 
-/// Logs to stderr, coloured only on a terminal and never with NO_COLOR set (no-color.org): a
-/// redirected stderr gets plain lines.
-pub fn init_logging() {
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr: text coloured only on a terminal and never with NO_COLOR set
+/// (no-color.org), so a redirected stderr gets plain lines; or JSON lines
+/// (tracing-subscriber's: timestamp, level, fields, target).
+pub fn init_logging(format: LogFormat) {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CHAOS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.with_ansi(colour).init(),
+    }
 }
 
 /// Prints a line on stdout. A closed stdout (`chaos ... | head`) must not panic: the

@@ -31,6 +31,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    /// Log lines on stderr as text (default) or as one JSON object per line (for log
+    /// collectors: the agent's DaemonSet pods). The level comes from CHAOS_LOG (default warn).
+    #[arg(long, global = true, value_enum, default_value_t = common::LogFormat::Text)]
+    log_format: common::LogFormat,
+
     #[command(flatten)]
     remote: remote::RemoteArgs,
 
@@ -93,7 +98,7 @@ fn main() -> ExitCode {
     if let Command::StressWorker(a) = &cli.command {
         return stress::worker(a);
     }
-    common::init_logging();
+    common::init_logging(cli.log_format);
     // An experiment probes on worker threads while the main thread attaches faults.
     let rt = match cli.command {
         Command::Run(_) => tokio::runtime::Builder::new_multi_thread()
