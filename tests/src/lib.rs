@@ -5,6 +5,7 @@ pub mod clients;
 pub mod expect;
 pub mod kubelet;
 pub mod lab;
+pub mod prometheus;
 pub mod repl;
 pub mod service;
 pub mod stats;

@@ -3,12 +3,16 @@
 //! check metrics` accepts the exposition; SIGKILL of the agent mid-fault removes the fault at
 //! once (fd-owned cgroup links), and the next agent's start-up cleanup leaves nothing behind.
 
-use chaos_tests::{TempPath, clients::connect, expect, lab::Lab};
+use chaos_tests::{
+    TempPath,
+    clients::connect,
+    lab::Lab,
+    prometheus::{Prometheus, have, promtool_check},
+};
 use serde_json::Value;
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
 };
 
 const TOKEN: &str = "ops-token-0123456789abcdef";
@@ -79,102 +83,11 @@ impl Drop for Agent {
     }
 }
 
-fn token_file() -> TempPath {
-    let f = TempPath::new("ops-token");
+/// The token in a file of the test's own (`tag`): tests run in parallel in one process.
+fn token_file(tag: &str) -> TempPath {
+    let f = TempPath::new(&format!("{tag}-token"));
     std::fs::write(f.as_str(), format!("{TOKEN}\n")).expect("token file");
     f
-}
-
-/// Whether `tool` is installed; if not, skips (allowed only outside the host run) with why.
-fn have(tool: &str, test: &str) -> bool {
-    let there = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !there {
-        let why =
-            format!("{tool} is not installed here (scripts/setup.sh installs it on the host)");
-        expect::skip(test, &why, expect::host() != Some(true));
-    }
-    there
-}
-
-/// A free loopback port (bound, then released for the server to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Prometheus scraping the agent every second with its token, in a scratch directory.
-struct Prometheus {
-    child: Child,
-    dir: std::path::PathBuf,
-    port: u16,
-}
-
-impl Prometheus {
-    fn start(target: &str, token_file: &str) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!("chaos-prom-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("prometheus dir");
-        let config = dir.join("prometheus.yml");
-        let mut f = std::fs::File::create(&config).expect("config");
-        write!(
-            f,
-            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: chaos\n    \
-             authorization: {{credentials_file: {token_file}}}\n    static_configs:\n      \
-             - targets: ['{target}']\n"
-        )
-        .expect("write config");
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus");
-        Prometheus { child, dir, port }
-    }
-
-    /// The value of `query` (an instant vector with one sample), once Prometheus has one.
-    fn value(&self, query: &str) -> Option<f64> {
-        let out = Command::new("curl")
-            .args(["-s", "--get", "--data-urlencode", &format!("query={query}")])
-            .arg(format!("http://127.0.0.1:{}/api/v1/query", self.port))
-            .output()
-            .ok()?;
-        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-    }
-}
-
-impl Prometheus {
-    /// Its view of the scrape targets (health, last error), for failure messages.
-    fn targets(&self) -> String {
-        Command::new("curl")
-            .args([
-                "-s",
-                &format!("http://127.0.0.1:{}/api/v1/targets", self.port),
-            ])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[test]
@@ -185,7 +98,7 @@ fn prometheus_scrapes_the_agent_and_reports_what_the_api_does() {
     }
     let lab = Lab::new("agprom");
     let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
-    let tokens = token_file();
+    let tokens = token_file("agprom");
     let agent = Agent::start(&lab, tokens.as_str());
     let id = agent.refuse_connects(&lab);
     for _ in 0..5 {
@@ -197,45 +110,18 @@ fn prometheus_scrapes_the_agent_and_reports_what_the_api_does() {
     let (_, now) = agent.call("GET", &format!("/v1/faults/{id}"), None);
     let now: Value = serde_json::from_str(&now).expect("JSON");
     assert_eq!(now["injected"].as_u64(), Some(5), "{now}");
-    let prom = Prometheus::start(&agent.addr, tokens.as_str());
+    let prom = Prometheus::start(&agent.addr, Some(tokens.as_str()), None);
     let query = format!("chaos_fault_injected_total{{id=\"{id}\"}}");
-    let t = Instant::now();
-    let seen = loop {
-        if let Some(v) = prom.value(&query) {
-            break v;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "Prometheus never scraped {query}: {}",
-            prom.targets()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    assert_eq!(seen, 5.0, "Prometheus reports what the API does");
+    assert_eq!(
+        prom.wait_for(&query),
+        5.0,
+        "Prometheus reports what the API does"
+    );
     assert_eq!(prom.value("up{job=\"chaos\"}"), Some(1.0));
     // promtool reads the exposition as Prometheus's own linter does.
     let (code, text) = agent.call("GET", "/metrics", None);
     assert_eq!(code, 200);
-    let mut check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    check
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("to promtool");
-    let out = check.wait_with_output().expect("promtool");
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check(&text).unwrap_or_else(|e| panic!("promtool check metrics: {e}"));
     let (code, _) = agent.call("DELETE", &format!("/v1/faults/{id}"), None);
     assert_eq!(code, 200);
     drop((prom, agent));
@@ -249,7 +135,7 @@ fn prometheus_scrapes_the_agent_and_reports_what_the_api_does() {
 fn sigkill_of_the_agent_ends_its_faults_and_the_next_agent_cleans_up() {
     let lab = Lab::new("agkill");
     let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
-    let tokens = token_file();
+    let tokens = token_file("agkill");
     let agent = Agent::start(&lab, tokens.as_str());
     agent.refuse_connects(&lab);
     assert_eq!(

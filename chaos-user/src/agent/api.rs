@@ -163,24 +163,11 @@ async fn start(State(s): St, body: Body) -> Response {
     }
 }
 
-/// OpenMetrics for scrapers that ask for it (Prometheus does), the classic text format for
-/// the rest (promtool, curl), as Prometheus's own client libraries negotiate.
+/// OpenMetrics or the classic text format, as the scraper asks (`metrics::negotiate`).
 async fn metrics(State(s): St, headers: axum::http::HeaderMap) -> Response {
-    let open = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/openmetrics-text"));
-    let text = s.metrics.encode();
-    if open {
-        let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-        return ([(header::CONTENT_TYPE, kind)], text).into_response();
-    }
-    let kind = "text/plain; version=0.0.4; charset=utf-8";
-    (
-        [(header::CONTENT_TYPE, kind)],
-        super::metrics::classic(&text),
-    )
-        .into_response()
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (kind, body) = super::metrics::negotiate(accept, s.metrics.encode());
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
 #[cfg(test)]

@@ -126,6 +126,20 @@ impl Metrics {
     }
 }
 
+/// The content type and body for a scraper's `Accept` header: OpenMetrics (`open`, as
+/// prometheus-client writes it) when it asks for it (Prometheus does), the classic text format
+/// otherwise (promtool, curl), as Prometheus's own client libraries negotiate.
+pub fn negotiate(accept: Option<&str>, open: String) -> (&'static str, String) {
+    if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
+        (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            open,
+        )
+    } else {
+        ("text/plain; version=0.0.4; charset=utf-8", classic(&open))
+    }
+}
+
 /// OpenMetrics text as the classic Prometheus text format (0.0.4): a counter family `x` is
 /// exposed as samples `x_total`, so its HELP and TYPE lines name `x_total` there; `# EOF` goes.
 pub fn classic(open: &str) -> String {

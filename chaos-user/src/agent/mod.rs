@@ -9,6 +9,7 @@ mod metrics;
 mod registry;
 mod tls;
 
+pub use metrics::{classic, negotiate};
 pub use registry::{FaultInfo, Limits};
 pub use tls::TlsFiles;
 

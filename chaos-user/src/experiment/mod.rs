@@ -5,6 +5,7 @@
 
 mod check;
 mod faults;
+pub mod metrics;
 mod plan;
 mod pod_faults;
 mod probe;
@@ -16,6 +17,7 @@ mod spec;
 mod timeline;
 
 pub use faults::{Ready, check_kernel, prepare};
+pub use metrics::ExperimentMetrics;
 pub use plan::{Experiment, parse};
 pub use report::{Outcome, Report};
 pub use runner::{Options, run};

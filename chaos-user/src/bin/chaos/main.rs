@@ -8,6 +8,7 @@ mod doctor;
 mod generated;
 mod kill;
 mod lifecycle;
+mod metrics_server;
 mod net;
 mod net_rules;
 mod pods;

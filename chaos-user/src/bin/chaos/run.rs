@@ -33,6 +33,14 @@ pub struct RunArgs {
     /// Directory for the report (default: chaos-report/<experiment>-<unix time>).
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// Serve Prometheus metrics on http://ADDR/metrics while the experiment runs:
+    /// chaos_experiment_status, chaos_blast_radius, chaos_recovery_time_seconds and
+    /// chaos_fault_injected_total (docs/experiments.md).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Keep serving the metrics this long after the run, so that a scraper sees the outcome.
+    #[arg(long, value_name = "D", requires = "metrics_addr", value_parser = common::duration)]
+    metrics_linger: Option<std::time::Duration>,
 }
 
 pub async fn run(a: RunArgs, json: bool) -> chaos::Result<ExitCode> {
@@ -60,11 +68,19 @@ pub async fn run(a: RunArgs, json: bool) -> chaos::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut stop = Stop::install()?;
+    let metrics = match a.metrics_addr {
+        Some(addr) => Some(crate::metrics_server::serve(addr).await?),
+        None => None,
+    };
     let opts = experiment::Options {
         dry_run: a.dry_run,
         quiet: json,
+        metrics: metrics.clone(),
     };
     let report = experiment::run(&exp, ready, &opts, &mut stop).await?;
+    if let (Some(_), Some(linger)) = (&metrics, a.metrics_linger) {
+        tokio::time::sleep(linger).await;
+    }
     let dir = a.report.unwrap_or_else(|| default_dir(&exp.name));
     let files = experiment::write_report(&report, &dir)?;
     if json {

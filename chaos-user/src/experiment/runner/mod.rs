@@ -23,6 +23,8 @@ pub struct Options {
     pub dry_run: bool,
     /// No live progress (e.g. --json on a terminal).
     pub quiet: bool,
+    /// Kept up to date for Prometheus (`chaos run --metrics-addr`).
+    pub metrics: Option<super::ExperimentMetrics>,
 }
 
 struct Slot {
@@ -86,6 +88,7 @@ struct Run<'a> {
     /// When the last fault was detached: the recovery is measured from there.
     last_detach: Option<Instant>,
     progress: Progress,
+    metrics: Option<super::ExperimentMetrics>,
 }
 
 /// Seconds from `t0` to `i`, negative before it.
@@ -153,7 +156,11 @@ pub async fn run(
         injections: Vec::new(),
         last_detach: None,
         progress,
+        metrics: opts.metrics.clone(),
     };
+    if let Some(m) = &opts.metrics {
+        m.running(&exp.name);
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let probing = probe::spawn_all(&exp.probes, tx);
     let stopped = run.inject(&mut rx, stop).await;
@@ -176,7 +183,7 @@ pub async fn run(
         .iter()
         .map(|s| run.sample_report(s))
         .collect::<Vec<_>>();
-    Ok(run.report(
+    let report = run.report(
         stopped,
         abort,
         before,
@@ -184,7 +191,11 @@ pub async fn run(
         rolled_back,
         started_at,
         opts.dry_run,
-    ))
+    );
+    if let Some(m) = &opts.metrics {
+        m.finished(&report);
+    }
+    Ok(report)
 }
 
 impl Run<'_> {
@@ -386,6 +397,9 @@ impl Run<'_> {
                 t_s: at,
                 injected: c.injected,
             });
+            if let Some(m) = &self.metrics {
+                m.injected(&self.exp.name, &rep.name, c.injected);
+            }
         }
     }
 
