@@ -4,7 +4,7 @@
 #        protobuf-compiler (the CRI client's generated code); containerd, runc and
 #        containernetworking-plugins for the Kubernetes tests (started by the tests themselves);
 #        dnsmasq-base (the resolver the DNS tests start); prometheus (the server and promtool
-#        the agent tests scrape and lint with);
+#        the agent tests scrape and lint with); kubectl (renders deploy/);
 #        qemu, busybox-static, cpio, kmod, zstd, xz for the VM runner; gcc, make, bc, flex,
 #        bison, libelf-dev, libssl-dev, dwarves to build the VM kernel with kprobe override
 #   rust: rust-src (to build core for bpfel-unknown-none), bpf-linker 0.13.0 built for LLVM 22
@@ -19,6 +19,8 @@ missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# kubectl (its built-in kustomize renders deploy/ in a test): Debian's, unless one is there.
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { log "need root to apt-get install ${missing[*]}"; exit 1; }
   log "apt-get install ${missing[*]}"
