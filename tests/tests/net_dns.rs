@@ -223,3 +223,28 @@ fn servfail_over_tcp_and_ipv6() {
     drop(resolver);
     lab.finish();
 }
+
+/// --dry-run: every lookup resolves as before, and the summary counts the queries that would
+/// have been answered.
+#[test]
+fn dns_dry_run_answers_nothing_and_counts() {
+    let lab = Lab::new("dnsdry");
+    let resolver = Resolver::start(&lab);
+    let fault = dns_fault(
+        &lab,
+        &["--rcode", "NXDOMAIN", "--name", "*.shop.test", "--dry-run"],
+    );
+    let inside = |p: &str| lab.inside(p);
+    assert_eq!(
+        lookup(inside, "db.shop.test", V4, false),
+        (0, "10.1.2.3 fd01::3".into())
+    );
+    assert!(
+        resolver.queries("db.shop.test") >= 2,
+        "the resolver answered A and AAAA"
+    );
+    let s = fault.interrupt();
+    assert!(s["injected"].as_u64() >= Some(2), "{s}");
+    drop(resolver);
+    lab.finish();
+}

@@ -217,3 +217,49 @@ fn sqlite_killed_at_a_commit_keeps_the_committed_rows() {
     );
     lab.finish();
 }
+
+/// --dry-run: the writer finishes all its records; the summary counts the call that would
+/// have been signalled.
+#[test]
+fn crash_dry_run_counts_and_signals_nothing() {
+    const TEST: &str = "crash_dry_run_counts_and_signals_nothing";
+    if !kernel_has("send_signal", TEST) {
+        return;
+    }
+    let lab = Lab::new("crd");
+    let dir = scratch("crd");
+    let data = dir.0.join("data");
+    let cg = lab.cgroup();
+    let fault = lab.start(&[
+        "syscall",
+        "write",
+        "--signal",
+        "SIGKILL",
+        "--path",
+        data.to_str().expect("utf-8"),
+        "--after",
+        "9",
+        "--times",
+        "1",
+        "--cgroup",
+        &cg,
+        "--duration",
+        "60s",
+        "--dry-run",
+    ]);
+    let db = data.join("db");
+    let s = run(
+        lab.inside("python3"),
+        WRITER,
+        &[db.to_str().expect("utf-8"), "50"],
+    );
+    assert!(s.success(), "signalled in a dry run: {s:?}");
+    assert_eq!(lines(&db), 50);
+    let summary = fault.interrupt();
+    assert_eq!(
+        (summary["matched"].as_u64(), summary["injected"].as_u64()),
+        (Some(50), Some(1)),
+        "the 10th would have been signalled, once: {summary}"
+    );
+    lab.finish();
+}
