@@ -2,7 +2,12 @@
 //! write under a path, SQLite killed at a commit and recovering the committed rows, the
 //! processes and files outside the scope spared, and everything back to normal afterwards.
 
-use chaos_tests::{TempPath, assert_programs_gone, kernel_has, lab::Lab, read_events};
+use chaos_tests::{
+    Running, TempPath, assert_programs_gone, kernel_has,
+    kubelet::{Network, node_for},
+    lab::Lab,
+    read_events,
+};
 use std::{
     os::unix::process::ExitStatusExt,
     path::Path,
@@ -262,4 +267,63 @@ fn crash_dry_run_counts_and_signals_nothing() {
         "the 10th would have been signalled, once: {summary}"
     );
     lab.finish();
+}
+
+/// On a Kubernetes container (CRI): its shell dies by SIGKILL at its next write (to its log,
+/// with --all-files; the runtime reports exit code 137), and its sibling, writing the same
+/// way, runs on.
+#[test]
+fn crash_on_one_container_kills_it_and_spares_its_sibling() {
+    const TEST: &str = "crash_on_one_container_kills_it_and_spares_its_sibling";
+    let Some(mut node) = node_for(TEST) else {
+        return;
+    };
+    if !kernel_has("send_signal", TEST) {
+        return;
+    }
+    let pod = node.run_pod("shop", "db-0", &[], Network::Pod);
+    let writer = [
+        "sh",
+        "-c",
+        "while true; do echo x >> /tmp/log; sleep 0.1; done",
+    ];
+    let app = node.run_container(&pod, "app", &writer);
+    let sidecar = node.run_container(&pod, "sidecar", &writer);
+    let ep = node.endpoint.to_string_lossy().into_owned();
+    let fault = Running::start_via(
+        std::process::Command::new(chaos_tests::chaos_bin()),
+        &[
+            "syscall",
+            "write",
+            "--signal",
+            "SIGKILL",
+            "--pod",
+            "shop/db-0",
+            "--container",
+            "app",
+            "--all-files",
+            "--duration",
+            "60s",
+            "--runtime-endpoint",
+            &ep,
+        ],
+    );
+    const EXITED: i32 = 2;
+    const RUNNING: i32 = 1;
+    let t = std::time::Instant::now();
+    while node.container_state(&app).0 != EXITED {
+        if t.elapsed() > std::time::Duration::from_secs(20) {
+            let s = fault.interrupt();
+            panic!("the container was not killed: {s}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(node.container_state(&app).1, 137, "killed by SIGKILL");
+    assert_eq!(
+        node.container_state(&sidecar).0,
+        RUNNING,
+        "the sibling runs on"
+    );
+    let s = fault.interrupt();
+    assert_eq!(s["injected"].as_u64(), Some(1), "{s}");
 }
