@@ -152,18 +152,3 @@ pub fn promtool_check(text: &str) -> Result<(), String> {
         ))
     }
 }
-
-/// Whether `tool` is installed; if not, skips (allowed only outside the host run) with why.
-pub fn have(tool: &str, test: &str) -> bool {
-    let there = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !there {
-        let why =
-            format!("{tool} is not installed here (scripts/setup.sh installs it on the host)");
-        crate::expect::skip(test, &why, crate::expect::host() != Some(true));
-    }
-    there
-}

@@ -389,15 +389,8 @@ fn self_signed(cert: &str, key: &str) {
 #[test]
 fn agent_serves_https_and_reloads_a_rotated_certificate() {
     let test = "agent_serves_https_and_reloads_a_rotated_certificate";
-    if !Command::new("sh")
-        .args(["-c", "command -v openssl"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        let why = "openssl (which makes the test's certificates) is not installed here; the \
-                   host run has it";
-        chaos_tests::expect::skip(test, why, chaos_tests::expect::host() != Some(true));
+    // openssl makes the test's certificates.
+    if !chaos_tests::have("openssl", test) {
         return;
     }
     let lab = Lab::new("agts");
@@ -536,15 +529,8 @@ fn issue(
 #[test]
 fn agent_with_a_client_ca_refuses_clients_without_its_certificate() {
     let test = "agent_with_a_client_ca_refuses_clients_without_its_certificate";
-    if !Command::new("sh")
-        .args(["-c", "command -v openssl"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        let why = "openssl (which makes the test's certificates) is not installed here; the \
-                   host run has it";
-        chaos_tests::expect::skip(test, why, chaos_tests::expect::host() != Some(true));
+    // openssl makes the test's certificates.
+    if !chaos_tests::have("openssl", test) {
         return;
     }
     let lab = Lab::new("agmtls");

@@ -6,8 +6,9 @@
 use chaos_tests::{
     TempPath,
     clients::connect,
+    have,
     lab::Lab,
-    prometheus::{Prometheus, have, promtool_check},
+    prometheus::{Prometheus, promtool_check},
 };
 use serde_json::Value;
 use std::{

@@ -4,7 +4,7 @@
 //! period that covers detaching; with the namespace, account (no API token), token Secret and
 //! headless Service. Its command line is one the real `chaos` accepts.
 
-use chaos_tests::prometheus::have;
+use chaos_tests::have;
 use serde_json::Value;
 use std::{collections::BTreeSet, path::PathBuf, process::Command};
 

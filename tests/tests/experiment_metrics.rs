@@ -4,8 +4,9 @@
 //! exposition.
 
 use chaos_tests::{
+    have,
     lab::Lab,
-    prometheus::{Prometheus, have, promtool_check},
+    prometheus::{Prometheus, promtool_check},
     service::{DEP_HOST, DEP_PORT, SERVICE_ADDR},
 };
 use serde_json::Value;
