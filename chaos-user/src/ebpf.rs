@@ -213,7 +213,7 @@ pub fn map_fd(m: &aya::maps::Map) -> Option<std::os::fd::RawFd> {
     use std::os::fd::{AsFd, AsRawFd};
     let data = match m {
         Map::Array(d) | Map::PerCpuArray(d) | Map::Queue(d) | Map::RingBuf(d) => d,
-        Map::HashMap(d) | Map::PerCpuHashMap(d) | Map::LpmTrie(d) => d,
+        Map::HashMap(d) | Map::PerCpuHashMap(d) | Map::LruHashMap(d) | Map::LpmTrie(d) => d,
         _ => return None,
     };
     Some(data.fd().as_fd().as_raw_fd())
