@@ -351,8 +351,7 @@ pub fn have(tool: &str, test: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !there {
-        let why =
-            format!("{tool} is not installed here (scripts/setup.sh installs it on the host)");
+        let why = format!("{tool} is not installed here; the host run has it (scripts/setup.sh)");
         expect::skip(test, &why, expect::host() != Some(true));
     }
     there
