@@ -86,28 +86,18 @@ pub fn sys_rule(
     paths: &[FileKey],
     fault_id: u32,
 ) -> SysRule {
-    let mut keys = [FileKey::default(); MAX_PATHS];
-    keys[..paths.len()].copy_from_slice(paths);
     SysRule {
-        deadline_ns: 0,
-        threshold: spec.percent.threshold(),
-        scope,
-        paths: keys,
-        offsets: Default::default(),
         errno: errno as u32,
-        fault_id,
-        sample: spec.controls.events_sample,
         port: spec.port.unwrap_or(PortRange::ANY),
-        op: entry.op,
-        flags: spec.controls.flags(),
-        n_paths: paths.len() as u8,
-        file_types: if regular_only(entry, spec) {
-            FILES_REGULAR
-        } else {
-            FILES_ANY
-        },
         retval: -errno,
-        signal: 0,
+        ..file_rule(
+            spec,
+            scope,
+            paths,
+            fault_id,
+            entry.op,
+            regular_only(entry, spec),
+        )
     }
 }
 
@@ -121,6 +111,23 @@ pub fn crash_rule(
     paths: &[FileKey],
     fault_id: u32,
 ) -> SysRule {
+    let regular = call.rw && !spec.all_files;
+    SysRule {
+        signal: signal as u32,
+        ..file_rule(spec, scope, paths, fault_id, call.op, regular)
+    }
+}
+
+/// What both rules share: scope, percentage, queues, events, the files and their type; no
+/// errno, port or signal.
+fn file_rule(
+    spec: &SyscallSpec,
+    scope: Scope,
+    paths: &[FileKey],
+    fault_id: u32,
+    op: u8,
+    regular: bool,
+) -> SysRule {
     let mut keys = [FileKey::default(); MAX_PATHS];
     keys[..paths.len()].copy_from_slice(paths);
     SysRule {
@@ -133,16 +140,12 @@ pub fn crash_rule(
         fault_id,
         sample: spec.controls.events_sample,
         port: PortRange::ANY,
-        op: call.op,
+        op,
         flags: spec.controls.flags(),
         n_paths: paths.len() as u8,
-        file_types: if call.rw && !spec.all_files {
-            FILES_REGULAR
-        } else {
-            FILES_ANY
-        },
+        file_types: if regular { FILES_REGULAR } else { FILES_ANY },
         retval: 0,
-        signal: signal as u32,
+        signal: 0,
     }
 }
 
