@@ -24,10 +24,9 @@ use chaos_common::{
 };
 
 use super::{
-    CHAOS_NET_CFG, CHAOS_NET_STATS, PASS, matches_leaving, packet_event,
+    CHAOS_NET_CFG, PASS, acts, matches_leaving,
     parse::{Flow, L3, parse},
 };
-use crate::verdict::{Verdict, decide, emit};
 
 /// Patterns (see chaos_common::dns), the value being the RCODE to answer with.
 #[map]
@@ -80,14 +79,7 @@ fn answer(ctx: &TcContext) -> Option<i32> {
         return None;
     }
     let rcode = *CHAOS_DNS_NAMES.get(name_key(ctx, msg + 12)?)?;
-    let Verdict::Fault { dry_run } = decide(&CHAOS_NET_STATS, 0, rule.threshold, 0, rule.flags)
-    else {
-        return None;
-    };
-    emit(&CHAOS_NET_STATS, 0, rule.flags, rule.sample, |e| {
-        packet_event(e, rule, &flow);
-    });
-    if dry_run {
+    if !acts(rule, &flow) {
         return None;
     }
     let new = (flags & KEEP_FROM_QUERY) | FLAG_QR | FLAG_RA | u16::from(rcode & 0x0f);

@@ -23,11 +23,9 @@ use aya_ebpf::{
 use chaos_common::{NetRule, OPT_INGRESS, PROTO_TCP};
 
 use super::{
-    CHAOS_NET_CFG, CHAOS_NET_STATS, PASS, in_cgroup, matches_arriving, matches_leaving,
-    packet_event,
+    CHAOS_NET_CFG, PASS, acts, in_cgroup, matches_arriving, matches_leaving,
     parse::{Flow, parse},
 };
-use crate::verdict::{Verdict, decide, emit};
 
 /// One connection of the cgroup's to the server port, as its packets leave.
 #[repr(C)]
@@ -137,14 +135,7 @@ fn abort(ctx: &TcContext, ingress: bool) -> Option<()> {
     if head[8..] == new {
         return None;
     }
-    let Verdict::Fault { dry_run } = decide(&CHAOS_NET_STATS, 0, rule.threshold, 0, rule.flags)
-    else {
-        return None;
-    };
-    emit(&CHAOS_NET_STATS, 0, rule.flags, rule.sample, |e| {
-        packet_event(e, rule, &flow);
-    });
-    if dry_run {
+    if !acts(rule, &flow) {
         return None;
     }
     let old = u32::from_ne_bytes([head[8], head[9], head[10], head[11]]);

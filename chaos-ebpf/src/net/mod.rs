@@ -420,6 +420,21 @@ fn matches_rest(ctx: &TcContext, slot: u32, rule: &NetRule, flow: &Flow, e: &End
         && in_cgroup(ctx, rule)
 }
 
+/// For the single-rule programs of their own (DNS answers, HTTP aborts): a matching packet is
+/// counted, rolled and charged, its event emitted; true when the action is to be taken (not a
+/// dry run).
+#[inline(always)]
+pub fn acts(rule: &NetRule, flow: &Flow) -> bool {
+    let Verdict::Fault { dry_run } = decide(&CHAOS_NET_STATS, 0, rule.threshold, 0, rule.flags)
+    else {
+        return false;
+    };
+    emit(&CHAOS_NET_STATS, 0, rule.flags, rule.sample, |e| {
+        packet_event(e, rule, flow);
+    });
+    !dry_run
+}
+
 /// Whether slot 0's rule, in force, matches a leaving packet: protocol, ports, addresses and
 /// cgroup (the DNS program, which has one rule and its own action).
 #[inline(always)]
