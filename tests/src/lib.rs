@@ -1,6 +1,7 @@
 //! Harness for the privileged tests: run the real `chaos` binary, drive real clients, and
 //! observe the kernel with independent tools (bpftool, tc, ip), never through chaos itself.
 
+pub mod agent;
 pub mod clients;
 pub mod expect;
 pub mod kubelet;

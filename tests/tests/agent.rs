@@ -5,98 +5,25 @@
 
 use chaos_tests::{
     TempPath,
+    agent::Agent,
     clients::connect,
     lab::{Lab, SERVER_V4},
 };
 use serde_json::Value;
 use std::{
     io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
 };
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
-struct Agent {
-    child: Child,
-    base: String,
-    /// curl's extra arguments (the CA to trust for HTTPS).
-    curl: Vec<String>,
-}
-
-impl Agent {
-    fn start(lab: &Lab, token_file: &str) -> Agent {
-        Agent::start_with(lab, token_file, &[], "http", Vec::new())
-    }
-
-    fn start_with(
-        lab: &Lab,
-        token_file: &str,
-        extra: &[&str],
-        scheme: &str,
-        curl: Vec<String>,
-    ) -> Agent {
-        let listen = ["--listen", "127.0.0.1:0", "--token-file", token_file];
-        let mut child = lab
-            .chaos_cmd()
-            .arg("agent")
-            .args(listen)
-            .args(["--max-duration", "5m", "--max-faults", "2"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chaos agent");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("listening line");
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        let base = format!("{scheme}://{}", v["addr"].as_str().expect("addr"));
-        Agent { child, base, curl }
-    }
-
-    /// curl METHOD PATH [JSON body] with `token`; (HTTP status, body).
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-        token: Option<&str>,
-    ) -> (u16, String) {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-w", "\n%{http_code}", "-X", method])
-            .args(&self.curl)
-            .arg(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
-        }
-        if let Some(b) = body {
-            cmd.args(["-H", "Content-Type: application/json", "--data", b]);
-        }
-        let out = cmd.output().expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').expect("status line");
-        (code.trim().parse().expect("status"), body.to_string())
-    }
-
-    fn json(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let (code, text) = self.call(method, path, body, Some(TOKEN));
-        (
-            code,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    /// SIGTERM; exit status and everything it logged.
-    fn stop(self) -> (i32, String) {
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let out = self.child.wait_with_output().expect("wait agent");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
+/// The lab's agent, limited (5 minutes, 2 faults), its log kept for `stop`.
+fn agent(lab: &Lab, token_file: &str, extra: &[&str], scheme: &str, curl: Vec<String>) -> Agent {
+    let mut cmd = lab.chaos_cmd();
+    cmd.stderr(Stdio::piped());
+    let mut args = vec!["--max-duration", "5m", "--max-faults", "2"];
+    args.extend_from_slice(extra);
+    Agent::start_with(cmd, token_file, TOKEN, &args, scheme, curl)
 }
 
 /// The lab, its agent and the fault request the checks send.
@@ -318,7 +245,7 @@ fn agent_starts_reads_measures_and_stops_a_fault_over_http() {
         err.contains("--listen") && err.contains("loopback"),
         "{err}"
     );
-    let agent = Agent::start(&lab, token_file.as_str());
+    let agent = agent(&lab, token_file.as_str(), &[], "http", Vec::new());
     let cg = lab.cgroup();
     let fault = format!(
         r#"{{"name": "refused", "target": {{"cgroup": "{cg}"}}, "duration": "60s",
@@ -408,31 +335,23 @@ fn agent_serves_https_and_reloads_a_rotated_certificate() {
     self_signed(cert2.as_str(), key2.as_str());
     let trust = |c: &TempPath| vec!["--cacert".to_string(), c.as_str().to_string()];
     let tls = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
-    let agent = Agent::start_with(&lab, token_file.as_str(), &tls, "https", trust(&cert));
+    let agent = agent(&lab, token_file.as_str(), &tls, "https", trust(&cert));
     assert_eq!(
         agent.call("GET", "/healthz", None, None),
         (200, "ok\n".into())
     );
     assert_eq!(agent.call("GET", "/v1/faults", None, Some(TOKEN)).0, 200);
     // A client that does not trust the certificate gets no answer (curl: status 000).
-    let strict = Agent {
-        curl: Vec::new(),
-        ..agent
-    };
-    assert_eq!(strict.call("GET", "/healthz", None, None).0, 0);
+    assert_eq!(agent.call_as(&[], "GET", "/healthz", None, None).0, 0);
     // Rotate the files: the next connection is served with the new certificate.
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::copy(key2.as_str(), key.as_str()).expect("rotate key");
     std::fs::copy(cert2.as_str(), cert.as_str()).expect("rotate cert");
-    let rotated = Agent {
-        curl: trust(&cert2),
-        ..strict
-    };
     assert_eq!(
-        rotated.call("GET", "/healthz", None, None),
+        agent.call_as(&trust(&cert2), "GET", "/healthz", None, None),
         (200, "ok\n".into())
     );
-    let (status, log) = rotated.stop();
+    let (status, log) = agent.stop();
     assert_eq!(status, 0, "{log}");
     // With TLS, other addresses than loopback may be served.
     let any = [
@@ -568,7 +487,7 @@ fn agent_with_a_client_ca_refuses_clients_without_its_certificate() {
             c.1.clone(),
         ]
     };
-    let agent = Agent::start_with(&lab, token_file.as_str(), &tls, "https", with(&good));
+    let agent = agent(&lab, token_file.as_str(), &tls, "https", with(&good));
     assert_eq!(
         agent.call("GET", "/v1/faults", None, Some(TOKEN)),
         (200, "[]".into())
@@ -583,14 +502,9 @@ fn agent_with_a_client_ca_refuses_clients_without_its_certificate() {
         ("a self-signed one", with(&stranger)),
         ("an expired one", with(&expired)),
     ] {
-        let other = Agent {
-            curl,
-            base: agent.base.clone(),
-            child: Command::new("true").spawn().expect("placeholder child"),
-        };
         assert_eq!(
-            other
-                .call("POST", "/v1/faults", Some(&fault), Some(TOKEN))
+            agent
+                .call_as(&curl, "POST", "/v1/faults", Some(&fault), Some(TOKEN))
                 .0,
             0,
             "{who}: refused at the handshake"

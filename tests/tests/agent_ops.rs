@@ -5,90 +5,39 @@
 
 use chaos_tests::{
     TempPath,
+    agent::Agent,
     clients::connect,
     have,
     lab::Lab,
     prometheus::{Prometheus, promtool_check},
 };
 use serde_json::Value;
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-};
+use std::process::Stdio;
 
 const TOKEN: &str = "ops-token-0123456789abcdef";
 
-/// A running agent on loopback (address from its first stdout line); killed on drop.
-struct Agent {
-    child: Child,
-    addr: String,
+/// Starts the lab's agent, its stderr left out.
+fn start(lab: &Lab, token_file: &str) -> Agent {
+    let mut cmd = lab.chaos_cmd();
+    cmd.stderr(Stdio::null());
+    Agent::start(cmd, token_file, TOKEN, &[])
 }
 
-impl Agent {
-    fn start(lab: &Lab, token_file: &str) -> Agent {
-        let mut child = lab
-            .chaos_cmd()
-            .args([
-                "agent",
-                "--listen",
-                "127.0.0.1:0",
-                "--token-file",
-                token_file,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chaos agent");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("listening line");
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        let addr = v["addr"].as_str().expect("addr").to_string();
-        Agent { child, addr }
-    }
-
-    /// curl with the token: (HTTP status, body).
-    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-w", "\n%{http_code}", "-X", method])
-            .arg(format!("http://{}{path}", self.addr))
-            .args(["-H", &format!("Authorization: Bearer {TOKEN}")]);
-        if let Some(b) = body {
-            cmd.args(["-H", "Content-Type: application/json", "--data", b]);
-        }
-        let out = cmd.output().expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').expect("status line");
-        (code.trim().parse().expect("status"), body.to_string())
-    }
-
-    /// Starts a connect refusal to port 7001 in the lab's cgroup; its id.
-    fn refuse_connects(&self, lab: &Lab) -> String {
-        let fault = format!(
-            r#"{{"name": "refused", "target": {{"cgroup": "{}"}}, "duration": "60s",
-                "syscall": {{"name": "connect", "errno": "ECONNREFUSED", "dport": 7001}}}}"#,
-            lab.cgroup()
-        );
-        let (code, body) = self.call("POST", "/v1/faults", Some(&fault));
-        assert_eq!(code, 201, "{body}");
-        let v: Value = serde_json::from_str(&body).expect("JSON");
-        v["id"].as_str().expect("id").to_string()
-    }
+/// Starts a connect refusal to port 7001 in the lab's cgroup; its id.
+fn refuse_connects(agent: &Agent, lab: &Lab) -> String {
+    let fault = format!(
+        r#"{{"name": "refused", "target": {{"cgroup": "{}"}}, "duration": "60s",
+            "syscall": {{"name": "connect", "errno": "ECONNREFUSED", "dport": 7001}}}}"#,
+        lab.cgroup()
+    );
+    let (code, body) = agent.call("POST", "/v1/faults", Some(&fault), Some(TOKEN));
+    assert_eq!(code, 201, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("JSON");
+    v["id"].as_str().expect("id").to_string()
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The token in a file of the test's own (`tag`): tests run in parallel in one process.
 fn token_file(tag: &str) -> TempPath {
-    let f = TempPath::new(&format!("{tag}-token"));
-    std::fs::write(f.as_str(), format!("{TOKEN}\n")).expect("token file");
-    f
+    chaos_tests::agent::token_file(tag, TOKEN)
 }
 
 #[test]
@@ -100,15 +49,15 @@ fn prometheus_scrapes_the_agent_and_reports_what_the_api_does() {
     let lab = Lab::new("agprom");
     let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
     let tokens = token_file("agprom");
-    let agent = Agent::start(&lab, tokens.as_str());
-    let id = agent.refuse_connects(&lab);
+    let agent = start(&lab, tokens.as_str());
+    let id = refuse_connects(&agent, &lab);
     for _ in 0..5 {
         assert_eq!(
             connect(lab.inside("python3"), "10.77.0.2", 7001, "tcp"),
             libc::ECONNREFUSED
         );
     }
-    let (_, now) = agent.call("GET", &format!("/v1/faults/{id}"), None);
+    let (_, now) = agent.call("GET", &format!("/v1/faults/{id}"), None, Some(TOKEN));
     let now: Value = serde_json::from_str(&now).expect("JSON");
     assert_eq!(now["injected"].as_u64(), Some(5), "{now}");
     let prom = Prometheus::start(&agent.addr, Some(tokens.as_str()), None);
@@ -120,10 +69,10 @@ fn prometheus_scrapes_the_agent_and_reports_what_the_api_does() {
     );
     assert_eq!(prom.value("up{job=\"chaos\"}"), Some(1.0));
     // promtool reads the exposition as Prometheus's own linter does.
-    let (code, text) = agent.call("GET", "/metrics", None);
+    let (code, text) = agent.call("GET", "/metrics", None, Some(TOKEN));
     assert_eq!(code, 200);
     promtool_check(&text).unwrap_or_else(|e| panic!("promtool check metrics: {e}"));
-    let (code, _) = agent.call("DELETE", &format!("/v1/faults/{id}"), None);
+    let (code, _) = agent.call("DELETE", &format!("/v1/faults/{id}"), None, Some(TOKEN));
     assert_eq!(code, 200);
     drop((prom, agent));
     lab.finish();
@@ -137,8 +86,8 @@ fn sigkill_of_the_agent_ends_its_faults_and_the_next_agent_cleans_up() {
     let lab = Lab::new("agkill");
     let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
     let tokens = token_file("agkill");
-    let agent = Agent::start(&lab, tokens.as_str());
-    agent.refuse_connects(&lab);
+    let agent = start(&lab, tokens.as_str());
+    refuse_connects(&agent, &lab);
     assert_eq!(
         connect(lab.inside("python3"), "10.77.0.2", 7001, "tcp"),
         libc::ECONNREFUSED
@@ -155,9 +104,9 @@ fn sigkill_of_the_agent_ends_its_faults_and_the_next_agent_cleans_up() {
             .unwrap_or(0)
     };
     assert_eq!(left(), 1, "the killed agent's record is left for cleanup");
-    let next = Agent::start(&lab, tokens.as_str());
+    let next = start(&lab, tokens.as_str());
     assert_eq!(left(), 0, "the next agent cleaned up as it started");
-    assert_eq!(next.call("GET", "/v1/faults", None).0, 200);
+    assert_eq!(next.call("GET", "/v1/faults", None, Some(TOKEN)).0, 200);
     drop(next);
     lab.finish();
 }
