@@ -9,6 +9,12 @@ pub enum Error {
     #[error("{flag}: {message}")]
     Input { flag: &'static str, message: String },
 
+    /// No pod or container here matches a Kubernetes target (`flag` names the field): the
+    /// user's to fix on one node, but a node that hosts none of an experiment's pods among
+    /// several (`chaos run --agents`) simply has nothing to do.
+    #[error("{flag}: {message}")]
+    NoTarget { flag: &'static str, message: String },
+
     /// A bad experiment file: where (a line, or the path of the field) and the fix.
     #[error("{at}: {message}")]
     Invalid { at: String, message: String },
@@ -132,7 +138,10 @@ impl Error {
     /// Process exit status for this error: 2 for bad input, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Input { .. } | Self::Invalid { .. } | Self::Unhealthy(_) => 2,
+            Self::Input { .. }
+            | Self::NoTarget { .. }
+            | Self::Invalid { .. }
+            | Self::Unhealthy(_) => 2,
             // As a shell reports a process ended by SIGINT.
             Self::Interrupted(_) => 130,
             _ => 1,

@@ -125,6 +125,17 @@ fn deploy_renders_a_least_privilege_daemonset() {
         .into_iter()
         .collect()
     );
+    // Reports name the node: NODE_NAME from the pod's spec.nodeName (downward API).
+    let node_name = c["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == "NODE_NAME")
+        .expect("NODE_NAME in env");
+    assert_eq!(
+        node_name["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName",
+        "{node_name}"
+    );
     // The command line parses with the real binary: `--help` after it is answered by the
     // agent's own help, not refused.
     let mut args: Vec<String> = c["args"]

@@ -154,6 +154,8 @@ async fn start(State(s): St, body: Body) -> Response {
         Ok(Ok(info)) => (StatusCode::CREATED, axum::Json(info)).into_response(),
         Ok(Err(e)) => {
             let code = match e.exit_code() {
+                // Nothing to do on this node: `chaos run --agents` tells it from a bad request.
+                _ if matches!(e, crate::Error::NoTarget { .. }) => StatusCode::NOT_FOUND,
                 2 => StatusCode::BAD_REQUEST,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };

@@ -5,12 +5,13 @@
 //! removes what a previous instance left (`chaos cleanup`).
 
 mod api;
+pub mod client;
 mod metrics;
 mod registry;
 mod tls;
 
 pub use metrics::{classic, negotiate};
-pub use registry::{FaultInfo, Limits};
+pub use registry::{FaultInfo, Limits, NodeInfo};
 pub use tls::TlsFiles;
 
 use crate::{
@@ -33,6 +34,7 @@ pub struct AgentConfig {
     /// CA of the client certificates required (mTLS).
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
+    pub node: NodeInfo,
 }
 
 /// Reads a token file: its content without surrounding whitespace; at least 16 bytes.
@@ -71,8 +73,8 @@ pub async fn serve(
     let metrics = metrics::Metrics::new();
     let (tx, rx) = mpsc::channel();
     let thread = {
-        let (limits, m) = (cfg.limits.clone(), metrics.clone());
-        std::thread::spawn(move || registry::run(rx, limits, m))
+        let (limits, node, m) = (cfg.limits.clone(), cfg.node.clone(), metrics.clone());
+        std::thread::spawn(move || registry::run(rx, limits, node, m))
     };
     let shared = Arc::new(api::Shared {
         tx: Mutex::new(tx.clone()),

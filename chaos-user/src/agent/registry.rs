@@ -21,6 +21,8 @@ use tokio::sync::oneshot;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FaultInfo {
     pub id: String,
+    /// The node the agent runs on (`chaos agent --node-name`).
+    pub node: String,
     pub name: String,
     /// "net drop", "syscall connect", "kill".
     pub fault: String,
@@ -44,6 +46,14 @@ pub enum Cmd {
     Shutdown(oneshot::Sender<usize>),
 }
 
+/// Where this agent runs: its node's name (reports say which node a fault ran on) and the
+/// container runtime its pod targets are found through when a request names none.
+#[derive(Debug, Clone, Default)]
+pub struct NodeInfo {
+    pub name: String,
+    pub runtime_endpoint: Option<String>,
+}
+
 /// Limits on what the API may start.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -61,7 +71,7 @@ struct Held {
 }
 
 /// Runs the actor until `Shutdown`; `ids` names faults in the order they started.
-pub fn run(rx: mpsc::Receiver<Cmd>, limits: Limits, metrics: Metrics) {
+pub fn run(rx: mpsc::Receiver<Cmd>, limits: Limits, node: NodeInfo, metrics: Metrics) {
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
     let mut next = 1u64;
     loop {
@@ -69,7 +79,7 @@ pub fn run(rx: mpsc::Receiver<Cmd>, limits: Limits, metrics: Metrics) {
             Ok(Cmd::Start(req, reply)) => {
                 let id = format!("f{next}");
                 next += 1;
-                let r = start(&id, *req, &limits, &held, &metrics).map(|h| {
+                let r = start(&id, *req, &limits, &node, &held, &metrics).map(|h| {
                     let info = h.info.clone();
                     held.insert(id, h);
                     info
@@ -115,8 +125,9 @@ pub fn run(rx: mpsc::Receiver<Cmd>, limits: Limits, metrics: Metrics) {
 
 fn start(
     id: &str,
-    req: FaultRequest,
+    mut req: FaultRequest,
     limits: &Limits,
+    node: &NodeInfo,
     held: &BTreeMap<String, Held>,
     metrics: &Metrics,
 ) -> Result<Held> {
@@ -137,6 +148,12 @@ fn start(
         ));
     }
     let name = req.name.clone().unwrap_or_else(|| id.to_string());
+    let t = &mut req.target;
+    if (t.pod.is_some() || t.namespace.is_some() || t.selector.is_some())
+        && t.runtime_endpoint.is_none()
+    {
+        t.runtime_endpoint = node.runtime_endpoint.clone();
+    }
     let ready: Ready = ready_one(req, false, limits.allow_force)?;
     let watched = ready.watched()?;
     let t = Instant::now();
@@ -145,6 +162,7 @@ fn start(
     Ok(Held {
         info: FaultInfo {
             id: id.to_string(),
+            node: node.name.clone(),
             name,
             fault: ready.kind.clone(),
             detail: ready.detail.clone(),

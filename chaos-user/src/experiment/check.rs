@@ -25,6 +25,7 @@ pub(super) fn check(f: ExperimentFile) -> Result<Experiment, Error> {
     if f.name.trim().is_empty() {
         return Err(invalid("name", "give the experiment a name"));
     }
+    let target_spec = f.target.clone();
     let target = target(f.target)?;
     let duration = f.duration.0;
     if duration.is_zero() {
@@ -37,6 +38,7 @@ pub(super) fn check(f: ExperimentFile) -> Result<Experiment, Error> {
         hypothesis: f.hypothesis,
         description: f.description,
         target,
+        target_spec,
         duration,
         probes,
         faults,

@@ -42,6 +42,11 @@ pub(super) enum Plan {
     Kill(KillSpec, KillTarget),
     /// Worker processes in the targets' cgroups (one target, or each chosen container).
     Stress(StressPlan),
+    /// Sent to `chaos agent`s, which resolve the target on their nodes (`chaos run --agents`).
+    Remote(
+        Box<super::single::FaultRequest>,
+        std::sync::Arc<super::remote::Agents>,
+    ),
 }
 
 impl Ready {
@@ -59,7 +64,7 @@ impl Ready {
             Plan::NetParts(v) => (v.first().map(|(_, p)| p), None),
             Plan::Syscall(p) => (None, Some(p.as_ref())),
             Plan::SyscallParts(v) => (None, v.first().map(|(_, p, _)| p)),
-            Plan::Kill(..) | Plan::Stress(_) => (None, None),
+            Plan::Kill(..) | Plan::Stress(_) | Plan::Remote(..) => (None, None),
         };
         match (net, sys) {
             (Some(p), _) => {
@@ -104,7 +109,7 @@ impl Ready {
                 .map_or_else(Needs::default, |(_, p)| crate::net::needs(p.action)),
             Plan::Syscall(p) => p.needs(),
             Plan::SyscallParts(v) => v.first().map_or_else(Needs::default, |(_, p, _)| p.needs()),
-            Plan::Kill(..) | Plan::Stress(_) => Needs::default(),
+            Plan::Kill(..) | Plan::Stress(_) | Plan::Remote(..) => Needs::default(),
         }
     }
 
@@ -132,6 +137,7 @@ impl Ready {
                 Box::new(KillFault::attach(spec, target.clone(), self.dry_run)?)
             }
             Plan::Stress(p) => Box::new(StressFault::attach(p, self.dry_run)?),
+            Plan::Remote(req, agents) => Box::new(super::remote::RemoteFault::attach(req, agents)?),
         })
     }
 }

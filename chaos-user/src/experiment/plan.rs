@@ -10,6 +10,8 @@ pub struct Experiment {
     pub hypothesis: String,
     pub description: Option<String>,
     pub target: ExpTarget,
+    /// The target as written: what `chaos run --agents` sends each node, which resolves it.
+    pub target_spec: super::spec::TargetSpec,
     pub duration: Duration,
     pub probes: Vec<Probe>,
     pub faults: Vec<PlannedFault>,

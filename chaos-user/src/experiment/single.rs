@@ -29,6 +29,7 @@ pub struct FaultRequest {
 /// (interfaces, cgroups, pods through CRI, guards unless `force`); nothing is attached.
 pub fn ready(req: FaultRequest, dry_run: bool, force: bool) -> Result<Ready> {
     let duration = req.duration.0;
+    let target_spec = req.target.clone();
     let target = check::target(req.target)?;
     let entry = FaultEntry {
         name: req.name,
@@ -45,6 +46,7 @@ pub fn ready(req: FaultRequest, dry_run: bool, force: bool) -> Result<Ready> {
         hypothesis: String::new(),
         description: None,
         target,
+        target_spec,
         duration,
         probes: Vec::new(),
         faults,

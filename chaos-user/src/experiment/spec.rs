@@ -28,7 +28,7 @@ pub struct ExperimentFile {
 /// Whom the faults hit: a cgroup v2 (and below), the cgroup of a process, or Kubernetes
 /// containers found on this node through CRI (`pod: NS/NAME` with `container:`, or
 /// `namespace:` with `selector:`, and `mode:`).
-#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     pub cgroup: Option<String>,
@@ -43,7 +43,7 @@ pub struct TargetSpec {
 }
 
 /// `selector: {app: web}` (equalities) or `selector: "app=web,env in (a,b)"` (kubectl's).
-#[derive(Debug, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum SelectorSpec {
     Labels(std::collections::HashMap<String, String>),

@@ -39,7 +39,7 @@ pub fn follow(
             return Ok(Reattach::Gone("the fault's duration is over".into()));
         }
         match q.resolve_blocking() {
-            Err(Error::Input { flag: "--pod", .. }) => {
+            Err(Error::NoTarget { flag: "--pod", .. }) => {
                 Ok(Reattach::Gone("its pod was deleted".into()))
             }
             Err(Error::Input {

@@ -175,10 +175,10 @@ impl Query {
                 } else {
                     format!("pods of namespace {ns} here: {}", names.join(", "))
                 };
-                return Err(Error::input(
-                    "--pod",
-                    format!("no running pod {ns}/{name} {where_}; {others}"),
-                ));
+                return Err(Error::NoTarget {
+                    flag: "--pod",
+                    message: format!("no running pod {ns}/{name} {where_}; {others}"),
+                });
             }
             // A ready pod has one ready sandbox (a re-created one replaces the old).
             pods.truncate(1);
@@ -196,10 +196,10 @@ impl Query {
             .collect();
         pods.sort_by(|a, b| a.name.cmp(&b.name));
         if pods.is_empty() {
-            return Err(Error::input(
-                "--selector",
-                format!("no running pod of namespace {ns} matches the selector {where_}"),
-            ));
+            return Err(Error::NoTarget {
+                flag: "--selector",
+                message: format!("no running pod of namespace {ns} matches the selector {where_}"),
+            });
         }
         Ok(pods)
     }
@@ -212,15 +212,15 @@ impl Query {
     ) -> Result<Vec<Container>> {
         let Some(want) = &self.container else {
             if containers.is_empty() && self.pod.is_some() {
-                return Err(Error::input(
-                    "--pod",
-                    format!(
+                return Err(Error::NoTarget {
+                    flag: "--pod",
+                    message: format!(
                         "pod {}/{} has no running container (runtime {})",
                         pod.namespace,
                         pod.name,
                         rt.endpoint.display()
                     ),
-                ));
+                });
             }
             return Ok(containers);
         };

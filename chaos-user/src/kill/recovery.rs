@@ -34,7 +34,7 @@ pub async fn look(killed: &Resolved, endpoint: Option<&Path>) -> crate::error::R
             flag: "--container",
             ..
         }) => Ok(Seen::Down),
-        Err(Error::Input { flag: "--pod", .. }) => Ok(Seen::PodGone),
+        Err(Error::NoTarget { flag: "--pod", .. }) => Ok(Seen::PodGone),
         Err(e) => Err(e),
     }
 }

@@ -33,6 +33,14 @@ pub struct AgentArgs {
     /// interface, ...); off by default: a request cannot do what `--force` would allow.
     #[arg(long)]
     allow_force: bool,
+    /// This node's name, in every fault's status and in `chaos run --agents` reports (on
+    /// Kubernetes: the NODE_NAME the DaemonSet sets from spec.nodeName; default: the host name).
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
+    /// The container runtime's CRI socket for requests on pods that name none (the kubelet's
+    /// --container-runtime-endpoint; default: containerd's or CRI-O's usual path).
+    #[arg(long, value_name = "PATH")]
+    runtime_endpoint: Option<String>,
 }
 
 /// `token_file`: the global --token-file, the token every API request must carry.
@@ -72,6 +80,13 @@ pub async fn run(a: AgentArgs, token_file: Option<PathBuf>) -> chaos::Result<Exi
             max_duration: a.max_duration,
             allow_force: a.allow_force,
         },
+        node: agent::NodeInfo {
+            name: a
+                .node_name
+                .or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()))
+                .unwrap_or_else(host_name),
+            runtime_endpoint: a.runtime_endpoint,
+        },
     };
     let mut stop = Stop::install()?;
     agent::serve(cfg, &mut stop, |addr| {
@@ -79,4 +94,10 @@ pub async fn run(a: AgentArgs, token_file: Option<PathBuf>) -> chaos::Result<Exi
     })
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The host name a kubelet registers its node as by default.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "unknown".into(), |h| h.trim().to_string())
 }

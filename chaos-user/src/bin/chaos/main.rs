@@ -141,6 +141,7 @@ fn main() -> ExitCode {
                 "only fault commands (net, syscall, kill), status and stop go to an agent",
             )),
             (Command::Agent(args), None) => agent::run(args, cli.remote.token_file.clone()).await,
+            (Command::Run(args), None) => run::run(args, json, &cli.remote).await,
             (command, None) => local(command, json).await,
         }
     });
@@ -159,7 +160,7 @@ async fn local(command: Command, json: bool) -> chaos::Result<ExitCode> {
         Command::Kill(args) => kill::run(args, json, None).await,
         Command::Stress(cmd) => stress::run(cmd, json).await,
         Command::StressWorker(_) => unreachable!("run before the runtime starts"),
-        Command::Run(args) => run::run(args, json).await,
+        Command::Run(_) => unreachable!("dispatched with the agent flags"),
         Command::Targets(args) => pods::targets(args, json).await,
         Command::Agent(_) => unreachable!("dispatched with its token file"),
         Command::Doctor(args) => doctor::run(args, json),

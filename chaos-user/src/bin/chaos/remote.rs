@@ -6,12 +6,13 @@
 use crate::common::{self, out};
 use chaos::{
     Error, Result,
+    agent::client::{Client, ClientConfig},
     experiment::{FaultRequest, SelectorSpec, TargetSpec},
     scalar::Dur,
     target::Target,
 };
 use serde_json::Value;
-use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 /// Where the agent is and how to talk to it (global flags).
 #[derive(Debug, Clone, clap::Args)]
@@ -34,124 +35,28 @@ pub struct RemoteArgs {
     pub client_key: Option<PathBuf>,
 }
 
-/// The client certificate chain and key from PEM files; errors name the flag.
-fn client_cert(cert: &std::path::Path, key: &std::path::Path) -> Result<ureq::tls::ClientCert> {
-    let read = |flag: &'static str, p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| Error::input(flag, format!("{}: {e}", p.display())))
-    };
-    let pem = read("--client-cert", cert)?;
-    let chain: Vec<_> = ureq::tls::parse_pem(&pem)
-        .filter_map(|i| match i {
-            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
-    if chain.is_empty() {
-        return Err(Error::input(
-            "--client-cert",
-            format!("{} holds no PEM certificate", cert.display()),
-        ));
+impl RemoteArgs {
+    /// The library's client settings from these flags.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            token_file: self.token_file.clone(),
+            cacert: self.cacert.clone(),
+            client_cert: self.client_cert.clone().zip(self.client_key.clone()),
+            timeout: None,
+        }
     }
-    let key = ureq::tls::PrivateKey::from_pem(&read("--client-key", key)?)
-        .map_err(|e| Error::input("--client-key", format!("{}: {e}", key.display())))?;
-    Ok(ureq::tls::ClientCert::new_with_certs(&chain, key))
 }
 
-pub struct Remote {
-    base: String,
-    token: String,
-    http: ureq::Agent,
-}
+/// The agent a command is sent to.
+pub struct Remote(Client);
 
 impl Remote {
     pub fn new(a: &RemoteArgs, url: &str) -> Result<Remote> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Error::input(
-                "--agent",
-                format!("'{url}' is not a URL: give http://HOST:PORT or https://HOST:PORT"),
-            ));
-        }
-        let file = a.token_file.as_ref().ok_or_else(|| {
-            Error::input(
-                "--token-file",
-                "the agent needs its token: --token-file FILE",
-            )
-        })?;
-        let token = chaos::agent::read_token(file)?;
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if let Some(ca) = &a.cacert {
-            let pem = std::fs::read(ca)
-                .map_err(|e| Error::input("--cacert", format!("{}: {e}", ca.display())))?;
-            let cert = ureq::tls::Certificate::from_pem(&pem)
-                .map_err(|e| Error::input("--cacert", format!("{}: {e}", ca.display())))?;
-            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![cert])));
-        }
-        if let (Some(c), Some(k)) = (&a.client_cert, &a.client_key) {
-            tls = tls.client_cert(Some(client_cert(c, k)?));
-        }
-        let http = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(60)))
-            .http_status_as_error(false)
-            .tls_config(tls.build())
-            .build()
-            .into();
-        Ok(Remote {
-            base: url.trim_end_matches('/').to_string(),
-            token,
-            http,
-        })
+        Client::new(&a.client_config(), url, "--agent").map(Remote)
     }
 
-    /// METHOD PATH with an optional JSON body: the status and the JSON answer. A status of 400
-    /// is the user's to fix (exit 2); others not 2xx are failures.
     fn call(&self, method: &str, path: &str, body: Option<String>) -> Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let auth = format!("Bearer {}", self.token);
-        let resp = match (method, body) {
-            ("POST", Some(b)) => self
-                .http
-                .post(&url)
-                .header("Authorization", &auth)
-                .header("Content-Type", "application/json")
-                .send(b),
-            ("DELETE", _) => self.http.delete(&url).header("Authorization", &auth).call(),
-            _ => self.http.get(&url).header("Authorization", &auth).call(),
-        };
-        let mut resp = resp.map_err(|e| {
-            let text = e.to_string();
-            let hint = if text.contains("UnknownIssuer") || text.contains("CaUsedAsEndEntity") {
-                "; trust the agent's CA with --cacert FILE"
-            } else if text.contains("InvalidContentType") || text.contains("invalid HTTP version") {
-                "; check http:// or https:// against how the agent serves (--tls-cert)"
-            } else {
-                ""
-            };
-            Error::Tool {
-                context: format!("{method} {url}"),
-                message: format!("{text}{hint}"),
-            }
-        })?;
-        let code = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        match code {
-            200..=299 => Ok(v),
-            401 => Err(Error::input(
-                "--token-file",
-                "the agent refused this token (401): give the file of the token it was started with",
-            )),
-            400 | 404 => Err(Error::input(
-                "--agent",
-                format!(
-                    "the agent refused ({code}): {}",
-                    v["error"].as_str().unwrap_or("")
-                ),
-            )),
-            _ => Err(Error::Tool {
-                context: format!("{method} {url}"),
-                message: format!("status {code}: {}", v["error"].as_str().unwrap_or("")),
-            }),
-        }
+        self.0.call(method, path, body, "--agent")
     }
 
     /// Starts the fault on the agent; prints its id (and the fault as JSON with --json).

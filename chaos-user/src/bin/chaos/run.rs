@@ -41,13 +41,41 @@ pub struct RunArgs {
     /// Keep serving the metrics this long after the run, so that a scraper sees the outcome.
     #[arg(long, value_name = "D", requires = "metrics_addr", value_parser = common::duration)]
     metrics_linger: Option<std::time::Duration>,
+    /// Run the experiment across nodes: send each fault to these `chaos agent`s, each of which
+    /// applies it to the targets it hosts (a node without any has nothing to do), while the
+    /// probes run here; one report covers every node. `https://HOST:PORT` (a name stands for
+    /// every address it resolves to: the DaemonSet's headless Service) or a comma-separated
+    /// list. Takes --token-file, --cacert and --client-cert/--client-key; every agent must
+    /// answer before anything is injected.
+    #[arg(long, value_name = "URL[,URL...]")]
+    agents: Option<String>,
 }
 
-pub async fn run(a: RunArgs, json: bool) -> chaos::Result<ExitCode> {
+/// `remote`: the global agent flags (token, CA, client certificate) for `--agents`.
+pub async fn run(
+    a: RunArgs,
+    json: bool,
+    remote: &crate::remote::RemoteArgs,
+) -> chaos::Result<ExitCode> {
     let exp = experiment::load(&a.file)?;
-    let ready = experiment::prepare(&exp, a.dry_run, a.force)
-        .map_err(|e| experiment::in_file(&a.file, e))?;
-    experiment::check_kernel(&ready).map_err(|e| experiment::in_file(&a.file, e))?;
+    let ready = match &a.agents {
+        Some(spec) => {
+            let mut cfg = remote.client_config();
+            // A node lost mid-run must not hold the run up longer than this.
+            cfg.timeout = Some(std::time::Duration::from_secs(10));
+            let agents = std::sync::Arc::new(experiment::Agents::resolve(spec, &cfg)?);
+            let ready = experiment::prepare_remote(&exp, &agents, a.dry_run, a.force)
+                .map_err(|e| experiment::in_file(&a.file, e))?;
+            agents.check()?;
+            ready
+        }
+        None => {
+            let ready = experiment::prepare(&exp, a.dry_run, a.force)
+                .map_err(|e| experiment::in_file(&a.file, e))?;
+            experiment::check_kernel(&ready).map_err(|e| experiment::in_file(&a.file, e))?;
+            ready
+        }
+    };
     if a.check {
         for r in &ready {
             out!(
