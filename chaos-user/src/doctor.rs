@@ -172,19 +172,35 @@ fn probe_cgroup_hooks(obj: &mut Ebpf) -> Vec<Feature> {
     let attach = loaded.and_then(|prog| {
         let mount = cgroup::v2_mount().map_err(|e| e.to_string())?;
         let dir = mount.join(format!("chaos-doctor-{}", std::process::id()));
-        fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let r = fs::File::open(&dir)
-            .map_err(|e| e.to_string())
-            .and_then(|cg| {
-                prog.attach(&cg, CgroupAttachMode::Single)
-                    .map(|id| drop(prog.detach(id)))
-                    .map_err(|e| format!("attach refused: {}", chain(&e)))
-            })
-            .map(|()| "attached connect4 to a scratch cgroup".to_string());
-        if let Err(e) = fs::remove_dir(&dir) {
-            tracing::warn!("removing {}: {e}", dir.display());
+        let mut try_attach = |dir: &std::path::Path, mode| {
+            fs::File::open(dir)
+                .map_err(|e| e.to_string())
+                .and_then(|cg| {
+                    prog.attach(&cg, mode)
+                        .map(|id| drop(prog.detach(id)))
+                        .map_err(|e| format!("attach refused: {}", chain(&e)))
+                })
+        };
+        match fs::create_dir(&dir) {
+            Ok(()) => {
+                let r = try_attach(&dir, CgroupAttachMode::Single)
+                    .map(|()| "attached connect4 to a scratch cgroup".to_string());
+                if let Err(e) = fs::remove_dir(&dir) {
+                    tracing::warn!("removing {}: {e}", dir.display());
+                }
+                r
+            }
+            // No scratch cgroup without CAP_DAC_OVERRIDE where the cgroup root is 0555 (the
+            // agent's pod): our own cgroup, next to whatever is attached there (a cgroup link
+            // is never exclusive). With no rule the program lets every connect through, and it
+            // is gone before this returns.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                let own = cgroup::Cgroup::of_pid(std::process::id()).map_err(|e| e.to_string())?;
+                try_attach(&own.path, CgroupAttachMode::Single)
+                    .map(|()| "attached connect4 to chaos's own cgroup (for a moment)".to_string())
+            }
+            Err(e) => Err(format!("creating {}: {e}", dir.display())),
         }
-        r
     });
     vec![
         feature(CGROUP_SOCK_ADDR, attach),

@@ -136,6 +136,32 @@ pub fn token_file(tag: &str, token: &str) -> crate::TempPath {
     f
 }
 
+/// A self-signed certificate for 127.0.0.1 (P-256, one day) and its key, with openssl.
+pub fn self_signed(cert: &str, key: &str) {
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=chaos-agent"])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "openssl req");
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod clients;
+pub mod deploy;
 pub mod expect;
 pub mod kubelet;
 pub mod lab;

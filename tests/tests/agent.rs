@@ -5,7 +5,7 @@
 
 use chaos_tests::{
     TempPath,
-    agent::Agent,
+    agent::{Agent, self_signed},
     clients::connect,
     lab::{Lab, SERVER_V4},
 };
@@ -285,32 +285,6 @@ fn agent_starts_reads_measures_and_stops_a_fault_over_http() {
         .count();
     assert_eq!(requests, 18, "every request logged, once: {log}");
     lab.finish();
-}
-
-/// A self-signed certificate for 127.0.0.1 and its key, as PEM files, by openssl.
-fn self_signed(cert: &str, key: &str) {
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=chaos-agent"])
-        .args([
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            key,
-            "-out",
-            cert,
-        ])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "openssl req");
 }
 
 #[test]

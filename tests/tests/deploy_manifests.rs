@@ -4,34 +4,12 @@
 //! period that covers detaching; with the namespace, account (no API token), token Secret and
 //! headless Service. Its command line is one the real `chaos` accepts.
 
-use chaos_tests::have;
+use chaos_tests::{
+    deploy::{deploy_dir, rendered},
+    have,
+};
 use serde_json::Value;
-use std::{collections::BTreeSet, path::PathBuf, process::Command};
-
-fn deploy_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .join("deploy")
-}
-
-/// The rendered objects, as JSON values.
-fn rendered() -> Vec<Value> {
-    let out = Command::new("kubectl")
-        .args(["kustomize"])
-        .arg(deploy_dir())
-        .output()
-        .expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split("\n---\n")
-        .map(|doc| serde_norway::from_str::<Value>(doc).expect("a YAML object"))
-        .collect()
-}
+use std::{collections::BTreeSet, process::Command};
 
 #[test]
 fn deploy_renders_a_least_privilege_daemonset() {

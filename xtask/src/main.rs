@@ -3,7 +3,9 @@
 
 mod child;
 mod expect;
+mod image;
 mod install;
+mod rootfs;
 mod tally;
 mod test;
 mod vm;
@@ -29,6 +31,9 @@ enum Task {
     Demo,
     /// Set up, build (release) and install chaos with its shell completions and man page.
     Install(install::InstallArgs),
+    /// Build the agent's container image (docker-archive tarball, chaos.local/chaos:latest) for
+    /// `ctr -n k8s.io images import` or `docker load`: chaos, tc, ip, mount and their libraries.
+    Image(image::ImageArgs),
     /// Set up, build, and run every test: unit tests, the privileged integration tests on this
     /// kernel, then the same tests in a VM with Debian's 6.12 kernel (and the syscall tests on
     /// 6.12 without BPF LSM and on a 6.12 built with kprobe override, ingress delay on 6.1).
@@ -118,6 +123,7 @@ fn main() -> Result<()> {
             run(Command::new(root().join("target/release/chaos")).arg("demo"))
         }
         Task::Install(a) => install::install(a),
+        Task::Image(a) => image::image(a),
         Task::Test { no_vm, args } => test::test(no_vm, &args),
         Task::Vm { kernel, args } => {
             setup()?;

@@ -106,6 +106,8 @@ fn run_all(no_vm: bool, args: &[String], report: &mut Report) -> Result<()> {
             ])
             .args(args)
             .env("CHAOS_BIN", root().join("target/debug/chaos"))
+            // For the tests that build the agent's image (`xtask image`).
+            .env("CHAOS_XTASK", std::env::current_exe()?)
             .env("CHAOS_SKIP_LOG", &skips)
             .env("CHAOS_EXPECT", &host),
     )?;

@@ -21,10 +21,12 @@ use std::{
 use tonic::transport::Channel;
 
 mod setup;
+mod template;
 mod victims;
 
 pub use setup::IMAGE;
 use setup::{build_image, new_uid, remove_kubepods, remove_pod_cgroups, write_config};
+pub use template::Placement;
 pub use victims::{Counter, UdpCounter, connector, run, udp_sender, wait_moving};
 
 static NODES: AtomicU32 = AtomicU32::new(0);
@@ -380,13 +382,19 @@ impl Node {
         self.pods.retain(|p| p.sandbox_id != id);
     }
 
-    /// Stops a container (SIGTERM, then SIGKILL after `timeout_s`).
+    /// Stops a container (SIGTERM, then SIGKILL after a second).
     pub fn stop_container(&mut self, container_id: &str) {
+        self.stop_container_within(container_id, 1);
+    }
+
+    /// Stops a container as the kubelet does on pod deletion: SIGTERM, then SIGKILL after the
+    /// pod's grace period (`terminationGracePeriodSeconds`). StopPodSandbox alone kills at once.
+    pub fn stop_container_within(&mut self, container_id: &str, grace_s: i64) {
         let mut c = self.client.clone();
         self.rt
             .block_on(c.stop_container(StopContainerRequest {
                 container_id: container_id.into(),
-                timeout: 1,
+                timeout: grace_s,
             }))
             .expect("StopContainer");
     }
@@ -420,7 +428,17 @@ impl Drop for Node {
     }
 }
 
+/// A client of the CRI socket; retried for 10 s: containerd creates the socket file before it
+/// listens on it, and a connect in between is refused (seen with eight nodes starting at once).
 async fn connect(endpoint: &Path) -> RuntimeServiceClient<Channel> {
-    let channel = chaos::k8s::cri::channel(endpoint).await;
-    RuntimeServiceClient::new(channel.expect("connect to containerd's CRI socket"))
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match chaos::k8s::cri::channel(endpoint).await {
+            Ok(channel) => return RuntimeServiceClient::new(channel),
+            Err(e) if Instant::now() > deadline => {
+                panic!("connect to containerd's CRI socket: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }

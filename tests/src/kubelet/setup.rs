@@ -154,12 +154,15 @@ pub(super) fn new_uid() -> String {
     )
 }
 
-/// The pod's cgroup (`/kubepods/besteffort/pod<uid>`) in every hierarchy that has it: runc
-/// removes the containers' own, not the parent the kubelet would.
+/// The pod's cgroup (`/kubepods/{besteffort,burstable}/pod<uid>`, by its QoS class) in every
+/// hierarchy that has it: runc removes the containers' own, not the parent the kubelet would.
 pub(super) fn remove_pod_cgroups(uid: &str) {
     for root in cgroup_roots() {
-        let dir = root.join(format!("kubepods/besteffort/pod{uid}"));
-        if dir.exists() {
+        for qos in QOS {
+            let dir = root.join(format!("kubepods/{qos}/pod{uid}"));
+            if !dir.exists() {
+                continue;
+            }
             for _ in 0..50 {
                 if std::fs::remove_dir(&dir).is_ok() {
                     break;
@@ -170,10 +173,16 @@ pub(super) fn remove_pod_cgroups(uid: &str) {
     }
 }
 
-/// `/kubepods` and `/kubepods/besteffort` once no test pod is left in them.
+/// The QoS classes' cgroups the test pods go in (run_pod: besteffort; a template with
+/// requests below its limits: burstable).
+const QOS: [&str; 2] = ["besteffort", "burstable"];
+
+/// `/kubepods` and its QoS classes' cgroups once no test pod is left in them.
 pub(super) fn remove_kubepods() {
     for root in cgroup_roots() {
-        let _ = std::fs::remove_dir(root.join("kubepods/besteffort"));
+        for qos in QOS {
+            let _ = std::fs::remove_dir(root.join("kubepods").join(qos));
+        }
         let _ = std::fs::remove_dir(root.join("kubepods"));
     }
 }

@@ -3,6 +3,7 @@
 //! that mounts what chaos needs, runs the tests and prints a status marker.
 
 use super::kernel::Kernel;
+use crate::rootfs::{put, put_with_libs};
 use anyhow::{Context, Result, bail};
 use std::{
     fs,
@@ -73,30 +74,6 @@ fn output(cmd: &mut Command) -> Result<Vec<u8>> {
         bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(out.stdout)
-}
-
-/// Copies `src` to `root` + `dst` (following symlinks), creating directories.
-fn put(root: &Path, src: &Path, dst: &Path) -> Result<()> {
-    let to = root.join(dst.strip_prefix("/").unwrap_or(dst));
-    fs::create_dir_all(to.parent().context("parent")?)?;
-    fs::copy(src, &to).with_context(|| format!("copying {}", src.display()))?;
-    Ok(())
-}
-
-/// An executable or shared object plus every library ldd lists, at the same paths.
-fn put_with_libs(root: &Path, bin: &Path, dst: &Path) -> Result<()> {
-    put(root, bin, dst)?;
-    let ldd = Command::new("ldd").arg(bin).output()?;
-    for lib in String::from_utf8_lossy(&ldd.stdout)
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-    {
-        let lib = Path::new(lib);
-        if !root.join(lib.strip_prefix("/")?).exists() {
-            put(root, lib, lib)?;
-        }
-    }
-    Ok(())
 }
 
 fn put_python(root: &Path) -> Result<()> {
