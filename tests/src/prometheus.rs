@@ -152,3 +152,56 @@ pub fn promtool_check(text: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// A real Prometheus Pushgateway (Debian's prometheus-pushgateway), optionally inside a network
+/// namespace, on a free loopback port, without persistence; killed on drop.
+pub struct Pushgateway {
+    child: Child,
+    pub port: u16,
+    netns: Option<String>,
+}
+
+impl Pushgateway {
+    /// Starts it and waits (up to 10 s) until it answers.
+    pub fn start(netns: Option<&str>) -> Pushgateway {
+        let port = free_port();
+        let child = Prometheus::cmd(netns, "prometheus-pushgateway")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-pushgateway");
+        let pg = Pushgateway {
+            child,
+            port,
+            netns: netns.map(str::to_string),
+        };
+        let t = std::time::Instant::now();
+        while !pg.metrics().contains("pushgateway_build_info") {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "the Pushgateway never answered"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        pg
+    }
+
+    /// What it exposes now (the groups pushed to it and its own metrics), as Prometheus would
+    /// scrape it.
+    pub fn metrics(&self) -> String {
+        let out = Prometheus::cmd(self.netns.as_deref(), "curl")
+            .arg("-s")
+            .arg(format!("http://127.0.0.1:{}/metrics", self.port))
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Pushgateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

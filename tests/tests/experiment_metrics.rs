@@ -1,31 +1,24 @@
 //! `chaos run --metrics-addr`: a real Prometheus (started in the namespace chaos runs in)
 //! scrapes an experiment and ends with what its report says: the status `held`, the blast
 //! radius, the injected count and one recovery time; `promtool check metrics` accepts the
-//! exposition.
+//! exposition. `chaos run --pushgateway`: a real Pushgateway holds the same at the end.
 
 use chaos_tests::{
     have,
     lab::Lab,
-    prometheus::{Prometheus, promtool_check},
+    prometheus::{Prometheus, Pushgateway, promtool_check},
     service::{DEP_HOST, DEP_PORT, SERVICE_ADDR},
 };
 use serde_json::Value;
 
-#[test]
-fn run_metrics_addr_serves_the_experiment_to_prometheus() {
-    const TEST: &str = "run_metrics_addr_serves_the_experiment_to_prometheus";
-    if !have("prometheus", TEST) || !have("promtool", TEST) {
-        return;
-    }
-    let lab = Lab::new("exmet");
-    let svc = lab.http_service();
-    let dir = std::env::temp_dir().join(format!("chaos-exmet-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch");
+/// The experiment both tests run: 5 s, connects to the dependency refused from 1 s to 4 s
+/// while the home page is probed; written into `dir`.
+fn experiment(lab: &Lab, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     let file = dir.join("e.yaml");
     std::fs::write(
         &file,
         format!(
-            r#"name: dep-down-metrics
+            r#"name: {name}
 hypothesis: the home page stays up while the dependency refuses connections
 target:
   cgroup: {cg}
@@ -52,6 +45,20 @@ faults:
         ),
     )
     .expect("experiment file");
+    file
+}
+
+#[test]
+fn run_metrics_addr_serves_the_experiment_to_prometheus() {
+    const TEST: &str = "run_metrics_addr_serves_the_experiment_to_prometheus";
+    if !have("prometheus", TEST) || !have("promtool", TEST) {
+        return;
+    }
+    let lab = Lab::new("exmet");
+    let svc = lab.http_service();
+    let dir = std::env::temp_dir().join(format!("chaos-exmet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let file = experiment(&lab, &dir, "dep-down-metrics");
     // chaos runs in the server namespace (where the service is reachable): so does Prometheus.
     let port = 19_000 + (std::process::id() % 1000) as u16;
     let addr = format!("127.0.0.1:{port}");
@@ -118,6 +125,81 @@ faults:
     assert!(text.contains("chaos_experiment_status"), "{text}");
     promtool_check(&text).unwrap_or_else(|e| panic!("promtool: {e}\n{text}"));
     drop((prom, svc));
+    let _ = std::fs::remove_dir_all(&dir);
+    lab.finish();
+}
+
+/// The value of the first sample of `metric` whose labels include every one of `labels`.
+fn sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// `chaos run --pushgateway`: a real Pushgateway (Debian's) holds the run's outcome and counts
+/// under job="chaos" once the run is over; with the Pushgateway gone, the next run refuses
+/// before injecting.
+#[test]
+fn run_pushgateway_pushes_the_outcome_and_refuses_when_unreachable() {
+    const TEST: &str = "run_pushgateway_pushes_the_outcome_and_refuses_when_unreachable";
+    if !have("prometheus-pushgateway", TEST) {
+        return;
+    }
+    let lab = Lab::new("expush");
+    let svc = lab.http_service();
+    let dir = std::env::temp_dir().join(format!("chaos-expush-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let file = experiment(&lab, &dir, "dep down (pushed)");
+    let pg = Pushgateway::start(Some(&lab.sb.server_ns));
+    let url = format!("http://127.0.0.1:{}", pg.port);
+    let report = dir.join("report");
+    let users = lab.poll_dep();
+    let args = [
+        "--json",
+        "run",
+        file.to_str().expect("utf-8"),
+        "--report",
+        report.to_str().expect("utf-8"),
+        "--pushgateway",
+        &url,
+    ];
+    let (code, out, err) = lab.chaos_run(&args);
+    drop(users);
+    assert_eq!(code, 0, "{out}{err}");
+    let r: Value = serde_json::from_str(out.trim()).expect("report JSON");
+    let injected = r["faults"][0]["injected"].as_f64().expect("injected");
+    assert!(injected > 0.0, "{r}");
+    let text = pg.metrics();
+    let group = ["job=\"chaos\"", "experiment=\"dep down (pushed)\""];
+    let status = |s: &str| {
+        let label = format!("status=\"{s}\"");
+        let mut want = group.to_vec();
+        want.push(&label);
+        sample(&text, "chaos_experiment_status", &want)
+    };
+    assert_eq!(status("held"), Some(1.0), "{text}");
+    assert_eq!(status("running"), Some(0.0), "{text}");
+    let mut fault = group.to_vec();
+    fault.push("fault=\"dep-refused\"");
+    assert_eq!(
+        sample(&text, "chaos_fault_injected_total", &fault),
+        Some(injected),
+        "the Pushgateway has the report's count: {text}"
+    );
+    assert!(
+        sample(&text, "push_time_seconds", &group).is_some_and(|t| t > 0.0),
+        "{text}"
+    );
+    // The Pushgateway gone: refused before anything is injected (lab.finish checks).
+    drop(pg);
+    let (code, _, err) = lab.chaos_run(&args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--pushgateway") && err.contains("nothing was injected"),
+        "{err}"
+    );
+    drop(svc);
     let _ = std::fs::remove_dir_all(&dir);
     lab.finish();
 }

@@ -49,6 +49,11 @@ pub struct RunArgs {
     /// answer before anything is injected.
     #[arg(long, value_name = "URL[,URL...]")]
     agents: Option<String>,
+    /// Push the experiment's metrics (those --metrics-addr serves) to this Prometheus
+    /// Pushgateway, as group job="chaos", experiment=NAME: at the start (running; the run is
+    /// refused, exit 2, when it cannot be reached) and at the end (the outcome).
+    #[arg(long, value_name = "URL")]
+    pushgateway: Option<String>,
 }
 
 /// `remote`: the global agent flags (token, CA, client certificate) for `--agents`.
@@ -98,14 +103,37 @@ pub async fn run(
     let mut stop = Stop::install()?;
     let metrics = match a.metrics_addr {
         Some(addr) => Some(crate::metrics_server::serve(addr).await?),
-        None => None,
+        None => a
+            .pushgateway
+            .as_ref()
+            .map(|_| experiment::ExperimentMetrics::new()),
     };
+    let push = a
+        .pushgateway
+        .as_deref()
+        .map(experiment::Pushgateway::new)
+        .transpose()?;
+    if let (Some(p), Some(m)) = (&push, &metrics) {
+        m.running(&exp.name);
+        p.push(m, &exp.name).map_err(|e| {
+            chaos::Error::input(
+                "--pushgateway",
+                format!("{}; nothing was injected", chaos::error::chain(&e)),
+            )
+        })?;
+    }
     let opts = experiment::Options {
         dry_run: a.dry_run,
         quiet: json,
         metrics: metrics.clone(),
     };
     let report = experiment::run(&exp, ready, &opts, &mut stop).await?;
+    if let (Some(p), Some(m)) = (&push, &metrics)
+        && let Err(e) = p.push(m, &exp.name)
+    {
+        // The run happened: its report is written whatever the Pushgateway says.
+        eprintln!("chaos: --pushgateway: {}", chaos::error::chain(&e));
+    }
     if let (Some(_), Some(linger)) = (&metrics, a.metrics_linger) {
         tokio::time::sleep(linger).await;
     }
