@@ -284,6 +284,12 @@ fn agent_starts_reads_measures_and_stops_a_fault_over_http() {
         .filter(|l| l.contains("\"event\":\"request\""))
         .count();
     assert_eq!(requests, 18, "every request logged, once: {log}");
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("\"event\":\"request\""))
+            .all(|l| l.contains("\"peer\":\"127.0.0.1:")),
+        "each names who sent it: {log}"
+    );
     lab.finish();
 }
 

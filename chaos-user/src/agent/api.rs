@@ -1,7 +1,7 @@
 //! The agent's HTTP API (JSON, versioned under /v1) and its bearer-token check: every request
 //! but the health checks needs `Authorization: Bearer TOKEN`; one without gets 401 and changes
 //! nothing. Every request is logged as one JSON line (method, path, status, whether it was
-//! authenticated), never with the token.
+//! authenticated, the client's address), never with the token.
 
 use super::{
     metrics::Metrics,
@@ -27,6 +27,28 @@ pub struct Shared {
 }
 
 type St = State<Arc<Shared>>;
+
+/// The client's address, for the request log (over TCP or TLS alike).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, super::tls::TlsListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, super::tls::TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let v1 = Router::new()
@@ -65,11 +87,16 @@ async fn auth(State(s): St, req: Request, next: Next) -> Response {
 async fn log(State(s): St, req: Request, next: Next) -> Response {
     let (method, path) = (req.method().to_string(), req.uri().path().to_string());
     let authenticated = req.headers().contains_key(header::AUTHORIZATION);
+    // Who: the client's address (one token is shared; mTLS names the client at the handshake).
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<Peer>>()
+        .map(|c| c.0.0.to_string());
     let resp = next.run(req).await;
     let code = resp.status().as_u16();
     s.metrics.request(code);
     let line = serde_json::json!({
-        "event": "request", "method": method, "path": path, "status": code,
+        "event": "request", "peer": peer, "method": method, "path": path, "status": code,
         "authorization_given": authenticated,
     });
     eprintln!("{line}");

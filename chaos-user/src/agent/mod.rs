@@ -93,14 +93,14 @@ pub async fn serve(
             let tls = tls::TlsListener::new(listener, files)?;
             ready(addr);
             tokio::select! {
-                r = axum::serve(tls, app) => r.map_err(|e| Error::io("serving the API", e))?,
+                r = axum::serve(tls, app.into_make_service_with_connect_info::<api::Peer>()) => r.map_err(|e| Error::io("serving the API", e))?,
                 () = until_signal(stop) => {}
             }
         }
         None => {
             ready(addr);
             tokio::select! {
-                r = axum::serve(listener, app) => r.map_err(|e| Error::io("serving the API", e))?,
+                r = axum::serve(listener, app.into_make_service_with_connect_info::<api::Peer>()) => r.map_err(|e| Error::io("serving the API", e))?,
                 () = until_signal(stop) => {}
             }
         }
