@@ -15,7 +15,7 @@ use axum::{
     http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
@@ -24,6 +24,8 @@ pub struct Shared {
     pub tx: Mutex<mpsc::Sender<Cmd>>,
     pub token: String,
     pub metrics: Metrics,
+    /// For experiments, which the fault thread does not hold (`experiments`).
+    pub limits: super::Limits,
 }
 
 type St = State<Arc<Shared>>;
@@ -54,6 +56,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let v1 = Router::new()
         .route("/v1/faults", get(list).post(start).delete(stop_all))
         .route("/v1/faults/{id}", get(one).delete(stop_one))
+        .route("/v1/experiments", post(super::experiments::run))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth));
     Router::new()
@@ -103,7 +106,7 @@ async fn log(State(s): St, req: Request, next: Next) -> Response {
     resp
 }
 
-fn error(code: StatusCode, message: impl Into<String>) -> Response {
+pub fn error(code: StatusCode, message: impl Into<String>) -> Response {
     let body = serde_json::json!({ "error": message.into() });
     (code, axum::Json(body)).into_response()
 }

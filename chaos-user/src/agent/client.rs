@@ -116,23 +116,57 @@ impl Client {
             ("DELETE", _) => self.http.delete(&url).header("Authorization", &auth).call(),
             _ => self.http.get(&url).header("Authorization", &auth).call(),
         };
-        let mut resp = resp.map_err(|e| {
-            let text = e.to_string();
-            let hint = if text.contains("UnknownIssuer") || text.contains("CaUsedAsEndEntity") {
-                "; trust the agent's CA with --cacert FILE"
-            } else if text.contains("InvalidContentType") || text.contains("invalid HTTP version") {
-                "; check http:// or https:// against how the agent serves (--tls-cert)"
-            } else {
-                ""
-            };
-            Error::Tool {
-                context: format!("{method} {url}"),
-                message: format!("{text}{hint}"),
-            }
-        })?;
+        let mut resp = resp.map_err(|e| transport(method, &url, &e))?;
         let code = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        self.answer(method, &url, code, &text, flag)
+    }
+
+    /// POSTs `body` to `path` and hands `each` every line of the streamed answer as JSON
+    /// (NDJSON, as `POST /v1/experiments` answers), as it comes: no timeout but the agent's
+    /// own end of the stream. A status other than 2xx is an error as for `call`.
+    pub fn stream(
+        &self,
+        path: &str,
+        body: String,
+        flag: &'static str,
+        mut each: impl FnMut(Value),
+    ) -> Result<()> {
+        let url = format!("{}{path}", self.base);
+        let mut resp = self
+            .http
+            .post(&url)
+            .config()
+            .timeout_global(None)
+            .build()
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .send(body)
+            .map_err(|e| transport("POST", &url, &e))?;
+        let code = resp.status().as_u16();
+        if !(200..300).contains(&code) {
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            return self.answer("POST", &url, code, &text, flag).map(drop);
+        }
+        let reader = std::io::BufReader::new(resp.body_mut().as_reader());
+        for line in std::io::BufRead::lines(reader) {
+            let line = line.map_err(|e| Error::io(format!("reading the answer of {url}"), e))?;
+            if let Ok(v) = serde_json::from_str(&line) {
+                each(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// A finished request's answer: the JSON of a 2xx, else the error its status means.
+    fn answer(
+        &self,
+        method: &str,
+        url: &str,
+        code: u16,
+        text: &str,
+        flag: &'static str,
+    ) -> Result<Value> {
+        let v: Value = serde_json::from_str(text).unwrap_or(Value::String(text.to_string()));
         match code {
             200..=299 => Ok(v),
             401 => Err(Error::input(
@@ -165,5 +199,21 @@ impl Client {
                 message: format!("status {code}: {}", v["error"].as_str().unwrap_or("")),
             }),
         }
+    }
+}
+
+/// An agent that could not be reached or spoke no HTTP, with a hint for the usual causes.
+fn transport(method: &str, url: &str, e: &ureq::Error) -> Error {
+    let text = e.to_string();
+    let hint = if text.contains("UnknownIssuer") || text.contains("CaUsedAsEndEntity") {
+        "; trust the agent's CA with --cacert FILE"
+    } else if text.contains("InvalidContentType") || text.contains("invalid HTTP version") {
+        "; check http:// or https:// against how the agent serves (--tls-cert)"
+    } else {
+        ""
+    };
+    Error::Tool {
+        context: format!("{method} {url}"),
+        message: format!("{text}{hint}"),
     }
 }

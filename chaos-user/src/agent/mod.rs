@@ -6,6 +6,7 @@
 
 mod api;
 pub mod client;
+mod experiments;
 mod metrics;
 mod registry;
 mod tls;
@@ -80,6 +81,7 @@ pub async fn serve(
         tx: Mutex::new(tx.clone()),
         token: cfg.token,
         metrics,
+        limits: cfg.limits.clone(),
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

@@ -42,6 +42,19 @@ pub fn load(path: &Path) -> Result<Experiment> {
     parse(&text).map_err(|e| in_file(path, e))
 }
 
+/// An experiment file's text with `${VAR}` replaced from this environment (what `chaos --agent
+/// URL run` sends: the variables are the caller's, not the agent's).
+pub fn read_expanded(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Invalid {
+        at: path.display().to_string(),
+        message: format!("cannot read the experiment file: {e}; give the path of a YAML file"),
+    })?;
+    spec::expand_env(&text).map_err(|m| Error::Invalid {
+        at: path.display().to_string(),
+        message: m,
+    })
+}
+
 /// An error about the experiment, prefixed with the file it is in.
 pub fn in_file(path: &Path, e: Error) -> Error {
     match e {

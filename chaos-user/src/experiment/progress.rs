@@ -1,4 +1,5 @@
-//! Live progress: a status line redrawn on a terminal, plain log lines otherwise (CI logs).
+//! Live progress: a status line redrawn on a terminal, plain log lines otherwise (CI logs), or
+//! lines sent to a channel (an experiment the agent runs streams them to its client).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::{
@@ -8,6 +9,8 @@ use std::{
 
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// Where lines go instead of stderr.
+    sink: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     t0: Instant,
     last_log: Option<Instant>,
 }
@@ -16,8 +19,12 @@ pub struct Progress {
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 impl Progress {
-    pub fn new(total: Duration, quiet: bool) -> Self {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+    pub fn new(
+        total: Duration,
+        quiet: bool,
+        sink: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    ) -> Self {
+        let bar = (!quiet && sink.is_none() && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(
                 Some(total.as_millis() as u64),
                 ProgressDrawTarget::stderr(),
@@ -30,6 +37,7 @@ impl Progress {
         });
         Self {
             bar,
+            sink,
             t0: Instant::now(),
             last_log: None,
         }
@@ -46,9 +54,12 @@ impl Progress {
             "chaos run [{:7.2}s] {text}",
             self.t0.elapsed().as_secs_f64()
         );
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+        match (&self.bar, &self.sink) {
+            (Some(bar), _) => bar.println(line),
+            (None, Some(sink)) => {
+                let _ = sink.send(line);
+            }
+            (None, None) => eprintln!("{line}"),
         }
     }
 

@@ -1,10 +1,10 @@
 //! The experiment report: one serializable record (written as JSON), rendered as Markdown for
 //! people and as an SVG timeline (`svg`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every probe stayed within its tolerance and the system recovered.
@@ -34,7 +34,7 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub experiment: String,
     pub hypothesis: String,
@@ -62,7 +62,7 @@ pub struct Report {
     pub injections: Vec<InjectionPoint>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SampleReport {
     pub probe: String,
     /// Seconds since injection began (negative: the steady-state check before it).
@@ -72,7 +72,7 @@ pub struct SampleReport {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeReport {
     pub name: String,
     pub check: String,
@@ -90,7 +90,7 @@ pub struct ProbeReport {
     pub within_tolerance: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaultReport {
     pub name: String,
     pub kind: String,
@@ -106,18 +106,18 @@ pub struct FaultReport {
     pub program_ids: Vec<u32>,
     pub error: Option<String>,
     /// A fault on several targets: each target's counts; a kill: each process it killed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<PartReport>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PartReport {
     pub name: String,
     pub matched: u64,
     pub injected: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AbortReport {
     pub condition: String,
     pub probe: String,
@@ -127,7 +127,7 @@ pub struct AbortReport {
     pub rolled_back_s: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecoveryReport {
     pub recovered: bool,
     /// From the rollback until every probe had passed again.
@@ -135,7 +135,7 @@ pub struct RecoveryReport {
     pub timeout_s: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InjectionPoint {
     pub fault: String,
     pub t_s: f64,

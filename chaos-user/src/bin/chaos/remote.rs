@@ -59,6 +59,11 @@ impl Remote {
         self.0.call(method, path, body, "--agent")
     }
 
+    /// POSTs `body` and hands `each` every event of the streamed answer.
+    pub fn stream(&self, path: &str, body: String, each: impl FnMut(Value)) -> Result<()> {
+        self.0.stream(path, body, "--agent", each)
+    }
+
     /// Starts the fault on the agent; prints its id (and the fault as JSON with --json).
     pub fn start(&self, req: &FaultRequest, json: bool) -> Result<ExitCode> {
         let body = serde_json::to_string(req).map_err(|source| Error::Json {

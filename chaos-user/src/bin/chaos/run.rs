@@ -126,6 +126,7 @@ pub async fn run(
         dry_run: a.dry_run,
         quiet: json,
         metrics: metrics.clone(),
+        progress: None,
     };
     let report = experiment::run(&exp, ready, &opts, &mut stop).await?;
     if let (Some(p), Some(m)) = (&push, &metrics)
@@ -137,17 +138,71 @@ pub async fn run(
     if let (Some(_), Some(linger)) = (&metrics, a.metrics_linger) {
         tokio::time::sleep(linger).await;
     }
-    let dir = a.report.unwrap_or_else(|| default_dir(&exp.name));
-    let files = experiment::write_report(&report, &dir)?;
+    finish(&report, a.report, json)
+}
+
+/// Writes the report's files (into `dir`, default chaos-report/NAME-TIME), prints the summary
+/// (or the report with --json); the exit status is the outcome's.
+fn finish(
+    report: &experiment::Report,
+    dir: Option<PathBuf>,
+    json: bool,
+) -> chaos::Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| default_dir(&report.experiment));
+    let files = experiment::write_report(report, &dir)?;
     if json {
-        common::print_json(&report);
+        common::print_json(report);
     } else {
-        out!("{}", summary(&report));
+        out!("{}", summary(report));
         for f in files {
             out!("  {}", f.display());
         }
     }
     Ok(ExitCode::from(report.outcome.exit_code()))
+}
+
+/// `chaos --agent URL run FILE`: the file is checked here, then the agent runs it on its node
+/// (its probes, its faults); its progress is printed as it comes and its report written here.
+pub async fn on_agent(
+    a: RunArgs,
+    json: bool,
+    agent: &crate::remote::Remote,
+) -> chaos::Result<ExitCode> {
+    let local_only = [
+        ("--dry-run", a.dry_run),
+        ("--check", a.check),
+        ("--force", a.force),
+        ("--metrics-addr", a.metrics_addr.is_some()),
+        ("--agents", a.agents.is_some()),
+        ("--pushgateway", a.pushgateway.is_some()),
+    ];
+    if let Some((flag, _)) = local_only.iter().find(|(_, set)| *set) {
+        return Err(chaos::Error::input(
+            flag,
+            "is not sent to an agent yet: run the experiment on the node, or leave it out",
+        ));
+    }
+    experiment::load(&a.file)?;
+    let text = experiment::read_expanded(&a.file)?;
+    let (mut report, mut failed) = (None, None);
+    tokio::task::block_in_place(|| {
+        agent.stream("/v1/experiments", text, |v| match v["event"].as_str() {
+            Some("progress") if !json => eprintln!("{}", v["line"].as_str().unwrap_or("")),
+            Some("report") => report = serde_json::from_value(v["report"].clone()).ok(),
+            Some("error") => failed = v["error"].as_str().map(str::to_string),
+            _ => {}
+        })
+    })?;
+    let report: experiment::Report = match (report, failed) {
+        (Some(r), _) => r,
+        (None, why) => {
+            return Err(chaos::Error::Tool {
+                context: "the agent's run".into(),
+                message: why.unwrap_or_else(|| "ended without a report".into()),
+            });
+        }
+    };
+    finish(&report, a.report, json)
 }
 
 fn default_dir(name: &str) -> PathBuf {

@@ -25,6 +25,8 @@ pub struct Options {
     pub quiet: bool,
     /// Kept up to date for Prometheus (`chaos run --metrics-addr`).
     pub metrics: Option<super::ExperimentMetrics>,
+    /// Progress lines go here instead of stderr (the agent streams them to its client).
+    pub progress: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 struct Slot {
@@ -132,7 +134,7 @@ pub async fn run(
     opts: &Options,
     stop: &mut Stop,
 ) -> Result<Report> {
-    let mut progress = Progress::new(exp.duration, opts.quiet);
+    let mut progress = Progress::new(exp.duration, opts.quiet, opts.progress.clone());
     let before = preload_and_check(exp, &ready).await?;
     progress.line(&format!(
         "steady state met ({} probes); injecting{}",
