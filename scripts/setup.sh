@@ -5,7 +5,8 @@
 #        containernetworking-plugins for the Kubernetes tests (started by the tests themselves);
 #        dnsmasq-base (the resolver the DNS tests start); prometheus (the server and promtool
 #        the agent tests scrape and lint with) and prometheus-pushgateway (`chaos run
-#        --pushgateway` pushes to it); kubectl (renders deploy/);
+#        --pushgateway` pushes to it); python3-junitparser (reads `chaos run --junit` as CI
+#        systems do); kubectl (renders deploy/);
 #        qemu, busybox-static, cpio, kmod, zstd, xz for the VM runner; gcc, make, bc, flex,
 #        bison, libelf-dev, libssl-dev, dwarves to build the VM kernel with kprobe override
 #   rust: rust-src (to build core for bpfel-unknown-none), bpf-linker 0.13.0 built for LLVM 22
@@ -14,7 +15,7 @@ log() { echo "setup: $*" >&2; }
 
 APT_PKGS=(llvm-22-dev iproute2 bpftool iputils-ping iperf3 iptables python3 util-linux bsdutils procps ethtool
   protobuf-compiler containerd runc containernetworking-plugins curl dnsmasq-base prometheus
-  prometheus-pushgateway
+  prometheus-pushgateway python3-junitparser
   qemu-system-x86 busybox-static cpio kmod zstd xz-utils
   gcc make bc flex bison libelf-dev libssl-dev dwarves)
 missing=()

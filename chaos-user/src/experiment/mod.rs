@@ -5,6 +5,7 @@
 
 mod check;
 mod faults;
+pub mod junit;
 pub mod metrics;
 mod plan;
 mod pod_faults;

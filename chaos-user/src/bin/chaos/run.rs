@@ -54,10 +54,52 @@ pub struct RunArgs {
     /// refused, exit 2, when it cannot be reached) and at the end (the outcome).
     #[arg(long, value_name = "URL")]
     pushgateway: Option<String>,
+    /// Also write the result as JUnit XML (one test case for the hypothesis, one per probe
+    /// with its first failing sample, one for the recovery), for CI systems; a run that ends
+    /// before it has a report (invalid file, unhealthy system) writes one case in error.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 /// `remote`: the global agent flags (token, CA, client certificate) for `--agents`.
 pub async fn run(
+    a: RunArgs,
+    json: bool,
+    remote: &crate::remote::RemoteArgs,
+) -> chaos::Result<ExitCode> {
+    let (junit, file) = (a.junit.clone(), a.file.clone());
+    let r = run_here(a, json, remote).await;
+    junit_on_error(&r, junit.as_deref(), &file)?;
+    r
+}
+
+/// With --junit, a run that ended in an error before its report still leaves a JUnit file
+/// (one case in error), so that the CI job shows why.
+fn junit_on_error(
+    r: &chaos::Result<ExitCode>,
+    junit: Option<&std::path::Path>,
+    file: &std::path::Path,
+) -> chaos::Result<()> {
+    if let (Err(e), Some(path)) = (r, junit) {
+        // The experiment's name when the file is valid (an unhealthy system), else the file's.
+        let name = experiment::load(file).map_or_else(
+            |_| {
+                file.file_stem()
+                    .map_or("experiment".into(), |s| s.to_string_lossy().into_owned())
+            },
+            |exp| exp.name,
+        );
+        write_junit(path, &experiment::junit::render_error(&name, e)?)?;
+    }
+    Ok(())
+}
+
+fn write_junit(path: &std::path::Path, xml: &str) -> chaos::Result<()> {
+    std::fs::write(path, xml)
+        .map_err(|e| chaos::Error::io(format!("writing {}", path.display()), e))
+}
+
+async fn run_here(
     a: RunArgs,
     json: bool,
     remote: &crate::remote::RemoteArgs,
@@ -138,18 +180,23 @@ pub async fn run(
     if let (Some(_), Some(linger)) = (&metrics, a.metrics_linger) {
         tokio::time::sleep(linger).await;
     }
-    finish(&report, a.report, json)
+    finish(&report, a.report, a.junit.as_deref(), json)
 }
 
 /// Writes the report's files (into `dir`, default chaos-report/NAME-TIME), prints the summary
-/// (or the report with --json); the exit status is the outcome's.
+/// (or the report with --json), and the JUnit XML if asked; the exit status is the outcome's.
 fn finish(
     report: &experiment::Report,
     dir: Option<PathBuf>,
+    junit: Option<&std::path::Path>,
     json: bool,
 ) -> chaos::Result<ExitCode> {
     let dir = dir.unwrap_or_else(|| default_dir(&report.experiment));
-    let files = experiment::write_report(report, &dir)?;
+    let mut files = experiment::write_report(report, &dir)?;
+    if let Some(path) = junit {
+        write_junit(path, &experiment::junit::render(report)?)?;
+        files.push(path.to_path_buf());
+    }
     if json {
         common::print_json(report);
     } else {
@@ -164,6 +211,17 @@ fn finish(
 /// `chaos --agent URL run FILE`: the file is checked here, then the agent runs it on its node
 /// (its probes, its faults); its progress is printed as it comes and its report written here.
 pub async fn on_agent(
+    a: RunArgs,
+    json: bool,
+    agent: &crate::remote::Remote,
+) -> chaos::Result<ExitCode> {
+    let (junit, file) = (a.junit.clone(), a.file.clone());
+    let r = on_agent_here(a, json, agent).await;
+    junit_on_error(&r, junit.as_deref(), &file)?;
+    r
+}
+
+async fn on_agent_here(
     a: RunArgs,
     json: bool,
     agent: &crate::remote::Remote,
@@ -202,7 +260,7 @@ pub async fn on_agent(
             });
         }
     };
-    finish(&report, a.report, json)
+    finish(&report, a.report, a.junit.as_deref(), json)
 }
 
 fn default_dir(name: &str) -> PathBuf {
