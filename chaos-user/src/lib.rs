@@ -4,6 +4,7 @@
 //! attaches programs whose links are owned by the returned fault object: dropping it detaches.
 
 pub mod agent;
+pub mod agent_client;
 pub mod background;
 pub mod bpf_sys;
 pub mod cgroup;
@@ -16,6 +17,7 @@ pub mod errno;
 pub mod error;
 pub mod events;
 pub mod experiment;
+pub mod exposition;
 pub mod fault;
 pub mod guards;
 pub mod k8s;

@@ -195,10 +195,10 @@ async fn start(State(s): St, body: Body) -> Response {
     }
 }
 
-/// OpenMetrics or the classic text format, as the scraper asks (`metrics::negotiate`).
+/// OpenMetrics or the classic text format, as the scraper asks (`crate::exposition::negotiate`).
 async fn metrics(State(s): St, headers: axum::http::HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let (kind, body) = super::metrics::negotiate(accept, s.metrics.encode());
+    let (kind, body) = crate::exposition::negotiate(accept, s.metrics.encode());
     ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 

@@ -5,13 +5,12 @@
 //! removes what a previous instance left (`chaos cleanup`).
 
 mod api;
-pub mod client;
 mod experiments;
 mod metrics;
 mod registry;
 mod tls;
 
-pub use metrics::{classic, negotiate};
+pub use crate::agent_client::read_token;
 pub use registry::{FaultInfo, Limits, NodeInfo};
 pub use tls::TlsFiles;
 
@@ -21,7 +20,6 @@ use crate::{
 };
 use std::{
     net::SocketAddr,
-    path::Path,
     sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
@@ -36,28 +34,6 @@ pub struct AgentConfig {
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
     pub node: NodeInfo,
-}
-
-/// Reads a token file: its content without surrounding whitespace; at least 16 bytes.
-pub fn read_token(path: &Path) -> Result<String> {
-    let t = std::fs::read_to_string(path).map_err(|e| {
-        Error::input(
-            "--token-file",
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let t = t.trim().to_string();
-    if t.len() < 16 {
-        return Err(Error::input(
-            "--token-file",
-            format!(
-                "{} holds {} bytes; use a token of at least 16 (e.g. `head -c 32 /dev/urandom | base64`)",
-                path.display(),
-                t.len()
-            ),
-        ));
-    }
-    Ok(t)
 }
 
 /// Serves until a stop signal, then detaches every fault. `ready` gets the bound address
@@ -123,24 +99,5 @@ async fn until_signal(stop: &mut Stop) {
         {
             return;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_file_needs_sixteen_bytes_and_is_trimmed() {
-        let dir = std::env::temp_dir().join(format!("chaos-agent-token-{}", std::process::id()));
-        std::fs::write(&dir, "short\n").expect("write");
-        match read_token(&dir) {
-            Err(Error::Input { flag, .. }) => assert_eq!(flag, "--token-file"),
-            other => panic!("{other:?}"),
-        }
-        std::fs::write(&dir, "  0123456789abcdef0123\n").expect("write");
-        assert_eq!(read_token(&dir).expect("token"), "0123456789abcdef0123");
-        let _ = std::fs::remove_file(&dir);
-        assert!(read_token(Path::new("/nonexistent/token")).is_err());
     }
 }

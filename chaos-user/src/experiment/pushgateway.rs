@@ -45,7 +45,7 @@ impl Pushgateway {
     /// reads). Errors (`Error::Tool`): unreachable, or a status other than 200/202.
     pub fn push(&self, metrics: &ExperimentMetrics, experiment: &str) -> Result<()> {
         let url = self.group(experiment);
-        let body = crate::agent::classic(&metrics.encode());
+        let body = crate::exposition::classic(&metrics.encode());
         let tool = |message: String| Error::Tool {
             context: format!("pushing to {url}"),
             message,

@@ -12,7 +12,7 @@ use super::{
     single::FaultRequest,
 };
 use crate::{
-    agent::client::{Client, ClientConfig},
+    agent_client::{Client, ClientConfig},
     controls::Controls,
     ebpf::Counters,
     error::{Error, Result},

@@ -18,7 +18,7 @@ pub async fn serve(addr: std::net::SocketAddr) -> chaos::Result<ExperimentMetric
             let m = m.clone();
             async move {
                 let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-                let (kind, body) = chaos::agent::negotiate(accept, m.encode());
+                let (kind, body) = chaos::exposition::negotiate(accept, m.encode());
                 ([(header::CONTENT_TYPE, kind)], body).into_response()
             }
         }),

@@ -6,7 +6,7 @@
 use crate::common::{self, out};
 use chaos::{
     Error, Result,
-    agent::client::{Client, ClientConfig},
+    agent_client::{Client, ClientConfig},
     experiment::{FaultRequest, SelectorSpec, TargetSpec},
     scalar::Dur,
     target::Target,

@@ -1,5 +1,5 @@
 //! A client of one `chaos agent` (its /v1 API): what `chaos --agent URL ...` and
-//! `chaos run --agents ...` send. Blocking (ureq, rustls): each call is one short request, made
+//! `chaos run --agents ...` send; and the agent's token file, which both ends read. Blocking (ureq, rustls): each call is one short request, made
 //! from the CLI's own thread.
 
 use crate::error::{Error, Result};
@@ -68,7 +68,7 @@ impl Client {
                 "the agent needs its token: --token-file FILE",
             )
         })?;
-        let token = super::read_token(file)?;
+        let token = read_token(file)?;
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(ca) = &cfg.cacert {
             let pem = std::fs::read(ca)
@@ -215,5 +215,47 @@ fn transport(method: &str, url: &str, e: &ureq::Error) -> Error {
     Error::Tool {
         context: format!("{method} {url}"),
         message: format!("{text}{hint}"),
+    }
+}
+
+/// Reads a token file: its content without surrounding whitespace; at least 16 bytes.
+pub fn read_token(path: &Path) -> Result<String> {
+    let t = std::fs::read_to_string(path).map_err(|e| {
+        Error::input(
+            "--token-file",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let t = t.trim().to_string();
+    if t.len() < 16 {
+        return Err(Error::input(
+            "--token-file",
+            format!(
+                "{} holds {} bytes; use a token of at least 16 (e.g. `head -c 32 /dev/urandom | base64`)",
+                path.display(),
+                t.len()
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn a_token_file_needs_sixteen_bytes_and_is_trimmed() {
+        let dir = std::env::temp_dir().join(format!("chaos-agent-token-{}", std::process::id()));
+        std::fs::write(&dir, "short\n").expect("write");
+        match read_token(&dir) {
+            Err(Error::Input { flag, .. }) => assert_eq!(flag, "--token-file"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&dir, "  0123456789abcdef0123\n").expect("write");
+        assert_eq!(read_token(&dir).expect("token"), "0123456789abcdef0123");
+        let _ = std::fs::remove_file(&dir);
+        assert!(read_token(Path::new("/nonexistent/token")).is_err());
     }
 }
