@@ -27,6 +27,7 @@ pub mod net;
 pub mod netns;
 pub mod sandbox;
 pub mod scalar;
+pub mod schedule;
 pub mod session;
 pub mod signal;
 pub mod startup;

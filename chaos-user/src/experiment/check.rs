@@ -44,6 +44,7 @@ pub(super) fn check(f: ExperimentFile) -> Result<Experiment, Error> {
         faults,
         abort: abort(&f.abort)?,
         recovery_timeout: f.recovery.timeout.map_or(DEFAULT_RECOVERY, |d| d.0),
+        schedule: f.schedule.map(|s| s.check("schedule")).transpose()?,
     })
 }
 

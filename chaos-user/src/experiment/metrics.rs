@@ -44,6 +44,18 @@ struct ExperimentLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    experiment: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SkipLabels {
+    experiment: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FaultLabels {
     experiment: String,
     fault: String,
@@ -57,6 +69,9 @@ pub struct ExperimentMetrics {
     blast: Family<ExperimentLabels, Gauge>,
     recovery: Histogram,
     injected: Family<FaultLabels, Counter>,
+    /// `chaos schedule run`: runs by outcome, skipped ticks by reason.
+    runs: Family<RunLabels, Counter>,
+    skips: Family<SkipLabels, Counter>,
     /// What was last exported per fault, to add only what is new.
     seen: Arc<Mutex<HashMap<String, u64>>>,
 }
@@ -89,12 +104,26 @@ impl ExperimentMetrics {
             "Faults injected by an experiment's fault",
             injected.clone(),
         );
+        let runs = Family::<RunLabels, Counter>::default();
+        let skips = Family::<SkipLabels, Counter>::default();
+        registry.register(
+            "chaos_schedule_runs",
+            "Scheduled runs of an experiment, by outcome",
+            runs.clone(),
+        );
+        registry.register(
+            "chaos_schedule_skips",
+            "Scheduled ticks not run, by reason (blackout, not drawn, busy, unhealthy, missed)",
+            skips.clone(),
+        );
         ExperimentMetrics {
             registry: Arc::new(registry),
             status,
             blast,
             recovery,
             injected,
+            runs,
+            skips,
             seen: Arc::default(),
         }
     }
@@ -109,9 +138,28 @@ impl ExperimentMetrics {
         }
     }
 
-    /// Injection began.
+    /// Injection began (a scheduled run's fault counts start again from zero).
     pub fn running(&self, experiment: &str) {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.set_status(experiment, "running");
+    }
+
+    /// A scheduled run ended with `outcome`.
+    pub fn scheduled_run(&self, experiment: &str, outcome: &str) {
+        let labels = RunLabels {
+            experiment: experiment.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.runs.get_or_create(&labels).inc();
+    }
+
+    /// A scheduled tick was not run, for `reason`.
+    pub fn skipped(&self, experiment: &str, reason: &str) {
+        let labels = SkipLabels {
+            experiment: experiment.to_string(),
+            reason: reason.to_string(),
+        };
+        self.skips.get_or_create(&labels).inc();
     }
 
     /// A fault's cumulative count of injections, as sampled.

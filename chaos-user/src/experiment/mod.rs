@@ -15,6 +15,7 @@ mod pushgateway;
 mod remote;
 pub mod report;
 mod runner;
+pub mod scheduled;
 mod single;
 mod spec;
 mod timeline;

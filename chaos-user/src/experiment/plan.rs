@@ -17,6 +17,8 @@ pub struct Experiment {
     pub faults: Vec<PlannedFault>,
     pub abort: Abort,
     pub recovery_timeout: Duration,
+    /// `schedule:`, checked (`chaos schedule run`).
+    pub schedule: Option<crate::schedule::Schedule>,
 }
 
 /// Whom an experiment's faults act on.

@@ -55,6 +55,7 @@ pub fn ready(req: FaultRequest, dry_run: bool, force: bool) -> Result<Ready> {
             failure_ratio: None,
         },
         recovery_timeout: Duration::ZERO,
+        schedule: None,
     };
     let mut ready = prepare(&exp, dry_run, force)?;
     super::check_kernel(&ready)?;

@@ -23,6 +23,8 @@ pub struct ExperimentFile {
     pub abort: AbortSpec,
     #[serde(default)]
     pub recovery: RecoverySpec,
+    /// When `chaos schedule run` runs it (`chaos run` runs it once, now).
+    pub schedule: Option<crate::schedule::ScheduleSpec>,
 }
 
 /// Whom the faults hit: a cgroup v2 (and below), the cgroup of a process, or Kubernetes

@@ -14,6 +14,7 @@ mod net_rules;
 mod pods;
 mod remote;
 mod run;
+mod schedule;
 mod stress;
 mod syscall;
 mod workload;
@@ -69,6 +70,9 @@ enum Command {
     Targets(pods::TargetsArgs),
     /// Run an experiment: steady-state probes, faults in phases, abort conditions, report.
     Run(run::RunArgs),
+    /// Run an experiment on the calendar of its schedule: block, or show its next ticks.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// List every fault: running foreground ones (with their chaos's pid), background ones
     /// (active or expired, with counters) and leftovers of a crashed chaos.
     Status,
@@ -162,6 +166,7 @@ async fn local(command: Command, json: bool) -> chaos::Result<ExitCode> {
         Command::Stress(cmd) => stress::run(cmd, json).await,
         Command::StressWorker(_) => unreachable!("run before the runtime starts"),
         Command::Run(_) => unreachable!("dispatched with the agent flags"),
+        Command::Schedule(cmd) => schedule::run(cmd, json).await,
         Command::Targets(args) => pods::targets(args, json).await,
         Command::Agent(_) => unreachable!("dispatched with its token file"),
         Command::Doctor(args) => doctor::run(args, json),

@@ -1,0 +1,177 @@
+//! `chaos schedule run|next FILE`: an experiment on the calendar of its `schedule:` block
+//! (docs/schedules.md).
+
+use crate::common::{self, out};
+use chaos::{
+    experiment::{self, scheduled as runner},
+    schedule::Planner,
+    session::Stop,
+};
+use clap::{Args, Subcommand};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Run the experiment at each tick of its schedule, in the foreground on this node, until
+    /// --for ends or a signal: each run checks the steady state first (an unhealthy system is
+    /// a skip, not a failure) and writes its report. Exit status: 0 every run held, 1 one did
+    /// not, 2 one could not run.
+    ///
+    /// Example: chaos schedule run examples/chaos-monkey.yaml --for 8h
+    Run(RunArgs),
+    /// Print the schedule's next ticks (blackouts included, marked).
+    Next(NextArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment file, with a `schedule:` block.
+    file: PathBuf,
+    /// Stop planning after this long; runs going on finish first.
+    #[arg(long = "for", value_name = "D", value_parser = common::duration)]
+    duration: Option<Duration>,
+    /// Each run's report in a directory named by its tick under this one (default
+    /// chaos-report/schedule-<experiment>).
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+    /// Seed of the random moments (`random:`); printed at the start, to replay a plan.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Serve Prometheus metrics here: each run's status and counts as `chaos run
+    /// --metrics-addr` does, plus chaos_schedule_runs_total{outcome} and
+    /// chaos_schedule_skips_total{reason}.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct NextArgs {
+    file: PathBuf,
+    #[arg(long, default_value = "10")]
+    count: usize,
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
+
+/// The file, its text (variables expanded) and its planner from now.
+fn load(file: &std::path::Path, seed: Option<u64>) -> chaos::Result<(String, String, Planner)> {
+    let exp = experiment::load(file)?;
+    let text = experiment::read_expanded(file)?;
+    let schedule = exp.schedule.ok_or_else(|| chaos::Error::Invalid {
+        at: file.display().to_string(),
+        message: "has no schedule: block; add one (e.g. schedule: {cron: \"@every 1h\"}) or \
+                  run it once with chaos run"
+            .into(),
+    })?;
+    let seed = seed.unwrap_or_else(rand::random);
+    let planner = Planner::new(schedule, chrono::Utc::now(), seed);
+    Ok((exp.name, text, planner))
+}
+
+pub async fn run(cmd: ScheduleCommand, json: bool) -> chaos::Result<ExitCode> {
+    match cmd {
+        ScheduleCommand::Next(a) => {
+            let now = chrono::Utc::now();
+            let (_, _, planner) = load(&a.file, a.seed)?;
+            for t in planner.upcoming(a.count) {
+                let blackout = planner.schedule().blackout(t).is_some();
+                let local = t.with_timezone(&planner.schedule().tz).to_rfc3339();
+                if json {
+                    let after = (t - now).num_milliseconds() as f64 / 1e3;
+                    common::print_json(&serde_json::json!({
+                        "at": local, "after_s": after, "blackout": blackout, "seed": planner.seed,
+                    }));
+                } else {
+                    out!(
+                        "{local}{}",
+                        if blackout { " (blackout: skipped)" } else { "" }
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ScheduleCommand::Run(a) => {
+            let (name, text, planner) = load(&a.file, a.seed)?;
+            let metrics = match a.metrics_addr {
+                Some(addr) => Some(crate::metrics_server::serve(addr).await?),
+                None => None,
+            };
+            let opts = runner::Options {
+                duration: a.duration,
+                report_dir: a.report_dir.unwrap_or_else(|| {
+                    PathBuf::from("chaos-report").join(format!("schedule-{}", slug(&name)))
+                }),
+                metrics,
+            };
+            let mut stop = Stop::install()?;
+            let first = planner.next().map(|t| t.to_rfc3339());
+            let start = serde_json::json!({"event": "start", "experiment": name,
+                                           "seed": planner.seed, "next": first});
+            print(&start, json);
+            let sum =
+                runner::run(&text, &name, planner, &opts, &mut stop, |e| print(&e, json)).await?;
+            if json {
+                common::print_json(&sum);
+            } else {
+                out!(
+                    "{}: {} runs {:?}, skipped {:?}, missed {}, errors {} (seed {})",
+                    sum.experiment,
+                    sum.runs,
+                    sum.outcomes,
+                    sum.skipped,
+                    sum.missed,
+                    sum.errors,
+                    sum.seed
+                );
+            }
+            Ok(ExitCode::from(sum.exit_code()))
+        }
+    }
+}
+
+/// One event: a JSON line with --json, else a line of text.
+fn print(e: &serde_json::Value, json: bool) {
+    if json {
+        common::print_json(e);
+        return;
+    }
+    let field = |k: &str| e[k].as_str().unwrap_or("").to_string();
+    let line = match field("event").as_str() {
+        "start" => format!(
+            "schedule of {}: next tick {} (seed {})",
+            field("experiment"),
+            field("next"),
+            e["seed"]
+        ),
+        "run" => format!(
+            "{}: run (report in {})",
+            field("at"),
+            e["report"].as_str().unwrap_or("")
+        ),
+        "ran" => format!("{}: {}", field("at"), field("outcome")),
+        "skip" => format!("{}: skipped: {}", field("at"), field("why")),
+        "missed" => format!(
+            "missed {} ticks from {} to {} (not replayed)",
+            e["count"],
+            field("first"),
+            field("last")
+        ),
+        "error" => format!("{}: error: {}", field("at"), field("error")),
+        _ => e.to_string(),
+    };
+    out!("{line}");
+}
+
+fn slug(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    s.trim_matches('-').to_string()
+}

@@ -1,0 +1,235 @@
+//! `chaos schedule run FILE`: an experiment on its schedule (crate::schedule), in the
+//! foreground, on this node.
+//! Each run is the experiment as `chaos run` runs it (steady state first, then the faults,
+//! rollback, recovery, a report), on a thread of its own so that the schedule keeps time while
+//! it goes; a system already unhealthy at a tick is a skip (recorded, not a failure).
+
+use crate::{
+    error::{Error, Result},
+    experiment::{self, ExperimentMetrics, Outcome},
+    schedule::{Decision, Planner},
+    session::{Ended, Stop, Wake},
+};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+pub struct Options {
+    /// Stop planning after this long (runs going on then finish); default: until a signal.
+    pub duration: Option<Duration>,
+    /// Each run's report goes into a directory of its own here, named by its tick.
+    pub report_dir: PathBuf,
+    /// Runs and skips counted for Prometheus (`--metrics-addr`).
+    pub metrics: Option<ExperimentMetrics>,
+}
+
+/// What the schedule did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Summary {
+    pub experiment: String,
+    pub seed: u64,
+    pub runs: u64,
+    /// Runs by outcome (held, not_held, aborted, ...).
+    pub outcomes: BTreeMap<String, u64>,
+    /// Ticks skipped, by reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// Ticks that passed while the scheduler was not running.
+    pub missed: u64,
+    /// Runs that failed to run (an error other than an unhealthy system).
+    pub errors: u64,
+}
+
+impl Summary {
+    /// 0 when every run held, 1 when one did not, 2 when one could not run.
+    pub fn exit_code(&self) -> u8 {
+        let not_held = self
+            .outcomes
+            .iter()
+            .filter(|(o, _)| *o != "held")
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        match (self.errors, not_held) {
+            (0, 0) => 0,
+            (0, _) => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// How one run ended.
+enum Ran {
+    Report(Outcome, PathBuf),
+    Unhealthy(String),
+    Failed(String),
+}
+
+/// The short name of a skip's reason, for the counts (`blackout 2026-12-24` is a blackout).
+fn reason_key(why: &str) -> String {
+    why.split([' ', '(']).next().unwrap_or(why).to_string()
+}
+
+fn outcome_name(o: Outcome) -> String {
+    serde_json::to_value(o)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Runs the schedule until `opts.duration` passes or a stop signal; `event` gets each tick's
+/// decision and each run's end as JSON (`{"event": "run"|"skip"|"missed"|"ran", ...}`).
+pub async fn run(
+    text: &str,
+    name: &str,
+    mut planner: Planner,
+    opts: &Options,
+    stop: &mut Stop,
+    mut event: impl FnMut(Value),
+) -> Result<Summary> {
+    let mut sum = Summary {
+        experiment: name.to_string(),
+        seed: planner.seed,
+        ..Summary::default()
+    };
+    let end = opts.duration.map(|d| Instant::now() + d);
+    let mut going: Vec<(DateTime<Utc>, JoinHandle<Ran>)> = Vec::new();
+    loop {
+        reap(&mut going, false, &mut sum, opts, name, &mut event);
+        let now = Utc::now();
+        let next = planner.next().map(|t| {
+            let ahead = (t - now).to_std().unwrap_or(Duration::ZERO);
+            Instant::now() + ahead
+        });
+        // Wake for the next tick, the end, or to notice a run that finished.
+        let poll = Instant::now() + Duration::from_millis(250);
+        let wake = [next, end, Some(poll)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(poll);
+        if let Wake::End(Ended::Signal { .. }) = stop.wait(wake).await {
+            break;
+        }
+        if end.is_some_and(|e| Instant::now() >= e) {
+            break;
+        }
+        if planner.next().is_none() && going.is_empty() {
+            event(json!({"event": "end", "why": "no next run within the lookahead"}));
+            break;
+        }
+        let busy = going.iter().any(|(_, h)| !h.is_finished());
+        for d in planner.due(Utc::now(), busy) {
+            match d {
+                Decision::Run(at) => {
+                    let dir = opts
+                        .report_dir
+                        .join(at.format("%Y%m%dT%H%M%SZ").to_string());
+                    event(json!({"event": "run", "at": at.to_rfc3339(), "report": dir}));
+                    let (text, m) = (text.to_string(), opts.metrics.clone());
+                    going.push((at, std::thread::spawn(move || run_once(&text, &dir, m))));
+                }
+                Decision::Skip { at, why } => {
+                    event(json!({"event": "skip", "at": at.to_rfc3339(), "why": why}));
+                    count_skip(&mut sum, opts, name, &reason_key(&why));
+                }
+                Decision::Missed { count, first, last } => {
+                    event(json!({"event": "missed", "count": count,
+                                 "first": first.to_rfc3339(), "last": last.to_rfc3339()}));
+                    sum.missed += count;
+                    if let Some(m) = &opts.metrics {
+                        (0..count).for_each(|_| m.skipped(name, "missed"));
+                    }
+                }
+            }
+        }
+    }
+    // Runs going on end by themselves (their durations; a signal reached them too).
+    reap(&mut going, true, &mut sum, opts, name, &mut event);
+    Ok(sum)
+}
+
+fn count_skip(sum: &mut Summary, opts: &Options, name: &str, key: &str) {
+    *sum.skipped.entry(key.to_string()).or_default() += 1;
+    if let Some(m) = &opts.metrics {
+        m.skipped(name, key);
+    }
+}
+
+/// Collects the runs that finished (all of them, waiting, with `wait`).
+fn reap(
+    going: &mut Vec<(DateTime<Utc>, JoinHandle<Ran>)>,
+    wait: bool,
+    sum: &mut Summary,
+    opts: &Options,
+    name: &str,
+    event: &mut impl FnMut(Value),
+) {
+    let mut i = 0;
+    while i < going.len() {
+        if !wait && !going[i].1.is_finished() {
+            i += 1;
+            continue;
+        }
+        let (at, handle) = going.remove(i);
+        let ran = handle
+            .join()
+            .unwrap_or_else(|_| Ran::Failed("the run panicked".into()));
+        let at = at.to_rfc3339();
+        match ran {
+            Ran::Report(o, dir) => {
+                sum.runs += 1;
+                let o = outcome_name(o);
+                *sum.outcomes.entry(o.clone()).or_default() += 1;
+                if let Some(m) = &opts.metrics {
+                    m.scheduled_run(name, &o);
+                }
+                event(json!({"event": "ran", "at": at, "outcome": o, "report": dir}));
+            }
+            Ran::Unhealthy(why) => {
+                event(json!({"event": "skip", "at": at, "why": format!("unhealthy: {why}")}));
+                count_skip(sum, opts, name, "unhealthy");
+            }
+            Ran::Failed(why) => {
+                sum.errors += 1;
+                event(json!({"event": "error", "at": at, "error": why}));
+            }
+        }
+    }
+}
+
+/// One run, on its own thread and runtime (its faults are not Send): the file checked again
+/// (targets change), the experiment run, its report written into `dir`.
+fn run_once(text: &str, dir: &Path, metrics: Option<ExperimentMetrics>) -> Ran {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return Ran::Failed(format!("starting the run's runtime: {e}")),
+    };
+    let r: Result<experiment::Report> = rt.block_on(async {
+        let exp = experiment::parse(text)?;
+        let ready = experiment::prepare(&exp, false, false)?;
+        experiment::check_kernel(&ready)?;
+        let mut stop = Stop::install()?;
+        let opts = experiment::Options {
+            dry_run: false,
+            quiet: true,
+            metrics,
+            progress: None,
+        };
+        experiment::run(&exp, ready, &opts, &mut stop).await
+    });
+    match r {
+        Ok(report) => match experiment::write_report(&report, dir) {
+            Ok(_) => Ran::Report(report.outcome, dir.to_path_buf()),
+            Err(e) => Ran::Failed(crate::error::chain(&e)),
+        },
+        Err(Error::Unhealthy(why)) => Ran::Unhealthy(why),
+        Err(e) => Ran::Failed(crate::error::chain(&e)),
+    }
+}
