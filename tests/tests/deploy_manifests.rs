@@ -99,6 +99,7 @@ fn deploy_renders_a_least_privilege_daemonset() {
             "/sys/fs/bpf",
             "/sys/fs/cgroup",
             "/sys/kernel/tracing",
+            "/var/lib/chaos/reports",
         ]
         .into_iter()
         .collect()

@@ -87,7 +87,7 @@ impl Files {
     fn new() -> Files {
         let dir = std::env::temp_dir().join(format!("chaos-agent-pod-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        for d in ["token", "tls", "state"] {
+        for d in ["token", "tls", "state", "reports"] {
             std::fs::create_dir_all(dir.join(d)).expect("dirs");
         }
         std::fs::write(dir.join("token/token"), TOKEN).expect("token");
@@ -106,6 +106,7 @@ impl Files {
                 ("token", self.dir.join("token")),
                 ("tls", self.dir.join("tls")),
                 ("state", self.dir.join("state")),
+                ("reports", self.dir.join("reports")),
                 ("runtime", endpoint.to_path_buf()),
             ]),
             without,

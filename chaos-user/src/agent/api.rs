@@ -15,7 +15,7 @@ use axum::{
     http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::oneshot;
@@ -26,6 +26,7 @@ pub struct Shared {
     pub metrics: Metrics,
     /// For experiments, which the fault thread does not hold (`experiments`).
     pub limits: super::Limits,
+    pub schedules: Arc<super::schedules::Schedules>,
 }
 
 type St = State<Arc<Shared>>;
@@ -57,6 +58,19 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/faults", get(list).post(start).delete(stop_all))
         .route("/v1/faults/{id}", get(one).delete(stop_one))
         .route("/v1/experiments", post(super::experiments::run))
+        .route(
+            "/v1/schedules",
+            get(super::schedules_api::list).post(super::schedules_api::add),
+        )
+        .route("/v1/schedules/{name}", delete(super::schedules_api::delete))
+        .route(
+            "/v1/schedules/{name}/pause",
+            post(super::schedules_api::pause),
+        )
+        .route(
+            "/v1/schedules/{name}/resume",
+            post(super::schedules_api::resume),
+        )
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(shared.clone(), auth));
     Router::new()

@@ -8,6 +8,8 @@ mod api;
 mod experiments;
 mod metrics;
 mod registry;
+mod schedules;
+mod schedules_api;
 mod tls;
 
 pub use crate::agent_client::read_token;
@@ -34,6 +36,10 @@ pub struct AgentConfig {
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
     pub node: NodeInfo,
+    /// Experiment files with a `schedule:` block to hold from the start (`--schedules DIR`).
+    pub schedules: Option<std::path::PathBuf>,
+    /// Where the schedules' runs write their reports, a directory per schedule.
+    pub reports: std::path::PathBuf,
 }
 
 /// Serves until a stop signal, then detaches every fault. `ready` gets the bound address
@@ -53,11 +59,20 @@ pub async fn serve(
         let (limits, node, m) = (cfg.limits.clone(), cfg.node.clone(), metrics.clone());
         std::thread::spawn(move || registry::run(rx, limits, node, m))
     };
+    let schedules = Arc::new(schedules::Schedules::new(
+        cfg.reports.clone(),
+        cfg.limits.clone(),
+    ));
+    if let Some(dir) = &cfg.schedules {
+        let n = schedules.load_dir(dir)?;
+        tracing::info!("holding {n} schedule(s) from {}", dir.display());
+    }
     let shared = Arc::new(api::Shared {
         tx: Mutex::new(tx.clone()),
         token: cfg.token,
         metrics,
         limits: cfg.limits.clone(),
+        schedules: schedules.clone(),
     });
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -83,6 +98,8 @@ pub async fn serve(
             }
         }
     }
+    // Schedules end first (their runs roll back), keeping their marks for the next agent.
+    let _ = tokio::task::spawn_blocking(move || schedules.shutdown()).await;
     let (reply, stopped) = tokio::sync::oneshot::channel();
     if tx.send(registry::Cmd::Shutdown(reply)).is_ok() {
         let n = stopped.await.unwrap_or(0);

@@ -15,9 +15,59 @@ use serde_json::{Value, json};
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
+
+/// What ends a schedule: a stop signal (the foreground command), or its holder's say-so (the
+/// agent deleting it or stopping).
+pub trait Halt {
+    /// Waits until `until`; true when the schedule must end now.
+    fn wait(&mut self, until: Instant) -> impl std::future::Future<Output = bool>;
+}
+
+impl Halt for Stop {
+    async fn wait(&mut self, until: Instant) -> bool {
+        matches!(
+            Stop::wait(self, until).await,
+            Wake::End(Ended::Signal { .. })
+        )
+    }
+}
+
+impl Halt for tokio::sync::watch::Receiver<bool> {
+    async fn wait(&mut self, until: Instant) -> bool {
+        if *self.borrow() {
+            return true;
+        }
+        tokio::select! {
+            r = self.changed() => r.is_err() || *self.borrow(),
+            _ = tokio::time::sleep_until(until.into()) => false,
+        }
+    }
+}
+
+/// A schedule as its holder shows it: what it did so far and its next ticks.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Live {
+    pub summary: Summary,
+    pub upcoming: Vec<String>,
+}
+
+/// Where a schedule stands, kept in a file so that the next holder (the agent after a
+/// restart) reports the ticks missed meanwhile instead of replaying them.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Mark {
+    /// The start of the `@every` grid.
+    pub anchor: DateTime<Utc>,
+    /// The last time the planner looked at the clock.
+    pub last: DateTime<Utc>,
+    pub seed: u64,
+}
 
 pub struct Options {
     /// Stop planning after this long (runs going on then finish); default: until a signal.
@@ -26,10 +76,16 @@ pub struct Options {
     pub report_dir: PathBuf,
     /// Runs and skips counted for Prometheus (`--metrics-addr`).
     pub metrics: Option<ExperimentMetrics>,
+    /// While set, ticks are skipped ("paused"): the agent's pause and resume.
+    pub paused: Option<Arc<AtomicBool>>,
+    /// Kept up to date for whoever shows the schedule (the agent's API).
+    pub live: Option<Arc<Mutex<Live>>>,
+    /// Where `Mark` is written after each look at the clock that decided something.
+    pub mark: Option<PathBuf>,
 }
 
 /// What the schedule did.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Summary {
     pub experiment: String,
     pub seed: u64,
@@ -87,7 +143,7 @@ pub async fn run(
     name: &str,
     mut planner: Planner,
     opts: &Options,
-    stop: &mut Stop,
+    halt: &mut impl Halt,
     mut event: impl FnMut(Value),
 ) -> Result<Summary> {
     let mut sum = Summary {
@@ -111,7 +167,8 @@ pub async fn run(
             .flatten()
             .min()
             .unwrap_or(poll);
-        if let Wake::End(Ended::Signal { .. }) = stop.wait(wake).await {
+        show(&planner, &sum, opts);
+        if halt.wait(wake).await {
             break;
         }
         if end.is_some_and(|e| Instant::now() >= e) {
@@ -122,7 +179,23 @@ pub async fn run(
             break;
         }
         let busy = going.iter().any(|(_, h)| !h.is_finished());
-        for d in planner.due(Utc::now(), busy) {
+        let now = Utc::now();
+        let decided = planner.due(now, busy);
+        if !decided.is_empty() {
+            keep_mark(&planner, now, opts);
+        }
+        let paused = opts
+            .paused
+            .as_ref()
+            .is_some_and(|p| p.load(Ordering::Relaxed));
+        for d in decided {
+            let d = match d {
+                Decision::Run(at) if paused => Decision::Skip {
+                    at,
+                    why: "paused".into(),
+                },
+                d => d,
+            };
             match d {
                 Decision::Run(at) => {
                     let dir = opts
@@ -149,7 +222,34 @@ pub async fn run(
     }
     // Runs going on end by themselves (their durations; a signal reached them too).
     reap(&mut going, true, &mut sum, opts, name, &mut event);
+    keep_mark(&planner, Utc::now(), opts);
+    show(&planner, &sum, opts);
     Ok(sum)
+}
+
+/// The live view: the summary so far and the next three ticks.
+fn show(planner: &Planner, sum: &Summary, opts: &Options) {
+    if let Some(live) = &opts.live {
+        let mut l = live.lock().unwrap_or_else(|p| p.into_inner());
+        l.summary = sum.clone();
+        l.upcoming = planner.upcoming(3).iter().map(|t| t.to_rfc3339()).collect();
+    }
+}
+
+/// Writes where the schedule stands (best effort: a schedule without its mark only loses the
+/// count of ticks missed across a restart).
+fn keep_mark(planner: &Planner, now: DateTime<Utc>, opts: &Options) {
+    let Some(path) = &opts.mark else { return };
+    let mark = Mark {
+        anchor: planner.anchor(),
+        last: now,
+        seed: planner.seed,
+    };
+    if let Ok(text) = serde_json::to_string(&mark)
+        && let Err(e) = std::fs::write(path, text)
+    {
+        tracing::warn!("writing {}: {e}", path.display());
+    }
 }
 
 fn count_skip(sum: &mut Summary, opts: &Options, name: &str, key: &str) {

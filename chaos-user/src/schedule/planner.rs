@@ -7,7 +7,8 @@ use super::calendar::{Concurrency, Schedule, When};
 use chrono::{DateTime, Duration as Span, Utc};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
-/// A tick acted on later than this after its time counts as missed.
+/// A tick acted on later than this after its time counts as missed (so does every tick but
+/// the latest, when several are due at once).
 pub const GRACE: Span = Span::seconds(5);
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +52,31 @@ impl Planner {
         p
     }
 
+    /// Picks up where an earlier planner (the agent before a restart) left off: the ticks
+    /// after `last` (its last look at the clock) are planned on the grid of `anchor`; those
+    /// that passed meanwhile come out of `due` as missed.
+    pub fn resume(
+        schedule: Schedule,
+        anchor: DateTime<Utc>,
+        last: DateTime<Utc>,
+        seed: u64,
+    ) -> Planner {
+        let mut p = Planner {
+            schedule,
+            anchor,
+            next: None,
+            draws: [0; 2],
+            seed,
+        };
+        p.next = p.after(last);
+        p
+    }
+
+    /// The start of the `@every` grid.
+    pub fn anchor(&self) -> DateTime<Utc> {
+        self.anchor
+    }
+
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
     }
@@ -85,26 +111,22 @@ impl Planner {
     /// What to do now for every tick due by `now`; `busy`: a run is still going. Plans the next
     /// tick after them.
     pub fn due(&mut self, now: DateTime<Utc>, busy: bool) -> Vec<Decision> {
-        let mut late = Vec::new();
-        let mut out = Vec::new();
+        let mut due = Vec::new();
         while let Some(t) = self.next.filter(|t| *t <= now) {
             self.next = self.after(t);
-            if now - t > GRACE {
-                late.push(t);
-                continue;
-            }
-            out.push(self.decide(t, busy));
+            due.push(t);
         }
-        if let (Some(first), Some(last)) = (late.first(), late.last()) {
-            out.insert(
-                0,
-                Decision::Missed {
-                    count: late.len() as u64,
-                    first: *first,
-                    last: *last,
-                },
-            );
+        // Only the latest tick may still run, and only when it is not late: never a burst.
+        let last = due.pop_if(|t| now - *t <= GRACE);
+        let mut out = Vec::new();
+        if let (Some(first), Some(last)) = (due.first(), due.last()) {
+            out.push(Decision::Missed {
+                count: due.len() as u64,
+                first: *first,
+                last: *last,
+            });
         }
+        out.extend(last.map(|t| self.decide(t, busy)));
         out
     }
 
@@ -271,6 +293,44 @@ mod tests {
             ]
         );
         assert_eq!(p.next(), Some(utc("2026-12-01T10:01:20Z")));
+    }
+
+    #[test]
+    fn ticks_due_together_run_once() {
+        let start = utc("2026-12-01T10:00:00Z");
+        let mut p = Planner::new(every(1), start, 1);
+        // Four ticks passed in 4 s (less than the grace): only the latest runs.
+        let d = p.due(start + Span::seconds(4), false);
+        assert_eq!(
+            d,
+            vec![
+                Decision::Missed {
+                    count: 3,
+                    first: utc("2026-12-01T10:00:01Z"),
+                    last: utc("2026-12-01T10:00:03Z")
+                },
+                Decision::Run(utc("2026-12-01T10:00:04Z")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_resumed_planner_reports_the_ticks_it_slept_through() {
+        let start = utc("2026-12-01T10:00:00Z");
+        // The agent looked last at 10:00:05 and is back at 10:01:02.
+        let mut p = Planner::resume(every(10), start, utc("2026-12-01T10:00:05Z"), 1);
+        let d = p.due(utc("2026-12-01T10:01:02Z"), false);
+        assert_eq!(
+            d,
+            vec![
+                Decision::Missed {
+                    count: 5,
+                    first: utc("2026-12-01T10:00:10Z"),
+                    last: utc("2026-12-01T10:00:50Z")
+                },
+                Decision::Run(utc("2026-12-01T10:01:00Z")),
+            ]
+        );
     }
 
     #[test]

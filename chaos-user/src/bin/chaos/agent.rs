@@ -41,6 +41,14 @@ pub struct AgentArgs {
     /// --container-runtime-endpoint; default: containerd's or CRI-O's usual path).
     #[arg(long, value_name = "PATH")]
     runtime_endpoint: Option<String>,
+    /// Hold the schedules of these experiment files (every *.yaml with a schedule: block) from
+    /// the start; an agent restarted mid-schedule reports the ticks it missed, not replaying
+    /// them. More come over the API (chaos --agent URL schedule add FILE).
+    #[arg(long, value_name = "DIR")]
+    schedules: Option<PathBuf>,
+    /// Where scheduled runs write their reports (a directory per schedule).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/chaos/reports")]
+    reports_dir: PathBuf,
 }
 
 /// `token_file`: the global --token-file, the token every API request must carry.
@@ -80,6 +88,8 @@ pub async fn run(a: AgentArgs, token_file: Option<PathBuf>) -> chaos::Result<Exi
             max_duration: a.max_duration,
             allow_force: a.allow_force,
         },
+        schedules: a.schedules,
+        reports: a.reports_dir,
         node: agent::NodeInfo {
             name: a
                 .node_name

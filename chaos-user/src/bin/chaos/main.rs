@@ -106,7 +106,7 @@ fn main() -> ExitCode {
     common::init_logging(cli.log_format);
     // An experiment probes on worker threads while the main thread attaches faults.
     let rt = match cli.command {
-        Command::Run(_) => tokio::runtime::Builder::new_multi_thread()
+        Command::Run(_) | Command::Schedule(_) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build(),
@@ -141,9 +141,10 @@ fn main() -> ExitCode {
             (Command::Syscall(cmd), r) => syscall::run(cmd, json, r).await,
             (Command::Kill(args), r) => kill::run(args, json, r).await,
             (Command::Run(args), Some(r)) => run::on_agent(args, json, r).await,
+            (Command::Schedule(cmd), r) => schedule::run(cmd, json, r).await,
             (_, Some(_)) => Err(chaos::Error::input(
                 "--agent",
-                "only fault commands (net, syscall, kill), run, status and stop go to an agent",
+                "only fault commands (net, syscall, kill), run, schedule, status and stop go to an agent",
             )),
             (Command::Agent(args), None) => agent::run(args, cli.remote.token_file.clone()).await,
             (Command::Run(args), None) => run::run(args, json, &cli.remote).await,
@@ -166,7 +167,7 @@ async fn local(command: Command, json: bool) -> chaos::Result<ExitCode> {
         Command::Stress(cmd) => stress::run(cmd, json).await,
         Command::StressWorker(_) => unreachable!("run before the runtime starts"),
         Command::Run(_) => unreachable!("dispatched with the agent flags"),
-        Command::Schedule(cmd) => schedule::run(cmd, json).await,
+        Command::Schedule(_) => unreachable!("dispatched with the agent flags"),
         Command::Targets(args) => pods::targets(args, json).await,
         Command::Agent(_) => unreachable!("dispatched with its token file"),
         Command::Doctor(args) => doctor::run(args, json),

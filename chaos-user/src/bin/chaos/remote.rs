@@ -55,7 +55,7 @@ impl Remote {
         Client::new(&a.client_config(), url, "--agent").map(Remote)
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<String>) -> Result<Value> {
+    pub fn call(&self, method: &str, path: &str, body: Option<String>) -> Result<Value> {
         self.0.call(method, path, body, "--agent")
     }
 

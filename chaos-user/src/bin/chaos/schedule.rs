@@ -21,6 +21,28 @@ pub enum ScheduleCommand {
     Run(RunArgs),
     /// Print the schedule's next ticks (blackouts included, marked).
     Next(NextArgs),
+    /// Have the agent (--agent URL) hold the file's schedule: it runs on the agent's node from
+    /// now on, and across the agent's restarts when loaded from its --schedules DIR.
+    Add(FileArg),
+    /// The agent's schedules: paused or not, runs by outcome, skips by reason, missed ticks,
+    /// next ticks.
+    List,
+    /// Skip the schedule's ticks (recorded as "paused") until resumed.
+    Pause(NameArg),
+    Resume(NameArg),
+    /// End a schedule on the agent (a run going on finishes first).
+    Delete(NameArg),
+}
+
+#[derive(Debug, Args)]
+pub struct FileArg {
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// The experiment's name.
+    name: String,
 }
 
 #[derive(Debug, Args)]
@@ -68,8 +90,75 @@ fn load(file: &std::path::Path, seed: Option<u64>) -> chaos::Result<(String, Str
     Ok((exp.name, text, planner))
 }
 
-pub async fn run(cmd: ScheduleCommand, json: bool) -> chaos::Result<ExitCode> {
+/// The schedule commands held by an agent (`--agent URL`).
+fn on_agent(
+    cmd: ScheduleCommand,
+    json: bool,
+    agent: &crate::remote::Remote,
+) -> chaos::Result<ExitCode> {
+    let path = |name: &str, what: &str| format!("/v1/schedules/{}{what}", urlencode(name));
+    let v = match cmd {
+        ScheduleCommand::Add(a) => {
+            experiment::load(&a.file)?;
+            agent.call(
+                "POST",
+                "/v1/schedules",
+                Some(experiment::read_expanded(&a.file)?),
+            )?
+        }
+        ScheduleCommand::List => agent.call("GET", "/v1/schedules", None)?,
+        ScheduleCommand::Pause(a) => {
+            agent.call("POST", &path(&a.name, "/pause"), Some(String::new()))?
+        }
+        ScheduleCommand::Resume(a) => {
+            agent.call("POST", &path(&a.name, "/resume"), Some(String::new()))?
+        }
+        ScheduleCommand::Delete(a) => agent.call("DELETE", &path(&a.name, ""), None)?,
+        ScheduleCommand::Run(_) | ScheduleCommand::Next(_) => {
+            return Err(chaos::Error::input(
+                "--agent",
+                "schedule run and next act here; give the agent the file with schedule add FILE",
+            ));
+        }
+    };
+    if json {
+        common::print_json(&v);
+    } else {
+        for s in v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]) {
+            out!("{}", s);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A name as one path segment.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn run(
+    cmd: ScheduleCommand,
+    json: bool,
+    agent: Option<&crate::remote::Remote>,
+) -> chaos::Result<ExitCode> {
+    if let Some(agent) = agent {
+        return tokio::task::block_in_place(|| on_agent(cmd, json, agent));
+    }
     match cmd {
+        ScheduleCommand::Add(_)
+        | ScheduleCommand::List
+        | ScheduleCommand::Pause(_)
+        | ScheduleCommand::Resume(_)
+        | ScheduleCommand::Delete(_) => Err(chaos::Error::input(
+            "--agent",
+            "this one acts on a chaos agent's schedules: give --agent URL (on this node, in the \
+             foreground: chaos schedule run FILE)",
+        )),
         ScheduleCommand::Next(a) => {
             let now = chrono::Utc::now();
             let (_, _, planner) = load(&a.file, a.seed)?;
@@ -102,6 +191,9 @@ pub async fn run(cmd: ScheduleCommand, json: bool) -> chaos::Result<ExitCode> {
                     PathBuf::from("chaos-report").join(format!("schedule-{}", slug(&name)))
                 }),
                 metrics,
+                paused: None,
+                live: None,
+                mark: None,
             };
             let mut stop = Stop::install()?;
             let first = planner.next().map(|t| t.to_rfc3339());
