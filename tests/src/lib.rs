@@ -358,3 +358,13 @@ pub fn have(tool: &str, test: &str) -> bool {
     }
     there
 }
+
+/// Whether `test` runs here: everywhere but the VM guests, where it skips saying `why` (a test
+/// of wall-clock behaviour that emulation would stretch, and that no kernel changes).
+pub fn host_only(test: &str, why: &str) -> bool {
+    if expect::host() == Some(false) {
+        expect::skip(test, why, true);
+        return false;
+    }
+    true
+}

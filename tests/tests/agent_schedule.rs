@@ -97,6 +97,11 @@ fn runs(e: &Value) -> u64 {
 
 #[test]
 fn the_agent_holds_pauses_resumes_and_after_a_restart_reports_missed_ticks() {
+    const TEST: &str = "the_agent_holds_pauses_resumes_and_after_a_restart_reports_missed_ticks";
+    let why = "schedules keep wall-clock time, which TCG emulation stretches past a tick; no kernel feature is involved (the host run has it)";
+    if !chaos_tests::host_only(TEST, why) {
+        return;
+    }
     let lab = Lab::new("agsched");
     let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
     let dir = std::env::temp_dir().join(format!("chaos-agsched-{}", std::process::id()));
@@ -135,7 +140,25 @@ fn the_agent_holds_pauses_resumes_and_after_a_restart_reports_missed_ticks() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(runs(&env.entry(&agent)), before, "no run while paused");
     assert_eq!(env.schedule(&agent, &["resume", name])["paused"], false);
-    env.until(&agent, 10, "runs again", |e| runs(e) > before);
+    let e = env.until(&agent, 10, "runs again", |e| runs(e) > before);
+    // The agent's /metrics has the schedule's runs and skips, as the list does.
+    let out = lab
+        .in_server("curl")
+        .args(["-s", "-H", &format!("Authorization: Bearer {TOKEN}")])
+        .arg(format!("{}/metrics", agent.base))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sample = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+    };
+    let held = format!("chaos_schedule_runs_total{{experiment=\"{name}\",outcome=\"held\"}}");
+    assert!(sample(&held) >= Some(runs(&e)), "{held} in {text}");
+    let paused = format!("chaos_schedule_skips_total{{experiment=\"{name}\",reason=\"paused\"}}");
+    assert!(sample(&paused) >= Some(2), "{paused} in {text}");
+    assert!(text.contains("chaos_faults_active"), "the agent's own families too: {text}");
     // The node's agent dies; seven seconds later the next one starts.
     drop(agent);
     std::thread::sleep(Duration::from_secs(7));

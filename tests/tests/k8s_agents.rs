@@ -249,7 +249,7 @@ fn an_agent_lost_mid_run_is_reported_and_the_run_goes_on() {
             r#"name: connects refused on two nodes
 hypothesis: the surviving agent keeps answering
 target: {{ cgroup: "{cg}" }}
-duration: 3s
+duration: 8s
 steady_state:
   probes:
     - name: agent
@@ -277,8 +277,9 @@ faults:
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("chaos run");
-    // Until both agents hold the fault, then the second node goes away.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Until both agents hold the fault (seconds under emulation), then the second node goes
+    // away.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while b.active().is_empty() || a.active().is_empty() {
         assert!(
             std::time::Instant::now() < deadline,

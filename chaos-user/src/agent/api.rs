@@ -212,7 +212,14 @@ async fn start(State(s): St, body: Body) -> Response {
 /// OpenMetrics or the classic text format, as the scraper asks (`crate::exposition::negotiate`).
 async fn metrics(State(s): St, headers: axum::http::HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let (kind, body) = crate::exposition::negotiate(accept, s.metrics.encode());
+    // The agent's own families, then its schedules' (one exposition, one # EOF).
+    let own = s.metrics.encode();
+    let open = format!(
+        "{}{}",
+        own.strip_suffix("# EOF\n").unwrap_or(&own),
+        s.schedules.metrics.encode()
+    );
+    let (kind, body) = crate::exposition::negotiate(accept, open);
     ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 

@@ -34,6 +34,8 @@ struct Held {
 
 pub struct Schedules {
     held: Mutex<BTreeMap<String, Held>>,
+    /// Every schedule's runs, skips and run status, on the agent's /metrics.
+    pub metrics: experiment::ExperimentMetrics,
     /// Each schedule's reports, in a directory of its own here.
     reports: PathBuf,
     limits: Limits,
@@ -62,6 +64,7 @@ impl Schedules {
     pub fn new(reports: PathBuf, limits: Limits) -> Schedules {
         Schedules {
             held: Mutex::default(),
+            metrics: experiment::ExperimentMetrics::for_agent(),
             reports,
             limits,
         }
@@ -132,7 +135,7 @@ impl Schedules {
         let opts = scheduled::Options {
             duration: None,
             report_dir: self.reports.join(slug(&name)),
-            metrics: None,
+            metrics: Some(self.metrics.clone()),
             paused: Some(paused.clone()),
             live: Some(live.clone()),
             mark: Some(mark.clone()),

@@ -78,6 +78,16 @@ pub struct ExperimentMetrics {
 
 impl ExperimentMetrics {
     pub fn new() -> Self {
+        Self::with_fault_counts(true)
+    }
+
+    /// Without `chaos_fault_injected_total` in the exposition: the agent's schedules, whose
+    /// agent exports its own per-fault counts under that name (one family per name).
+    pub fn for_agent() -> Self {
+        Self::with_fault_counts(false)
+    }
+
+    fn with_fault_counts(fault_counts: bool) -> Self {
         let mut registry = Registry::default();
         let status = Family::<StatusLabels, Gauge>::default();
         let blast = Family::<ExperimentLabels, Gauge>::default();
@@ -99,11 +109,13 @@ impl ExperimentMetrics {
             "From the rollback until every probe passed again",
             recovery.clone(),
         );
-        registry.register(
-            "chaos_fault_injected",
-            "Faults injected by an experiment's fault",
-            injected.clone(),
-        );
+        if fault_counts {
+            registry.register(
+                "chaos_fault_injected",
+                "Faults injected by an experiment's fault",
+                injected.clone(),
+            );
+        }
         let runs = Family::<RunLabels, Counter>::default();
         let skips = Family::<SkipLabels, Counter>::default();
         registry.register(

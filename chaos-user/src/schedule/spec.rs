@@ -15,11 +15,13 @@ use serde::Deserialize;
 ///   concurrency: forbid               # or allow
 /// ```
 /// or, instead of `cron`, Chaos Monkey's random moments:
-/// `random: {mean_time_between: 2d, probability: 0.1}`.
+/// `random: {mean_time_between: 2d, probability: 0.1}` (also spelled `kill:`, as Chaos Monkey's
+/// users write it).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     pub cron: Option<String>,
+    #[serde(alias = "kill")]
     pub random: Option<RandomSpec>,
     pub time_zone: Option<String>,
     #[serde(default)]
