@@ -1,7 +1,8 @@
 //! Schedules held by `chaos agent`: loaded from `--schedules DIR`, listed with their next ticks
-//! and counts, paused (ticks skipped as "paused") and resumed over the API; an agent SIGKILLed
-//! mid-schedule and started again reports the ticks it missed instead of replaying them; once
-//! deleted, nothing is left (lab.finish: no attachment, no state).
+//! and counts, paused (ticks skipped as "paused") and resumed over the API; one added over the
+//! API too; an agent SIGKILLed mid-schedule and started again holds both again, reports the
+//! ticks it missed instead of replaying them; once deleted, nothing is left (lab.finish: no
+//! attachment, no state).
 
 use chaos_tests::{
     agent::{Agent, token_file},
@@ -12,9 +13,9 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "sched-token-0123456789abcdef";
 
-fn experiment(lab: &Lab) -> String {
+fn experiment(lab: &Lab, name: &str) -> String {
     format!(
-        r#"name: refusal every two seconds
+        r#"name: {name}
 hypothesis: the listener stays reachable
 target: {{ cgroup: "{cg}" }}
 duration: 1s
@@ -68,12 +69,12 @@ impl Env<'_> {
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
     }
 
-    /// The one schedule's entry in the agent's list.
+    /// The first schedule's entry in the agent's list (the one from `--schedules`).
     fn entry(&self, agent: &Agent) -> Value {
         let list = self.schedule(agent, &["list"]);
-        list.as_array()
-            .and_then(|a| a.first())
-            .cloned()
+        let all = list.as_array().cloned().unwrap_or_default();
+        all.into_iter()
+            .find(|s| s["name"] == "refusal every two seconds")
             .unwrap_or(Value::Null)
     }
 
@@ -107,7 +108,17 @@ fn the_agent_holds_pauses_resumes_and_after_a_restart_reports_missed_ticks() {
     let dir = std::env::temp_dir().join(format!("chaos-agsched-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("schedules")).expect("scratch");
-    std::fs::write(dir.join("schedules/refusal.yaml"), experiment(&lab)).expect("file");
+    std::fs::write(
+        dir.join("schedules/refusal.yaml"),
+        experiment(&lab, "refusal every two seconds"),
+    )
+    .expect("file");
+    // A second one comes over the API, from a file of the client's.
+    std::fs::write(
+        dir.join("added.yaml"),
+        experiment(&lab, "added over the api"),
+    )
+    .expect("file");
     let tokens = token_file("agsched", TOKEN);
     let env = Env {
         lab: &lab,
@@ -158,7 +169,17 @@ fn the_agent_holds_pauses_resumes_and_after_a_restart_reports_missed_ticks() {
     assert!(sample(&held) >= Some(runs(&e)), "{held} in {text}");
     let paused = format!("chaos_schedule_skips_total{{experiment=\"{name}\",reason=\"paused\"}}");
     assert!(sample(&paused) >= Some(2), "{paused} in {text}");
-    assert!(text.contains("chaos_faults_active"), "the agent's own families too: {text}");
+    assert!(
+        text.contains("chaos_faults_active"),
+        "the agent's own families too: {text}"
+    );
+    let added = dir.join("added.yaml");
+    let v = env.schedule(&agent, &["add", added.to_str().expect("utf-8")]);
+    assert_eq!(v["name"], "added over the api", "{v}");
+    assert_eq!(
+        env.schedule(&agent, &["list"]).as_array().map(Vec::len),
+        Some(2)
+    );
     // The node's agent dies; seven seconds later the next one starts.
     drop(agent);
     std::thread::sleep(Duration::from_secs(7));
@@ -168,6 +189,22 @@ fn the_agent_holds_pauses_resumes_and_after_a_restart_reports_missed_ticks() {
     });
     println!("after the restart: {e}");
     assert!(runs(&e) <= 1, "no burst of the missed ticks: {e}");
+    let list = env.schedule(&agent, &["list"]);
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["added over the api", name],
+        "the API's schedule is held again"
+    );
+    assert_eq!(
+        env.schedule(&agent, &["delete", "added over the api"])["deleted"],
+        true
+    );
     assert_eq!(env.schedule(&agent, &["delete", name])["deleted"], true);
     assert_eq!(env.schedule(&agent, &["list"]), serde_json::json!([]));
     let reports = std::fs::read_dir(dir.join("reports/refusal-every-two-seconds"))

@@ -67,6 +67,10 @@ pub async fn serve(
         let n = schedules.load_dir(dir)?;
         tracing::info!("holding {n} schedule(s) from {}", dir.display());
     }
+    let n = schedules.load_saved()?;
+    if n > 0 {
+        tracing::info!("holding again {n} schedule(s) added over the API before a restart");
+    }
     let shared = Arc::new(api::Shared {
         tx: Mutex::new(tx.clone()),
         token: cfg.token,

@@ -1,8 +1,9 @@
 //! Schedules held by the agent: experiment files with a `schedule:` block, loaded from
 //! `--schedules DIR` at start or added over the API, each run by `experiment::scheduled` on a
 //! thread of its own; listed with their next ticks and counts, paused, resumed, deleted. Each
-//! keeps its mark (where it stands) under the state directory, so that an agent restarted
-//! mid-schedule reports the ticks it missed and does not replay them.
+//! keeps its mark (where it stands) under the state directory, and one added over the API its
+//! file too, so that an agent restarted mid-schedule holds them again, reports the ticks it
+//! missed and does not replay them.
 
 use super::Limits;
 use crate::{
@@ -41,20 +42,6 @@ pub struct Schedules {
     limits: Limits,
 }
 
-fn slug(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    s.trim_matches('-').to_string()
-}
-
 /// Where the marks are: `<state dir>/schedules/`.
 fn marks_dir() -> PathBuf {
     crate::state::state_dir().join("schedules")
@@ -90,6 +77,37 @@ impl Schedules {
         Ok(n)
     }
 
+    /// The schedules added over the API before a restart (their files are kept with their
+    /// marks), resumed; those held already (from `--schedules`) are left alone.
+    pub fn load_saved(&self) -> Result<usize> {
+        let Ok(files) = std::fs::read_dir(marks_dir()) else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for f in files.flatten().map(|e| e.path()) {
+            if f.extension().is_some_and(|x| x == "yaml") {
+                let text = std::fs::read_to_string(&f)
+                    .map_err(|e| Error::io(format!("reading {}", f.display()), e))?;
+                match self.add(&text, true) {
+                    Ok(_) => n += 1,
+                    Err(Error::Input { flag: "name", .. }) => {}
+                    Err(e) => return Err(experiment::in_file(&f, e)),
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// A schedule added over the API: held as `add` does, and its file kept with its mark.
+    pub fn add_saved(&self, text: &str) -> Result<Value> {
+        let v = self.add(text, false)?;
+        let name = v["name"].as_str().unwrap_or_default();
+        let path = marks_dir().join(format!("{}.yaml", experiment::slug(name)));
+        std::fs::write(&path, text)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        Ok(v)
+    }
+
     /// Checks and starts a schedule (`resume`: from its mark, as after a restart; else afresh).
     /// Errors: an invalid file, no `schedule:`, over the agent's limits, a name already held.
     pub fn add(&self, text: &str, resume: bool) -> Result<Value> {
@@ -119,7 +137,7 @@ impl Schedules {
         }
         std::fs::create_dir_all(marks_dir())
             .map_err(|e| Error::io(format!("creating {}", marks_dir().display()), e))?;
-        let mark = marks_dir().join(format!("{}.json", slug(&name)));
+        let mark = marks_dir().join(format!("{}.json", experiment::slug(&name)));
         let now = chrono::Utc::now();
         let earlier: Option<Mark> = resume
             .then(|| std::fs::read_to_string(&mark).ok())
@@ -134,7 +152,7 @@ impl Schedules {
         let (halt, mut until) = tokio::sync::watch::channel(false);
         let opts = scheduled::Options {
             duration: None,
-            report_dir: self.reports.join(slug(&name)),
+            report_dir: self.reports.join(experiment::slug(&name)),
             metrics: Some(self.metrics.clone()),
             paused: Some(paused.clone()),
             live: Some(live.clone()),
@@ -228,6 +246,7 @@ fn stop(mut h: Held, forget: bool) {
     }
     if forget {
         let _ = std::fs::remove_file(&h.mark);
+        let _ = std::fs::remove_file(h.mark.with_extension("yaml"));
         let _ = std::fs::remove_dir(marks_dir());
     }
 }

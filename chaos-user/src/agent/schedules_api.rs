@@ -30,7 +30,7 @@ fn answer(r: crate::Result<Value>, created: bool) -> Response {
 
 pub async fn add(State(s): St, body: Body) -> Response {
     match axum::body::to_bytes(body, 1 << 20).await {
-        Ok(b) => answer(s.schedules.add(&String::from_utf8_lossy(&b), false), true),
+        Ok(b) => answer(s.schedules.add_saved(&String::from_utf8_lossy(&b)), true),
         Err(e) => error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
     }
 }

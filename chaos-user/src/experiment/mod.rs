@@ -57,6 +57,22 @@ pub fn read_expanded(path: &Path) -> Result<String> {
     })
 }
 
+/// An experiment's name as a file or directory name: lower-case ASCII letters and digits, any
+/// other character a dash (`Dependency down!` is `dependency-down`).
+pub fn slug(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    s.trim_matches('-').to_string()
+}
+
 /// An error about the experiment, prefixed with the file it is in.
 pub fn in_file(path: &Path, e: Error) -> Error {
     match e {

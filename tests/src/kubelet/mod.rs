@@ -43,6 +43,16 @@ pub struct Pod {
 }
 
 impl Pod {
+    /// The labels the kubelet puts on container `name` of this pod.
+    pub fn container_labels(&self, name: &str) -> HashMap<String, String> {
+        HashMap::from([
+            ("io.kubernetes.container.name".into(), name.into()),
+            ("io.kubernetes.pod.name".into(), self.name.clone()),
+            ("io.kubernetes.pod.namespace".into(), self.namespace.clone()),
+            ("io.kubernetes.pod.uid".into(), self.uid.clone()),
+        ])
+    }
+
     /// `NAMESPACE/NAME`, as `--pod` takes it.
     pub fn arg(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
@@ -297,17 +307,17 @@ impl Node {
                     ..Default::default()
                 }),
                 command: cmd.iter().map(|s| s.to_string()).collect(),
-                labels: HashMap::from([
-                    ("io.kubernetes.container.name".into(), name.into()),
-                    ("io.kubernetes.pod.name".into(), pod.name.clone()),
-                    ("io.kubernetes.pod.namespace".into(), pod.namespace.clone()),
-                    ("io.kubernetes.pod.uid".into(), pod.uid.clone()),
-                ]),
+                labels: pod.container_labels(name),
                 log_path: format!("{name}-{attempt}.log"),
                 ..Default::default()
             }),
             sandbox_config,
         };
+        self.create_and_start(req, name)
+    }
+
+    /// CreateContainer then StartContainer, as the kubelet does; the container's id.
+    fn create_and_start(&mut self, req: CreateContainerRequest, name: &str) -> String {
         let mut c = self.client.clone();
         let id = self
             .rt

@@ -10,7 +10,7 @@ use k8s_cri::v1::{
     Capability, ContainerConfig, ContainerMetadata, CreateContainerRequest, ImageSpec, Int64Value,
     KeyValue, LinuxContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext,
     LinuxPodSandboxConfig, LinuxSandboxSecurityContext, Mount, NamespaceOption, PodSandboxConfig,
-    PodSandboxMetadata, RunPodSandboxRequest, StartContainerRequest,
+    PodSandboxMetadata, RunPodSandboxRequest,
 };
 use serde_json::Value;
 use std::{collections::HashMap, path::PathBuf};
@@ -123,20 +123,7 @@ impl Node {
                     config: Some(cc),
                     sandbox_config: Some(config.clone()),
                 };
-                let cname = ct["name"].as_str().unwrap_or("");
-                let id = self
-                    .rt
-                    .block_on(c.create_container(req))
-                    .unwrap_or_else(|e| panic!("CreateContainer {cname}: {e}"))
-                    .into_inner()
-                    .container_id;
-                self.rt
-                    .block_on(c.start_container(StartContainerRequest {
-                        container_id: id.clone(),
-                    }))
-                    .unwrap_or_else(|e| panic!("StartContainer {cname}: {e}"));
-                self.started.push((cname.to_string(), id.clone()));
-                id
+                self.create_and_start(req, ct["name"].as_str().unwrap_or(""))
             })
             .collect();
         (pod, ids)
@@ -235,12 +222,7 @@ fn container_config(
         args: strings(&ct["args"]),
         envs,
         mounts,
-        labels: HashMap::from([
-            ("io.kubernetes.container.name".into(), name.into()),
-            ("io.kubernetes.pod.name".into(), pod.name.clone()),
-            ("io.kubernetes.pod.namespace".into(), pod.namespace.clone()),
-            ("io.kubernetes.pod.uid".into(), pod.uid.clone()),
-        ]),
+        labels: pod.container_labels(name),
         log_path: format!("{name}-0.log"),
         linux: Some(LinuxContainerConfig {
             resources: Some(resources),

@@ -18,7 +18,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 #[derive(Debug, Clone, clap::Args)]
 pub struct RemoteArgs {
     /// Send the command to a `chaos agent` (http://127.0.0.1:7070 or https://NODE:7070)
-    /// instead of running it here: fault commands, status, stop.
+    /// instead of running it here: fault commands, run, schedule, status, stop.
     #[arg(long, global = true, value_name = "URL")]
     pub agent: Option<String>,
     /// The agent's bearer token, from a file (for `chaos agent`: the token it requires).

@@ -264,20 +264,10 @@ async fn on_agent_here(
 }
 
 fn default_dir(name: &str) -> PathBuf {
-    let slug: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    PathBuf::from("chaos-report").join(format!("{}-{secs}", slug.trim_matches('-')))
+    PathBuf::from("chaos-report").join(format!("{}-{secs}", experiment::slug(name)))
 }
 
 fn summary(r: &experiment::Report) -> String {

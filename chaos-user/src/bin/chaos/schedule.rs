@@ -17,7 +17,7 @@ pub enum ScheduleCommand {
     /// a skip, not a failure) and writes its report. Exit status: 0 every run held, 1 one did
     /// not, 2 one could not run.
     ///
-    /// Example: chaos schedule run examples/chaos-monkey.yaml --for 8h
+    /// Example: chaos schedule run examples/business-hours-outage.yaml --for 8h
     Run(RunArgs),
     /// Print the schedule's next ticks (blackouts included, marked).
     Next(NextArgs),
@@ -29,6 +29,7 @@ pub enum ScheduleCommand {
     List,
     /// Skip the schedule's ticks (recorded as "paused") until resumed.
     Pause(NameArg),
+    /// Run the schedule's ticks again after a pause.
     Resume(NameArg),
     /// End a schedule on the agent (a run going on finishes first).
     Delete(NameArg),
@@ -36,6 +37,8 @@ pub enum ScheduleCommand {
 
 #[derive(Debug, Args)]
 pub struct FileArg {
+    /// The experiment file, with a `schedule:` block; its `${VAR}`s are taken from this
+    /// environment, not the agent's.
     file: PathBuf,
 }
 
@@ -60,17 +63,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// Serve Prometheus metrics here: each run's status and counts as `chaos run
-    /// --metrics-addr` does, plus chaos_schedule_runs_total{outcome} and
-    /// chaos_schedule_skips_total{reason}.
+    /// --metrics-addr` does, plus chaos_schedule_runs_total{experiment, outcome} and
+    /// chaos_schedule_skips_total{experiment, reason}.
     #[arg(long, value_name = "ADDR:PORT")]
     metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
 pub struct NextArgs {
+    /// The experiment file, with a `schedule:` block.
     file: PathBuf,
+    /// How many ticks to print.
     #[arg(long, default_value = "10")]
     count: usize,
+    /// Seed of the random moments (`random:`): the moments `schedule run --seed N` will use.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
 }
@@ -188,7 +194,8 @@ pub async fn run(
             let opts = runner::Options {
                 duration: a.duration,
                 report_dir: a.report_dir.unwrap_or_else(|| {
-                    PathBuf::from("chaos-report").join(format!("schedule-{}", slug(&name)))
+                    PathBuf::from("chaos-report")
+                        .join(format!("schedule-{}", experiment::slug(&name)))
                 }),
                 metrics,
                 paused: None,
@@ -252,18 +259,4 @@ fn print(e: &serde_json::Value, json: bool) {
         _ => e.to_string(),
     };
     out!("{line}");
-}
-
-fn slug(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    s.trim_matches('-').to_string()
 }
