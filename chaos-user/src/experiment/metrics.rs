@@ -125,7 +125,7 @@ impl ExperimentMetrics {
         );
         registry.register(
             "chaos_schedule_skips",
-            "Scheduled ticks not run, by reason (blackout, not drawn, busy, unhealthy, missed)",
+            "Scheduled ticks not run, by reason (blackout, not_drawn, busy, paused, unhealthy, missed)",
             skips.clone(),
         );
         ExperimentMetrics {

@@ -124,9 +124,20 @@ enum Ran {
     Failed(String),
 }
 
-/// The short name of a skip's reason, for the counts (`blackout 2026-12-24` is a blackout).
+/// The short name of a skip's reason, for the counts and the metric's `reason` label
+/// (`blackout 2026-12-24` is `blackout`, the previous run still going is `busy`).
 fn reason_key(why: &str) -> String {
-    why.split([' ', '(']).next().unwrap_or(why).to_string()
+    let key = [
+        ("blackout", "blackout"),
+        ("not drawn", "not_drawn"),
+        ("the previous run", "busy"),
+        ("paused", "paused"),
+        ("unhealthy", "unhealthy"),
+    ]
+    .iter()
+    .find(|(prefix, _)| why.starts_with(prefix))
+    .map_or("other", |(_, key)| key);
+    key.to_string()
 }
 
 fn outcome_name(o: Outcome) -> String {
@@ -331,5 +342,24 @@ fn run_once(text: &str, dir: &Path, metrics: Option<ExperimentMetrics>) -> Ran {
         },
         Err(Error::Unhealthy(why)) => Ran::Unhealthy(why),
         Err(e) => Ran::Failed(crate::error::chain(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn skip_reasons_have_short_keys() {
+        for (why, key) in [
+            ("blackout 2026-12-24 to 2026-12-26", "blackout"),
+            ("not drawn (probability 0.1)", "not_drawn"),
+            (
+                "the previous run is still going (concurrency: forbid)",
+                "busy",
+            ),
+            ("paused", "paused"),
+            ("unhealthy: probe 'home' failed", "unhealthy"),
+        ] {
+            assert_eq!(super::reason_key(why), key);
+        }
     }
 }
