@@ -98,11 +98,14 @@ fn put_python(root: &Path) -> Result<()> {
             put(root, &entry, &entry)?;
         }
     }
-    // Debian's pure-Python packages the tests read with (junitparser: `chaos run --junit`).
-    let junit = Path::new("/usr/lib/python3/dist-packages/junitparser");
-    if junit.is_dir() {
-        for entry in walk(junit)? {
-            put(root, &entry, &entry)?;
+    // Debian's pure-Python packages the tests read with: junitparser (`chaos run --junit`) and
+    // future, which it imports.
+    for pkg in ["junitparser", "future"] {
+        let dir = Path::new("/usr/lib/python3/dist-packages").join(pkg);
+        if dir.is_dir() {
+            for entry in walk(&dir)? {
+                put(root, &entry, &entry)?;
+            }
         }
     }
     Ok(())
