@@ -209,6 +209,9 @@ struct Part {
 pub struct RemoteFault {
     agents: Arc<Agents>,
     parts: Mutex<Vec<Part>>,
+    /// What a poll found (a lost agent, targets gone) and nobody has reported yet: the
+    /// counters' poll (each second, for the status line) may be the one that finds it.
+    news: Mutex<Vec<String>>,
 }
 
 impl RemoteFault {
@@ -243,6 +246,7 @@ impl RemoteFault {
         let fault = RemoteFault {
             agents: agents.clone(),
             parts: Mutex::new(parts),
+            news: Mutex::default(),
         };
         if let Some(e) = failed {
             return Err(e);
@@ -260,8 +264,9 @@ impl RemoteFault {
         self.parts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Each part's status now; an agent that does not answer is marked lost (once: the news).
-    fn poll(&self) -> Vec<String> {
+    /// Each part's status now; an agent that does not answer is marked lost, once, and that
+    /// is news (kept until `detach_gone` reports it).
+    fn poll(&self) {
         let mut parts = self.lock();
         let answers = self.agents.each(|i, c| {
             parts
@@ -294,7 +299,11 @@ impl RemoteFault {
                 _ => {}
             }
         }
-        news
+        drop(parts);
+        self.news
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(news);
     }
 }
 
@@ -351,7 +360,8 @@ impl Fault for RemoteFault {
     /// Lost agents and parts whose targets vanished are news; the fault is gone when every
     /// part's targets are.
     fn detach_gone(&mut self) -> (Vec<String>, bool) {
-        let news = self.poll();
+        self.poll();
+        let news = std::mem::take(&mut *self.news.lock().unwrap_or_else(|p| p.into_inner()));
         let parts = self.lock();
         let none_left = parts.iter().all(|p| {
             p.ended
