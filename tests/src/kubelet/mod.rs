@@ -144,16 +144,25 @@ impl Node {
             .enable_all()
             .build()
             .expect("runtime");
+        let mut daemon = daemon;
+        // A containerd that never answers is stopped before the panic: no Node owns it yet.
+        let mut fail = |why: &str| -> ! {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+            let log = std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default();
+            panic!("{why}: {log}")
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !endpoint.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not listen: {}",
-                std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
-            );
+            if Instant::now() > deadline {
+                fail("containerd did not listen");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let client = rt.block_on(connect(&endpoint));
+        let client = match rt.block_on(connect(&endpoint)) {
+            Ok(c) => c,
+            Err(e) => fail(&format!("connect to containerd's CRI socket: {e}")),
+        };
         let node = Node {
             dir,
             endpoint,
@@ -440,14 +449,12 @@ impl Drop for Node {
 
 /// A client of the CRI socket; retried for 10 s: containerd creates the socket file before it
 /// listens on it, and a connect in between is refused (seen with eight nodes starting at once).
-async fn connect(endpoint: &Path) -> RuntimeServiceClient<Channel> {
+async fn connect(endpoint: &Path) -> Result<RuntimeServiceClient<Channel>, String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match chaos::k8s::cri::channel(endpoint).await {
-            Ok(channel) => return RuntimeServiceClient::new(channel),
-            Err(e) if Instant::now() > deadline => {
-                panic!("connect to containerd's CRI socket: {e}")
-            }
+            Ok(channel) => return Ok(RuntimeServiceClient::new(channel)),
+            Err(e) if Instant::now() > deadline => return Err(e.to_string()),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
