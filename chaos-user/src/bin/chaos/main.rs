@@ -140,14 +140,13 @@ fn main() -> ExitCode {
             (Command::Net(cmd), r) => net::run(cmd, json, r).await,
             (Command::Syscall(cmd), r) => syscall::run(cmd, json, r).await,
             (Command::Kill(args), r) => kill::run(args, json, r).await,
-            (Command::Run(args), Some(r)) => run::on_agent(args, json, r).await,
+            (Command::Run(args), r) => run::run(args, json, &cli.remote, r).await,
             (Command::Schedule(cmd), r) => schedule::run(cmd, json, r).await,
             (_, Some(_)) => Err(chaos::Error::input(
                 "--agent",
                 "only fault commands (net, syscall, kill), run, schedule, status and stop go to an agent",
             )),
             (Command::Agent(args), None) => agent::run(args, cli.remote.token_file.clone()).await,
-            (Command::Run(args), None) => run::run(args, json, &cli.remote).await,
             (command, None) => local(command, json).await,
         }
     });

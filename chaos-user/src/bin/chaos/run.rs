@@ -61,14 +61,20 @@ pub struct RunArgs {
     junit: Option<PathBuf>,
 }
 
-/// `remote`: the global agent flags (token, CA, client certificate) for `--agents`.
+/// Here, or on `agent` (`chaos --agent URL run`); `remote`: the global agent flags (token, CA,
+/// client certificate) for `--agents`. With --junit, an error before the report still leaves
+/// a JUnit file.
 pub async fn run(
     a: RunArgs,
     json: bool,
     remote: &crate::remote::RemoteArgs,
+    agent: Option<&crate::remote::Remote>,
 ) -> chaos::Result<ExitCode> {
     let (junit, file) = (a.junit.clone(), a.file.clone());
-    let r = run_here(a, json, remote).await;
+    let r = match agent {
+        Some(agent) => on_agent(a, json, agent).await,
+        None => run_here(a, json, remote).await,
+    };
     junit_on_error(&r, junit.as_deref(), &file)?;
     r
 }
@@ -210,18 +216,7 @@ fn finish(
 
 /// `chaos --agent URL run FILE`: the file is checked here, then the agent runs it on its node
 /// (its probes, its faults); its progress is printed as it comes and its report written here.
-pub async fn on_agent(
-    a: RunArgs,
-    json: bool,
-    agent: &crate::remote::Remote,
-) -> chaos::Result<ExitCode> {
-    let (junit, file) = (a.junit.clone(), a.file.clone());
-    let r = on_agent_here(a, json, agent).await;
-    junit_on_error(&r, junit.as_deref(), &file)?;
-    r
-}
-
-async fn on_agent_here(
+async fn on_agent(
     a: RunArgs,
     json: bool,
     agent: &crate::remote::Remote,
