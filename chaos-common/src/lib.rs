@@ -6,6 +6,7 @@
 #![no_std]
 
 pub mod dns;
+pub mod features;
 pub mod filter;
 pub mod maps;
 pub mod syscall;

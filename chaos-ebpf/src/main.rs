@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+mod features;
 mod net;
 mod probe;
 mod scope;

@@ -1,6 +1,7 @@
 //! What happens after a match, the same for every program: count it, roll the probability,
 //! charge the budget, honour dry-run mode, and emit an audit event.
 
+use crate::features::on;
 use aya_ebpf::{
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
     macros::map,
@@ -8,7 +9,9 @@ use aya_ebpf::{
 };
 use chaos_common::{
     Event, FLAG_AFTER, FLAG_BUDGET, FLAG_DRY_RUN, FLAG_EVENTS, MAX_RULES, STAT_EVENTS_LOST,
-    STAT_INJECTED, STAT_LEN, STAT_MATCHED, STAT_OVER_BUDGET, roll, roll_correlated,
+    STAT_INJECTED, STAT_LEN, STAT_MATCHED, STAT_OVER_BUDGET,
+    features::{CORRELATION, EVENTS, QUEUES},
+    roll, roll_correlated,
 };
 
 /// One token per allowed fault; userspace sizes and fills it when `--max-faults` is given.
@@ -57,13 +60,13 @@ pub fn decide(
     let base = slot * STAT_LEN;
     bump(stats, base + STAT_MATCHED);
     // Exact across CPUs for the same reason as the budget below.
-    if flags & FLAG_AFTER != 0 && matches!(CHAOS_SKIP.pop(), Ok(Some(_))) {
+    if on(QUEUES) && flags & FLAG_AFTER != 0 && matches!(CHAOS_SKIP.pop(), Ok(Some(_))) {
         return Verdict::Pass;
     }
     // SAFETY: no preconditions.
     let (r1, r2) = unsafe { (bpf_get_prandom_u32(), bpf_get_prandom_u32()) };
     let hit = match CHAOS_LAST.get_ptr_mut(slot) {
-        Some(last) if correlation > 0 => {
+        Some(last) if on(CORRELATION) && correlation > 0 => {
             // SAFETY: this CPU's slot; programs do not migrate while running.
             let hit = roll_correlated(threshold, correlation, unsafe { *last } != 0, r1, r2);
             // SAFETY: as above.
@@ -77,7 +80,7 @@ pub fn decide(
     }
     // Popping from a queue map is serialised by the kernel, so the budget is exact across CPUs
     // without atomic read-modify-write (which this target lacks).
-    if flags & FLAG_BUDGET != 0 && !matches!(CHAOS_BUDGET.pop(), Ok(Some(_))) {
+    if on(QUEUES) && flags & FLAG_BUDGET != 0 && !matches!(CHAOS_BUDGET.pop(), Ok(Some(_))) {
         bump(stats, base + STAT_OVER_BUDGET);
         return Verdict::Pass;
     }
@@ -96,7 +99,7 @@ pub fn emit(
     sample: u32,
     fill: impl FnOnce(&mut Event),
 ) {
-    if flags & FLAG_EVENTS == 0 {
+    if !on(EVENTS) || flags & FLAG_EVENTS == 0 {
         return;
     }
     // SAFETY: no preconditions.

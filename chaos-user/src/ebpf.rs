@@ -15,12 +15,12 @@ use std::time::Duration;
 
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos.bpf.o"));
 
-/// `load`'s arguments: (budget, skip).
-type Queues = (Option<u32>, Option<u32>);
+/// `load`'s arguments: (budget, skip, features).
+type Args = (Option<u32>, Option<u32>, u32);
 
 thread_local! {
     /// Objects loaded ahead of time (`preload`).
-    static PRELOADED: std::cell::RefCell<Vec<(Queues, Ebpf)>> =
+    static PRELOADED: std::cell::RefCell<Vec<(Args, Ebpf)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -28,9 +28,14 @@ thread_local! {
 /// the same arguments on this thread (first preloaded, first taken): an experiment's phase then
 /// starts when planned instead of after parsing the object, creating its maps and verifying its
 /// programs (tens of milliseconds natively, seconds under emulation).
-pub fn preload(budget: Option<u32>, skip: Option<u32>, programs: &[&'static str]) -> Result<()> {
+pub fn preload(
+    budget: Option<u32>,
+    skip: Option<u32>,
+    features: u32,
+    programs: &[&'static str],
+) -> Result<()> {
     use aya::programs::Program;
-    let mut ebpf = load_new(budget, skip)?;
+    let mut ebpf = load_new(budget, skip, features)?;
     for &name in programs {
         let loaded = crate::startup::no_interrupt(|| match ebpf.program_mut(name) {
             Some(Program::SchedClassifier(p)) => Some(p.load()),
@@ -42,7 +47,7 @@ pub fn preload(budget: Option<u32>, skip: Option<u32>, programs: &[&'static str]
             loaded.map_err(|e| Error::program(format!("loading {name}"), e))?;
         }
     }
-    PRELOADED.with(|p| p.borrow_mut().push(((budget, skip), ebpf)));
+    PRELOADED.with(|p| p.borrow_mut().push(((budget, skip, features), ebpf)));
     Ok(())
 }
 
@@ -60,8 +65,10 @@ pub fn load_once(
 /// Loads the object: creates its maps; programs are loaded one by one by their users.
 /// With a budget, the budget queue is sized and filled with one token per allowed fault; with
 /// `skip` (`--after N`), the skip queue with one token per match to let through first.
-pub fn load(budget: Option<u32>, skip: Option<u32>) -> Result<Ebpf> {
-    let key = (budget, skip);
+/// `features` (`chaos_common::features` bits, `ALL` for everything) are the optional parts of
+/// the packet programs to keep: the verifier skips the others.
+pub fn load(budget: Option<u32>, skip: Option<u32>, features: u32) -> Result<Ebpf> {
+    let key = (budget, skip, features);
     let ready = PRELOADED.with(|p| {
         let mut p = p.borrow_mut();
         let i = p.iter().position(|(k, _)| *k == key)?;
@@ -69,11 +76,11 @@ pub fn load(budget: Option<u32>, skip: Option<u32>) -> Result<Ebpf> {
     });
     match ready {
         Some(ebpf) => Ok(ebpf),
-        None => load_new(budget, skip),
+        None => load_new(budget, skip, features),
     }
 }
 
-fn load_new(budget: Option<u32>, skip: Option<u32>) -> Result<Ebpf> {
+fn load_new(budget: Option<u32>, skip: Option<u32>, features: u32) -> Result<Ebpf> {
     raise_memlock();
     // No kernel BTF: these programs use only UAPI contexts (no CO-RE relocations), and parsing
     // /sys/kernel/btf/vmlinux would cost tens of milliseconds before every fault starts.
@@ -84,6 +91,7 @@ fn load_new(budget: Option<u32>, skip: Option<u32>) -> Result<Ebpf> {
             loader.map_max_entries(name, n);
         }
     }
+    loader.override_global(FEATURES, &features, true);
     let mut ebpf = loader.load(OBJECT)?;
     for (name, n) in queues {
         if let Some(n) = n {
@@ -105,6 +113,9 @@ fn fill_tokens(ebpf: &mut Ebpf, name: &'static str, n: u32) -> Result<()> {
     }
     Ok(())
 }
+
+/// The read-only global that holds the features (chaos-ebpf/src/features.rs).
+const FEATURES: &str = "CHAOS_FEATURES";
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it.
 fn raise_memlock() {

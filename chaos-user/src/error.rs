@@ -79,6 +79,13 @@ pub enum Error {
     #[error("container runtime at {endpoint}: {message}")]
     Runtime { endpoint: String, message: String },
 
+    /// A rule needs a part of the programs its object was loaded without (a chaos bug: the
+    /// parts are chosen from the rules before loading).
+    #[error(
+        "the loaded programs lack {0}, which this rule needs (a bug in chaos: please report it)"
+    )]
+    NotLoaded(String),
+
     /// A stop signal came while the fault was being set up: it was not attached.
     #[error("interrupted by {0} while starting: nothing was attached")]
     Interrupted(&'static str),

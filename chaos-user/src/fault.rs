@@ -8,7 +8,7 @@ use crate::{
     events::EventSink,
 };
 use aya::{Ebpf, Pod};
-use chaos_common::{FLAG_DRY_RUN, NetRule, SockRule, syscall::SysRule};
+use chaos_common::{FLAG_DRY_RUN, NetRule, SockRule, features, syscall::SysRule};
 use std::time::Duration;
 
 /// What every attached fault offers the runner.
@@ -78,11 +78,21 @@ pub trait Rule: Pod {
     fn set_deadline(&mut self, ns: u64);
     fn flags_mut(&mut self) -> &mut u8;
     fn fault_id(&self) -> u32;
+    /// The optional program parts (`chaos_common::features`) the rule needs loaded.
+    fn needs(&self) -> u32 {
+        0
+    }
 }
 
 macro_rules! impl_rule {
-    ($t:ty) => {
+    ($t:ty, $needs:expr) => {
+        impl_rule!($t, fn needs(&self) -> u32 {
+            ($needs)(self)
+        });
+    };
+    ($t:ty $(, $extra:item)?) => {
         impl Rule for $t {
+            $($extra)?
             fn set_deadline(&mut self, ns: u64) {
                 self.deadline_ns = ns;
             }
@@ -95,7 +105,7 @@ macro_rules! impl_rule {
         }
     };
 }
-impl_rule!(NetRule);
+impl_rule!(NetRule, |r: &NetRule| chaos_common::features::needs(r));
 impl_rule!(SockRule);
 impl_rule!(SysRule);
 
@@ -107,6 +117,8 @@ pub struct FaultCore<R: Rule> {
     cfg_map: &'static str,
     stats_map: &'static str,
     events: Option<EventSink>,
+    /// The optional program parts the object was loaded with (`ebpf::load`).
+    features: u32,
 }
 
 impl<R: Rule> FaultCore<R> {
@@ -120,25 +132,28 @@ impl<R: Rule> FaultCore<R> {
         cfg_map: &'static str,
         stats_map: &'static str,
     ) -> Result<Self> {
-        let mut core = Self::open(rule, controls, duration, cfg_map, stats_map)?;
+        let maps = (cfg_map, stats_map);
+        let mut core = Self::open(rule, controls, duration, maps, features::ALL)?;
         core.arm()?;
         Ok(core)
     }
 
     /// Loads the object (with the budget) and keeps the rule without writing it: the config
     /// map stays all zero, which every program reads as "no rule", until `arm`. The deadline
-    /// is provisional (`duration` from now) until then.
+    /// is provisional (`duration` from now) until then. `maps`: (config, counters);
+    /// `features`: the optional program parts to load (`ebpf::load`), at least those the
+    /// rules written later need.
     pub fn open(
         rule: R,
         controls: &Controls,
         duration: Duration,
-        cfg_map: &'static str,
-        stats_map: &'static str,
+        (cfg_map, stats_map): (&'static str, &'static str),
+        features: u32,
     ) -> Result<Self> {
         // The next fault command removes what a crashed chaos left behind.
         crate::state::reap_stale();
         crate::startup::check()?;
-        let mut ebpf = ebpf::load(controls.max_faults, controls.after)?;
+        let mut ebpf = ebpf::load(controls.max_faults, controls.after, features)?;
         crate::startup::check()?;
         let events = controls
             .events
@@ -153,6 +168,7 @@ impl<R: Rule> FaultCore<R> {
             cfg_map,
             stats_map,
             events,
+            features,
         })
     }
 
@@ -178,20 +194,34 @@ impl<R: Rule> FaultCore<R> {
         let ns = ebpf::deadline_after(self.duration);
         self.deadline_ns = ns;
         self.rule.set_deadline(ns);
-        ebpf::set_config(&mut self.ebpf, self.cfg_map, self.rule)?;
+        self.write_at(0, self.rule)?;
         Ok(ns)
     }
 
     /// Changes the rule in the kernel (one map update).
     pub fn update(&mut self, change: impl FnOnce(&mut R)) -> Result<()> {
         change(&mut self.rule);
-        ebpf::set_config(&mut self.ebpf, self.cfg_map, self.rule)
+        self.write_at(0, self.rule)
     }
 
     /// Leaves dry-run mode: one map update, the programs stay attached.
     pub fn go_live(&mut self) -> Result<()> {
         *self.rule.flags_mut() &= !FLAG_DRY_RUN;
-        ebpf::set_config(&mut self.ebpf, self.cfg_map, self.rule)
+        self.write_at(0, self.rule)
+    }
+
+    /// Writes `rule` into slot `slot` of the config map, once it is sure the loaded programs
+    /// keep every part the rule needs: a rule never silently loses a filter or an action.
+    pub fn write_at(&mut self, slot: u32, rule: R) -> Result<()> {
+        let missing = rule.needs() & !self.features;
+        if missing != 0 {
+            let names: Vec<&str> = features::names(missing).collect();
+            return Err(crate::error::Error::NotLoaded(names.join(", ")));
+        }
+        if slot >= features::slots_of(self.features) {
+            return Err(crate::error::Error::NotLoaded(format!("rule slot {slot}")));
+        }
+        ebpf::set_config_at(&mut self.ebpf, self.cfg_map, slot, rule)
     }
 
     /// fd of map `name`, also when the audit stream has taken it out of the object.

@@ -124,17 +124,26 @@ fn packet_programs_within_budget() {
     lab.finish();
 }
 
-/// The ingress-delay classifier and the handoff filter, loaded without attaching: attaching
-/// them needs an fq qdisc, which this kernel may lack.
+/// The ingress-delay classifier and the handoff filter, loaded without attaching (attaching
+/// them needs an fq qdisc, which this kernel may lack) with the parts `net delay --jitter`
+/// loads; and the ingress classifier with every part (what `chaos doctor` loads), the most
+/// any rule set can cost.
 #[test]
 fn ifb_programs_within_budget() {
+    use chaos_common::{
+        ACTION_DELAY,
+        features::{ALL, JITTER, action, slots},
+        maps::PROG_TC_INGRESS,
+    };
     chaos_tests::require_root();
-    let mut obj = ebpf::load(None, None).expect("load the object");
+    let delay = action(ACTION_DELAY) | JITTER | slots(1);
     let mut figures = Vec::new();
-    for (case, name) in [
-        ("ingress delay through an ifb", PROG_TC_INGRESS_IFB),
-        ("ifb handoff filter", PROG_TC_HANDOFF),
+    for (case, name, features) in [
+        ("ingress delay through an ifb", PROG_TC_INGRESS_IFB, delay),
+        ("ifb handoff filter", PROG_TC_HANDOFF, delay),
+        ("classifier, every part loaded", PROG_TC_INGRESS, ALL),
     ] {
+        let mut obj = ebpf::load(None, None, features).expect("load the object");
         let prog: &mut aya::programs::SchedClassifier =
             ebpf::program_as(&mut obj, name, "classifier").expect("classifier");
         prog.load().unwrap_or_else(|e| panic!("load {name}: {e}"));

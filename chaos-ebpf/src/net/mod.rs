@@ -20,6 +20,7 @@ use chaos_common::{
     ACTION_RESET, Cidr, DUP_MARK, EVENT_PACKET, Event, FLAG_DRY_RUN, MAX_RULES, NetRule,
     OPT_EGRESS, OPT_HANDOFF, OPT_INGRESS, OPT_NORMAL, OPT_PEER, PROTO_ANY, PROTO_ICMP,
     PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, STAT_LEN, STAT_LOSS, STAT_MATCHED,
+    features::{self, CGROUP, CORRELATION, JITTER, LOSS, SETS},
     filter::{FAMILY_SET, HINT_WORDS, MAX_PREFIXES, hint_bit, lpm_data},
     roll,
 };
@@ -39,7 +40,10 @@ use self::{
     rate::pace,
     reset::reset,
 };
-use crate::verdict::{Verdict, bump, decide, emit};
+use crate::{
+    features::{on, slots},
+    verdict::{Verdict, bump, decide, emit},
+};
 
 #[map]
 pub static CHAOS_NET_CFG: Array<NetRule> = Array::with_max_entries(MAX_RULES, 0);
@@ -99,10 +103,11 @@ fn try_chaos_tc(ctx: &TcContext, ingress: bool, ifb: bool) -> Option<i32> {
     }
     let flow = parse(ctx)?;
     let hook = if ingress { OPT_INGRESS } else { OPT_EGRESS };
+    let loaded = slots();
     // Every rule in turn: each acts on the packet it matches (delay, duplicate and corrupt
     // combine); a drop or a redirect ends the walk.
     for slot in 0..MAX_RULES {
-        if slot >= n {
+        if slot >= n || slot >= loaded {
             break;
         }
         let Some(rule) = CHAOS_NET_CFG.get(slot) else {
@@ -243,7 +248,7 @@ fn apply(
 ) -> Option<i32> {
     let base = slot * STAT_LEN;
     // Extra loss, rolled on its own before the action: a lost packet is matched, not acted on.
-    if rule.loss > 0 && rule.flags & FLAG_DRY_RUN == 0 {
+    if on(LOSS) && rule.loss > 0 && rule.flags & FLAG_DRY_RUN == 0 {
         // SAFETY: no preconditions.
         if roll(rule.loss, unsafe { bpf_get_prandom_u32() }) {
             bump(&CHAOS_NET_STATS, base + STAT_MATCHED);
@@ -252,7 +257,7 @@ fn apply(
         }
     }
     // For delay and reorder the correlation is that of successive delays (netem's meaning).
-    let delaying = rule.action == ACTION_DELAY || rule.action == ACTION_REORDER;
+    let delaying = is(rule, ACTION_DELAY) || is(rule, ACTION_REORDER);
     let verdict = decide(
         &CHAOS_NET_STATS,
         slot,
@@ -261,7 +266,7 @@ fn apply(
         rule.flags,
     );
     // Reorder faults the packets it lets through undelayed: all the others are delayed.
-    let reorder = rule.action == ACTION_REORDER;
+    let reorder = is(rule, ACTION_REORDER);
     let Verdict::Fault { dry_run } = verdict else {
         if reorder {
             return delay(ctx, slot, rule, ifb);
@@ -279,24 +284,31 @@ fn apply(
         }
         return None;
     }
-    match rule.action {
-        ACTION_DROP => Some(TC_ACT_SHOT),
-        ACTION_DELAY => delay(ctx, slot, rule, ifb),
-        ACTION_DUPLICATE => {
-            duplicate(ctx, ingress);
-            None
-        }
-        ACTION_RATE => pace(ctx, slot, rule, ifb),
-        ACTION_CORRUPT => {
-            corrupt(ctx, rule.opts, flow.protocol, flow.l4 as usize);
-            None
-        }
-        ACTION_RESET => {
-            reset(ctx, flow.protocol, flow.l4 as usize);
-            None
-        }
-        _ => None,
+    // Each action only where this load keeps it: the verifier walks no other.
+    if is(rule, ACTION_DROP) {
+        Some(TC_ACT_SHOT)
+    } else if is(rule, ACTION_DELAY) {
+        delay(ctx, slot, rule, ifb)
+    } else if is(rule, ACTION_DUPLICATE) {
+        duplicate(ctx, ingress);
+        None
+    } else if is(rule, ACTION_RATE) {
+        pace(ctx, slot, rule, ifb)
+    } else if is(rule, ACTION_CORRUPT) {
+        corrupt(ctx, rule.opts, flow.protocol, flow.l4 as usize);
+        None
+    } else if is(rule, ACTION_RESET) {
+        reset(ctx, flow.protocol, flow.l4 as usize);
+        None
+    } else {
+        None
     }
+}
+
+/// Whether the rule's action is `action` and this load keeps that action.
+#[inline(always)]
+fn is(rule: &NetRule, action: u8) -> bool {
+    on(features::action(action)) && rule.action == action
 }
 
 /// Sends a clone of the packet through the same device and direction; the clone carries
@@ -368,7 +380,7 @@ pub fn depart_via_ifb(skb: *mut __sk_buff, t: u64, rule: &NetRule) -> Option<i32
 #[inline(always)]
 fn delay_ns(slot: u32, rule: &NetRule) -> u64 {
     let j = rule.jitter_ns;
-    if j == 0 || j > rule.delay_ns {
+    if !on(JITTER) || j == 0 || j > rule.delay_ns {
         return rule.delay_ns;
     }
     // SAFETY: no preconditions.
@@ -381,7 +393,8 @@ fn delay_ns(slot: u32, rule: &NetRule) -> u64 {
     } else {
         ((r1 * (2 * j + 1)) >> 32, j)
     };
-    if rule.correlation > 0
+    if on(CORRELATION)
+        && rule.correlation > 0
         && let Some(last) = CHAOS_JITTER.get_ptr_mut(slot)
     {
         // Per mille, so that the products stay within 64 bits for delays up to 10 s.
@@ -470,11 +483,15 @@ fn quick_ok(slot: u32, rule: &NetRule, flow: &Flow, e: &Ends) -> bool {
 }
 
 /// A single prefix decides here; a set passes when its hint bit is set (see
-/// `filter::hint_bit`), and `in_set` then asks the trie.
+/// `filter::hint_bit`), and `in_set` then asks the trie. Without the sets loaded, a set
+/// matches nothing.
 #[inline(always)]
 fn addr_quick(slot: u32, dst: bool, c: &Cidr, family: u8, addr: &[u32; 4]) -> bool {
     if c.family != FAMILY_SET {
         return c.matches(family, addr);
+    }
+    if !on(SETS) {
+        return false;
     }
     let bit = hint_bit(slot, dst, family, addr[0]);
     matches!(CHAOS_NET_HINT.get(bit >> 6), Some(word) if *word & (1 << (bit & 63)) != 0)
@@ -485,14 +502,19 @@ fn addr_quick(slot: u32, dst: bool, c: &Cidr, family: u8, addr: &[u32; 4]) -> bo
 #[inline(always)]
 fn in_set(slot: u32, c: &Cidr, set: &LpmTrie<[u32; 5], u8>, family: u8, addr: &[u32; 4]) -> bool {
     c.family != FAMILY_SET
-        || set
-            .get(Key::new(160, lpm_data(slot, family, addr)))
-            .is_some()
+        || (on(SETS)
+            && set
+                .get(Key::new(160, lpm_data(slot, family, addr)))
+                .is_some())
 }
 
 pub fn in_cgroup(ctx: &TcContext, rule: &NetRule) -> bool {
     if rule.cgroup_id == 0 {
         return true;
+    }
+    // Without the cgroup filter loaded, a rule with a cgroup matches nothing.
+    if !on(CGROUP) {
+        return false;
     }
     let skb: *mut __sk_buff = ctx.skb.skb;
     // SAFETY: skb is the program's context pointer; the helper handles packets without a socket

@@ -53,7 +53,18 @@ impl Ready {
     /// Loads this fault's object and verifies its programs now, so that `attach` at the phase
     /// start only attaches (LSM programs, which need the kernel's BTF, still load then).
     pub fn preload(&self) -> Result<()> {
-        crate::ebpf::preload(self.queues.0, self.queues.1, &self.programs())
+        let (budget, skip) = self.queues;
+        crate::ebpf::preload(budget, skip, self.features(), &self.programs())
+    }
+
+    /// The program parts `NetFault::attach` will load the object with (`ebpf::load`).
+    fn features(&self) -> u32 {
+        use chaos_common::features::{needs, slots};
+        match &self.plan {
+            Plan::Net(p) => needs(&p.rule) | slots(1),
+            Plan::NetParts(v) => v.iter().fold(slots(1), |f, (_, p)| f | needs(&p.rule)),
+            _ => chaos_common::features::ALL,
+        }
     }
 
     fn programs(&self) -> Vec<&'static str> {

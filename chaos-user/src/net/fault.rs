@@ -24,6 +24,7 @@ use aya::programs::{
 };
 use chaos_common::{
     ACTION_DNS, ACTION_HTTP_ABORT, MAX_RULES, NetRule, OPT_EGRESS, OPT_HANDOFF, OPT_INGRESS,
+    features,
     maps::{
         NET_CFG, NET_DST_SET, NET_SET_HINT, NET_SRC_SET, NET_STATS, PROG_CGROUP_INGRESS,
         PROG_TC_DNS, PROG_TC_EGRESS, PROG_TC_HANDOFF, PROG_TC_HTTP_EG, PROG_TC_HTTP_IN,
@@ -138,6 +139,17 @@ impl IfbRoute {
     }
 }
 
+/// The hooks the rules use, each once.
+fn hooks_of(plans: &[NetPlan]) -> Vec<Direction> {
+    let mut hooks: Vec<Direction> = Vec::new();
+    for h in plans.iter().flat_map(|p| p.hooks.iter().copied()) {
+        if !hooks.contains(&h) {
+            hooks.push(h);
+        }
+    }
+    hooks
+}
+
 /// In a rule set, each rule applies only at the hooks it asked for.
 fn hook_bits(p: &NetPlan) -> u8 {
     match p.hooks {
@@ -180,7 +192,12 @@ impl NetFault {
     /// programs loaded (verified), every rule written once, then the attachments.
     pub fn attach_set(plans: &[NetPlan]) -> Result<Self> {
         let plan = check_set(plans)?;
-        let core = FaultCore::open(plan.rule, &plan.controls, plan.duration, NET_CFG, NET_STATS)?;
+        // The program parts every rule of the set needs, and no other: the verifier skips
+        // the rest (a one-rule drop verifies without delay, rate, sets, events, ...).
+        let features = plans.iter().fold(0, |f, p| f | features::needs(&p.rule))
+            | features::slots(plans.len() as u32);
+        let maps = (NET_CFG, NET_STATS);
+        let core = FaultCore::open(plan.rule, &plan.controls, plan.duration, maps, features)?;
         let mut fault = Self::new(core, plans);
         for (slot, p) in (0u32..).zip(plans) {
             fill_set(&mut fault.core.ebpf, false, slot, &p.src_set)?;
@@ -289,12 +306,7 @@ impl NetFault {
     /// Loads (verifies) the classifier of every hook the rules use, and the cgroup_skb program
     /// for a cgroup's arriving traffic; returns the hooks, each once.
     fn load_programs(&mut self, plans: &[NetPlan], ifb: bool) -> Result<Vec<Direction>> {
-        let mut hooks: Vec<Direction> = Vec::new();
-        for h in plans.iter().flat_map(|p| p.hooks.iter().copied()) {
-            if !hooks.contains(&h) {
-                hooks.push(h);
-            }
-        }
+        let hooks = hooks_of(plans);
         for &hook in &hooks {
             let name = classifier_for(hook, ifb, plans[0].rule.action);
             loaded(&mut self.core.ebpf, name)?;
@@ -336,7 +348,7 @@ impl NetFault {
                 deadline_ns: deadline,
                 ..rule(p)
             };
-            ebpf::set_config_at(&mut self.core.ebpf, NET_CFG, slot, r)?;
+            self.core.write_at(slot, r)?;
         }
         Ok(())
     }
@@ -384,7 +396,7 @@ impl NetFault {
                 .get(&slot, 0)
                 .map_err(|e| Error::map(format!("reading {NET_CFG}"), e))?;
             rule.flags &= !chaos_common::FLAG_DRY_RUN;
-            ebpf::set_config_at(&mut self.core.ebpf, NET_CFG, slot, rule)?;
+            self.core.write_at(slot, rule)?;
         }
         Ok(())
     }

@@ -284,7 +284,9 @@ impl CrashFault {
             ),
         };
         let points = tracepoints(plan.call).map_err(unsupported)?;
-        let mut core = FaultCore::open(rule, &plan.controls, plan.duration, SYS_CFG, SYS_STATS)?;
+        let maps = (SYS_CFG, SYS_STATS);
+        let all = chaos_common::features::ALL;
+        let mut core = FaultCore::open(rule, &plan.controls, plan.duration, maps, all)?;
         let mut record = Record::new(
             core.fault_id(),
             &format!("syscall {}", plan.call.name),
