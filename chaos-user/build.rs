@@ -18,6 +18,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    // A position-dependent `chaos`: a PIE's 52,000 relative relocations made the dynamic
+    // loader write (and so fault in) 1.4 MB of .data.rel.ro at every start.
+    println!("cargo:rustc-link-arg-bins=-no-pie");
 
     // One bpf target dir for every host profile, so `cargo test` and `cargo build --release`
     // do not each rebuild core (about 25 s).
@@ -56,10 +59,48 @@ fn main() {
         );
     }
     let object = target_dir.join("bpfel-unknown-none/release/chaos");
-    copy(&object, &out_dir.join("chaos.bpf.o"));
+    strip_debug(&object, &out_dir.join("chaos.bpf.o"));
 }
 
-fn copy(from: &Path, to: &Path) {
-    std::fs::copy(from, to)
-        .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+/// Copies the object without its DWARF sections (`.debug_*`, their relocations) and the
+/// relocations of `.BTF.ext`, none of which aya reads: it collected their ~25,000 relocations
+/// at every start of a fault. The BTF (from that DWARF, by bpf-linker) stays. With the `object`
+/// crate's ELF builder, which aya itself builds on, rather than an `llvm-strip` that would have
+/// to be found next to the right LLVM.
+fn strip_debug(from: &Path, to: &Path) {
+    use object::build::elf::Builder;
+    let data = std::fs::read(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
+    let mut elf = Builder::read(&*data).unwrap_or_else(|e| panic!("parse {}: {e}", from.display()));
+    let debug = |name: &[u8]| name.starts_with(b".debug");
+    // The sections whose relocations go: the DWARF and .BTF.ext.
+    let unrelocated: Vec<_> = elf
+        .sections
+        .iter()
+        .filter(|s| debug(&s.name) || &*s.name == b".BTF.ext")
+        .map(|s| s.id())
+        .collect();
+    for s in elf.sections.iter_mut() {
+        let relocates = s
+            .sh_info_section
+            .is_some_and(|id| unrelocated.contains(&id));
+        let is_relocation = matches!(s.data, object::build::elf::SectionData::Relocation(_));
+        s.delete = debug(&s.name) || (is_relocation && relocates);
+    }
+    elf.delete_orphans();
+    // bpf-linker keeps section names in the symbol string table; the writer wants them apart.
+    if !elf
+        .sections
+        .iter()
+        .any(|s| matches!(s.data, object::build::elf::SectionData::SectionString))
+    {
+        let names = elf.sections.add();
+        names.name = b".shstrtab"[..].into();
+        names.sh_type = object::elf::SHT_STRTAB;
+        names.sh_addralign = 1;
+        names.data = object::build::elf::SectionData::SectionString;
+    }
+    let mut out = Vec::new();
+    elf.write(&mut out)
+        .unwrap_or_else(|e| panic!("write {}: {e}", to.display()));
+    std::fs::write(to, out).unwrap_or_else(|e| panic!("write {}: {e}", to.display()));
 }
