@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 /// An aya loader with no kernel BTF. aya 0.14's `EbpfLoader::new()` always reads and parses
 /// /sys/kernel/btf/vmlinux (75-80 ms here under strace), and `btf(None)` only drops the result.
-/// Our programs need no CO-RE relocation, so the loader is made on a throwaway thread in a
-/// private mount namespace where that path is an empty file: the parse fails at once and the
-/// namespace ends with the thread. Should that fail, the loader is made the usual way.
+/// Our programs need no CO-RE relocation, so the loader is made on a throwaway thread whose
+/// root directory is one where that path does not exist: the parse fails at once, and the
+/// thread's private root ends with it. Should that fail, the loader is made the usual way.
 pub fn loader() -> aya::EbpfLoader<'static> {
     let made = std::thread::spawn(|| {
         if let Err(e) = hide_kernel_btf() {
@@ -32,8 +32,10 @@ pub fn loader() -> aya::EbpfLoader<'static> {
     })
 }
 
-/// On this thread only: a mount namespace of its own where /sys/kernel/btf/vmlinux is
-/// /dev/null. Mounts are made private first so that nothing propagates to the host.
+/// On this thread only: a root directory of its own (/sys/kernel/btf), in which
+/// /sys/kernel/btf/vmlinux does not resolve. unshare(CLONE_FS) copies just the root, working
+/// directory and umask, where a private mount namespace (what this did before) copied every
+/// mount of the host.
 fn hide_kernel_btf() -> std::io::Result<()> {
     let check = |r: libc::c_int| {
         if r == 0 {
@@ -42,24 +44,12 @@ fn hide_kernel_btf() -> std::io::Result<()> {
             Err(std::io::Error::last_os_error())
         }
     };
-    // SAFETY: plain syscalls with valid NUL-terminated paths; unshare(CLONE_NEWNS) affects this
-    // thread only (it also unshares the thread's fs state, which pthreads share otherwise).
+    // SAFETY: plain syscalls with a valid NUL-terminated path; unshare(CLONE_FS) makes this
+    // thread's filesystem state its own (pthreads share it otherwise), so chroot changes
+    // nothing for the other threads.
     unsafe {
-        check(libc::unshare(libc::CLONE_NEWNS))?;
-        check(libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ))?;
-        check(libc::mount(
-            c"/dev/null".as_ptr(),
-            c"/sys/kernel/btf/vmlinux".as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND,
-            std::ptr::null(),
-        ))
+        check(libc::unshare(libc::CLONE_FS))?;
+        check(libc::chroot(c"/sys/kernel/btf".as_ptr()))
     }
 }
 
