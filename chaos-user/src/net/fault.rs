@@ -139,6 +139,16 @@ impl IfbRoute {
     }
 }
 
+/// Starts turning on the TCX hooks the classifiers will use (`tcx_warmup`), where they attach
+/// with TCX (not over cls_bpf, nor through an ifb, whose attach mode is decided later).
+fn warm_up(plans: &[NetPlan]) -> Option<super::tcx_warmup::Warmup> {
+    let p = &plans[0];
+    let tcx = p.attach != AttachMode::ClsBpf && !plans.iter().any(|p| p.ifb);
+    let hooks = hooks_of(plans);
+    (tcx && !p.iface.is_empty() && !hooks.is_empty())
+        .then(|| super::tcx_warmup::start(&p.iface, p.netns.as_ref(), &hooks))
+}
+
 /// The hooks the rules use, each once.
 fn hooks_of(plans: &[NetPlan]) -> Vec<Direction> {
     let mut hooks: Vec<Direction> = Vec::new();
@@ -192,6 +202,8 @@ impl NetFault {
     /// programs loaded (verified), every rule written once, then the attachments.
     pub fn attach_set(plans: &[NetPlan]) -> Result<Self> {
         let plan = check_set(plans)?;
+        // Closed (dropped) once the classifiers are attached, or on an error.
+        let _warmup = warm_up(plans);
         // The program parts every rule of the set needs, and no other: the verifier skips
         // the rest (a one-rule drop verifies without delay, rate, sets, events, ...).
         let features = plans.iter().fold(0, |f, p| f | features::needs(&p.rule))

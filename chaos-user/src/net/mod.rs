@@ -18,6 +18,7 @@ mod spec;
 mod support;
 mod targets;
 mod tc;
+mod tcx_warmup;
 #[cfg(test)]
 mod tests;
 
