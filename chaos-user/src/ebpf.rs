@@ -92,6 +92,16 @@ fn load_new(budget: Option<u32>, skip: Option<u32>, features: u32) -> Result<Ebp
         }
     }
     loader.override_global(FEATURES, &features, true);
+    // Maps only a part left out reads are made as small as the kernel allows: the first stage
+    // of the prefix sets (256 KiB) and the event ring (256 KiB) are allocated and zeroed by
+    // every map creation.
+    use chaos_common::{features, maps};
+    if features & features::SETS == 0 {
+        loader.map_max_entries(maps::NET_SET_HINT, 1);
+    }
+    if features & features::EVENTS == 0 {
+        loader.map_max_entries(maps::EVENTS, page_size());
+    }
     let mut ebpf = loader.load(OBJECT)?;
     for (name, n) in queues {
         if let Some(n) = n {
@@ -112,6 +122,13 @@ fn fill_tokens(ebpf: &mut Ebpf, name: &'static str, n: u32) -> Result<()> {
             .map_err(|e| Error::map(format!("filling {name}"), e))?;
     }
     Ok(())
+}
+
+/// The smallest ring buffer: one page.
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(n).unwrap_or(4096)
 }
 
 /// The read-only global that holds the features (chaos-ebpf/src/features.rs).

@@ -69,7 +69,9 @@ fn verdict(features: u32, rule: NetRule) -> u32 {
     let mut obj = ebpf::load(None, None, features).expect("load the object");
     if rule.dst.family == FAMILY_SET {
         let set = ["10.0.0.2/32", "192.0.2.0/24"].map(|n| n.parse().expect("prefix"));
-        fill_set(&mut obj, true, 0, &set).expect("prefix set");
+        let filled = fill_set(&mut obj, true, 0, &set);
+        // Without the sets, their first stage is a one-word map that cannot hold this set.
+        assert_eq!(filled.is_ok(), features & SETS != 0, "{filled:?}");
     }
     ebpf::set_config_at(&mut obj, NET_CFG, 0, rule).expect("rule");
     let p: &mut SchedClassifier =
