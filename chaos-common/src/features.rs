@@ -49,11 +49,19 @@ pub const fn slots_of(features: u32) -> u32 {
     }
 }
 
-/// The parts a rule needs.
+/// What a socket or syscall fault loads besides what its flags ask for (`of_flags`): every
+/// part but the prefix sets, events and queues, which only packet rules and flags use.
+pub const NOT_PACKETS: u32 = ALL & !(SETS | EVENTS | QUEUES);
+
+/// The parts a rule's flags (`FLAG_*`) need: events, the budget and skip queues.
+pub fn of_flags(flags: u8) -> u32 {
+    let flag = |bit: u8, feature: u32| if flags & bit != 0 { feature } else { 0 };
+    flag(FLAG_EVENTS, EVENTS) | flag(FLAG_BUDGET | FLAG_AFTER, QUEUES)
+}
+
+/// The parts a packet rule needs.
 pub fn needs(rule: &NetRule) -> u32 {
-    let mut f = action(rule.action);
-    let flag = |bit: u8, feature: u32| if rule.flags & bit != 0 { feature } else { 0 };
-    f |= flag(FLAG_EVENTS, EVENTS) | flag(FLAG_BUDGET | FLAG_AFTER, QUEUES);
+    let mut f = action(rule.action) | of_flags(rule.flags);
     if rule.loss > 0 {
         f |= LOSS;
     }

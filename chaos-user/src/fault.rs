@@ -106,8 +106,8 @@ macro_rules! impl_rule {
     };
 }
 impl_rule!(NetRule, |r: &NetRule| chaos_common::features::needs(r));
-impl_rule!(SockRule);
-impl_rule!(SysRule);
+impl_rule!(SockRule, |r: &SockRule| features::of_flags(r.flags));
+impl_rule!(SysRule, |r: &SysRule| features::of_flags(r.flags));
 
 pub struct FaultCore<R: Rule> {
     pub ebpf: Ebpf,
@@ -122,8 +122,9 @@ pub struct FaultCore<R: Rule> {
 }
 
 impl<R: Rule> FaultCore<R> {
-    /// Loads the object (with the budget), sets the deadline `duration` from now and writes the
-    /// rule. Programs are loaded and attached by the caller, which calls `arm` once they are in
+    /// Loads the object (with the budget, and the parts of a socket or syscall fault:
+    /// `features::NOT_PACKETS` and what the rule's flags need), sets the deadline `duration`
+    /// from now and writes the rule. Programs are loaded and attached by the caller, which calls `arm` once they are in
     /// force, so that the fault lasts its whole duration from then.
     pub fn load(
         rule: R,
@@ -133,7 +134,8 @@ impl<R: Rule> FaultCore<R> {
         stats_map: &'static str,
     ) -> Result<Self> {
         let maps = (cfg_map, stats_map);
-        let mut core = Self::open(rule, controls, duration, maps, features::ALL)?;
+        let parts = features::NOT_PACKETS | rule.needs();
+        let mut core = Self::open(rule, controls, duration, maps, parts)?;
         core.arm()?;
         Ok(core)
     }

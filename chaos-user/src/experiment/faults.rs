@@ -59,11 +59,13 @@ impl Ready {
 
     /// The program parts `NetFault::attach` will load the object with (`ebpf::load`).
     fn features(&self) -> u32 {
-        use chaos_common::features::{needs, slots};
+        use chaos_common::features::{ALL, needs, slots};
         match &self.plan {
             Plan::Net(p) => needs(&p.rule) | slots(1),
             Plan::NetParts(v) => v.iter().fold(slots(1), |f, (_, p)| f | needs(&p.rule)),
-            _ => chaos_common::features::ALL,
+            Plan::Syscall(p) => p.features(),
+            Plan::SyscallParts(v) => v.first().map_or(ALL, |(_, p, _)| p.features()),
+            _ => ALL,
         }
     }
 

@@ -285,8 +285,8 @@ impl CrashFault {
         };
         let points = tracepoints(plan.call).map_err(unsupported)?;
         let maps = (SYS_CFG, SYS_STATS);
-        let all = chaos_common::features::ALL;
-        let mut core = FaultCore::open(rule, &plan.controls, plan.duration, maps, all)?;
+        let parts = chaos_common::features::NOT_PACKETS | crate::fault::Rule::needs(&rule);
+        let mut core = FaultCore::open(rule, &plan.controls, plan.duration, maps, parts)?;
         let mut record = Record::new(
             core.fault_id(),
             &format!("syscall {}", plan.call.name),

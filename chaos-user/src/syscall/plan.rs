@@ -22,6 +22,17 @@ pub enum SyscallPlan {
 }
 
 impl SyscallPlan {
+    /// The program parts its object is loaded with (`FaultCore::load`).
+    pub fn features(&self) -> u32 {
+        use crate::fault::Rule;
+        chaos_common::features::NOT_PACKETS
+            | match self {
+                Self::Sock(p) => p.rule.needs(),
+                Self::Hook(p) => p.rule.needs(),
+                Self::Crash(p) => p.rule.needs(),
+            }
+    }
+
     pub fn detail(&self) -> &str {
         match self {
             Self::Sock(p) => &p.detail,
