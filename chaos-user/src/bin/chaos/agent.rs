@@ -6,7 +6,7 @@ use chaos::{
 };
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
-/// Example: chaos agent --listen 0.0.0.0:7070 --token-file /var/run/secrets/chaos/token
+// Example: chaos agent --listen 0.0.0.0:7070 --token-file /var/run/secrets/chaos/token
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
     /// Address and port to serve the API on; port 0 picks a free one, printed on start. Other

@@ -166,7 +166,7 @@ pub fn print_summary(s: &chaos::session::Summary, json: bool) {
     }
 }
 
-/// How a fault runs; flattened into every fault subcommand.
+// How a fault runs; flattened into every fault subcommand.
 #[derive(Debug, clap::Args)]
 pub struct ControlArgs {
     /// Shadow mode: attach and count what would be faulted, inject nothing. Send SIGUSR1 to go

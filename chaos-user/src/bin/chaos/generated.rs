@@ -4,7 +4,7 @@
 use clap::CommandFactory;
 use std::{io::Write, process::ExitCode};
 
-/// `chaos completions SHELL`: the completion script on stdout.
+// `chaos completions SHELL`: the completion script on stdout.
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {
     /// bash, zsh, fish, elvish or powershell.
@@ -13,9 +13,17 @@ pub struct CompletionsArgs {
 }
 
 pub fn completions(a: CompletionsArgs) -> chaos::Result<ExitCode> {
-    let mut cmd = crate::Cli::command();
+    let mut cmd = whole();
     clap_complete::generate(a.shell, &mut cmd, "chaos", &mut std::io::stdout());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every subcommand with its arguments: the subcommands are built only when given (`defer`),
+/// which completions and the man page cannot wait for.
+fn whole() -> clap::Command {
+    let mut cmd = crate::Cli::command();
+    cmd.build();
+    cmd
 }
 
 /// `chaos man`: the man page (roff, section 1) on stdout.
@@ -29,7 +37,7 @@ pub fn man() -> chaos::Result<ExitCode> {
 
 /// chaos(1): the top-level page, then each subcommand's options as a section of it.
 fn render_man() -> std::io::Result<Vec<u8>> {
-    let cmd = crate::Cli::command();
+    let cmd = whole();
     let mut out = Vec::new();
     let man = clap_mangen::Man::new(cmd.clone());
     man.render_title(&mut out)?;
@@ -38,9 +46,17 @@ fn render_man() -> std::io::Result<Vec<u8>> {
     man.render_description_section(&mut out)?;
     man.render_options_section(&mut out)?;
     man.render_subcommands_section(&mut out)?;
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        // Not clap's own `help` subcommands, which building adds.
         let subs: Vec<_> = std::iter::once(sub.clone())
-            .chain(sub.get_subcommands().cloned())
+            .chain(
+                sub.get_subcommands()
+                    .filter(|s| s.get_name() != "help")
+                    .cloned(),
+            )
             .collect();
         for s in subs {
             let name = if s.get_name() == sub.get_name() {
@@ -52,7 +68,12 @@ fn render_man() -> std::io::Result<Vec<u8>> {
             if let Some(about) = s.get_about() {
                 writeln!(out, "{about}")?;
             }
-            clap_mangen::Man::new(s.clone()).render_options_section(&mut out)?;
+            // Its own options: the global ones (and --version) are on the page once, above.
+            let own = s.clone().mut_args(|a| {
+                let inherited = a.is_global_set() || a.get_id() == "version";
+                if inherited { a.hide(true) } else { a }
+            });
+            clap_mangen::Man::new(own).render_options_section(&mut out)?;
         }
     }
     out.extend_from_slice(EXTRA.as_bytes());
@@ -120,7 +141,7 @@ mod tests {
         }
         for shell in clap_complete::Shell::value_variants() {
             let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut crate::Cli::command(), "chaos", &mut script);
+            clap_complete::generate(*shell, &mut whole(), "chaos", &mut script);
             let script = String::from_utf8(script).expect("utf-8");
             for sub in ["net", "syscall", "doctor", "cleanup"] {
                 assert!(script.contains(sub), "{shell} completions lack {sub}");

@@ -10,10 +10,10 @@ use chaos::{
 };
 use std::{process::ExitCode, time::Duration};
 
-/// Examples:
-///   chaos kill --pod shop/payments-0 --container app
-///   chaos kill --selector app=payments --namespace shop --mode one --every 30s --duration 10m
-///   chaos kill --cgroup system.slice/myapp.service --signal SIGTERM
+// Examples:
+//   chaos kill --pod shop/payments-0 --container app
+//   chaos kill --selector app=payments --namespace shop --mode one --every 30s --duration 10m
+//   chaos kill --cgroup system.slice/myapp.service --signal SIGTERM
 #[derive(Debug, clap::Args)]
 pub struct KillArgs {
     /// Signal by name or number (SIGKILL, TERM, 15, ...). Default: SIGKILL.

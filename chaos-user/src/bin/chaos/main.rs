@@ -45,7 +45,10 @@ pub struct Cli {
     command: Command,
 }
 
+/// `defer` (here and on every subcommand enum): a subcommand's arguments are built only when it
+/// is the one given. Building all of them took 2 ms of every start.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// Packet faults on a network interface (TC classifier).
     #[command(subcommand)]

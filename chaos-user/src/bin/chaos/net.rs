@@ -13,6 +13,7 @@ use clap::{Args, Subcommand};
 use std::{process::ExitCode, time::Instant};
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum NetCommand {
     /// Drop matching packets (in the kernel, before any qdisc).
     ///
@@ -149,7 +150,7 @@ pub struct DelayArgs {
     net: NetArgs,
 }
 
-/// Where the classifier goes and which packets it matches.
+// Where the classifier goes and which packets it matches.
 #[derive(Debug, Args)]
 pub struct NetArgs {
     /// Interface to attach to (in --netns if given). Not needed for drops of arriving traffic

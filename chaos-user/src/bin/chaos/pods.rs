@@ -74,7 +74,7 @@ impl PodArgs {
     }
 }
 
-/// `chaos targets`: what a Kubernetes target resolves to, before injecting anything.
+// `chaos targets`: what a Kubernetes target resolves to, before injecting anything.
 #[derive(Debug, clap::Args)]
 pub struct TargetsArgs {
     #[command(flatten)]

@@ -14,7 +14,7 @@ use chaos::{
 use serde_json::Value;
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-/// Where the agent is and how to talk to it (global flags).
+// Where the agent is and how to talk to it (global flags).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RemoteArgs {
     /// Send the command to a `chaos agent` (http://127.0.0.1:7070 or https://NODE:7070)

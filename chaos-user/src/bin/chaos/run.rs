@@ -5,14 +5,14 @@ use chaos::{experiment, session::Stop};
 use clap::Args;
 use std::{path::PathBuf, process::ExitCode};
 
-/// Run an experiment file: check steady state, inject the faults in their phases while probing,
-/// abort and roll back when an abort condition trips, always roll back, measure the recovery,
-/// and write a report (report.json, report.md, timeline.svg).
-///
-/// Exit status: 0 the hypothesis held, 1 it did not (or the run aborted), 2 error (bad file,
-/// unhealthy before injection, a fault that could not be attached, interrupted).
-///
-/// Example: chaos run examples/dependency-down.yaml --report reports/dependency-down
+// Run an experiment file: check steady state, inject the faults in their phases while probing,
+// abort and roll back when an abort condition trips, always roll back, measure the recovery,
+// and write a report (report.json, report.md, timeline.svg).
+//
+// Exit status: 0 the hypothesis held, 1 it did not (or the run aborted), 2 error (bad file,
+// unhealthy before injection, a fault that could not be attached, interrupted).
+//
+// Example: chaos run examples/dependency-down.yaml --report reports/dependency-down
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The experiment file (YAML; `${VAR}` and `${VAR:-default}` are taken from the environment).

@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ScheduleCommand {
     /// Run the experiment at each tick of its schedule, in the foreground on this node, until
     /// --for ends or a signal: each run checks the steady state first (an unhealthy system is

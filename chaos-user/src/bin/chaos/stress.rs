@@ -17,6 +17,7 @@ use std::{
 };
 
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 pub enum StressCommand {
     /// Burn CPU: --workers processes, each busy --load percent of one CPU.
     ///
@@ -60,7 +61,7 @@ pub struct MemoryArgs {
     target: TargetArgs,
 }
 
-/// Whom and how long, as every stress takes it.
+// Whom and how long, as every stress takes it.
 #[derive(Debug, clap::Args)]
 pub struct TargetArgs {
     /// How long the workers run: 30s, 5m (at most 24h without --force).
@@ -82,7 +83,7 @@ pub struct TargetArgs {
     force: bool,
 }
 
-/// `chaos stress-worker` (hidden): one worker, started by `chaos stress`.
+// `chaos stress-worker` (hidden): one worker, started by `chaos stress`.
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
     #[command(subcommand)]

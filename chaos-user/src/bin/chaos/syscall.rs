@@ -13,11 +13,11 @@ use chaos::{
 use clap::{ArgGroup, Args};
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
-/// Examples:
-///   chaos syscall write --errno ENOSPC --path /var/lib/postgresql --cgroup system.slice/postgresql.service --duration 30s
-///   chaos syscall connect --errno ECONNREFUSED --dport 5432 --pid 4242 --duration 1m
-///   chaos syscall open --errno EACCES --path /etc/app --percent 10 --after 100 --times 5 --cgroup app --duration 5m
-///   chaos syscall write --signal SIGKILL --path /var/lib/db --after 99 --pid 4242 --duration 1m
+// Examples:
+//   chaos syscall write --errno ENOSPC --path /var/lib/postgresql --cgroup system.slice/postgresql.service --duration 30s
+//   chaos syscall connect --errno ECONNREFUSED --dport 5432 --pid 4242 --duration 1m
+//   chaos syscall open --errno EACCES --path /etc/app --percent 10 --after 100 --times 5 --cgroup app --duration 5m
+//   chaos syscall write --signal SIGKILL --path /var/lib/db --after 99 --pid 4242 --duration 1m
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("target").args(["cgroup", "pid"])))]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -90,6 +90,7 @@ pub struct SyscallArgs {
 }
 
 #[derive(Debug, clap::Subcommand)]
+#[command(defer = true)]
 enum SyscallCommand {
     /// Print the catalogue: syscalls, the errnos each accepts, the hook that carries it.
     List,
