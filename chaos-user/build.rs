@@ -59,24 +59,44 @@ fn main() {
         );
     }
     let object = target_dir.join("bpfel-unknown-none/release/chaos");
-    strip_debug(&object, &out_dir.join("chaos.bpf.o"));
+    // Every program (chaos doctor, tests), and each family's alone: aya parses, relocates and
+    // links every program of the object it is given, so a packet fault need not pay for the
+    // twenty syscall programs nor a syscall fault for the classifiers.
+    let is_packets = |name: &[u8]| name == b"classifier" || name.starts_with(b"cgroup_skb/");
+    strip_debug(&object, &out_dir.join("chaos.bpf.o"), |_| true);
+    strip_debug(&object, &out_dir.join("chaos-packets.bpf.o"), is_packets);
+    strip_debug(&object, &out_dir.join("chaos-calls.bpf.o"), |n| {
+        !is_packets(n)
+    });
 }
 
 /// Copies the object without its DWARF sections (`.debug_*`, their relocations) and the
 /// relocations of `.BTF.ext`, none of which aya reads: it collected their ~25,000 relocations
-/// at every start of a fault. The BTF (from that DWARF, by bpf-linker) stays. With the `object`
-/// crate's ELF builder, which aya itself builds on, rather than an `llvm-strip` that would have
-/// to be found next to the right LLVM.
-fn strip_debug(from: &Path, to: &Path) {
+/// at every start of a fault. The BTF (from that DWARF, by bpf-linker) stays. Of the program
+/// sections, only those `keep` accepts (by name) stay. With the `object` crate's ELF builder,
+/// which aya itself builds on, rather than an `llvm-strip` that would have to be found next to
+/// the right LLVM.
+fn strip_debug(from: &Path, to: &Path, keep: impl Fn(&[u8]) -> bool) {
     use object::build::elf::Builder;
     let data = std::fs::read(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
     let mut elf = Builder::read(&*data).unwrap_or_else(|e| panic!("parse {}: {e}", from.display()));
     let debug = |name: &[u8]| name.starts_with(b".debug");
-    // The sections whose relocations go: the DWARF and .BTF.ext.
+    let dropped_program = |s: &object::build::elf::Section| {
+        let code = s.sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0;
+        code && &*s.name != b".text" && !keep(&s.name)
+    };
+    // The sections that go (the DWARF, programs not kept), and those whose relocations go too
+    // (.BTF.ext).
+    let dropped: Vec<_> = elf
+        .sections
+        .iter()
+        .filter(|s| debug(&s.name) || dropped_program(s))
+        .map(|s| s.id())
+        .collect();
     let unrelocated: Vec<_> = elf
         .sections
         .iter()
-        .filter(|s| debug(&s.name) || &*s.name == b".BTF.ext")
+        .filter(|s| dropped.contains(&s.id()) || &*s.name == b".BTF.ext")
         .map(|s| s.id())
         .collect();
     for s in elf.sections.iter_mut() {
@@ -84,7 +104,7 @@ fn strip_debug(from: &Path, to: &Path) {
             .sh_info_section
             .is_some_and(|id| unrelocated.contains(&id));
         let is_relocation = matches!(s.data, object::build::elf::SectionData::Relocation(_));
-        s.delete = debug(&s.name) || (is_relocation && relocates);
+        s.delete = dropped.contains(&s.id()) || (is_relocation && relocates);
     }
     elf.delete_orphans();
     // bpf-linker keeps section names in the symbol string table; the writer wants them apart.

@@ -39,7 +39,8 @@ pub fn run() -> Result<Report> {
 /// unavailable.
 pub fn run_for(needs: Needs) -> Result<Report> {
     let mut features = Vec::new();
-    let mut obj = ebpf::load(None, None, chaos_common::features::ALL)?;
+    let all = chaos_common::features::ALL;
+    let mut obj = ebpf::load(ebpf::Programs::All, None, None, all)?;
     if needs.tc {
         let (tcx, cls) = in_scratch_netns(|| probe_tc(&mut obj));
         features.push(tcx);

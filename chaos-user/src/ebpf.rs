@@ -14,9 +14,36 @@ use serde::Serialize;
 use std::time::Duration;
 
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos.bpf.o"));
+/// The same object with only the packet programs (classifiers, cgroup_skb) or only the others
+/// (build.rs): aya parses and links every program of what it is given.
+static PACKETS: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos-packets.bpf.o"));
+pub static CALLS: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/chaos-calls.bpf.o"));
 
-/// `load`'s arguments: (budget, skip, features).
-type Args = (Option<u32>, Option<u32>, u32);
+/// Which of the embedded objects to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Programs {
+    /// Every program (`chaos doctor`, tests and benchmarks).
+    All,
+    /// The classifiers and the cgroup_skb program (packet faults).
+    Packets,
+    /// The socket, syscall and crash programs.
+    Calls,
+}
+
+impl Programs {
+    fn object(self) -> &'static [u8] {
+        match self {
+            Programs::All => OBJECT,
+            Programs::Packets => PACKETS,
+            Programs::Calls => CALLS,
+        }
+    }
+}
+
+/// `load`'s arguments: (object, budget, skip, features).
+type Args = (Programs, Option<u32>, Option<u32>, u32);
 
 thread_local! {
     /// Objects loaded ahead of time (`preload`).
@@ -28,14 +55,9 @@ thread_local! {
 /// the same arguments on this thread (first preloaded, first taken): an experiment's phase then
 /// starts when planned instead of after parsing the object, creating its maps and verifying its
 /// programs (tens of milliseconds natively, seconds under emulation).
-pub fn preload(
-    budget: Option<u32>,
-    skip: Option<u32>,
-    features: u32,
-    programs: &[&'static str],
-) -> Result<()> {
+pub fn preload(args: Args, programs: &[&'static str]) -> Result<()> {
     use aya::programs::Program;
-    let mut ebpf = load_new(budget, skip, features)?;
+    let mut ebpf = load_new(args)?;
     for &name in programs {
         let loaded = crate::startup::no_interrupt(|| match ebpf.program_mut(name) {
             Some(Program::SchedClassifier(p)) => Some(p.load()),
@@ -47,7 +69,7 @@ pub fn preload(
             loaded.map_err(|e| Error::program(format!("loading {name}"), e))?;
         }
     }
-    PRELOADED.with(|p| p.borrow_mut().push(((budget, skip, features), ebpf)));
+    PRELOADED.with(|p| p.borrow_mut().push((args, ebpf)));
     Ok(())
 }
 
@@ -66,9 +88,14 @@ pub fn load_once(
 /// With a budget, the budget queue is sized and filled with one token per allowed fault; with
 /// `skip` (`--after N`), the skip queue with one token per match to let through first.
 /// `features` (`chaos_common::features` bits, `ALL` for everything) are the optional parts of
-/// the packet programs to keep: the verifier skips the others.
-pub fn load(budget: Option<u32>, skip: Option<u32>, features: u32) -> Result<Ebpf> {
-    let key = (budget, skip, features);
+/// the packet programs to keep: the verifier skips the others. `programs`: which object.
+pub fn load(
+    programs: Programs,
+    budget: Option<u32>,
+    skip: Option<u32>,
+    features: u32,
+) -> Result<Ebpf> {
+    let key = (programs, budget, skip, features);
     let ready = PRELOADED.with(|p| {
         let mut p = p.borrow_mut();
         let i = p.iter().position(|(k, _)| *k == key)?;
@@ -76,11 +103,11 @@ pub fn load(budget: Option<u32>, skip: Option<u32>, features: u32) -> Result<Ebp
     });
     match ready {
         Some(ebpf) => Ok(ebpf),
-        None => load_new(budget, skip, features),
+        None => load_new(key),
     }
 }
 
-fn load_new(budget: Option<u32>, skip: Option<u32>, features: u32) -> Result<Ebpf> {
+fn load_new((programs, budget, skip, features): Args) -> Result<Ebpf> {
     raise_memlock();
     // No kernel BTF: these programs use only UAPI contexts (no CO-RE relocations), and parsing
     // /sys/kernel/btf/vmlinux would cost tens of milliseconds before every fault starts.
@@ -102,7 +129,7 @@ fn load_new(budget: Option<u32>, skip: Option<u32>, features: u32) -> Result<Ebp
     if features & features::EVENTS == 0 {
         loader.map_max_entries(maps::EVENTS, page_size());
     }
-    let mut ebpf = loader.load(OBJECT)?;
+    let mut ebpf = loader.load(programs.object())?;
     for (name, n) in queues {
         if let Some(n) = n {
             fill_tokens(&mut ebpf, name, n)?;

@@ -79,20 +79,14 @@ pub trait Rule: Pod {
     fn flags_mut(&mut self) -> &mut u8;
     fn fault_id(&self) -> u32;
     /// The optional program parts (`chaos_common::features`) the rule needs loaded.
-    fn needs(&self) -> u32 {
-        0
-    }
+    fn needs(&self) -> u32;
+    /// The object whose programs read this rule.
+    const PROGRAMS: ebpf::Programs;
 }
 
 macro_rules! impl_rule {
-    ($t:ty, $needs:expr) => {
-        impl_rule!($t, fn needs(&self) -> u32 {
-            ($needs)(self)
-        });
-    };
-    ($t:ty $(, $extra:item)?) => {
+    ($t:ty, $programs:ident, $needs:expr) => {
         impl Rule for $t {
-            $($extra)?
             fn set_deadline(&mut self, ns: u64) {
                 self.deadline_ns = ns;
             }
@@ -102,12 +96,16 @@ macro_rules! impl_rule {
             fn fault_id(&self) -> u32 {
                 self.fault_id
             }
+            fn needs(&self) -> u32 {
+                ($needs)(self)
+            }
+            const PROGRAMS: ebpf::Programs = ebpf::Programs::$programs;
         }
     };
 }
-impl_rule!(NetRule, |r: &NetRule| chaos_common::features::needs(r));
-impl_rule!(SockRule, |r: &SockRule| features::of_flags(r.flags));
-impl_rule!(SysRule, |r: &SysRule| features::of_flags(r.flags));
+impl_rule!(NetRule, Packets, features::needs);
+impl_rule!(SockRule, Calls, |r: &SockRule| features::of_flags(r.flags));
+impl_rule!(SysRule, Calls, |r: &SysRule| features::of_flags(r.flags));
 
 pub struct FaultCore<R: Rule> {
     pub ebpf: Ebpf,
@@ -155,7 +153,7 @@ impl<R: Rule> FaultCore<R> {
         // The next fault command removes what a crashed chaos left behind.
         crate::state::reap_stale();
         crate::startup::check()?;
-        let mut ebpf = ebpf::load(controls.max_faults, controls.after, features)?;
+        let mut ebpf = ebpf::load(R::PROGRAMS, controls.max_faults, controls.after, features)?;
         crate::startup::check()?;
         let events = controls
             .events

@@ -66,7 +66,8 @@ fn drop_to_set() -> NetRule {
 /// The ingress classifier's verdict on `packet()` for `rule` (written as is, past userspace's
 /// check) in an object loaded with `features`.
 fn verdict(features: u32, rule: NetRule) -> u32 {
-    let mut obj = ebpf::load(None, None, features).expect("load the object");
+    let mut obj =
+        ebpf::load(ebpf::Programs::Packets, None, None, features).expect("load the object");
     if rule.dst.family == FAMILY_SET {
         let set = ["10.0.0.2/32", "192.0.2.0/24"].map(|n| n.parse().expect("prefix"));
         let filled = fill_set(&mut obj, true, 0, &set);

@@ -218,7 +218,8 @@ fn model(r: &Rule, p: &Packet, hook: u8) -> bool {
 
 /// chaos's object with `rules` in slots 0.., its two classifiers loaded.
 fn loaded(rules: &[Rule]) -> aya::Ebpf {
-    let mut obj = ebpf::load(None, None, chaos_common::features::ALL).expect("load the object");
+    let mut obj = ebpf::load(ebpf::Programs::All, None, None, chaos_common::features::ALL)
+        .expect("load the object");
     let n = rules.len() as u32;
     let side = |set: &[IpNet]| match set {
         [] => Cidr::ANY,

@@ -143,7 +143,8 @@ fn ifb_programs_within_budget() {
         ("ifb handoff filter", PROG_TC_HANDOFF, delay),
         ("classifier, every part loaded", PROG_TC_INGRESS, ALL),
     ] {
-        let mut obj = ebpf::load(None, None, features).expect("load the object");
+        let mut obj =
+            ebpf::load(ebpf::Programs::Packets, None, None, features).expect("load the object");
         let prog: &mut aya::programs::SchedClassifier =
             ebpf::program_as(&mut obj, name, "classifier").expect("classifier");
         prog.load().unwrap_or_else(|e| panic!("load {name}: {e}"));

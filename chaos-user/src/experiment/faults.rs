@@ -54,18 +54,26 @@ impl Ready {
     /// start only attaches (LSM programs, which need the kernel's BTF, still load then).
     pub fn preload(&self) -> Result<()> {
         let (budget, skip) = self.queues;
-        crate::ebpf::preload(budget, skip, self.features(), &self.programs())
+        let (programs, features) = self.object();
+        crate::ebpf::preload((programs, budget, skip, features), &self.programs())
     }
 
-    /// The program parts `NetFault::attach` will load the object with (`ebpf::load`).
-    fn features(&self) -> u32 {
+    /// The object and program parts the fault's attach will load (`ebpf::load`).
+    fn object(&self) -> (crate::ebpf::Programs, u32) {
+        use crate::ebpf::Programs;
         use chaos_common::features::{ALL, needs, slots};
         match &self.plan {
-            Plan::Net(p) => needs(&p.rule) | slots(1),
-            Plan::NetParts(v) => v.iter().fold(slots(1), |f, (_, p)| f | needs(&p.rule)),
-            Plan::Syscall(p) => p.features(),
-            Plan::SyscallParts(v) => v.first().map_or(ALL, |(_, p, _)| p.features()),
-            _ => ALL,
+            Plan::Net(p) => (Programs::Packets, needs(&p.rule) | slots(1)),
+            Plan::NetParts(v) => {
+                let f = v.iter().fold(slots(1), |f, (_, p)| f | needs(&p.rule));
+                (Programs::Packets, f)
+            }
+            Plan::Syscall(p) => (Programs::Calls, p.features()),
+            Plan::SyscallParts(v) => (
+                Programs::Calls,
+                v.first().map_or(ALL, |(_, p, _)| p.features()),
+            ),
+            _ => (Programs::All, ALL),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use crate::{
     bpf_sys::{sys_bpf, zeroed_attr},
-    ebpf::OBJECT,
+    ebpf::CALLS,
 };
 use aya_obj::generated::{
     bpf_attach_type::BPF_MODIFY_RETURN, bpf_cmd, bpf_prog_info,
@@ -33,7 +33,7 @@ pub fn attach(
     prog: &str,
     func_id: u32,
 ) -> Result<FModRet, String> {
-    let mut obj = aya_obj::Object::parse(OBJECT).map_err(|e| format!("parsing the object: {e}"))?;
+    let mut obj = aya_obj::Object::parse(CALLS).map_err(|e| format!("parsing the object: {e}"))?;
     let mut maps = Vec::new();
     for (name, m) in &obj.maps {
         let fd = map_fd(name).ok_or_else(|| format!("map {name} is not loaded"))?;

@@ -23,7 +23,8 @@ fn tcp_packet() -> Vec<u8> {
 }
 
 pub fn cost(rounds: usize) {
-    let mut obj = ebpf::load(None, None, chaos_common::features::ALL).expect("load object");
+    let mut obj = ebpf::load(ebpf::Programs::All, None, None, chaos_common::features::ALL)
+        .expect("load object");
     let packet = tcp_packet();
     // The same packet to 172.16.0.200: it shares 24 bits with a prefix of the set, so the trie
     // is walked deep, and no /25 holds it (the worst case of a miss).

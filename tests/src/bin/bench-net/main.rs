@@ -81,7 +81,13 @@ fn configure(obj: &mut aya::Ebpf, rule: NetRule, n: u32) {
 
 /// chaos's object with `rule` in slot 0, or no rule.
 fn loaded_with(rule: Option<NetRule>) -> aya::Ebpf {
-    let mut obj = chaos::ebpf::load(None, None, chaos_common::features::ALL).expect("load object");
+    let mut obj = chaos::ebpf::load(
+        chaos::ebpf::Programs::All,
+        None,
+        None,
+        chaos_common::features::ALL,
+    )
+    .expect("load object");
     configure(
         &mut obj,
         rule.unwrap_or(crate::rule(9)),
