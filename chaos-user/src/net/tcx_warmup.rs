@@ -8,6 +8,10 @@
 //! fault's hooks as soon as chaos starts, on a thread of its own; when the classifier attaches,
 //! the key is on and it is in force at once. The warm-up link is fd-owned (gone with chaos,
 //! also on SIGKILL) and closed as soon as the classifier is attached.
+//!
+//! Where a TCX link exists already (any interface, any namespace: Cilium's, another chaos's),
+//! the key is on and there is no warm-up: its attach holds the RTNL lock for a grace period,
+//! which would only hold the classifier's attach back.
 
 use super::Direction;
 use crate::{
@@ -35,6 +39,9 @@ pub fn start(iface: &str, netns: Option<&Netns>, hooks: &[Direction]) -> Warmup 
     let spawned = std::thread::Builder::new()
         .name("tcx-warmup".into())
         .spawn(move || {
+            if tcx_in_use() {
+                return;
+            }
             let links = netns::within(netns.as_ref(), || attach_all(&iface, &hooks));
             match links {
                 Ok(Ok(links)) => {
@@ -58,6 +65,14 @@ impl Drop for Warmup {
             let _ = done.send(());
         }
     }
+}
+
+/// Whether some TCX link exists on this host (the kernel's static key is then on).
+fn tcx_in_use() -> bool {
+    use aya::programs::{links::LinkType, loaded_links};
+    loaded_links()
+        .flatten()
+        .any(|l| matches!(l.link_type(), Ok(LinkType::Tcx)))
 }
 
 fn attach_all(iface: &str, hooks: &[Direction]) -> std::io::Result<Vec<OwnedFd>> {

@@ -36,6 +36,8 @@ struct Stream {
     sent: Arc<Mutex<Vec<Duration>>>,
     received: Arc<Mutex<Vec<bool>>>,
     stop: Arc<AtomicBool>,
+    /// Sender and receiver: joined at the end, so that the next run can bind the port again.
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 fn start_stream(sb: &Sandbox) -> Stream {
@@ -58,7 +60,7 @@ fn start_stream(sb: &Sandbox) -> Stream {
         .expect("bind");
     tx.connect((SERVER_V4, PORT)).expect("connect");
     let (r, st) = (received.clone(), stop.clone());
-    std::thread::spawn(move || {
+    let receiver = std::thread::spawn(move || {
         let mut buf = [0u8; 4];
         while !st.load(Ordering::Relaxed) {
             if let Ok(4) = rx.recv(&mut buf) {
@@ -70,7 +72,7 @@ fn start_stream(sb: &Sandbox) -> Stream {
         }
     });
     let (s, st) = (sent.clone(), stop.clone());
-    std::thread::spawn(move || {
+    let sender = std::thread::spawn(move || {
         let mut seq = 0u32;
         while !st.load(Ordering::Relaxed) && seq < (1 << 20) - 1 {
             let at = t0.elapsed();
@@ -88,6 +90,7 @@ fn start_stream(sb: &Sandbox) -> Stream {
         sent,
         received,
         stop,
+        threads: vec![receiver, sender],
     }
 }
 
@@ -138,7 +141,7 @@ fn net_args(sb: &Sandbox, case: &str) -> Vec<String> {
 
 /// One run of a network case: returns (inject, detach, exit) in milliseconds.
 fn one_run(sb: &Sandbox, case: &str) -> (f64, f64, f64) {
-    let stream = start_stream(sb);
+    let mut stream = start_stream(sb);
     std::thread::sleep(Duration::from_millis(100));
     let spawn_at = stream.t0.elapsed();
     let mut child = Command::new(chaos_bin())
@@ -159,6 +162,9 @@ fn one_run(sb: &Sandbox, case: &str) -> (f64, f64, f64) {
     let exit_at = stream.t0.elapsed();
     std::thread::sleep(Duration::from_millis(100));
     stream.stop.store(true, Ordering::Relaxed);
+    for t in std::mem::take(&mut stream.threads) {
+        let _ = t.join();
+    }
     std::thread::sleep(Duration::from_millis(60));
     let sent = stream.sent.lock().expect("lock");
     let received = stream.received.lock().expect("lock");
