@@ -40,14 +40,17 @@ pub fn start(iface: &str, netns: Option<&Netns>, hooks: &[Direction]) -> Warmup 
         .name("tcx-warmup".into())
         .spawn(move || {
             if tcx_in_use() {
+                tracing::debug!("TCX warm-up skipped: a TCX link exists, the hook is on");
                 return;
             }
             let links = netns::within(netns.as_ref(), || attach_all(&iface, &hooks));
             match links {
                 Ok(Ok(links)) => {
+                    tracing::debug!("TCX warm-up attached at {hooks:?} of {iface}");
                     // Held until the classifier is attached (or chaos gives up).
                     let _ = wait.recv();
                     drop(links);
+                    tracing::debug!("TCX warm-up detached");
                 }
                 Ok(Err(e)) => tracing::debug!("TCX warm-up on {iface}: {e}"),
                 Err(e) => tracing::debug!("TCX warm-up on {iface}: {e}"),
