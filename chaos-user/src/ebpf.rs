@@ -122,12 +122,11 @@ fn load_new((programs, budget, skip, features): Args) -> Result<Ebpf> {
     // Maps only a part left out reads are made as small as the kernel allows: the first stage
     // of the prefix sets (256 KiB) and the event ring (256 KiB) are allocated and zeroed by
     // every map creation.
-    use chaos_common::{features, maps};
-    if features & features::SETS == 0 {
-        loader.map_max_entries(maps::NET_SET_HINT, 1);
+    if features & chaos_common::features::SETS == 0 {
+        loader.map_max_entries(chaos_common::maps::NET_SET_HINT, 1);
     }
-    if features & features::EVENTS == 0 {
-        loader.map_max_entries(maps::EVENTS, page_size());
+    if features & chaos_common::features::EVENTS == 0 {
+        loader.map_max_entries(chaos_common::maps::EVENTS, page_size());
     }
     let mut ebpf = loader.load(programs.object())?;
     for (name, n) in queues {

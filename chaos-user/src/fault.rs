@@ -122,8 +122,8 @@ pub struct FaultCore<R: Rule> {
 impl<R: Rule> FaultCore<R> {
     /// Loads the object (with the budget, and the parts of a socket or syscall fault:
     /// `features::NOT_PACKETS` and what the rule's flags need), sets the deadline `duration`
-    /// from now and writes the rule. Programs are loaded and attached by the caller, which calls `arm` once they are in
-    /// force, so that the fault lasts its whole duration from then.
+    /// from now and writes the rule. Programs are loaded and attached by the caller, which
+    /// calls `arm` once they are in force, so that the fault lasts its whole duration from then.
     pub fn load(
         rule: R,
         controls: &Controls,
