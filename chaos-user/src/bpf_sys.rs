@@ -39,3 +39,38 @@ pub fn prog_test_run(prog: impl AsFd, packet: &[u8], repeat: u32) -> std::io::Re
     let t = unsafe { attr.test };
     Ok((t.retval, t.duration))
 }
+
+/// The id of the program behind the link pinned at `path` (BPF_OBJ_GET, then the link's info).
+pub fn pinned_link_prog_id(path: &std::path::Path) -> std::io::Result<u32> {
+    use aya_obj::generated::bpf_link_info;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(std::io::Error::other)?;
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_4.pathname = c.as_ptr() as u64;
+    let fd = sys_bpf(bpf_cmd::BPF_OBJ_GET, &mut attr)?;
+    // SAFETY: the kernel just returned this fd to us.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: plain data, zero is valid.
+    let mut info: bpf_link_info = unsafe { std::mem::zeroed() };
+    let mut attr = zeroed_attr();
+    attr.info.bpf_fd = fd.as_raw_fd() as u32;
+    attr.info.info_len = size_of::<bpf_link_info>() as u32;
+    attr.info.info = &mut info as *mut _ as u64;
+    sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info.prog_id)
+}
+
+/// Whether a program with this id is still loaded (BPF_PROG_GET_FD_BY_ID).
+pub fn prog_loaded(id: u32) -> bool {
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_6.__bindgen_anon_1.prog_id = id;
+    match sys_bpf(bpf_cmd::BPF_PROG_GET_FD_BY_ID, &mut attr) {
+        Ok(fd) => {
+            // SAFETY: the kernel just returned this fd to us; closed at once.
+            unsafe { libc::close(fd as i32) };
+            true
+        }
+        Err(e) => e.raw_os_error() != Some(libc::ENOENT),
+    }
+}

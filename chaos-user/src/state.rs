@@ -325,18 +325,32 @@ impl Record {
     }
 }
 
-/// Removes a pin directory: unlinking a pinned link detaches it once no fd holds it.
+/// Removes a pin directory: unlinking a pinned link detaches it once no fd holds it. The
+/// kernel releases a link on a work queue, after the unlink has returned, so this waits (up to
+/// 2 s) until the links' programs are gone: when `chaos stop` returns, the fault is over (a
+/// kprobe stayed in force for a few milliseconds after it in an emulated guest).
 fn remove_pins(dir: &Path) -> std::io::Result<()> {
-    match fs::read_dir(dir) {
-        Ok(entries) => {
-            for e in entries {
-                fs::remove_file(e?.path())?;
-            }
-            fs::remove_dir(dir)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+    let entries: Vec<_> = match fs::read_dir(dir) {
+        Ok(entries) => entries.collect::<std::io::Result<_>>()?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let programs: Vec<u32> = entries
+        .iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("link"))
+        .filter_map(|e| crate::bpf_sys::pinned_link_prog_id(&e.path()).ok())
+        .collect();
+    for e in &entries {
+        fs::remove_file(e.path())?;
     }
+    fs::remove_dir(dir)?;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while programs.iter().any(|&id| crate::bpf_sys::prog_loaded(id))
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// Whether a fault other than `except` that is still in force relies on the fq chaos
