@@ -51,14 +51,20 @@ pub fn pinned_link_prog_id(path: &std::path::Path) -> std::io::Result<u32> {
     let fd = sys_bpf(bpf_cmd::BPF_OBJ_GET, &mut attr)?;
     // SAFETY: the kernel just returned this fd to us.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // SAFETY: plain data, zero is valid.
-    let mut info: bpf_link_info = unsafe { std::mem::zeroed() };
+    Ok(obj_info::<bpf_link_info>(fd.as_fd())?.prog_id)
+}
+
+/// The kernel's description (`bpf_prog_info`, `bpf_link_info`) of the object behind `fd`
+/// (BPF_OBJ_GET_INFO_BY_FD). `T` must be one of those plain-data info structs.
+pub(crate) fn obj_info<T: Copy>(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<T> {
+    // SAFETY: T is a bpf_*_info struct: plain data for which all-zero is valid.
+    let mut info: T = unsafe { std::mem::zeroed() };
     let mut attr = zeroed_attr();
     attr.info.bpf_fd = fd.as_raw_fd() as u32;
-    attr.info.info_len = size_of::<bpf_link_info>() as u32;
-    attr.info.info = &mut info as *mut _ as u64;
+    attr.info.info_len = size_of::<T>() as u32;
+    attr.info.info = &mut info as *mut T as u64;
     sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
-    Ok(info.prog_id)
+    Ok(info)
 }
 
 /// Whether a program with this id is still loaded (BPF_PROG_GET_FD_BY_ID).

@@ -105,23 +105,13 @@ pub fn attach(
         .map_err(|e| format!("attaching fmod_ret: {e}"))?;
     // SAFETY: as above.
     let link = unsafe { OwnedFd::from_raw_fd(link as RawFd) };
-    let program_id = program_id(&prog_fd).unwrap_or(0);
+    let program_id = crate::bpf_sys::obj_info::<bpf_prog_info>(std::os::fd::AsFd::as_fd(&prog_fd))
+        .map_or(0, |i| i.id);
     Ok(FModRet {
         _prog: prog_fd,
         link,
         program_id,
     })
-}
-
-fn program_id(fd: &OwnedFd) -> std::io::Result<u32> {
-    // SAFETY: plain data, zero is valid.
-    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
-    let mut attr = zeroed_attr();
-    attr.info.bpf_fd = fd.as_raw_fd() as u32;
-    attr.info.info_len = size_of::<bpf_prog_info>() as u32;
-    attr.info.info = &mut info as *mut _ as u64;
-    sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
-    Ok(info.id)
 }
 
 impl FModRet {
