@@ -107,6 +107,12 @@ impl_rule!(NetRule, Packets, features::needs);
 impl_rule!(SockRule, Calls, |r: &SockRule| features::of_flags(r.flags));
 impl_rule!(SysRule, Calls, |r: &SysRule| features::of_flags(r.flags));
 
+/// The program parts a socket, syscall or crash fault loads (`FaultCore::load`, experiments'
+/// preloads): every part but the packet-only ones, and what the rule's flags need.
+pub fn call_parts(rule: &impl Rule) -> u32 {
+    features::NOT_PACKETS | rule.needs()
+}
+
 pub struct FaultCore<R: Rule> {
     pub ebpf: Ebpf,
     rule: R,
@@ -132,7 +138,7 @@ impl<R: Rule> FaultCore<R> {
         stats_map: &'static str,
     ) -> Result<Self> {
         let maps = (cfg_map, stats_map);
-        let parts = features::NOT_PACKETS | rule.needs();
+        let parts = call_parts(&rule);
         let mut core = Self::open(rule, controls, duration, maps, parts)?;
         core.arm()?;
         Ok(core)

@@ -285,7 +285,7 @@ impl CrashFault {
         };
         let points = tracepoints(plan.call).map_err(unsupported)?;
         let maps = (SYS_CFG, SYS_STATS);
-        let parts = chaos_common::features::NOT_PACKETS | crate::fault::Rule::needs(&rule);
+        let parts = crate::fault::call_parts(&rule);
         let mut core = FaultCore::open(rule, &plan.controls, plan.duration, maps, parts)?;
         let mut record = Record::new(
             core.fault_id(),

@@ -24,13 +24,12 @@ pub enum SyscallPlan {
 impl SyscallPlan {
     /// The program parts its object is loaded with (`FaultCore::load`).
     pub fn features(&self) -> u32 {
-        use crate::fault::Rule;
-        chaos_common::features::NOT_PACKETS
-            | match self {
-                Self::Sock(p) => p.rule.needs(),
-                Self::Hook(p) => p.rule.needs(),
-                Self::Crash(p) => p.rule.needs(),
-            }
+        use crate::fault::call_parts;
+        match self {
+            Self::Sock(p) => call_parts(&p.rule),
+            Self::Hook(p) => call_parts(&p.rule),
+            Self::Crash(p) => call_parts(&p.rule),
+        }
     }
 
     pub fn detail(&self) -> &str {
