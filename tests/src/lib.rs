@@ -5,6 +5,7 @@ pub mod agent;
 pub mod clients;
 pub mod deploy;
 pub mod expect;
+pub mod frames;
 pub mod kubelet;
 pub mod lab;
 pub mod prometheus;

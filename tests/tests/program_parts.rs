@@ -18,20 +18,9 @@ use std::time::Duration;
 /// TC_ACT_SHOT: the classifier's verdict for a dropped packet.
 const SHOT: u32 = 2;
 
-/// Ethernet + IPv4 + UDP, 10.0.0.1:40000 -> 10.0.0.2:53.
+/// A UDP datagram to port 53.
 fn packet() -> Vec<u8> {
-    let mut p = vec![0u8; 64];
-    p[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    p[14] = 0x45;
-    p[16..18].copy_from_slice(&50u16.to_be_bytes());
-    p[22] = 64;
-    p[23] = chaos_common::PROTO_UDP;
-    p[26..30].copy_from_slice(&[10, 0, 0, 1]);
-    p[30..34].copy_from_slice(&[10, 0, 0, 2]);
-    p[34..36].copy_from_slice(&40000u16.to_be_bytes());
-    p[36..38].copy_from_slice(&53u16.to_be_bytes());
-    p[38..40].copy_from_slice(&30u16.to_be_bytes());
-    p
+    chaos_tests::frames::ipv4(chaos_common::PROTO_UDP, 53)
 }
 
 /// A drop of everything, in force, in slot 0 of a one-rule set.

@@ -5,21 +5,9 @@ use aya::programs::SchedClassifier;
 use chaos::{bpf_sys::prog_test_run, ebpf};
 use chaos_common::{Cidr, NetRule, PROTO_TCP, filter::FAMILY_SET, maps::PROG_TC_INGRESS};
 
-/// Ethernet + IPv4 + TCP (10.0.0.1:40000 -> 10.0.0.2:80, SYN), 64 bytes.
+/// A TCP SYN to port 80.
 fn tcp_packet() -> Vec<u8> {
-    let mut p = vec![0u8; 64];
-    p[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    p[14] = 0x45;
-    p[16..18].copy_from_slice(&50u16.to_be_bytes());
-    p[22] = 64;
-    p[23] = PROTO_TCP;
-    p[26..30].copy_from_slice(&[10, 0, 0, 1]);
-    p[30..34].copy_from_slice(&[10, 0, 0, 2]);
-    p[34..36].copy_from_slice(&40000u16.to_be_bytes());
-    p[36..38].copy_from_slice(&80u16.to_be_bytes());
-    p[46] = 0x50;
-    p[47] = 0x02;
-    p
+    chaos_tests::frames::ipv4(PROTO_TCP, 80)
 }
 
 pub fn cost(rounds: usize) {
