@@ -59,14 +59,16 @@ pub fn preload(args: Args, programs: &[&'static str]) -> Result<()> {
     use aya::programs::Program;
     let mut ebpf = load_new(args)?;
     for &name in programs {
-        let loaded = crate::startup::no_interrupt(|| match ebpf.program_mut(name) {
+        let loaded = crate::startup::load(|| match ebpf.program_mut(name) {
             Some(Program::SchedClassifier(p)) => Some(p.load()),
             Some(Program::CgroupSockAddr(p)) => Some(p.load()),
             Some(Program::CgroupSkb(p)) => Some(p.load()),
             _ => None,
         });
         if let Some(loaded) = loaded {
-            loaded.map_err(|e| Error::program(format!("loading {name}"), e))?;
+            loaded.map_err(|e| {
+                crate::startup::or_interrupted(|| Error::program(format!("loading {name}"), e))
+            })?;
         }
     }
     PRELOADED.with(|p| p.borrow_mut().push((args, ebpf)));
@@ -74,11 +76,11 @@ pub fn preload(args: Args, programs: &[&'static str]) -> Result<()> {
 }
 
 /// A program's load (`|| prog.load()`), where a preloaded program counts as loaded. A stop
-/// signal does not interrupt the verifier (see `startup::no_interrupt`).
+/// signal cuts it short (`startup::load`): map its error with `startup::or_interrupted`.
 pub fn load_once(
     load: impl FnOnce() -> std::result::Result<(), aya::programs::ProgramError>,
 ) -> std::result::Result<(), aya::programs::ProgramError> {
-    match crate::startup::no_interrupt(load) {
+    match crate::startup::load(load) {
         Err(aya::programs::ProgramError::AlreadyLoaded) => Ok(()),
         r => r,
     }

@@ -109,6 +109,8 @@ pub async fn run<F: Fault>(
     stop: &mut Stop,
     watched: &[crate::watch::Watched],
 ) -> Result<Summary> {
+    // Running: a stop signal now ends the fault with its summary.
+    crate::startup::undo_needed();
     let mut events = fault.take_events();
     let until = started + duration;
     let ended = loop {

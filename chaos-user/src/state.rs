@@ -217,6 +217,8 @@ impl Record {
 
     /// Writes the record atomically (temporary file, then rename).
     pub fn save(&self) -> Result<()> {
+        // What the record stands for outlives chaos: a stop signal must now undo it.
+        crate::startup::undo_needed();
         let dir = state_dir();
         fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;

@@ -327,8 +327,10 @@ impl NetFault {
         }
         if plans[0].cgroup_ingress {
             let prog = cgroup_skb(&mut self.core.ebpf)?;
-            ebpf::load_once(|| prog.load())
-                .map_err(|e| Error::program(format!("loading {PROG_CGROUP_INGRESS}"), e))?;
+            ebpf::load_once(|| prog.load()).map_err(|e| {
+                let e = || Error::program(format!("loading {PROG_CGROUP_INGRESS}"), e);
+                crate::startup::or_interrupted(e)
+            })?;
             let id = self
                 .core
                 .ebpf
@@ -495,7 +497,9 @@ fn cgroup_skb(ebpf: &mut aya::Ebpf) -> Result<&mut CgroupSkb> {
 /// A classifier of the object, loaded into the kernel (once).
 fn loaded<'a>(ebpf: &'a mut aya::Ebpf, name: &'static str) -> Result<&'a mut SchedClassifier> {
     let prog = classifier(ebpf, name)?;
-    ebpf::load_once(|| prog.load()).map_err(|e| Error::program(format!("loading {name}"), e))?;
+    ebpf::load_once(|| prog.load()).map_err(|e| {
+        crate::startup::or_interrupted(|| Error::program(format!("loading {name}"), e))
+    })?;
     Ok(prog)
 }
 

@@ -296,8 +296,9 @@ impl CrashFault {
         );
         let prog = plan.program();
         let p = program(&mut core, prog)?;
-        ebpf::load_once(|| p.load())
-            .map_err(|e| unsupported(format!("load refused: {}", chain(&e))))?;
+        ebpf::load_once(|| p.load()).map_err(|e| {
+            crate::startup::or_interrupted(|| unsupported(format!("load refused: {}", chain(&e))))
+        })?;
         let mut links = Vec::new();
         for s in &points {
             match p.attach("syscalls", &format!("sys_enter_{s}")) {

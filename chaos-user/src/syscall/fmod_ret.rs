@@ -71,7 +71,7 @@ pub fn attach(
         }
         sys_bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr)
     };
-    let fd = match crate::startup::no_interrupt(|| load(&mut Vec::new())) {
+    let fd = match crate::startup::load(|| load(&mut Vec::new())) {
         Ok(fd) => fd,
         // Interrupted, not refused: loading again with a log would only take longer.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) => {

@@ -154,6 +154,8 @@ impl HookFault {
         let (link, program_ids) = match lsm {
             Ok((id, pid)) => (Link::Lsm(id), pid.into_iter().collect()),
             Err(lsm_why) => {
+                // A stop signal cut the load short: no fallback, nothing is attached.
+                crate::startup::check()?;
                 tracing::info!("BPF LSM not usable for {hook}: {lsm_why}; trying fmod_ret");
                 let security_fn = format!("security_{hook}");
                 let f = kbtf
@@ -166,6 +168,7 @@ impl HookFault {
                         (Link::FModRet(f), vec![id])
                     }
                     Err(fmod_why) => {
+                        crate::startup::check()?;
                         tracing::info!(
                             "fmod_ret not usable for {hook}: {fmod_why}; trying kprobes"
                         );
@@ -176,6 +179,7 @@ impl HookFault {
                                 (Link::Kprobe(k), ids)
                             }
                             Err(kprobe_why) => {
+                                crate::startup::check()?;
                                 return Err(Error::Unsupported {
                                     feature: "BPF LSM, fmod_ret (BPF trampolines) or kprobe + \
                                               bpf_override_return for file and process \
@@ -259,7 +263,7 @@ fn attach_lsm(
     lsm_active()?;
     let btf = Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
     let p = lsm_prog(core, prog).map_err(|e| chain(&e))?;
-    crate::startup::no_interrupt(|| p.load(hook, &btf))
+    crate::startup::load(|| p.load(hook, &btf))
         .map_err(|e| format!("load refused: {}", chain(&e)))?;
     let id = p
         .attach()

@@ -95,7 +95,8 @@ impl SockFault {
                 .ok_or(Error::ProgramNotFound(name))?
                 .try_into()
                 .map_err(|e| Error::program("sock_addr type", e))?;
-            ebpf::load_once(|| prog.load()).map_err(|e| load_error(name, e))?;
+            ebpf::load_once(|| prog.load())
+                .map_err(|e| crate::startup::or_interrupted(|| load_error(name, e)))?;
             // A stop signal while starting: return, and dropping `core` detaches what is.
             crate::startup::check()?;
             // A cgroup *link* always coexists with others (the kernel attaches links as

@@ -106,6 +106,15 @@ fn main() -> ExitCode {
     if let Command::StressWorker(a) = &cli.command {
         return stress::worker(a);
     }
+    // A fault command run here: a stop signal while it starts exits at once (nothing it holds
+    // outlives it yet), instead of at the next step, which can be a verifier's walk away.
+    let local_fault = matches!(cli.command, Command::Net(_) | Command::Syscall(_));
+    if local_fault
+        && cli.remote.agent.is_none()
+        && let Err(e) = chaos::startup::exit_at_once_on_stop()
+    {
+        return common::fail(&e, e.exit_code());
+    }
     common::init_logging(cli.log_format);
     // An experiment probes on worker threads while the main thread attaches faults.
     let rt = match cli.command {
