@@ -10,7 +10,7 @@
 //! process never returns from any of them. A caught signal (SIGSEGV with a handler) runs the
 //! handler when the call returns.
 
-use super::{SyscallSpec, kernel_btf::KernelBtf};
+use super::SyscallSpec;
 use crate::{
     background,
     controls::Controls,
@@ -275,7 +275,7 @@ impl CrashFault {
         if plan.call.on_fd {
             // The program walks the task's descriptor table to the file: only these calls read
             // kernel structs, and only they pay for the kernel's BTF.
-            rule.offsets = KernelBtf::load()?.offsets()?;
+            rule.offsets = super::offsets_cache::offsets()?;
         }
         let unsupported = |why: String| Error::Unsupported {
             feature: "syscall tracepoints with bpf_send_signal (crash faults)",

@@ -3,7 +3,7 @@
 //! on security_<hook>. Both links are fd-owned; the scope (cgroup with descendants, process,
 //! comm) is checked in the program because these hooks are global.
 
-use super::{Entry, Hook, Validated, fmod_ret, kernel_btf::KernelBtf, kprobe};
+use super::{Entry, Hook, Validated, fmod_ret, kernel_btf::KernelBtf, kprobe, offsets_cache};
 use crate::{
     background,
     controls::Controls,
@@ -139,9 +139,8 @@ pub fn lsm_active() -> std::result::Result<(), String> {
 impl HookFault {
     pub fn attach(plan: &HookPlan) -> Result<Self> {
         let (hook, prog) = plan.hook();
-        let kbtf = KernelBtf::load()?;
         let mut rule = plan.rule;
-        rule.offsets = kbtf.offsets()?;
+        rule.offsets = offsets_cache::offsets()?;
         let mut core = FaultCore::load(rule, &plan.controls, plan.duration, SYS_CFG, SYS_STATS)?;
         let mut record = Record::new(
             core.fault_id(),
@@ -158,8 +157,8 @@ impl HookFault {
                 crate::startup::check()?;
                 tracing::info!("BPF LSM not usable for {hook}: {lsm_why}; trying fmod_ret");
                 let security_fn = format!("security_{hook}");
-                let f = kbtf
-                    .func_id(&security_fn)
+                let f = KernelBtf::load()
+                    .and_then(|k| k.func_id(&security_fn))
                     .map_err(|e| chain(&e))
                     .and_then(|id| fmod_ret::attach(|m| core.map_fd(m), prog, id));
                 match f {

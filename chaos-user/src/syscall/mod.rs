@@ -14,6 +14,7 @@ mod fmod_ret;
 mod hook;
 mod input;
 pub mod kernel_btf;
+mod offsets_cache;
 pub(crate) mod kprobe;
 mod paths;
 mod plan;
