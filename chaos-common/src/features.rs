@@ -10,7 +10,10 @@
 //! nothing), and userspace refuses to write a rule that needs a part its object lacks
 //! (`needs`), so a rule never silently loses a filter or an action.
 
-use crate::{FLAG_AFTER, FLAG_BUDGET, FLAG_EVENTS, MAX_RULES, NetRule, filter::FAMILY_SET};
+use crate::{
+    FLAG_AFTER, FLAG_BUDGET, FLAG_EVENTS, MAX_RULES, NetRule, filter::FAMILY_SET,
+    syscall::MAX_PATHS,
+};
 
 /// The bit of action `ACTION_*` (1..=9): bits 1 to 9.
 pub const fn action(action: u8) -> u32 {
@@ -49,9 +52,38 @@ pub const fn slots_of(features: u32) -> u32 {
     }
 }
 
-/// What a socket or syscall fault loads besides what its flags ask for (`of_flags`): every
-/// part but the prefix sets, events and queues, which only packet rules and flags use.
-pub const NOT_PACKETS: u32 = ALL & !(SETS | EVENTS | QUEUES);
+/// The bits that count the `--path` objects the file and crash programs compare (`paths`).
+pub const PATHS: u32 = 15 << 28;
+
+/// `n` `--path` objects (bits 28-31): the directory walk of the file and crash programs
+/// compares each level with this many objects only, and is not walked at all for 0, so a fault
+/// with one path is not verified as one with `MAX_PATHS`.
+pub const fn paths(n: u32) -> u32 {
+    (n & 15) << 28
+}
+
+/// The `--path` objects `features` compares: 0 to `MAX_PATHS` (anything larger, as in `ALL`:
+/// `MAX_PATHS`).
+pub const fn paths_of(features: u32) -> u32 {
+    let n = (features & PATHS) >> 28;
+    if n > MAX_PATHS as u32 {
+        MAX_PATHS as u32
+    } else {
+        n
+    }
+}
+
+/// What a socket or syscall fault loads besides what its rule needs (`needs`): every part but
+/// the prefix sets, events and queues, which only packet rules and flags use, and no `--path`
+/// objects (the rule says how many).
+pub const NOT_PACKETS: u32 = ALL & !(SETS | EVENTS | QUEUES | PATHS);
+
+/// Whether an object loaded with `loaded` keeps what a rule needing `needs` uses: every part
+/// it names, and at least as many `--path` objects. Returns the missing parts (0: none) and
+/// whether paths are missing.
+pub const fn missing(needs: u32, loaded: u32) -> (u32, bool) {
+    (needs & !PATHS & !loaded, paths_of(needs) > paths_of(loaded))
+}
 
 /// The parts a rule's flags (`FLAG_*`) need: events, the budget and skip queues.
 pub fn of_flags(flags: u8) -> u32 {
@@ -164,5 +196,20 @@ mod tests {
             0,
             "no rule sets slot bits"
         );
+    }
+
+    #[test]
+    fn paths_count_and_more_paths_than_loaded_is_missing() {
+        for n in 0..=MAX_PATHS as u32 {
+            assert_eq!(paths_of(paths(n) | of_flags(FLAG_EVENTS)), n);
+        }
+        assert_eq!(paths_of(ALL), MAX_PATHS as u32);
+        assert_eq!(paths_of(NOT_PACKETS), 0);
+        assert_eq!(paths(1) & slots(15), 0, "paths and slots do not overlap");
+        let loaded = NOT_PACKETS | paths(2);
+        assert_eq!(missing(paths(2), loaded), (0, false));
+        assert_eq!(missing(paths(1), loaded), (0, false), "fewer paths fit");
+        assert_eq!(missing(paths(3), loaded), (0, true));
+        assert_eq!(missing(EVENTS | paths(0), NOT_PACKETS), (EVENTS, false));
     }
 }

@@ -105,10 +105,12 @@ macro_rules! impl_rule {
 }
 impl_rule!(NetRule, Packets, features::needs);
 impl_rule!(SockRule, Calls, |r: &SockRule| features::of_flags(r.flags));
-impl_rule!(SysRule, Calls, |r: &SysRule| features::of_flags(r.flags));
+impl_rule!(SysRule, Calls, |r: &SysRule| features::of_flags(r.flags)
+    | features::paths(u32::from(r.n_paths)));
 
 /// The program parts a socket, syscall or crash fault loads (`FaultCore::load`, experiments'
-/// preloads): every part but the packet-only ones, and what the rule's flags need.
+/// preloads): every part but the packet-only ones, and what the rule needs (its flags' parts,
+/// its number of `--path` objects).
 pub fn call_parts(rule: &impl Rule) -> u32 {
     features::NOT_PACKETS | rule.needs()
 }
@@ -219,9 +221,11 @@ impl<R: Rule> FaultCore<R> {
     /// Writes `rule` into slot `slot` of the config map, once it is sure the loaded programs
     /// keep every part the rule needs: a rule never silently loses a filter or an action.
     pub fn write_at(&mut self, slot: u32, rule: R) -> Result<()> {
-        let missing = rule.needs() & !self.features;
-        if missing != 0 {
-            let names: Vec<&str> = features::names(missing).collect();
+        let (missing, paths) = features::missing(rule.needs(), self.features);
+        if missing != 0 || paths {
+            let names: Vec<&str> = features::names(missing)
+                .chain(paths.then_some("--path objects"))
+                .collect();
             return Err(crate::error::Error::NotLoaded(names.join(", ")));
         }
         if slot >= features::slots_of(self.features) {

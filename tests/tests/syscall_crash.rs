@@ -63,9 +63,10 @@ fn scratch(tag: &str) -> Dir {
     Dir(d)
 }
 
-/// `write --signal SIGKILL --after 99 --path DATA`: the writer in the cgroup dies at its 100th
-/// write under DATA, having written 99 records there (and 100 elsewhere: other files do not
-/// count); the same writer outside the cgroup writes all 200; after the fault it runs normally.
+/// `write --signal SIGKILL --after 99 --path SPARE --path DATA`: the writer in the cgroup dies
+/// at its 100th write under DATA (the second path: every slot is compared), having written 99
+/// records there (and 100 elsewhere: other files do not count); the same writer outside the
+/// cgroup writes all 200; after the fault it runs normally.
 #[test]
 fn crash_at_the_nth_write_under_a_path() {
     const TEST: &str = "crash_at_the_nth_write_under_a_path";
@@ -75,6 +76,8 @@ fn crash_at_the_nth_write_under_a_path() {
     let lab = Lab::new("crw");
     let dir = scratch("crw");
     let data = dir.0.join("data");
+    let spare = dir.0.join("spare");
+    std::fs::create_dir(&spare).expect("spare dir");
     let events = TempPath::new("crw-events");
     let cg = lab.cgroup();
     let fault = lab.start(&[
@@ -82,6 +85,8 @@ fn crash_at_the_nth_write_under_a_path() {
         "write",
         "--signal",
         "SIGKILL",
+        "--path",
+        spare.to_str().expect("utf-8"),
         "--path",
         data.to_str().expect("utf-8"),
         "--after",

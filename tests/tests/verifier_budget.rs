@@ -191,20 +191,57 @@ fn crash_programs_within_budget() {
     }
     let lab = Lab::new("vbcrash");
     let cgroup = lab.cgroup();
+    let dirs = PathDirs::new(chaos_common::syscall::MAX_PATHS);
     let mut figures = Vec::new();
-    for (case, call, path) in [
-        ("syscall write --signal, --path", "write", Some("/tmp")),
-        ("syscall open --signal", "open", None),
+    for (case, call, paths) in [
+        ("syscall write --signal, --path", "write", 1),
+        ("syscall write --signal, 8 paths", "write", 8),
+        ("syscall open --signal", "open", 0),
     ] {
         let mut args = vec!["syscall", call, "--signal", "SIGKILL", "--cgroup", &cgroup];
-        if let Some(p) = path {
-            args.extend(["--path", p]);
-        }
+        args.extend(dirs.args(paths));
         args.extend(["--dry-run", "--duration", "60s"]);
         figures.extend(measure(&lab, case, &args));
     }
     check(&figures);
     lab.finish();
+}
+
+/// Directories to name with `--path` (the verifier's work grows with their number), removed
+/// when dropped.
+struct PathDirs(Vec<String>);
+
+impl PathDirs {
+    fn new(n: usize) -> Self {
+        let base = std::env::temp_dir().join(format!("chaos-vb-{}", std::process::id()));
+        let dirs: Vec<String> = (0..n)
+            .map(|i| base.join(i.to_string()).to_string_lossy().into_owned())
+            .collect();
+        for d in &dirs {
+            std::fs::create_dir_all(d).expect("create a --path directory");
+        }
+        Self(dirs)
+    }
+
+    /// `--path DIR` for the first `n` directories.
+    fn args(&self, n: usize) -> Vec<&str> {
+        self.0[..n]
+            .iter()
+            .flat_map(|d| ["--path", d.as_str()])
+            .collect()
+    }
+}
+
+impl Drop for PathDirs {
+    fn drop(&mut self) {
+        if let Some(base) = self
+            .0
+            .first()
+            .and_then(|d| std::path::Path::new(d).parent())
+        {
+            let _ = std::fs::remove_dir_all(base);
+        }
+    }
 }
 
 /// File and process syscalls (BPF LSM, else fmod_ret, else kprobes): where this kernel runs
@@ -233,6 +270,17 @@ fn syscall_hook_programs_within_budget() {
             "60s",
         ];
         figures.extend(measure(&lab, &fault, &args));
+    }
+    // The directory walk is verified only where a rule names --path: once with one, once with
+    // the most a rule takes.
+    if kernel_runs("syscall write", "syscall_hook_programs_within_budget") {
+        let dirs = PathDirs::new(chaos_common::syscall::MAX_PATHS);
+        for (case, paths) in [("syscall write --path", 1), ("syscall write, 8 paths", 8)] {
+            let mut args = vec!["syscall", "write", "--errno", "EIO", "--cgroup", &cgroup];
+            args.extend(dirs.args(paths));
+            args.extend(["--dry-run", "--duration", "60s"]);
+            figures.extend(measure(&lab, case, &args));
+        }
     }
     check(&figures);
     lab.finish();

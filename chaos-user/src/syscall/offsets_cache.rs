@@ -149,8 +149,19 @@ mod tests {
         let parsed = offsets().expect("offsets from the BTF");
         let file = dir.join(format!("kernel-offsets-{id}"));
         assert_eq!(fs::read(&file).ok().and_then(|b| decode(&b)), Some(parsed));
-        fs::write(&file, encode(&KernelOffsets { file_dentry: 7, ..parsed })).expect("write");
-        assert_eq!(offsets().expect("cached").file_dentry, 7, "read from the cache");
+        fs::write(
+            &file,
+            encode(&KernelOffsets {
+                file_dentry: 7,
+                ..parsed
+            }),
+        )
+        .expect("write");
+        assert_eq!(
+            offsets().expect("cached").file_dentry,
+            7,
+            "read from the cache"
+        );
         fs::remove_dir_all(&dir).expect("remove the test cache");
     }
 }

@@ -11,10 +11,20 @@ use super::{arg, field, read, respond};
 
 /// Whether `dentry` or one of the directories above it (on the same filesystem) is one of the
 /// rule's `--path` objects, compared by superblock device and inode number.
+///
+/// Shaped for the verifier, which walks every level of the loop: each level compares the
+/// object's path count (`features::paths`, a constant to it) of slots, a fixed trip count,
+/// and keeps no state that differs between outcomes, so what it has seen prunes the rest.
+/// Slots beyond the rule's paths are zero and match no inode; a rule with more paths than its
+/// object compares matches less, never more (userspace refuses to write one).
 #[inline(always)]
 fn under_paths(r: &SysRule, dentry: u64) -> bool {
     if r.n_paths == 0 {
         return true;
+    }
+    let n = crate::features::paths() as usize;
+    if n == 0 {
+        return false;
     }
     let o = &r.offsets;
     let mut d = dentry;
@@ -24,7 +34,7 @@ fn under_paths(r: &SysRule, dentry: u64) -> bool {
         }
         // Negative dentries (a name mkdir is about to create) have no inode; their parent does.
         let inode = field(d, o.dentry_inode).unwrap_or(0);
-        if inode != 0 && is_one_of(r, inode) {
+        if inode != 0 && is_one_of(r, n, inode) {
             return true;
         }
         let parent = field(d, o.dentry_parent).unwrap_or(0);
@@ -37,25 +47,19 @@ fn under_paths(r: &SysRule, dentry: u64) -> bool {
     false
 }
 
+/// Whether `inode` is one of the first `n` path slots: inode numbers first (no read), the
+/// device only on a hit.
 #[inline(always)]
-fn is_one_of(r: &SysRule, inode: u64) -> bool {
+fn is_one_of(r: &SysRule, n: usize, inode: u64) -> bool {
     let o = &r.offsets;
     let ino = field(inode, o.inode_ino).unwrap_or(0);
-    let mut dev: Option<u64> = None;
-    for p in r.paths.iter().take(r.n_paths as usize) {
-        if p.ino != ino {
-            continue;
-        }
-        let d = *dev.get_or_insert_with(|| {
-            field(inode, o.inode_sb)
-                .and_then(|sb| read::<u32>(sb.wrapping_add(o.sb_dev as u64)))
-                .map_or(u64::MAX, u64::from)
-        });
-        if p.dev == d {
-            return true;
-        }
+    if ino == 0 || !r.paths.iter().take(n).any(|p| p.ino == ino) {
+        return false;
     }
-    false
+    let dev = field(inode, o.inode_sb)
+        .and_then(|sb| read::<u32>(sb.wrapping_add(o.sb_dev as u64)))
+        .map_or(u64::MAX, u64::from);
+    r.paths.iter().take(n).any(|p| p.ino == ino && p.dev == dev)
 }
 
 /// Type and path filters for an open file.
