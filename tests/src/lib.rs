@@ -6,6 +6,7 @@ pub mod clients;
 pub mod deploy;
 pub mod expect;
 pub mod frames;
+pub mod kernel_cache;
 pub mod kubelet;
 pub mod lab;
 pub mod prometheus;

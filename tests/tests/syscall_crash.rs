@@ -332,3 +332,33 @@ fn crash_on_one_container_kills_it_and_spares_its_sibling() {
     let s = fault.interrupt();
     assert_eq!(s["injected"].as_u64(), Some(1), "{s}");
 }
+
+/// A crash fault on a descriptor reads kernel struct offsets: the first start on this kernel
+/// parses its BTF, the next finds them in the cache and parses nothing (~200 ms saved here).
+#[test]
+fn crash_second_start_takes_the_offsets_from_the_cache() {
+    const TEST: &str = "crash_second_start_takes_the_offsets_from_the_cache";
+    if !kernel_has("send_signal", TEST) {
+        return;
+    }
+    let lab = Lab::new("crc");
+    let dir = scratch("crc");
+    let data = dir.0.join("data");
+    let cg = lab.cgroup();
+    let args = [
+        "syscall",
+        "write",
+        "--signal",
+        "SIGKILL",
+        "--path",
+        data.to_str().expect("utf-8"),
+        "--cgroup",
+        &cg,
+        "--dry-run",
+        "--duration",
+        "100ms",
+    ];
+    let starts = chaos_tests::kernel_cache::two_starts(&lab, "crc", &args);
+    chaos_tests::kernel_cache::assert_second_start_parses_nothing(&starts);
+    lab.finish();
+}

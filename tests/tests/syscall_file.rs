@@ -83,6 +83,35 @@ fn lsm_dd_gets_enospc_under_the_path_only() {
     lab.finish();
 }
 
+/// A file fault needs the kernel's struct offsets and its attach point's BTF id: the first
+/// start on this kernel parses the kernel's BTF, the next finds both in the cache and parses
+/// nothing, whichever backend it attaches with.
+#[test]
+fn lsm_second_start_parses_no_btf() {
+    if !kernel_runs("syscall write", "lsm_second_start_parses_no_btf") {
+        return;
+    }
+    let lab = Lab::new("sfbtf");
+    let data = Dir::new("btf");
+    let cgroup = lab.cgroup();
+    let args = [
+        "syscall",
+        "write",
+        "--errno",
+        "EIO",
+        "--path",
+        data.path(),
+        "--cgroup",
+        &cgroup,
+        "--dry-run",
+        "--duration",
+        "100ms",
+    ];
+    let starts = chaos_tests::kernel_cache::two_starts(&lab, "sfbtf", &args);
+    chaos_tests::kernel_cache::assert_second_start_parses_nothing(&starts);
+    lab.finish();
+}
+
 /// open -> EACCES as Python sees it (PermissionError), inside the cgroup only. With kprobes at
 /// syscall entry (no path looked up yet) `--path` is refused with the reason and the fault is
 /// scoped by the cgroup alone.

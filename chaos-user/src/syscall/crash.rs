@@ -275,7 +275,7 @@ impl CrashFault {
         if plan.call.on_fd {
             // The program walks the task's descriptor table to the file: only these calls read
             // kernel structs, and only they pay for the kernel's BTF.
-            rule.offsets = super::offsets_cache::offsets()?;
+            rule.offsets = super::kernel_cache::KernelCache::default().offsets()?;
         }
         let unsupported = |why: String| Error::Unsupported {
             feature: "syscall tracepoints with bpf_send_signal (crash faults)",

@@ -1,20 +1,21 @@
 //! Syscall faults on LSM hooks (open, read, write, unlink, mkdir, rename, truncate, mmap, fork,
 //! listen, accept). The backend is chosen by trying, in order: BPF LSM on the hook, then fmod_ret
-//! on security_<hook>. Both links are fd-owned; the scope (cgroup with descendants, process,
-//! comm) is checked in the program because these hooks are global.
+//! on security_<hook> (both through `trampoline`), then kprobes. Every link is fd-owned; the
+//! scope (cgroup with descendants, process, comm) is checked in the program because these hooks
+//! are global.
 
-use super::{Entry, Hook, Validated, fmod_ret, kernel_btf::KernelBtf, kprobe, offsets_cache};
+use super::{
+    Entry, Hook, Validated,
+    kernel_cache::KernelCache,
+    kprobe,
+    trampoline::{self, Kind, Trampoline},
+};
 use crate::{
     background,
     controls::Controls,
-    ebpf,
     error::{Error, Result, chain},
     fault::FaultCore,
     state::{Record, RuleKind},
-};
-use aya::{
-    Btf,
-    programs::{Lsm, links::FdLink, lsm::LsmLinkId},
 };
 use chaos_common::{
     maps::{SYS_CFG, SYS_STATS},
@@ -25,7 +26,7 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct HookPlan {
     pub entry: &'static Entry,
-    /// Offsets are filled from the kernel's BTF when attaching.
+    /// Offsets are filled from the kernel's BTF (`KernelCache`) when attaching.
     pub rule: SysRule,
     pub duration: Duration,
     pub controls: Controls,
@@ -99,14 +100,13 @@ impl std::fmt::Display for Backend {
 }
 
 enum Link {
-    Lsm(LsmLinkId),
-    FModRet(fmod_ret::FModRet),
+    /// BPF LSM or fmod_ret.
+    Trampoline(Trampoline),
     Kprobe(kprobe::Kprobes),
 }
 
 pub struct HookFault {
     pub core: FaultCore<SysRule>,
-    prog: &'static str,
     link: Option<Link>,
     program_ids: Vec<u32>,
     record: Record,
@@ -140,7 +140,8 @@ impl HookFault {
     pub fn attach(plan: &HookPlan) -> Result<Self> {
         let (hook, prog) = plan.hook();
         let mut rule = plan.rule;
-        rule.offsets = offsets_cache::offsets()?;
+        let mut kernel = KernelCache::default();
+        rule.offsets = kernel.offsets()?;
         let mut core = FaultCore::load(rule, &plan.controls, plan.duration, SYS_CFG, SYS_STATS)?;
         let mut record = Record::new(
             core.fault_id(),
@@ -149,22 +150,27 @@ impl HookFault {
             plan.detail.clone(),
             core.deadline_ns(),
         );
-        let lsm = attach_lsm(&mut core, hook, prog);
+        let mut on = |kind, func: &str| {
+            kernel
+                .func_id(func)
+                .map_err(|e| chain(&e))
+                .and_then(|id| trampoline::attach(|m| core.map_fd(m), prog, kind, id))
+        };
+        let lsm = lsm_active().and_then(|()| on(Kind::Lsm, &format!("bpf_lsm_{hook}")));
         let (link, program_ids) = match lsm {
-            Ok((id, pid)) => (Link::Lsm(id), pid.into_iter().collect()),
+            Ok(t) => {
+                let id = t.program_id;
+                (Link::Trampoline(t), vec![id])
+            }
             Err(lsm_why) => {
                 // A stop signal cut the load short: no fallback, nothing is attached.
                 crate::startup::check()?;
                 tracing::info!("BPF LSM not usable for {hook}: {lsm_why}; trying fmod_ret");
                 let security_fn = format!("security_{hook}");
-                let f = KernelBtf::load()
-                    .and_then(|k| k.func_id(&security_fn))
-                    .map_err(|e| chain(&e))
-                    .and_then(|id| fmod_ret::attach(|m| core.map_fd(m), prog, id));
-                match f {
+                match on(Kind::FModRet, &security_fn) {
                     Ok(f) => {
                         let id = f.program_id;
-                        (Link::FModRet(f), vec![id])
+                        (Link::Trampoline(f), vec![id])
                     }
                     Err(fmod_why) => {
                         crate::startup::check()?;
@@ -200,14 +206,13 @@ impl HookFault {
                 }
             }
         };
-        // The duration counts from now, when the fault is in force (loading an LSM program
-        // parses the kernel's BTF, seconds on a slow machine).
+        // The duration counts from now, when the fault is in force (a first start on a kernel
+        // parses its BTF, seconds on a slow machine).
         record.deadline_mono_ns = core.arm()?;
         crate::startup::check()?;
         record.save()?;
         Ok(Self {
             core,
-            prog,
             link: Some(link),
             program_ids,
             record,
@@ -216,7 +221,10 @@ impl HookFault {
 
     pub fn backend(&self) -> Backend {
         match self.link {
-            Some(Link::FModRet(_)) => Backend::FModRet,
+            Some(Link::Trampoline(Trampoline {
+                kind: Kind::FModRet,
+                ..
+            })) => Backend::FModRet,
             Some(Link::Kprobe(_)) => Backend::Kprobe,
             _ => Backend::Lsm,
         }
@@ -232,43 +240,13 @@ impl HookFault {
         let path = dir.join("link0");
         let what = format!("pinning {}", path.display());
         match self.link.take() {
-            Some(Link::Lsm(id)) => {
-                let p = lsm_prog(&mut self.core, self.prog)?;
-                let link = p
-                    .take_link(id)
-                    .map_err(|e| Error::program("taking the LSM link", e))?;
-                let fd: FdLink = link.into();
-                fd.pin(&path).map_err(|e| Error::pin(what, e))?;
-            }
-            Some(Link::FModRet(f)) => f.pin(&path).map_err(|e| Error::io(what, e))?,
+            Some(Link::Trampoline(t)) => t.pin(&path).map_err(|e| Error::io(what, e))?,
             Some(Link::Kprobe(k)) => k.pin(&mut self.core, &dir)?,
             None => {}
         }
         background::pin_maps(&self.core.ebpf, &dir, SYS_CFG, SYS_STATS)?;
         Ok(self.record.clone())
     }
-}
-
-fn lsm_prog<'a>(core: &'a mut FaultCore<SysRule>, prog: &'static str) -> Result<&'a mut Lsm> {
-    crate::ebpf::program_as(&mut core.ebpf, prog, "LSM program type")
-}
-
-/// Loads and attaches `prog` as BPF LSM on `hook`; on refusal, why (for the error or fallback).
-fn attach_lsm(
-    core: &mut FaultCore<SysRule>,
-    hook: &str,
-    prog: &'static str,
-) -> std::result::Result<(LsmLinkId, Option<u32>), String> {
-    lsm_active()?;
-    let btf = Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
-    let p = lsm_prog(core, prog).map_err(|e| chain(&e))?;
-    crate::startup::load(|| p.load(hook, &btf))
-        .map_err(|e| format!("load refused: {}", chain(&e)))?;
-    let id = p
-        .attach()
-        .map_err(|e| format!("attach refused: {}", chain(&e)))?;
-    let pid = core.ebpf.program(prog).and_then(ebpf::program_id);
-    Ok((id, pid))
 }
 
 impl Drop for HookFault {

@@ -1,16 +1,20 @@
-//! fmod_ret programs, which aya 0.14 does not load ("BPF_MODIFY_RETURN: not supported yet").
-//! The program's instructions are relocated against the maps of the already loaded object (so
-//! it shares their config and counters), loaded with BPF_PROG_LOAD as a tracing program with
-//! expected attach type BPF_MODIFY_RETURN on a kernel function, and attached with
-//! BPF_RAW_TRACEPOINT_OPEN, which returns an fd-owned link: it vanishes with the process.
+//! Programs attached through a BPF trampoline on a kernel function named by BTF id: BPF LSM on
+//! `bpf_lsm_<hook>` and fmod_ret on `security_<hook>` (which aya 0.14 does not load:
+//! "BPF_MODIFY_RETURN: not supported yet"). Loading them here rather than through aya needs
+//! only the function's id, which `KernelCache` keeps per kernel build, where aya's LSM loader
+//! parses all of the kernel's BTF at every start. The program's instructions are relocated
+//! against the maps of the already loaded object (so it shares their config and counters),
+//! loaded with BPF_PROG_LOAD, and attached with BPF_RAW_TRACEPOINT_OPEN, which returns an
+//! fd-owned link: it vanishes with the process.
 
 use crate::{
     bpf_sys::{sys_bpf, zeroed_attr},
     ebpf::CALLS,
 };
 use aya_obj::generated::{
-    bpf_attach_type::BPF_MODIFY_RETURN, bpf_cmd, bpf_prog_info,
-    bpf_prog_type::BPF_PROG_TYPE_TRACING,
+    bpf_attach_type::{self, BPF_LSM_MAC, BPF_MODIFY_RETURN},
+    bpf_cmd, bpf_prog_info,
+    bpf_prog_type::{self, BPF_PROG_TYPE_LSM, BPF_PROG_TYPE_TRACING},
 };
 use std::{
     collections::HashSet,
@@ -19,20 +23,49 @@ use std::{
     path::Path,
 };
 
-pub struct FModRet {
+/// How a program hooks its kernel function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// BPF LSM on `bpf_lsm_<hook>`: needs `bpf` among the active LSMs.
+    Lsm,
+    /// fmod_ret on `security_<hook>`: needs the function on the error-injection list.
+    FModRet,
+}
+
+impl Kind {
+    fn types(self) -> (bpf_prog_type, bpf_attach_type) {
+        match self {
+            Kind::Lsm => (BPF_PROG_TYPE_LSM, BPF_LSM_MAC),
+            Kind::FModRet => (BPF_PROG_TYPE_TRACING, BPF_MODIFY_RETURN),
+        }
+    }
+
+    /// The name in messages: "lsm" or "fmod_ret".
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Lsm => "lsm",
+            Kind::FModRet => "fmod_ret",
+        }
+    }
+}
+
+pub struct Trampoline {
     /// Kept so the program outlives a failed attach for the error path; the link holds it too.
     _prog: OwnedFd,
     link: OwnedFd,
     pub program_id: u32,
+    pub kind: Kind,
 }
 
-/// Loads program `prog` of the embedded object as fmod_ret on the kernel function with BTF id
+/// Loads program `prog` of the embedded object as `kind` on the kernel function with BTF id
 /// `func_id`, sharing the maps of the loaded object (`map_fd` gives their fds), and attaches it.
+/// Errors: why, in words (the verifier log's last lines for a refused load).
 pub fn attach(
     map_fd: impl Fn(&str) -> Option<RawFd>,
     prog: &str,
+    kind: Kind,
     func_id: u32,
-) -> Result<FModRet, String> {
+) -> Result<Trampoline, String> {
     let mut obj = aya_obj::Object::parse(CALLS).map_err(|e| format!("parsing the object: {e}"))?;
     let mut maps = Vec::new();
     for (name, m) in &obj.maps {
@@ -55,8 +88,9 @@ pub fn attach(
         let mut attr = zeroed_attr();
         // SAFETY: writing the prog-load member of a zeroed union.
         let a = unsafe { &mut attr.__bindgen_anon_3 };
-        a.prog_type = BPF_PROG_TYPE_TRACING as u32;
-        a.expected_attach_type = BPF_MODIFY_RETURN as u32;
+        let (prog_type, attach_type) = kind.types();
+        a.prog_type = prog_type as u32;
+        a.expected_attach_type = attach_type as u32;
         a.attach_btf_id = func_id;
         a.insns = insns.as_ptr() as u64;
         a.insn_cnt = insns.len() as u32;
@@ -75,7 +109,7 @@ pub fn attach(
         Ok(fd) => fd,
         // Interrupted, not refused: loading again with a log would only take longer.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) => {
-            return Err(format!("BPF_PROG_LOAD (fmod_ret) interrupted: {e}"));
+            return Err(format!("BPF_PROG_LOAD ({}) interrupted: {e}", kind.name()));
         }
         Err(e) => {
             // Again with a log, to say why.
@@ -84,7 +118,8 @@ pub fn attach(
             let text = String::from_utf8_lossy(&log);
             let tail: Vec<_> = text.trim_end_matches('\0').lines().rev().take(3).collect();
             return Err(format!(
-                "BPF_PROG_LOAD (fmod_ret) refused: {e}{}",
+                "BPF_PROG_LOAD ({}) refused: {e}{}",
+                kind.name(),
                 if tail.is_empty() {
                     String::new()
                 } else {
@@ -102,19 +137,20 @@ pub fn attach(
     let mut attr = zeroed_attr();
     attr.raw_tracepoint.prog_fd = prog_fd.as_raw_fd() as u32;
     let link = sys_bpf(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &mut attr)
-        .map_err(|e| format!("attaching fmod_ret: {e}"))?;
+        .map_err(|e| format!("attaching {}: {e}", kind.name()))?;
     // SAFETY: as above.
     let link = unsafe { OwnedFd::from_raw_fd(link as RawFd) };
     let program_id = crate::bpf_sys::obj_info::<bpf_prog_info>(std::os::fd::AsFd::as_fd(&prog_fd))
         .map_or(0, |i| i.id);
-    Ok(FModRet {
+    Ok(Trampoline {
         _prog: prog_fd,
         link,
         program_id,
+        kind,
     })
 }
 
-impl FModRet {
+impl Trampoline {
     /// Pins the link so the fault outlives chaos (--background).
     pub fn pin(&self, path: &Path) -> std::io::Result<()> {
         let c = CString::new(path.as_os_str().as_encoded_bytes())

@@ -1,45 +1,106 @@
-//! The kernel struct offsets file and crash faults read (`KernelOffsets`), kept per kernel
-//! build. Finding them parses all of /sys/kernel/btf/vmlinux (btf-rs reads every type: about
-//! 150 ms on this 2-vCPU machine, seconds in an emulated guest); reading them back from the
-//! cache takes microseconds. The key is the kernel's GNU build id (the ELF note in
-//! /sys/kernel/notes), so a new kernel, even one with the same release string, never reads
-//! another kernel's offsets. Best effort: without a build id or a writable cache directory,
-//! the offsets are looked up every time.
+//! What file and crash faults need from the running kernel's BTF, kept per kernel build: the
+//! struct offsets their programs read (`KernelOffsets`) and the BTF ids of the functions they
+//! attach to (`bpf_lsm_<hook>`, `security_<hook>`). Finding them parses all of
+//! /sys/kernel/btf/vmlinux (btf-rs reads every type: about 200 ms on this 2-vCPU machine,
+//! seconds in an emulated guest); reading them back takes microseconds. The key is the
+//! kernel's GNU build id (the ELF note in /sys/kernel/notes), so a new kernel, even one with
+//! the same release string, never reads another kernel's. Best effort: without a build id or a
+//! writable cache directory, they are looked up every time.
 
 use super::kernel_btf::KernelBtf;
 use crate::error::Result;
 use chaos_common::syscall::KernelOffsets;
-use std::{fs, path::PathBuf};
+use std::{
+    fs,
+    io::Write,
+    os::unix::fs::{MetadataExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+};
 
-/// Where the offsets are cached: $CHAOS_CACHE_DIR, else /var/cache/chaos.
+/// Where the cache lives: $CHAOS_CACHE_DIR, else /var/cache/chaos.
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("CHAOS_CACHE_DIR")
         .map_or_else(|| PathBuf::from("/var/cache/chaos"), PathBuf::from)
 }
 
-/// The running kernel's offsets: from the cache when this kernel build's are there, else from
-/// its BTF (then cached).
-pub fn offsets() -> Result<KernelOffsets> {
-    let Some(path) = build_id().map(|id| cache_dir().join(format!("kernel-offsets-{id}"))) else {
-        return KernelBtf::load()?.offsets();
-    };
-    if let Some(o) = fs::read(&path).ok().and_then(|b| decode(&b)) {
-        tracing::debug!("kernel offsets from {}", path.display());
-        return Ok(o);
-    }
-    let o = KernelBtf::load()?.offsets()?;
-    if let Err(e) = store(&path, &o) {
-        tracing::debug!("kernel offsets not cached in {}: {e}", path.display());
-    }
-    Ok(o)
+/// The running kernel's cache, with its BTF parsed at most once, and only on a miss.
+#[derive(Default)]
+pub struct KernelCache {
+    btf: Option<KernelBtf>,
 }
 
-fn store(path: &std::path::Path, o: &KernelOffsets) -> std::io::Result<()> {
+impl KernelCache {
+    /// The struct offsets file and crash programs read.
+    pub fn offsets(&mut self) -> Result<KernelOffsets> {
+        self.cached("offsets", decode, encode, |btf| btf.offsets())
+    }
+
+    /// The BTF id of kernel function `name` (an LSM or fmod_ret attach point).
+    pub fn func_id(&mut self, name: &str) -> Result<u32> {
+        let decode = |b: &[u8]| Some(u32::from_le_bytes(b.try_into().ok()?));
+        let encode = |id: &u32| id.to_le_bytes().to_vec();
+        self.cached(&format!("btf-id-{name}"), decode, encode, |btf| {
+            btf.func_id(name)
+        })
+    }
+
+    /// The value cached as `what` for this kernel build, else `lookup`'s (then cached).
+    fn cached<T>(
+        &mut self,
+        what: &str,
+        decode: impl Fn(&[u8]) -> Option<T>,
+        encode: impl Fn(&T) -> Vec<u8>,
+        lookup: impl FnOnce(&KernelBtf) -> Result<T>,
+    ) -> Result<T> {
+        let path = build_id().map(|id| cache_dir().join(format!("kernel-{what}-{id}")));
+        if let Some(p) = &path
+            && let Some(v) = trusted(p).and_then(|()| decode(&fs::read(p).ok()?))
+        {
+            tracing::debug!("kernel {what} from {}", p.display());
+            return Ok(v);
+        }
+        let v = lookup(self.btf()?)?;
+        if let Some(p) = &path
+            && let Err(e) = store(p, &encode(&v))
+        {
+            tracing::debug!("kernel {what} not cached in {}: {e}", p.display());
+        }
+        Ok(v)
+    }
+
+    fn btf(&mut self) -> Result<&KernelBtf> {
+        if self.btf.is_none() {
+            // tests/src/kernel_cache.rs looks for this line: a start with a full cache has none.
+            tracing::debug!("parsing {}", super::kernel_btf::VMLINUX);
+            self.btf = Some(KernelBtf::load()?);
+        }
+        Ok(self.btf.as_ref().expect("just parsed"))
+    }
+}
+
+/// Some when the cache file is ours to believe: owned by this user (root) and writable by no
+/// one else. The programs read kernel memory at these offsets (checked reads: wrong ones
+/// mismatch, they cannot crash), so a file another user could write is looked up afresh.
+fn trusted(path: &Path) -> Option<()> {
+    let m = fs::metadata(path).ok()?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    (m.uid() == me && m.mode() & 0o022 == 0).then_some(())
+}
+
+fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    fs::write(&tmp, encode(o))?;
+    // 0644 whatever the umask adds: a file others could write would not be believed.
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)?
+        .write_all(bytes)?;
     fs::rename(&tmp, path)
 }
 
@@ -135,17 +196,18 @@ mod tests {
     /// On the running kernel: the first call parses the BTF and writes the cache, the second
     /// reads the same offsets back from it.
     #[test]
-    fn the_running_kernels_offsets_are_cached_by_build_id() {
+    fn the_running_kernels_offsets_and_ids_are_cached_by_build_id() {
         if !std::path::Path::new(super::super::kernel_btf::VMLINUX).exists()
             && std::env::var_os("CHAOS_EXPECT").is_none()
         {
-            eprintln!("SKIPPED the_running_kernels_offsets_are_cached_by_build_id: no BTF");
+            eprintln!("SKIPPED the_running_kernels_offsets_and_ids_are_cached_by_build_id: no BTF");
             return;
         }
         let id = build_id().expect("this kernel has a GNU build id note");
         let dir = std::env::temp_dir().join(format!("chaos-cache-test-{}", std::process::id()));
         // SAFETY: this test alone reads CHAOS_CACHE_DIR in this process.
         unsafe { std::env::set_var("CHAOS_CACHE_DIR", &dir) };
+        let offsets = || KernelCache::default().offsets();
         let parsed = offsets().expect("offsets from the BTF");
         let file = dir.join(format!("kernel-offsets-{id}"));
         assert_eq!(fs::read(&file).ok().and_then(|b| decode(&b)), Some(parsed));
@@ -160,6 +222,25 @@ mod tests {
         assert_eq!(
             offsets().expect("cached").file_dentry,
             7,
+            "read from the cache"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).expect("chmod");
+        assert_eq!(
+            offsets().expect("looked up again"),
+            parsed,
+            "a cache file others can write is not believed"
+        );
+        let f = "security_file_permission";
+        let id_parsed = KernelCache::default()
+            .func_id(f)
+            .expect("a function every kernel has");
+        let file = dir.join(format!("kernel-btf-id-{f}-{id}"));
+        assert_eq!(fs::read(&file).ok(), Some(id_parsed.to_le_bytes().to_vec()));
+        fs::write(&file, 7u32.to_le_bytes()).expect("write");
+        assert_eq!(
+            KernelCache::default().func_id(f).ok(),
+            Some(7),
             "read from the cache"
         );
         fs::remove_dir_all(&dir).expect("remove the test cache");
