@@ -189,6 +189,15 @@ impl Fault for MultiFault {
         self.id
     }
 
+    fn disarm(&mut self) -> Result<()> {
+        for p in &mut self.parts {
+            if let Some(f) = p.fault.as_mut() {
+                f.disarm()?;
+            }
+        }
+        Ok(())
+    }
+
     fn rules(&self) -> Result<Vec<(String, Counters)>> {
         self.parts
             .iter()

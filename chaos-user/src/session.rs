@@ -148,6 +148,8 @@ pub async fn run<F: Fault>(
             Wake::GoLive => {}
         }
     };
+    // Over in the kernel now, not once every link is closed.
+    fault.disarm()?;
     let counters = fault.counters()?;
     let rules = fault
         .rules()?

@@ -362,3 +362,81 @@ fn crash_second_start_takes_the_offsets_from_the_cache() {
     chaos_tests::kernel_cache::assert_second_start_parses_nothing(&starts);
     lab.finish();
 }
+
+/// Writes under DIR/FILE every 5 ms while process PID (chaos) lives (not a zombie); prints
+/// whether chaos was still alive after the first write, and how many writes were made.
+const WRITE_WHILE_ALIVE: &str = r#"
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+def alive():
+    try:
+        return open("/proc/%s/stat" % sys.argv[2]).read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+n, alive_after_first = 0, None
+while True:
+    os.write(fd, b"x\n")
+    n += 1
+    if alive_after_first is None:
+        alive_after_first = alive()
+    if not alive():
+        break
+    time.sleep(0.005)
+print(alive_after_first, n)
+"#;
+
+/// SIGINT ends a crash fault in the kernel at once, not when its links are closed: closing
+/// the tracepoints' perf events waits for RCU grace periods (hundreds of milliseconds here),
+/// and a process in scope writing under the path meanwhile is not signalled.
+#[test]
+fn crash_ends_at_sigint_not_when_its_links_are_closed() {
+    const TEST: &str = "crash_ends_at_sigint_not_when_its_links_are_closed";
+    if !kernel_has("send_signal", TEST) {
+        return;
+    }
+    let lab = Lab::new("cre");
+    let dir = scratch("cre");
+    let data = dir.0.join("data");
+    let cg = lab.cgroup();
+    let fault = lab.start(&[
+        "syscall",
+        "write",
+        "--signal",
+        "SIGKILL",
+        "--path",
+        data.to_str().expect("utf-8"),
+        "--cgroup",
+        &cg,
+        "--duration",
+        "60s",
+    ]);
+    let ids = fault.program_ids.clone();
+    fault.signal(libc::SIGINT);
+    // Time for the signal to reach the session; the links take far longer to close.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let out = lab
+        .inside("python3")
+        .args(["-c", WRITE_WHILE_ALIVE])
+        .args([
+            data.join("f").to_str().expect("utf-8"),
+            &fault.pid().to_string(),
+        ])
+        .output()
+        .expect("python3 runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "a write after SIGINT was signalled: {:?} {said}",
+        out.status
+    );
+    assert!(
+        said.starts_with("True"),
+        "chaos exited before the writer's first write, 100 ms after SIGINT: the window this \
+         test looks at was not there ({said})"
+    );
+    let (code, summary) = fault.finish_with_status();
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(summary["injected"], 0, "{summary}");
+    assert_programs_gone(&ids);
+    lab.finish();
+}

@@ -208,8 +208,13 @@ fn refresh(h: &mut Held) -> FaultInfo {
     h.info.clone()
 }
 
-/// Detaches (drops) it, keeping its last counters.
+/// Ends it in the kernel, then detaches (drops) it, keeping its last counters.
 fn end(h: &mut Held, why: String) -> FaultInfo {
+    if let Some(f) = &mut h.fault
+        && let Err(e) = f.disarm()
+    {
+        tracing::warn!("{}", crate::error::chain(&e));
+    }
     update(h, false);
     h.fault = None;
     h.info.left_ms = 0;

@@ -362,7 +362,21 @@ impl CrashFault {
 
 impl Drop for CrashFault {
     fn drop(&mut self) {
-        // The links are fd-owned and go with the object; only the listing is ours to remove.
+        // The links are fd-owned and go with the object, one after the other; closing each
+        // waits for RCU grace periods, so they are closed side by side instead.
+        let links = std::mem::take(&mut self.links);
+        if let Ok(p) = program(&mut self.core, self.prog) {
+            let taken: Vec<_> = links
+                .into_iter()
+                .filter_map(|id| p.take_link(id).ok())
+                .collect();
+            std::thread::scope(|s| {
+                for link in taken {
+                    s.spawn(move || drop(link));
+                }
+            });
+        }
+        // Only the listing is ours to remove.
         if !self.record.background {
             self.record.delete();
         }

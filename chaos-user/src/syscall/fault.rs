@@ -87,4 +87,7 @@ impl Fault for SyscallFault {
     fn fault_id(&self) -> u32 {
         self.inner().fault_id()
     }
+    fn disarm(&mut self) -> Result<()> {
+        self.inner_mut().disarm()
+    }
 }

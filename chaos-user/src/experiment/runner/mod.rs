@@ -361,9 +361,16 @@ impl Run<'_> {
 
     /// Reads the final counters and detaches (drops) fault `i`, if attached.
     fn detach(&mut self, i: usize) {
-        let Some(fault) = self.slots[i].fault.take() else {
+        let Some(mut fault) = self.slots[i].fault.take() else {
             return;
         };
+        if let Err(e) = fault.disarm() {
+            tracing::warn!(
+                "fault '{}': {}",
+                self.slots[i].rep.name,
+                crate::error::chain(&e)
+            );
+        }
         let at = self.now_s();
         self.record_counters(i, fault.as_ref(), at);
         if let Ok(rules) = fault.rules() {
