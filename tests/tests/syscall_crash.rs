@@ -363,11 +363,13 @@ fn crash_second_start_takes_the_offsets_from_the_cache() {
     lab.finish();
 }
 
-/// Writes under DIR/FILE every 5 ms while process PID (chaos) lives (not a zombie); prints
-/// whether chaos was still alive after the first write, and how many writes were made.
+/// Once a line comes on stdin, writes under DIR/FILE every 2 ms while process PID (chaos)
+/// lives (not a zombie); prints whether chaos was still alive after the first write, and how
+/// many writes were made.
 const WRITE_WHILE_ALIVE: &str = r#"
 import os, sys, time
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+sys.stdin.readline()
 def alive():
     try:
         return open("/proc/%s/stat" % sys.argv[2]).read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -381,13 +383,14 @@ while True:
         alive_after_first = alive()
     if not alive():
         break
-    time.sleep(0.005)
+    time.sleep(0.002)
 print(alive_after_first, n)
 "#;
 
 /// SIGINT ends a crash fault in the kernel at once, not when its links are closed: closing
 /// the tracepoints' perf events waits for RCU grace periods (hundreds of milliseconds here),
-/// and a process in scope writing under the path meanwhile is not signalled.
+/// and a process in scope writing under the path meanwhile is not signalled. End to end, as a
+/// user sees it; tests/tests/disarm.rs checks the mechanism deterministically.
 #[test]
 fn crash_ends_at_sigint_not_when_its_links_are_closed() {
     const TEST: &str = "crash_ends_at_sigint_not_when_its_links_are_closed";
@@ -398,45 +401,60 @@ fn crash_ends_at_sigint_not_when_its_links_are_closed() {
     let dir = scratch("cre");
     let data = dir.0.join("data");
     let cg = lab.cgroup();
-    let fault = lab.start(&[
-        "syscall",
-        "write",
-        "--signal",
-        "SIGKILL",
-        "--path",
-        data.to_str().expect("utf-8"),
-        "--cgroup",
-        &cg,
-        "--duration",
-        "60s",
-    ]);
-    let ids = fault.program_ids.clone();
-    fault.signal(libc::SIGINT);
-    // Time for the signal to reach the session; the links take far longer to close.
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let out = lab
-        .inside("python3")
-        .args(["-c", WRITE_WHILE_ALIVE])
-        .args([
-            data.join("f").to_str().expect("utf-8"),
-            &fault.pid().to_string(),
-        ])
-        .output()
-        .expect("python3 runs");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "a write after SIGINT was signalled: {:?} {said}",
-        out.status
-    );
-    assert!(
-        said.starts_with("True"),
-        "chaos exited before the writer's first write, 100 ms after SIGINT: the window this \
-         test looks at was not there ({said})"
-    );
-    let (code, summary) = fault.finish_with_status();
-    assert_eq!(code, 0, "{summary}");
-    assert_eq!(summary["injected"], 0, "{summary}");
-    assert_programs_gone(&ids);
-    lab.finish();
+    // The window (SIGINT + 50 ms until chaos exits) is some 100-250 ms wide; when the links
+    // closed sooner than the writer wrote, it is tried again.
+    for attempt in 1..=3 {
+        let fault = lab.start(&[
+            "syscall",
+            "write",
+            "--signal",
+            "SIGKILL",
+            "--path",
+            data.to_str().expect("utf-8"),
+            "--cgroup",
+            &cg,
+            "--duration",
+            "60s",
+        ]);
+        let ids = fault.program_ids.clone();
+        // The writer is started (its interpreter loaded) before the signal, so that it writes
+        // as soon as told to.
+        let mut writer = lab
+            .inside("python3")
+            .args(["-c", WRITE_WHILE_ALIVE])
+            .args([
+                data.join("f").to_str().expect("utf-8"),
+                &fault.pid().to_string(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        fault.signal(libc::SIGINT);
+        // Time for the signal to reach the session (well under a millisecond when idle);
+        // closing the links takes hundreds.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let go = writer.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut &go, b"go\n").expect("go");
+        drop(go);
+        let out = writer.wait_with_output().expect("writer ends");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "a write after SIGINT was signalled: {:?} {said}",
+            out.status
+        );
+        let (code, summary) = fault.finish_with_status();
+        assert_eq!(code, 0, "{summary}");
+        assert_eq!(summary["injected"], 0, "{summary}");
+        assert_programs_gone(&ids);
+        if said.starts_with("True") {
+            lab.finish();
+            return;
+        }
+        eprintln!(
+            "attempt {attempt}: chaos exited before the writer's first write ({said}); again"
+        );
+    }
+    panic!("in 3 attempts chaos never outlived the writer's first write: nothing was tested");
 }
