@@ -80,6 +80,18 @@ impl Cgroup {
 
     fn at(mount: &Path, path: PathBuf, flag: &'static str, arg: &str) -> Result<Self> {
         let meta = fs::metadata(&path).map_err(|_| {
+            // An absolute path that exists elsewhere (a cgroup v1 hierarchy on a hybrid host)
+            // was read as relative to the mount: say so rather than name a path nobody gave.
+            if Path::new(arg).is_absolute() && Path::new(arg).exists() {
+                return Error::input(
+                    flag,
+                    format!(
+                        "{arg} is not under the cgroup v2 mount {} (a cgroup v1 hierarchy?);                          give a cgroup v2 path under {} (see /proc/PID/cgroup, line 0::)",
+                        mount.display(),
+                        mount.display()
+                    ),
+                );
+            }
             Error::input(
                 flag,
                 format!(

@@ -75,6 +75,8 @@ pub struct Running {
     pub program_ids: Vec<u64>,
     /// How it attached (tcx, cls_bpf, sock_addr, lsm, fmod_ret, kprobe).
     pub backend: String,
+    /// The fault's id from the "attached" line (8 hex digits), which the summary repeats.
+    pub fault_id: String,
 }
 
 impl Running {
@@ -106,11 +108,18 @@ impl Running {
         let backend = v["backend"].as_str().unwrap_or_default().to_string();
         assert!(!backend.is_empty(), "no backend in {first}");
         expect::check_backend(&backend, args.contains(&"--tc-attach"));
+        // A script stops or looks up the fault by this id as soon as it is attached.
+        let fault_id = v["fault_id"].as_str().unwrap_or_default().to_string();
+        assert!(
+            fault_id.len() == 8 && fault_id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "no fault_id of 8 hex digits in {first}"
+        );
         Running {
             child,
             lines,
             program_ids,
             backend,
+            fault_id,
         }
     }
 
@@ -156,7 +165,12 @@ impl Running {
             .recv_timeout(Duration::from_secs(90))
             .expect("summary line");
         let status = self.child.wait().expect("wait chaos");
-        let summary = serde_json::from_str(&line).expect("summary is JSON");
+        let summary: Value = serde_json::from_str(&line).expect("summary is JSON");
+        assert_eq!(
+            summary["fault_id"].as_str(),
+            Some(self.fault_id.as_str()),
+            "the summary names the attached fault: {summary}"
+        );
         (status.code().unwrap_or(-1), summary)
     }
 

@@ -111,6 +111,26 @@ const CASES: &[(&str, &str, &str)] = &[
         "not found",
     ),
     (
+        "syscall connect --errno ECONNREFUSED --percent -5 --cgroup {cg} --duration 5s",
+        "--percent",
+        "-5 is out of range",
+    ),
+    (
+        "net drop --iface {if} --duration 5s",
+        "--iface",
+        "needs --netns NAME",
+    ),
+    (
+        "syscall fsync --errno EIO --cgroup {cg} --duration 5s",
+        "--errno",
+        "fsync() takes --signal SIG only",
+    ),
+    (
+        "syscall connect --errno ECONNREFUSED --cgroup /proc --duration 5s",
+        "--cgroup",
+        "/proc is not under the cgroup v2 mount",
+    ),
+    (
         "net drop --protocol udp --duration 5s",
         "--iface",
         "--direction ingress",

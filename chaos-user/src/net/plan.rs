@@ -55,17 +55,19 @@ impl NetSpec {
         if !self.iface.is_empty() {
             let found = netns::within(netns.as_ref(), || netns::ifindex(&self.iface))?;
             if found.is_none() {
-                let list = match &self.netns {
-                    Some(ns) => format!("`ip -n {ns} link`"),
-                    None => "`ip link`".to_string(),
-                };
-                return Err(Error::input(
-                    "--iface",
-                    format!(
-                        "no interface '{}' in that network namespace; list them with {list}",
+                let why = match &self.netns {
+                    Some(ns) => format!(
+                        "no interface '{}' in network namespace {ns}; list them with \
+                         `ip -n {ns} link`",
                         self.iface
                     ),
-                ));
+                    None => format!(
+                        "no interface '{}' in the host's network namespace (`ip link`); one in \
+                         another namespace needs --netns NAME (`ip netns list`)",
+                        self.iface
+                    ),
+                };
+                return Err(Error::input("--iface", why));
             }
             guards::check_iface(&self.iface, netns.as_ref(), self.controls.force)?;
         }

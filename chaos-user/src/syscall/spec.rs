@@ -41,6 +41,18 @@ impl SyscallSpec {
     /// syscall cannot use, `--percent`, `--duration`).
     pub fn check(&self) -> Result<(&'static Entry, i32)> {
         let entry = catalogue::find(&self.name).ok_or_else(|| {
+            // A call only a crash fault takes (fsync, fdatasync) is known, just not with --errno.
+            if super::crash::find(&self.name).is_some() {
+                return Error::input(
+                    "--errno",
+                    format!(
+                        "{}() takes --signal SIG only (a crash at the call); --errno takes one \
+                         of {} (chaos syscall --list)",
+                        self.name,
+                        catalogue::names()
+                    ),
+                );
+            }
             Error::input(
                 "NAME",
                 format!(

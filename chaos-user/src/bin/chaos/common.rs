@@ -126,12 +126,19 @@ impl Backgrounded<'_> {
 pub struct Attached<'a> {
     pub event: &'static str,
     pub fault: &'a str,
+    /// The fault's id (8 hex digits), as `chaos status`, `chaos stop` and the summary name it.
+    pub fault_id: String,
     pub detail: String,
     /// How it reached the kernel, as a short name (tcx, cls_bpf, sock_addr, lsm, fmod_ret,
     /// kprobe): what tests hold against the run's expectations.
     pub backend: &'static str,
     pub program_ids: Vec<u32>,
     pub duration_ms: u64,
+}
+
+/// A fault's id as chaos prints it: 8 hex digits.
+pub fn fault_id(f: &impl chaos::session::Fault) -> String {
+    format!("{:08x}", f.fault_id())
 }
 
 impl Attached<'_> {

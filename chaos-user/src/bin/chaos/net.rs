@@ -166,18 +166,18 @@ pub struct NetArgs {
     direction: Option<Direction>,
     /// Probability of faulting a matching packet, above 0 up to 100 (decimals allowed; 0 is
     /// refused: it would inject nothing). Default: 100.
-    #[arg(long, value_name = "P", value_parser = common::percent)]
+    #[arg(long, value_name = "P", value_parser = common::percent, allow_negative_numbers = true)]
     percent: Option<Percent>,
     /// Burst faults: the probability (0 to below 100) that a packet gets the same decision as the one
     /// before it; the overall rate stays --percent, the mean burst grows to
     /// 1 / ((1 - correlation) (1 - percent)) packets. Below 100 (at 100 the first decision
     /// would hold for every packet).
-    #[arg(long, value_name = "P", value_parser = common::percent)]
+    #[arg(long, value_name = "P", value_parser = common::percent, allow_negative_numbers = true)]
     correlation: Option<Percent>,
     /// Also drop this share (above 0, up to 100) of the matching packets, rolled apart from the
     /// action: e.g.
     /// `delay --latency 100ms --loss 5` is netem's "delay 100ms loss 5%". Not for drop itself.
-    #[arg(long, value_name = "P", value_parser = common::percent)]
+    #[arg(long, value_name = "P", value_parser = common::percent, allow_negative_numbers = true)]
     loss: Option<Percent>,
     /// Only this protocol.
     #[arg(long, value_enum)]
@@ -328,6 +328,7 @@ pub async fn run(
     Attached {
         event: "attached",
         fault: plan.fault,
+        fault_id: common::fault_id(&fault),
         detail: format!("{} via {:?}", plan.detail, fault.mode()),
         backend: fault.mode().code(),
         program_ids: fault.program_ids(),

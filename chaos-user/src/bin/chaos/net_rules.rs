@@ -123,6 +123,7 @@ pub async fn run(a: RulesArgs, json: bool) -> chaos::Result<ExitCode> {
     Attached {
         event: "attached",
         fault: "net rules",
+        fault_id: common::fault_id(&fault),
         detail: format!("{} via {:?}", detail.join("; "), fault.mode()),
         backend: fault.mode().code(),
         program_ids: fault.program_ids(),

@@ -176,6 +176,7 @@ pub async fn run_parts<P>(
     Attached {
         event: "attached",
         fault: &fault_name,
+        fault_id: common::fault_id(&fault),
         detail: details.join("; "),
         backend,
         program_ids: fault.program_ids(),

@@ -40,7 +40,7 @@ pub struct CpuArgs {
     #[arg(long, value_name = "N")]
     workers: Option<u32>,
     /// Share of one CPU each worker keeps busy, in percent: above 0, up to 100 (default 100).
-    #[arg(long, value_name = "P", value_parser = common::percent)]
+    #[arg(long, value_name = "P", value_parser = common::percent, allow_negative_numbers = true)]
     load: Option<Percent>,
     #[command(flatten)]
     target: TargetArgs,

@@ -66,7 +66,7 @@ pub struct SyscallArgs {
     comm: Option<String>,
     /// Probability of failing a matching call, above 0 up to 100 (decimals allowed; 0 is
     /// refused: it would inject nothing). Default: 100.
-    #[arg(long, value_name = "P", value_parser = common::percent)]
+    #[arg(long, value_name = "P", value_parser = common::percent, allow_negative_numbers = true)]
     percent: Option<Percent>,
     /// Let the first N matching calls succeed (counted exactly in the kernel).
     #[arg(long, value_name = "N", value_parser = chaos::controls::parse_after)]
@@ -166,6 +166,7 @@ pub async fn run(
     Attached {
         event: "attached",
         fault: &name,
+        fault_id: common::fault_id(&fault),
         detail,
         backend: fault.backend_code(),
         program_ids: chaos::session::Fault::program_ids(&fault),
