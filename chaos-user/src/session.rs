@@ -148,8 +148,11 @@ pub async fn run<F: Fault>(
             Wake::GoLive => {}
         }
     };
-    // Over in the kernel now, not once every link is closed.
-    fault.disarm()?;
+    // Over in the kernel now, not once every link is closed. A failed map update still leaves
+    // the detach below, and the summary is still owed.
+    if let Err(e) = fault.disarm() {
+        tracing::warn!("{name}: {}", crate::error::chain(&e));
+    }
     let counters = fault.counters()?;
     let rules = fault
         .rules()?
