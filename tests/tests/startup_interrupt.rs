@@ -185,9 +185,11 @@ fn sigint_during_a_program_load_exits_at_once() {
 }
 
 /// A delay installs fq (recorded first) before its classifier is verified: a SIGINT then cuts
-/// the verifier's walk short (within 100 ms), and chaos removes fq and its record before it
-/// exits. fq is in the emulated guests only, where removing it (running `tc`) alone takes
-/// about 100 ms: the exit is held to a second there.
+/// the verifier's walk short, and chaos removes fq and its record before it exits. fq is in the
+/// emulated guests only (TCG, tens of times slower than this host), where the cut came 37-161 ms
+/// after the signal (the kernel checks for one between verifier steps, not in the steps around
+/// the walk) and removing fq (running `tc`) alone takes about 100 ms: the cut is held to
+/// 500 ms and the exit to a second there.
 #[test]
 fn sigint_during_a_load_after_fq_cuts_it_short_and_removes_fq() {
     let test = "sigint_during_a_load_after_fq_cuts_it_short_and_removes_fq";
@@ -212,7 +214,11 @@ fn sigint_during_a_load_after_fq_cuts_it_short_and_removes_fq() {
     let cut = end
         .load_ended
         .unwrap_or_else(|| panic!("no cut:\n{}", end.log));
-    assert!(cut <= EXIT_WITHIN, "load cut {cut:?} after:\n{}", end.log);
+    assert!(
+        cut <= Duration::from_millis(500) && end.log.contains("cut short"),
+        "load cut {cut:?} after:\n{}",
+        end.log
+    );
     assert!(
         end.exited <= Duration::from_secs(1),
         "{:?}:\n{}",
