@@ -18,15 +18,18 @@ use std::{
 };
 
 /// Where the cache lives: $CHAOS_CACHE_DIR, else /var/cache/chaos.
-pub fn cache_dir() -> PathBuf {
+fn cache_dir() -> PathBuf {
     std::env::var_os("CHAOS_CACHE_DIR")
         .map_or_else(|| PathBuf::from("/var/cache/chaos"), PathBuf::from)
 }
 
-/// The running kernel's cache, with its BTF parsed at most once, and only on a miss.
+/// The running kernel's cache, with its BTF parsed at most once, and only on a miss, and its
+/// build id read at most once.
 #[derive(Default)]
 pub struct KernelCache {
     btf: Option<KernelBtf>,
+    /// None until read; then the build id, if the kernel has one.
+    build_id: Option<Option<String>>,
 }
 
 impl KernelCache {
@@ -52,7 +55,10 @@ impl KernelCache {
         encode: impl Fn(&T) -> Vec<u8>,
         lookup: impl FnOnce(&KernelBtf) -> Result<T>,
     ) -> Result<T> {
-        let path = build_id().map(|id| cache_dir().join(format!("kernel-{what}-{id}")));
+        let id = self.build_id.get_or_insert_with(build_id);
+        let path = id
+            .as_ref()
+            .map(|id| cache_dir().join(format!("kernel-{what}-{id}")));
         if let Some(p) = &path
             && let Some(v) = trusted(p).and_then(|()| decode(&fs::read(p).ok()?))
         {
@@ -127,7 +133,7 @@ fn decode(bytes: &[u8]) -> Option<KernelOffsets> {
 }
 
 /// The running kernel's GNU build id in hex, from the ELF notes in /sys/kernel/notes.
-pub fn build_id() -> Option<String> {
+fn build_id() -> Option<String> {
     gnu_build_id(&fs::read("/sys/kernel/notes").ok()?)
 }
 
