@@ -160,23 +160,62 @@ pub fn go_live(id: &str) -> Result<()> {
             format!("fault {id} runs in the foreground; send its chaos SIGUSR1"),
         )
     })?;
+    change_pinned(dir, r.rule, Change::GoLive)
+}
+
+/// Ends a pinned fault in the kernel: slot 0's deadline 1 ns after boot, in the past, as
+/// `FaultCore::disarm` does for a fault chaos holds. Done before its links are unpinned and its
+/// filters removed: the kernel lets those go one by one, and a crash fault's programs would
+/// otherwise still kill until the last is gone.
+///
+/// Errors: no pinned config map in `dir`, or one that is not a `kind` rule.
+pub fn disarm_pinned(dir: &Path, kind: RuleKind) -> Result<()> {
+    change_pinned(dir, kind, Change::Disarm)
+}
+
+/// What `change_pinned` does to a pinned rule.
+#[derive(Clone, Copy)]
+enum Change {
+    /// Clears the dry-run flag.
+    GoLive,
+    /// Moves the deadline into the past.
+    Disarm,
+}
+
+/// Rewrites slot 0 of the config map pinned in `dir`, a `kind` rule.
+fn change_pinned(dir: &Path, kind: RuleKind, change: Change) -> Result<()> {
     let mut map = pinned(dir, CFG)?;
-    match r.rule {
-        RuleKind::Net => clear_dry_run::<NetRule>(&mut map),
-        RuleKind::Sock => clear_dry_run::<SockRule>(&mut map),
-        RuleKind::Sys => clear_dry_run::<SysRule>(&mut map),
+    match kind {
+        RuleKind::Net => change_rule::<NetRule>(&mut map, change),
+        RuleKind::Sock => change_rule::<SockRule>(&mut map, change),
+        RuleKind::Sys => change_rule::<SysRule>(&mut map, change),
     }
 }
 
-fn clear_dry_run<R: Rule>(map: &mut Map) -> Result<()> {
+fn change_rule<R: Rule>(map: &mut Map, change: Change) -> Result<()> {
     let mut cfg: Array<_, R> =
         Array::try_from(map).map_err(|e| Error::map("opening the config", e))?;
     let mut rule = cfg
         .get(&0, 0)
         .map_err(|e| Error::map("reading the config", e))?;
-    *rule.flags_mut() &= !FLAG_DRY_RUN;
+    match change {
+        Change::GoLive => *rule.flags_mut() &= !FLAG_DRY_RUN,
+        Change::Disarm => rule.set_deadline(1),
+    }
     cfg.set(0, rule, 0)
         .map_err(|e| Error::map("writing the config", e))
+}
+
+/// Removes what `r` recorded, its pinned fault disarmed first (`disarm_pinned`); returns the
+/// parts that could not be removed.
+fn end(r: &Record) -> usize {
+    if let Some(dir) = &r.pins {
+        match disarm_pinned(dir, r.rule) {
+            Ok(()) => tracing::debug!("fault {}: disarmed in the kernel", r.id),
+            Err(e) => tracing::warn!("fault {}: {}", r.id, crate::error::chain(&e)),
+        }
+    }
+    r.remove_all()
 }
 
 /// Stops one fault: background ones are unpinned and their filters removed; a foreground one
@@ -199,7 +238,7 @@ pub fn stop(id: &str) -> Result<()> {
         unsafe { libc::kill(r.owner_pid as i32, libc::SIGTERM) };
         return Ok(());
     }
-    match r.remove_all() {
+    match end(&r) {
         0 => Ok(()),
         n => Err(Error::io(
             format!("stopping {id}"),
@@ -241,7 +280,7 @@ pub fn cleanup() -> (usize, usize) {
         if !r.background && r.owner_alive() {
             continue; // a running foreground fault cleans up after itself
         }
-        match r.remove_all() {
+        match end(&r) {
             0 => removed += 1,
             n => failed += n,
         }

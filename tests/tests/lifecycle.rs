@@ -128,6 +128,45 @@ fn background_connect_dry_run_goes_live_and_cleans_up() {
     lab.finish();
 }
 
+/// `chaos stop` ends a background fault in the kernel before it unpins anything: a pinned fault
+/// that is disarmed (what stop does first) stays pinned and refuses nothing more.
+#[test]
+fn background_fault_is_disarmed_before_it_is_unpinned() {
+    let lab = Lab::new("bgd");
+    let _srv = lab.tcp_server(&["10.77.0.2:7002"]);
+    let dst = SERVER_V4.to_string();
+    let cg = lab.cgroup();
+    let id = background(
+        &lab,
+        &[
+            "syscall",
+            "connect",
+            "--errno",
+            "ECONNREFUSED",
+            "--cgroup",
+            &cg,
+            "--duration",
+            "60s",
+        ],
+    );
+    let refused = || connect(lab.inside("python3"), &dst, 7002, "tcp");
+    assert_eq!(refused(), libc::ECONNREFUSED, "in force");
+    chaos::background::disarm_pinned(&lab.pin_dir.join(&id), chaos::state::RuleKind::Sock)
+        .expect("disarm the pinned fault");
+    assert_eq!(refused(), 0, "disarmed");
+    let st = status(&lab);
+    assert_eq!(st.len(), 1, "still pinned and listed: {st:?}");
+    assert_eq!(st[0]["counters"]["injected"], 1, "{st:?}");
+    let mut cmd = lab.chaos_cmd();
+    cmd.env("CHAOS_LOG", "debug");
+    let (code, _, err) = chaos_via(cmd, &["stop", &id]);
+    assert_eq!(code, 0, "{err}");
+    let disarmed = err.find(&format!("fault {id}: disarmed in the kernel"));
+    assert!(disarmed.is_some(), "stop disarms first: {err}");
+    assert!(status(&lab).is_empty());
+    lab.finish();
+}
+
 #[test]
 fn background_cls_bpf_fault_stops_cleanly() {
     let lab = Lab::new("bgcls");
