@@ -101,7 +101,9 @@ pub struct Status {
     pub fault: String,
     pub detail: String,
     /// "active", "expired" (inert, still pinned until stop/cleanup), or "orphaned" (a foreground
-    /// fault whose chaos died; removed by the next command or `chaos cleanup`).
+    /// fault whose chaos died leaving cls_bpf filters, qdiscs, an ifb or workers; removed by the
+    /// next command or `chaos cleanup`). A dead chaos's fault that left nothing (TCX and cgroup
+    /// links go with its process) is not listed: its record is removed.
     pub state: &'static str,
     pub background: bool,
     pub owner_pid: u32,
@@ -113,6 +115,14 @@ pub fn status() -> Vec<Status> {
     let now = ebpf::monotonic_ns();
     Record::load_all()
         .into_iter()
+        .filter(|r| {
+            let gone = !r.background && !r.owner_alive() && r.holds_nothing_after_exit();
+            if gone {
+                tracing::debug!("fault {}: its chaos died and left nothing; record removed", r.id);
+                r.delete();
+            }
+            !gone
+        })
         .map(|r| {
             let state = if !r.background && !r.owner_alive() {
                 "orphaned"

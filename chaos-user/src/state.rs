@@ -251,6 +251,16 @@ impl Record {
         self.background || self.owner_alive()
     }
 
+    /// Whether nothing this record describes outlives its chaos: no cls_bpf filter, qdisc,
+    /// ifb, worker or pin, only fd-owned links, which the kernel removed with the process.
+    pub fn holds_nothing_after_exit(&self) -> bool {
+        self.pins.is_none()
+            && self.tc.is_empty()
+            && self.qdiscs.is_empty()
+            && self.ifbs.is_empty()
+            && self.workers.is_empty()
+    }
+
     pub fn expired(&self) -> bool {
         crate::ebpf::monotonic_ns() >= self.deadline_mono_ns
     }
