@@ -29,3 +29,4 @@ pub use plan::NetPlan;
 pub use spec::{Action, Direction, Distribution, NetSpec, Protocol};
 pub use support::{needs, support};
 pub use tc::AttachMode;
+pub use tcx_warmup::{hold as hold_tcx_hooks, tcx_in_use};

@@ -70,8 +70,23 @@ impl Drop for Warmup {
     }
 }
 
+/// Attaches the pass-through program at `hooks` of `iface` (in `netns`) and returns its
+/// descriptors, program first: the links last until they are dropped. What the warm-up does,
+/// for `bench-lifecycle`, which times it (the kernel's part of a first TCX attach: one RCU
+/// grace period) and holds one to start chaos on a host where the TCX hook is on.
+///
+/// Errors: the namespace cannot be entered, no interface `iface`, or a refused bpf() call.
+pub fn hold(
+    iface: &str,
+    netns: Option<&Netns>,
+    hooks: &[Direction],
+) -> std::io::Result<Vec<OwnedFd>> {
+    netns::within(netns, || attach_all(iface, hooks))
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+}
+
 /// Whether some TCX link exists on this host (the kernel's static key is then on).
-fn tcx_in_use() -> bool {
+pub fn tcx_in_use() -> bool {
     use aya::programs::{links::LinkType, loaded_links};
     loaded_links()
         .flatten()

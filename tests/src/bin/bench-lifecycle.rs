@@ -7,14 +7,22 @@
 //! - detach: from SIGINT to the send time of the first datagram that arrives again;
 //! - exit:   from SIGINT to the chaos process having exited.
 //!
-//! for a one-rule TCX and cls_bpf drop and an 8-rule `net rules` set (the matching rule last);
+//! for a one-rule TCX drop (on this host as it is, and again while this process holds a TCX
+//! link elsewhere, as Cilium's would be), a one-rule cls_bpf drop and an 8-rule `net rules`
+//! set (the matching rule last);
 //! and for `syscall connect`: from spawning chaos to the first connect() refused in a process
 //! of the target cgroup that connects in a loop. Every case runs idle, then again with both
-//! CPUs kept busy by spinning threads of this process (busy/idle ratio).
+//! CPUs kept busy by spinning threads of this process (busy/idle ratio). First, under the
+//! same traffic, the kernel's own part of a TCX start on a host without TCX links: how long
+//! attaching a 2-instruction pass-through program takes (one RCU grace period), which no
+//! loader avoids.
 //!
 //! Usage: bench-lifecycle [RUNS]  (CHAOS_BIN should point at a release build)
 
-use chaos::sandbox::{SERVER_V4, Sandbox};
+use chaos::{
+    net::{Direction, hold_tcx_hooks, tcx_in_use},
+    sandbox::{SERVER_V4, Sandbox},
+};
 use chaos_tests::chaos_bin;
 use std::{
     io::{BufRead, BufReader},
@@ -113,7 +121,7 @@ fn net_args(sb: &Sandbox, case: &str) -> Vec<String> {
             ]);
             a
         }
-        mode => [
+        case => [
             "net",
             "drop",
             "--protocol",
@@ -121,7 +129,7 @@ fn net_args(sb: &Sandbox, case: &str) -> Vec<String> {
             "--dport",
             &port,
             "--tc-attach",
-            mode,
+            case.trim_end_matches("-held"),
         ]
         .map(String::from)
         .to_vec(),
@@ -285,10 +293,54 @@ impl Drop for Hogs {
     }
 }
 
+/// The kernel's part of a first TCX attach on a host without one, under the same traffic:
+/// median milliseconds of `runs` pass-through attaches at the server's ingress (the RCU grace
+/// period before the kernel's TCX static key is turned on), or None where a TCX link exists.
+fn first_tcx_attach(sb: &Sandbox, runs: usize) -> Option<f64> {
+    let netns = sb.server_netns().expect("server netns");
+    let mut ms = Vec::new();
+    for _ in 0..runs {
+        if tcx_in_use() {
+            return None;
+        }
+        let mut stream = start_stream(sb);
+        std::thread::sleep(Duration::from_millis(100));
+        let t = Instant::now();
+        let links = hold_tcx_hooks(&sb.server_if, Some(&netns), &[Direction::Ingress])
+            .expect("pass-through TCX link");
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        drop(links);
+        stream.stop.store(true, Ordering::Relaxed);
+        for t in std::mem::take(&mut stream.threads) {
+            let _ = t.join();
+        }
+    }
+    Some(median(ms))
+}
+
+/// A pass-through TCX link on the client namespace's loopback, which the stream never uses.
+fn hold_elsewhere(sb: &Sandbox) -> Vec<std::os::fd::OwnedFd> {
+    let netns = chaos::netns::Netns::resolve(&sb.client_ns).expect("client netns");
+    hold_tcx_hooks("lo", Some(&netns), &[Direction::Ingress]).expect("held TCX link")
+}
+
 /// Medians of `runs` runs of every case: [(case, start -> fault, SIGINT -> exited)].
 fn measure(sb: &Sandbox, runs: usize) -> Vec<(&'static str, f64, f64)> {
     let mut rows = Vec::new();
-    for case in ["tcx", "cls-bpf", "rules8"] {
+    match first_tcx_attach(sb, runs) {
+        Some(ms) => println!(
+            "  kernel   first TCX attach of a 2-instruction program (no chaos) {ms:>5.1} ms"
+        ),
+        None => println!(
+            "  kernel   first TCX attach: not measured, a TCX link exists on this host already"
+        ),
+    }
+    for case in ["tcx", "tcx-held", "cls-bpf", "rules8"] {
+        // A TCX link elsewhere on the host, as Cilium's would be: the kernel's TCX hook is on.
+        let _held = (case == "tcx-held").then(|| hold_elsewhere(sb));
+        if case == "tcx" && tcx_in_use() {
+            println!("  (tcx: a TCX link exists on this host already, so this row is tcx-held's)");
+        }
         let (mut inj, mut det, mut ex) = (vec![], vec![], vec![]);
         for _ in 0..runs {
             let (i, d, e) = one_run(sb, case);
