@@ -118,7 +118,10 @@ pub fn status() -> Vec<Status> {
         .filter(|r| {
             let gone = !r.background && !r.owner_alive() && r.holds_nothing_after_exit();
             if gone {
-                tracing::debug!("fault {}: its chaos died and left nothing; record removed", r.id);
+                tracing::debug!(
+                    "fault {}: its chaos died and left nothing; record removed",
+                    r.id
+                );
                 r.delete();
             }
             !gone

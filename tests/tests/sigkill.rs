@@ -70,5 +70,8 @@ fn nothing_listed_nothing_recorded(lab: &Lab) {
     let listed: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
     assert_eq!(listed, serde_json::json!([]), "{listed}");
     let records = std::fs::read_dir(&lab.state_dir).map_or(0, |d| d.count());
-    assert_eq!(records, 0, "status removed the record of a fault that left nothing");
+    assert_eq!(
+        records, 0,
+        "status removed the record of a fault that left nothing"
+    );
 }
