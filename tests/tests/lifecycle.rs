@@ -32,6 +32,20 @@ fn background(lab: &Lab, args: &[&str]) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
+/// A background `syscall connect` refusing with ECONNREFUSED in cgroup `cg` for 60 s, with
+/// `extra` flags; returns its id.
+fn background_refusal(lab: &Lab, cg: &str, extra: &[&str]) -> String {
+    let flags = [
+        "syscall",
+        "connect",
+        "--errno",
+        "ECONNREFUSED",
+        "--cgroup",
+        cg,
+    ];
+    background(lab, &[&flags[..], extra, &["--duration", "60s"]].concat())
+}
+
 #[test]
 fn background_fault_outlives_chaos_and_stops_on_demand() {
     let lab = Lab::new("bgn");
@@ -93,20 +107,7 @@ fn background_connect_dry_run_goes_live_and_cleans_up() {
     let _srv = lab.tcp_server(&["10.77.0.2:7001"]);
     let dst = SERVER_V4.to_string();
     let cg = lab.cgroup();
-    let id = background(
-        &lab,
-        &[
-            "syscall",
-            "connect",
-            "--errno",
-            "ECONNREFUSED",
-            "--cgroup",
-            &cg,
-            "--dry-run",
-            "--duration",
-            "60s",
-        ],
-    );
+    let id = background_refusal(&lab, &cg, &["--dry-run"]);
     assert_eq!(
         connect(lab.inside("python3"), &dst, 7001, "tcp"),
         0,
@@ -136,19 +137,7 @@ fn background_fault_is_disarmed_before_it_is_unpinned() {
     let _srv = lab.tcp_server(&["10.77.0.2:7002"]);
     let dst = SERVER_V4.to_string();
     let cg = lab.cgroup();
-    let id = background(
-        &lab,
-        &[
-            "syscall",
-            "connect",
-            "--errno",
-            "ECONNREFUSED",
-            "--cgroup",
-            &cg,
-            "--duration",
-            "60s",
-        ],
-    );
+    let id = background_refusal(&lab, &cg, &[]);
     let refused = || connect(lab.inside("python3"), &dst, 7002, "tcp");
     assert_eq!(refused(), libc::ECONNREFUSED, "in force");
     chaos::background::disarm_pinned(&lab.pin_dir.join(&id), chaos::state::RuleKind::Sock)
